@@ -1,0 +1,496 @@
+//! Workflow definitions: the TOML document, its validation, and the checked
+//! [`Definition`] the engine runs on.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
+
+/// The definition of the second AMI "Au cœur des territoires", embedded so that
+/// every part of the project runs on the same one unless told otherwise.
+pub const DEFAULT_DEFINITION_TOML: &str = include_str!("ami2.toml");
+
+/// Why a workflow definition was refused on load. Each message names the item
+/// (or the TOML line) at fault so that its author can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("définition illisible : {0}")]
+    Syntax(String),
+    #[error("{item} : {problem}")]
+    Invalid { item: String, problem: String },
+}
+
+fn invalid(item: impl Into<String>, problem: impl Into<String>) -> DefinitionError {
+    DefinitionError::Invalid {
+        item: item.into(),
+        problem: problem.into(),
+    }
+}
+
+/// What an action does to a dossier besides moving it between states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Moves the dossier from one state to another.
+    #[default]
+    Transition,
+    /// Creates the dossier (it has no `from` state).
+    Create,
+    /// Records a pièce received after the dossier; the state does not change.
+    AttachPiece,
+}
+
+/// A condition an action checks on the dossier before it may be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guard {
+    /// Every pièce of the definition has been received.
+    PiecesComplete,
+    /// Every avis the dossier's programmes require has been given.
+    AllAvis,
+    /// No verdict given so far on the dossier is blocking.
+    NoBlockingVerdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wave {
+    pub number: u8,
+    /// Last day of the wave, in the campaign's time zone.
+    pub closes_on: NaiveDate,
+    /// First instant after the wave (the end of `closes_on`), computed on load.
+    #[serde(default = "epoch", skip_deserializing)]
+    pub closes_at: DateTime<Utc>,
+}
+
+fn epoch() -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    pub name: String,
+    /// Prefix of dossier references, e.g. `AMI2` in `AMI2-V1-0007`.
+    pub reference_prefix: String,
+    pub time_zone: Tz,
+    pub opens_on: NaiveDate,
+    pub waves: Vec<Wave>,
+    /// Start of `opens_on` in the time zone, computed on load.
+    #[serde(default = "epoch", skip_deserializing)]
+    pub opens_at: DateTime<Utc>,
+}
+
+impl Campaign {
+    /// The instant after which no dossier may be received (end of the last wave).
+    pub fn closes_at(&self) -> DateTime<Utc> {
+        self.waves.last().map_or(self.opens_at, |w| w.closes_at)
+    }
+
+    /// Where an instant falls in the campaign.
+    pub fn placement(&self, at: DateTime<Utc>) -> Placement {
+        if at < self.opens_at {
+            return Placement::NotOpen;
+        }
+        self.waves
+            .iter()
+            .find(|w| at < w.closes_at)
+            .map_or(Placement::Closed, |w| Placement::Wave(w.number))
+    }
+}
+
+/// Where an instant falls in a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    NotOpen,
+    Wave(u8),
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub id: SmolStr,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateDef {
+    pub id: SmolStr,
+    pub label: String,
+    #[serde(default)]
+    pub terminal: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictDef {
+    pub id: SmolStr,
+    pub label: String,
+    /// A motivation must accompany this verdict.
+    #[serde(default)]
+    pub requires_motivation: bool,
+    /// A dossier with this verdict cannot be declared lauréat.
+    #[serde(default)]
+    pub blocking: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Programme {
+    pub id: SmolStr,
+    pub label: String,
+    /// The action that gives this programme's avis.
+    pub avis_action: SmolStr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionDef {
+    pub id: SmolStr,
+    pub label: String,
+    #[serde(default)]
+    pub effect: Effect,
+    /// States the action may be taken from; `"*"` stands for every
+    /// non-terminal state and is expanded on load.
+    #[serde(default)]
+    pub from: Vec<SmolStr>,
+    pub to: SmolStr,
+    pub agency: SmolStr,
+    /// Minimum role.
+    pub role: SmolStr,
+    /// The action carries a verdict.
+    #[serde(default)]
+    pub verdict: bool,
+    /// The action requires a motivation whatever the verdict.
+    #[serde(default)]
+    pub motivation: bool,
+    /// Only for dossiers in this programme.
+    #[serde(default)]
+    pub programme: Option<SmolStr>,
+    /// For dossiers in these programmes, their avis must already be given.
+    #[serde(default)]
+    pub avis_before: Vec<SmolStr>,
+    #[serde(default)]
+    pub guards: Vec<Guard>,
+    /// The actor must not be the person who last took this other action.
+    #[serde(default)]
+    pub distinct_from: Option<SmolStr>,
+    /// The action moves the dossier forward: the agency that may take it is
+    /// the one the dossier is waiting on.
+    #[serde(default)]
+    pub next_step: bool,
+}
+
+impl ActionDef {
+    pub fn is_possible_from(&self, state: &str) -> bool {
+        self.from.iter().any(|s| s == state)
+    }
+}
+
+/// A validated workflow definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    pub version: SmolStr,
+    pub campaign: Campaign,
+    pub agencies: Vec<Item>,
+    /// Lowest first.
+    pub roles: Vec<Item>,
+    pub states: Vec<StateDef>,
+    pub pieces: Vec<Item>,
+    pub verdicts: Vec<VerdictDef>,
+    pub programmes: Vec<Programme>,
+    pub actions: Vec<ActionDef>,
+}
+
+impl Definition {
+    /// The embedded definition of the second AMI.
+    pub fn ami2() -> Definition {
+        // The embedded document is checked by the crate's tests; failing here
+        // would be a build defect, not a runtime condition.
+        Definition::from_toml(DEFAULT_DEFINITION_TOML).expect("embedded ami2.toml is valid")
+    }
+
+    /// Parses and validates a TOML workflow definition.
+    pub fn from_toml(text: &str) -> Result<Definition, DefinitionError> {
+        let mut def: Definition =
+            toml::from_str(text).map_err(|e| DefinitionError::Syntax(e.to_string()))?;
+        def.resolve_and_validate()?;
+        Ok(def)
+    }
+
+    pub fn action(&self, id: &str) -> Option<&ActionDef> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+
+    pub fn state(&self, id: &str) -> Option<&StateDef> {
+        self.states.iter().find(|s| s.id == id)
+    }
+
+    pub fn verdict(&self, id: &str) -> Option<&VerdictDef> {
+        self.verdicts.iter().find(|v| v.id == id)
+    }
+
+    pub fn programme(&self, id: &str) -> Option<&Programme> {
+        self.programmes.iter().find(|p| p.id == id)
+    }
+
+    pub fn has_agency(&self, id: &str) -> bool {
+        self.agencies.iter().any(|a| a.id == id)
+    }
+
+    pub fn has_piece(&self, id: &str) -> bool {
+        self.pieces.iter().any(|p| p.id == id)
+    }
+
+    /// Rank of a role (0 is the lowest), `None` when unknown.
+    pub fn role_rank(&self, id: &str) -> Option<usize> {
+        self.roles.iter().position(|r| r.id == id)
+    }
+
+    pub fn is_terminal(&self, state: &str) -> bool {
+        self.state(state).is_some_and(|s| s.terminal)
+    }
+
+    pub fn state_label<'a>(&'a self, state: &'a str) -> &'a str {
+        self.state(state).map_or(state, |s| s.label.as_str())
+    }
+
+    /// The actions that create a dossier.
+    pub fn creation_actions(&self) -> impl Iterator<Item = &ActionDef> {
+        self.actions.iter().filter(|a| a.effect == Effect::Create)
+    }
+
+    fn resolve_and_validate(&mut self) -> Result<(), DefinitionError> {
+        self.resolve_campaign()?;
+        unique("agencies", self.agencies.iter().map(|a| &a.id))?;
+        unique("roles", self.roles.iter().map(|a| &a.id))?;
+        unique("states", self.states.iter().map(|a| &a.id))?;
+        unique("pieces", self.pieces.iter().map(|a| &a.id))?;
+        unique("verdicts", self.verdicts.iter().map(|a| &a.id))?;
+        unique("programmes", self.programmes.iter().map(|a| &a.id))?;
+        unique("actions", self.actions.iter().map(|a| &a.id))?;
+        for (what, empty) in [
+            ("agencies", self.agencies.is_empty()),
+            ("roles", self.roles.is_empty()),
+            ("states", self.states.is_empty()),
+            ("actions", self.actions.is_empty()),
+        ] {
+            if empty {
+                return Err(invalid(what, "la liste est vide"));
+            }
+        }
+
+        let non_terminal: Vec<SmolStr> = self
+            .states
+            .iter()
+            .filter(|s| !s.terminal)
+            .map(|s| s.id.clone())
+            .collect();
+        for action in &mut self.actions {
+            if action.from.iter().any(|s| s == "*") {
+                action.from = non_terminal.clone();
+            }
+        }
+
+        for programme in &self.programmes {
+            let item = format!("programme `{}`", programme.id);
+            match self.action(&programme.avis_action) {
+                None => {
+                    return Err(invalid(
+                        item,
+                        format!("action d'avis inconnue `{}`", programme.avis_action),
+                    ))
+                }
+                Some(a) if !a.verdict => {
+                    return Err(invalid(
+                        item,
+                        format!("l'action `{}` ne porte pas de verdict", a.id),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+
+        for action in &self.actions {
+            self.validate_action(action)?;
+        }
+        if self.creation_actions().next().is_none() {
+            return Err(invalid("actions", "aucune action ne crée de dossier"));
+        }
+        self.validate_graph()
+    }
+
+    fn resolve_campaign(&mut self) -> Result<(), DefinitionError> {
+        let c = &mut self.campaign;
+        let tz = c.time_zone;
+        c.opens_at = start_of_day(tz, c.opens_on)
+            .ok_or_else(|| invalid("campaign.opens_on", "date introuvable"))?;
+        if c.waves.is_empty() {
+            return Err(invalid("campaign.waves", "aucune vague"));
+        }
+        let mut previous_end = c.opens_on;
+        let mut seen = BTreeSet::new();
+        for wave in &mut c.waves {
+            let item = format!("campaign.waves, vague {}", wave.number);
+            if !seen.insert(wave.number) {
+                return Err(invalid(item, "numéro de vague en double"));
+            }
+            if wave.closes_on < previous_end {
+                return Err(invalid(
+                    item,
+                    format!(
+                        "la vague se termine le {} et chevauche la précédente (ou l'ouverture) qui va jusqu'au {}",
+                        wave.closes_on, previous_end
+                    ),
+                ));
+            }
+            let next_day = wave
+                .closes_on
+                .checked_add_days(Days::new(1))
+                .ok_or_else(|| invalid(item.clone(), "date hors limites"))?;
+            wave.closes_at =
+                start_of_day(tz, next_day).ok_or_else(|| invalid(item, "date introuvable"))?;
+            // Waves are consecutive: the next one starts the day after.
+            previous_end = next_day;
+        }
+        Ok(())
+    }
+
+    fn validate_action(&self, action: &ActionDef) -> Result<(), DefinitionError> {
+        let item = format!("action `{}`", action.id);
+        let state_known = |s: &SmolStr| self.state(s).is_some();
+        if !self.has_agency(&action.agency) {
+            return Err(invalid(
+                item,
+                format!("agence inconnue `{}`", action.agency),
+            ));
+        }
+        if self.role_rank(&action.role).is_none() {
+            return Err(invalid(item, format!("rôle inconnu `{}`", action.role)));
+        }
+        if !state_known(&action.to) {
+            return Err(invalid(item, format!("état inconnu `{}` (to)", action.to)));
+        }
+        if let Some(s) = action.from.iter().find(|s| !state_known(s)) {
+            return Err(invalid(item, format!("état inconnu `{s}` (from)")));
+        }
+        match action.effect {
+            Effect::Create if !action.from.is_empty() => {
+                return Err(invalid(item, "une action de création n'a pas d'état de départ"))
+            }
+            Effect::Create => {}
+            Effect::Transition | Effect::AttachPiece if action.from.is_empty() => {
+                return Err(invalid(item, "aucun état de départ (from)"))
+            }
+            Effect::AttachPiece if action.from.iter().any(|s| *s != action.to) => {
+                return Err(invalid(
+                    item,
+                    "l'ajout d'une pièce ne change pas l'état : from et to doivent être égaux",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(p) = &action.programme {
+            if self.programme(p).is_none() {
+                return Err(invalid(item, format!("programme inconnu `{p}`")));
+            }
+        }
+        if let Some(p) = action.avis_before.iter().find(|p| self.programme(p).is_none()) {
+            return Err(invalid(item, format!("programme inconnu `{p}` (avis_before)")));
+        }
+        if let Some(other) = &action.distinct_from {
+            if self.action(other).is_none() {
+                return Err(invalid(
+                    item,
+                    format!("action inconnue `{other}` (distinct_from)"),
+                ));
+            }
+        }
+        if action.verdict && self.verdicts.is_empty() {
+            return Err(invalid(item, "porte un verdict mais aucun verdict n'est défini"));
+        }
+        Ok(())
+    }
+
+    fn validate_graph(&self) -> Result<(), DefinitionError> {
+        // Every state is reachable from a creation.
+        let mut reached: BTreeSet<&str> = BTreeSet::new();
+        let mut queue: VecDeque<&str> = self.creation_actions().map(|a| a.to.as_str()).collect();
+        while let Some(state) = queue.pop_front() {
+            if !reached.insert(state) {
+                continue;
+            }
+            for a in self.actions.iter().filter(|a| a.is_possible_from(state)) {
+                queue.push_back(a.to.as_str());
+            }
+        }
+        if let Some(s) = self.states.iter().find(|s| !reached.contains(s.id.as_str())) {
+            return Err(invalid(
+                format!("état `{}`", s.id),
+                "aucun chemin n'y mène depuis le dépôt",
+            ));
+        }
+        let mut exits: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in &self.actions {
+            for from in a.from.iter().filter(|f| **f != a.to) {
+                *exits.entry(from.as_str()).or_default() += 1;
+            }
+        }
+        for s in &self.states {
+            let n = exits.get(s.id.as_str()).copied().unwrap_or(0);
+            if s.terminal && n > 0 {
+                return Err(invalid(
+                    format!("état `{}`", s.id),
+                    "état final dont une action permet de sortir",
+                ));
+            }
+            if !s.terminal && n == 0 {
+                return Err(invalid(
+                    format!("état `{}`", s.id),
+                    "état non final sans aucune issue",
+                ));
+            }
+        }
+        for a in &self.actions {
+            if let Some(from) = a.from.iter().find(|f| self.is_terminal(f)) {
+                return Err(invalid(
+                    format!("action `{}`", a.id),
+                    format!("part de l'état final `{from}`"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unique<'a>(what: &str, ids: impl Iterator<Item = &'a SmolStr>) -> Result<(), DefinitionError> {
+    let mut seen = BTreeSet::new();
+    for id in ids {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(invalid(
+                format!("{what} `{id}`"),
+                "identifiant invalide (lettres ASCII, chiffres et _ seulement)",
+            ));
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(invalid(format!("{what} `{id}`"), "identifiant en double"));
+        }
+    }
+    Ok(())
+}
+
+/// The first instant of a calendar day in a time zone. A day starting inside
+/// a daylight-saving gap starts at the first instant that exists.
+fn start_of_day(tz: Tz, day: NaiveDate) -> Option<DateTime<Utc>> {
+    let midnight = day.and_hms_opt(0, 0, 0)?;
+    let local = tz.from_local_datetime(&midnight);
+    local
+        .earliest()
+        .or_else(|| tz.from_local_datetime(&(midnight + chrono::Duration::hours(1))).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}

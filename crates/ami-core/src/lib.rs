@@ -1,0 +1,21 @@
+//! `ami-core`: the pure engine of the AMI "Au cœur des territoires" review
+//! workflow. A workflow is data ([`Definition`], loaded from TOML and checked);
+//! a dossier is the fold of its events ([`apply`], [`fold`]); [`decide`] says
+//! whether an actor may take an action now and returns the event, or a
+//! [`Rejection`] with a precise reason. No I/O, no clock: callers pass `now`.
+
+pub mod definition;
+pub mod dossier;
+pub mod engine;
+pub mod mermaid;
+
+pub use definition::{
+    ActionDef, Campaign, Definition, DefinitionError, Effect, Guard, Placement, StateDef,
+    DEFAULT_DEFINITION_TOML,
+};
+pub use dossier::{
+    apply, fold, Actor, Avis, Command, CreatedDossier, Dossier, DossierId, Event, FoldError,
+    NewDossier, Payload, Piece, Porteur,
+};
+pub use engine::{available_actions, awaiting, decide, Rejection};
+pub use mermaid::to_mermaid;
