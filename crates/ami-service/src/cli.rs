@@ -1,0 +1,348 @@
+//! The `ami` subcommands: serve, migrate, token, workflow, demo, audit, bench.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ami_core::Definition;
+use anyhow::{bail, Context};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::http::{self, AppState};
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(name = "ami", version, about = "Instruction des dossiers de l'AMI « Au cœur des territoires » (Cnam, ANCT)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+    /// Log format: text for people, json for machines.
+    #[arg(long, global = true, env = "AMI_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone)]
+struct Db {
+    /// sqlite://FILE (created if missing) or postgres://USER@HOST/DB.
+    #[arg(long, env = "AMI_DATABASE_URL", default_value = "sqlite://ami.db")]
+    database_url: String,
+}
+
+#[derive(Args, Clone)]
+struct Workflow {
+    /// A workflow definition in TOML; the embedded second AMI by default.
+    #[arg(long, env = "AMI_WORKFLOW")]
+    workflow: Option<std::path::PathBuf>,
+}
+
+impl Workflow {
+    fn load(&self) -> anyhow::Result<Definition> {
+        match &self.workflow {
+            None => Ok(Definition::ami2()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("lecture de {}", path.display()))?;
+                Definition::from_toml(&text).with_context(|| format!("workflow {}", path.display()))
+            }
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the HTTP service.
+    Serve {
+        #[arg(long, env = "AMI_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        #[command(flatten)]
+        db: Db,
+        #[command(flatten)]
+        workflow: Workflow,
+    },
+    /// Apply the database migrations.
+    Migrate {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCmd,
+    },
+    /// Show the active workflow.
+    Workflow {
+        #[command(subcommand)]
+        command: WorkflowCmd,
+    },
+    /// Fill an empty database with a demo campaign and print tokens to try it.
+    Demo {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Check the journal's digest chains.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+    /// Rebuild every dossier's projection from the journal.
+    Rebuild {
+        #[command(flatten)]
+        db: Db,
+        #[command(flatten)]
+        workflow: Workflow,
+    },
+    /// Measure the service against the bare database (see docs/PERFORMANCE.md).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token; it is printed once, alone on the last line.
+    Create {
+        #[arg(long)]
+        agency: String,
+        #[arg(long)]
+        role: String,
+        /// First and last name of the person.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Revoke a token; every instance refuses it from the next request.
+    Revoke {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkflowCmd {
+    /// Print the definition (TOML), or its Mermaid diagram.
+    Show {
+        #[arg(long)]
+        mermaid: bool,
+        #[command(flatten)]
+        workflow: Workflow,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute every chain; exit 1 naming the first event that does not match.
+    Verify {
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("erreur : {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("erreur : {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AMI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn connect(db: &Db) -> anyhow::Result<Store> {
+    Store::connect(&db.database_url)
+        .await
+        .with_context(|| format!("connexion à la base {}", redact(&db.database_url)))
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Serve { addr, db, workflow } => {
+            let definition = Arc::new(workflow.load()?);
+            let store = connect(&db).await?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("écoute sur {addr}"))?;
+            tracing::info!(
+                addr = %listener.local_addr()?,
+                database = %redact(&db.database_url),
+                workflow = %definition.version,
+                "ami listening"
+            );
+            let state = AppState {
+                store: store.clone(),
+                definition,
+            };
+            http::serve(listener, state, shutdown_signal()).await?;
+            store.close().await;
+            tracing::info!("ami stopped");
+        }
+        Cmd::Migrate { db } => {
+            connect(&db).await?;
+            println!("migrations appliquées");
+        }
+        Cmd::Token { command } => token(command).await?,
+        Cmd::Workflow {
+            command: WorkflowCmd::Show { mermaid, workflow },
+        } => {
+            let def = workflow.load()?;
+            if mermaid {
+                print!("{}", ami_core::to_mermaid(&def));
+            } else {
+                match &workflow.workflow {
+                    Some(path) => print!("{}", std::fs::read_to_string(path)?),
+                    None => print!("{}", ami_core::DEFAULT_DEFINITION_TOML),
+                }
+            }
+        }
+        Cmd::Demo { db } => {
+            let store = connect(&db).await?;
+            crate::demo::fill(&store, &Definition::ami2()).await?;
+        }
+        Cmd::Audit {
+            command: AuditCmd::Verify { db },
+        } => {
+            let store = connect(&db).await?;
+            let report = store.verify_journal().await?;
+            match report.first_broken {
+                None => println!(
+                    "journal intègre : {} dossiers, {} événements vérifiés",
+                    report.dossiers, report.events
+                ),
+                Some(b) => {
+                    println!(
+                        "journal altéré : dossier {} événement {} (empreinte différente)",
+                        b.dossier_id, b.seq
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Cmd::Rebuild { db, workflow } => {
+            let def = workflow.load()?;
+            let store = connect(&db).await?;
+            let n = store.rebuild_projections(&def).await?;
+            println!("{n} dossiers reconstruits depuis le journal");
+        }
+        Cmd::Bench(args) => crate::bench::run(args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token(command: TokenCmd) -> anyhow::Result<()> {
+    match command {
+        TokenCmd::Create {
+            agency,
+            role,
+            name,
+            db,
+        } => {
+            let def = Definition::ami2();
+            if !def.has_agency(&agency) {
+                bail!("agence inconnue « {agency} » : dar, acv ou ti");
+            }
+            if def.role_rank(&role).is_none() {
+                bail!("rôle inconnu « {role} » : agent ou responsable");
+            }
+            if name.trim().is_empty() || crate::auth::person_id(&name).is_empty() {
+                bail!("--name doit donner le prénom et le nom de la personne");
+            }
+            let store = connect(&db).await?;
+            let (record, text) = crate::auth::create_token(&store, &name, &agency, &role).await?;
+            println!(
+                "jeton {} créé pour {} ({} {}) ; il ne sera plus affiché :",
+                record.id, record.name, record.agency, record.role
+            );
+            println!("{text}");
+        }
+        TokenCmd::List { db } => {
+            let store = connect(&db).await?;
+            for t in store.list_tokens().await? {
+                println!(
+                    "{}  {:<4} {:<12} {:<30} créé {}{}",
+                    t.id,
+                    t.agency,
+                    t.role,
+                    t.name,
+                    t.created_at.format("%Y-%m-%d %H:%M"),
+                    t.revoked_at
+                        .map(|r| format!("  révoqué {}", r.format("%Y-%m-%d %H:%M")))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        TokenCmd::Revoke { id, db } => {
+            let store = connect(&db).await?;
+            if !store.revoke_token(id, Utc::now()).await? {
+                bail!("aucun jeton {id}");
+            }
+            println!("jeton {id} révoqué");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing requests in flight");
+}

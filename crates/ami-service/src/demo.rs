@@ -1,0 +1,214 @@
+//! `ami demo`: a realistic campaign in an empty database, so that a newcomer
+//! sees every state of the workflow in one command.
+
+use ami_core::{Actor, Command, Definition, DossierId, NewDossier, Piece, Porteur};
+use anyhow::{bail, Context};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::auth::create_token;
+use crate::store::{Store, TransitionRequest};
+
+/// (commune, INSEE code, programmes)
+const TOWNS: &[(&str, &str, &[&str])] = &[
+    ("Nevers", "58194", &["acv", "ti"]),
+    ("Auxerre", "89024", &["acv"]),
+    ("Bourges", "18033", &["acv"]),
+    ("Châteauroux", "36044", &["acv", "ti"]),
+    ("Vierzon", "18279", &["acv", "ti"]),
+    ("Montluçon", "03185", &["acv", "ti"]),
+    ("Moulins", "03190", &["acv"]),
+    ("Le Creusot", "71153", &["ti"]),
+    ("Chalon-sur-Saône", "71076", &["acv", "ti"]),
+    ("Épinal", "88160", &["acv"]),
+    ("Saint-Dié-des-Vosges", "88413", &["acv", "ti"]),
+    ("Lunéville", "54329", &["acv"]),
+    ("Bar-le-Duc", "55029", &["acv"]),
+    ("Charleville-Mézières", "08105", &["acv", "ti"]),
+    ("Sedan", "08409", &["acv", "ti"]),
+    ("Saint-Quentin", "02691", &["acv", "ti"]),
+    ("Soissons", "02722", &["acv"]),
+    ("Dieppe", "76217", &["acv", "ti"]),
+    ("Fécamp", "76259", &["acv"]),
+    ("Évreux", "27229", &["acv"]),
+    ("Alençon", "61001", &["acv"]),
+    ("Flers", "61169", &["ti"]),
+    ("Lisieux", "14366", &["acv"]),
+    ("Saint-Lô", "50502", &["acv"]),
+    ("Morlaix", "29151", &["acv"]),
+    ("Lorient", "56121", &["acv", "ti"]),
+    ("Saint-Brieuc", "22278", &["acv"]),
+    ("Laval", "53130", &["acv", "ti"]),
+    ("Cholet", "49099", &["acv", "ti"]),
+    ("Niort", "79191", &["acv"]),
+    ("Angoulême", "16015", &["acv", "ti"]),
+    ("Périgueux", "24322", &["acv"]),
+    ("Agen", "47001", &["acv"]),
+    ("Albi", "81004", &["acv"]),
+    ("Rodez", "12202", &["acv", "ti"]),
+    ("Tarbes", "65440", &["acv", "ti"]),
+];
+
+/// How far each demo dossier goes.
+#[derive(Clone, Copy)]
+enum Stop {
+    Recu,
+    RecuIncomplet,
+    Instruit,
+    AvisAcv,
+    AvisTi,
+    Laureat,
+    Refuse,
+    SansSuite,
+}
+
+const STOPS: [Stop; 8] = [
+    Stop::Laureat,
+    Stop::Recu,
+    Stop::Instruit,
+    Stop::AvisAcv,
+    Stop::AvisTi,
+    Stop::Refuse,
+    Stop::RecuIncomplet,
+    Stop::SansSuite,
+];
+
+pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
+    if store.count_dossiers().await? > 0 {
+        bail!("la base contient déjà des dossiers : « ami demo » ne remplit qu'une base vide");
+    }
+    let people = [
+        ("Camille Martin", "dar", "agent"),
+        ("Dominique Bernard", "dar", "responsable"),
+        ("Sophie Laurent", "acv", "agent"),
+        ("Karim Haddad", "ti", "agent"),
+    ];
+    let mut tokens = Vec::new();
+    let mut actors = Vec::new();
+    for (name, agency, role) in people {
+        let (record, text) = create_token(store, name, agency, role).await?;
+        actors.push(Actor {
+            id: record.person_id.as_str().into(),
+            name: name.into(),
+            agency: agency.into(),
+            role: role.into(),
+        });
+        tokens.push((name, agency, role, text));
+    }
+    let [dar_agent, dar_resp, acv, ti] = [&actors[0], &actors[1], &actors[2], &actors[3]];
+
+    // Spread receptions over the three waves.
+    let paris = def.campaign.time_zone;
+    let starts = [
+        paris.with_ymd_and_hms(2020, 9, 1, 10, 0, 0),
+        paris.with_ymd_and_hms(2020, 12, 1, 10, 0, 0),
+        paris.with_ymd_and_hms(2021, 3, 15, 10, 0, 0),
+    ];
+    let mut counts = [0usize; 8];
+    for (i, (commune, insee, programmes)) in TOWNS.iter().enumerate() {
+        let start = starts[i % 3].single().context("date de démonstration")?;
+        let received_at: DateTime<Utc> =
+            (start + Duration::days((i / 3) as i64 * 4)).with_timezone(&Utc);
+        let stop = STOPS[i % STOPS.len()];
+        counts[i % STOPS.len()] += 1;
+        let id = DossierId(uuid::Uuid::now_v7());
+        let mut pieces = vec![Piece {
+            kind: "dossier_candidature".into(),
+            filename: format!("candidature-{}.pdf", insee),
+            size: Some(480_000 + i as u64 * 1000),
+            sha256: None,
+        }];
+        if !matches!(stop, Stop::RecuIncomplet) {
+            pieces.push(Piece {
+                kind: "budget_previsionnel".into(),
+                filename: format!("budget-{}.xlsx", insee),
+                size: Some(52_000),
+                sha256: None,
+            });
+        }
+        let mut deposer = Command::new("deposer");
+        deposer.new_dossier = Some(Box::new(NewDossier {
+            id,
+            number: 0,
+            commune: commune.to_string(),
+            code_insee: insee.to_string(),
+            porteur: Porteur {
+                nom: format!("Ville de {commune}"),
+                email: Some(format!("cnam@{}.fr", crate::auth::person_id(commune))),
+            },
+            programmes: programmes.iter().map(|p| (*p).into()).collect(),
+            received_at,
+            pieces,
+        }));
+        let mut version = step(store, def, id, None, deposer, dar_agent).await?;
+        let in_acv = programmes.contains(&"acv");
+        let in_ti = programmes.contains(&"ti");
+        let mut steps: Vec<(Command, &Actor)> = Vec::new();
+        match stop {
+            Stop::Recu | Stop::RecuIncomplet => {}
+            Stop::SansSuite => steps.push((
+                Command::new("classer_sans_suite").with_motivation("La commune a retiré sa candidature."),
+                dar_agent,
+            )),
+            _ => {
+                steps.push((Command::new("instruire").with_verdict("favorable"), dar_agent));
+                let full = matches!(stop, Stop::AvisTi | Stop::Laureat | Stop::Refuse);
+                if in_acv && !matches!(stop, Stop::Instruit) {
+                    steps.push((Command::new("avis_acv").with_verdict("favorable"), acv));
+                }
+                if in_ti && full {
+                    let verdict = if matches!(stop, Stop::Refuse) {
+                        Command::new("avis_ti")
+                            .with_verdict("defavorable")
+                            .with_motivation("Le bassin d'emploi ne présente pas de besoin industriel identifié.")
+                    } else {
+                        Command::new("avis_ti").with_verdict("favorable")
+                    };
+                    steps.push((verdict, ti));
+                }
+                match stop {
+                    Stop::Laureat => steps.push((Command::new("declarer_laureat"), dar_resp)),
+                    Stop::Refuse => steps.push((
+                        Command::new("refuser").with_motivation("Avis défavorable de Territoires d'industrie."),
+                        dar_resp,
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        for (command, actor) in steps {
+            version = step(store, def, id, Some(version), command, actor).await?;
+        }
+    }
+    println!("{} dossiers de démonstration créés sur les trois vagues.", TOWNS.len());
+    println!("Jetons (à passer dans « Authorization: Bearer … ») :");
+    for (name, agency, role, text) in &tokens {
+        println!("  {agency:<3} {role:<11} {name:<18} {text}");
+    }
+    Ok(())
+}
+
+async fn step(
+    store: &Store,
+    def: &Definition,
+    id: DossierId,
+    expected_version: Option<u64>,
+    command: Command,
+    actor: &Actor,
+) -> anyhow::Result<u64> {
+    let respond = |_: &ami_core::Dossier| serde_json::Value::Null;
+    let action = command.action.clone();
+    let req = TransitionRequest {
+        definition: def,
+        dossier_id: id,
+        expected_version,
+        command,
+        actor: actor.clone(),
+        now: Utc::now(),
+        idempotency: None,
+        respond: &respond,
+    };
+    match store.execute(&req).await.with_context(|| format!("démonstration : {action}"))? {
+        crate::store::Executed::Applied { dossier, .. } => Ok(dossier.version),
+        crate::store::Executed::Replayed { .. } => bail!("réponse rejouée inattendue"),
+    }
+}

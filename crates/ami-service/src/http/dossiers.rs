@@ -1,0 +1,451 @@
+//! `/dossiers`: deposit, read, list, transitions, pièces and history.
+
+use ami_core::{Command, DossierId, Effect, NewDossier, Piece, Porteur};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::error::{ApiError, Problem};
+use super::extract::{ApiJson, DossierPath, QueryPairs};
+use super::views::*;
+use super::{AppState, Caller};
+use crate::store::{DossierFilter, Executed, IdempotencyKey, ListCursor, TransitionRequest};
+
+const MAX_LINE: usize = 300;
+const MAX_TEXT: usize = 10_000;
+
+/// Refuses what a one-line field must not hold: nothing, too much, or
+/// control characters (NUL among them, which PostgreSQL cannot store).
+fn check_line(field: &str, value: &str, required: bool) -> Result<(), ApiError> {
+    if required && value.trim().is_empty() {
+        return Err(ApiError::invalid_field(field, format!("Le champ « {field} » est obligatoire.")));
+    }
+    if value.chars().count() > MAX_LINE {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("Le champ « {field} » dépasse {MAX_LINE} caractères."),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("Le champ « {field} » contient des caractères de contrôle."),
+        ));
+    }
+    Ok(())
+}
+
+/// Free text (motivation, comment): line breaks and tabs allowed.
+fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
+    let Some(value) = value else { return Ok(()) };
+    if value.chars().count() > MAX_TEXT {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("Le champ « {field} » dépasse {MAX_TEXT} caractères."),
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("Le champ « {field} » contient des caractères de contrôle."),
+        ));
+    }
+    Ok(())
+}
+
+fn check_piece(field: &str, filename: &str, sha256: Option<&str>) -> Result<(), ApiError> {
+    check_line(&format!("{field}.filename"), filename, true)?;
+    if let Some(h) = sha256 {
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::invalid_field(
+                &format!("{field}.sha256"),
+                "L'empreinte sha256 doit compter 64 caractères hexadécimaux.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The Idempotency-Key header with a hash of what the request asks.
+fn idempotency(headers: &HeaderMap, what: &[&[u8]]) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| {
+            ApiError::bad_field(
+                "Idempotency-Key",
+                "L'en-tête Idempotency-Key doit être un texte ASCII de 1 à 200 caractères.",
+            )
+        })?;
+    let mut h = Sha256::new();
+    for part in what {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    Ok(Some(IdempotencyKey {
+        key: key.to_string(),
+        request_sha256: hex::encode(h.finalize()),
+    }))
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    let location = (status == StatusCode::CREATED)
+        .then(|| body.get("id").and_then(|v| v.as_str()).map(|id| format!("/api/v1/dossiers/{id}")))
+        .flatten();
+    let mut response = (status, Json(body)).into_response();
+    if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, loc);
+    }
+    response
+}
+
+async fn run(state: &AppState, req: TransitionRequest<'_>, status: StatusCode) -> Result<Response, ApiError> {
+    match state.store.execute(&req).await? {
+        Executed::Applied { body, .. } => Ok(answer(status, body)),
+        Executed::Replayed { status, body } => Ok(answer(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            body,
+        )),
+    }
+}
+
+/// Deposit a dossier (DAR).
+#[utoipa::path(post, path = "/dossiers", tag = "dossiers",
+    request_body = NewDossierBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
+    responses(
+        (status = 201, description = "Dossier created", body = DossierView),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
+        (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body, raw): ApiJson<NewDossierBody>,
+) -> Result<Response, ApiError> {
+    let def = &state.definition;
+    let action = def
+        .creation_actions()
+        .next()
+        .ok_or_else(|| ApiError::Internal("no creation action".into()))?;
+    check_line("commune", &body.commune, true)?;
+    check_line("porteur.nom", &body.porteur.nom, true)?;
+    if let Some(email) = &body.porteur.email {
+        check_line("porteur.email", email, false)?;
+        if !email.contains('@') {
+            return Err(ApiError::invalid_field("porteur.email", "Adresse électronique invalide."));
+        }
+    }
+    let insee = body.code_insee.as_str();
+    if insee.len() != 5 || !insee.bytes().all(|b| b.is_ascii_digit() || b == b'A' || b == b'B') {
+        return Err(ApiError::invalid_field(
+            "code_insee",
+            "Le code INSEE compte 5 caractères (chiffres, ou 2A/2B pour la Corse).",
+        ));
+    }
+    for (i, p) in body.pieces.iter().enumerate() {
+        check_piece(&format!("pieces[{i}]"), &p.filename, p.sha256.as_deref())?;
+        if !def.has_piece(&p.kind) {
+            return Err(ApiError::invalid_field(
+                &format!("pieces[{i}].kind"),
+                format!("Pièce inconnue « {} ».", p.kind),
+            ));
+        }
+    }
+    let now = Utc::now();
+    let id = DossierId(Uuid::now_v7());
+    let command = Command {
+        action: action.id.clone(),
+        new_dossier: Some(Box::new(NewDossier {
+            id,
+            number: 0,
+            commune: body.commune.trim().to_string(),
+            code_insee: body.code_insee.clone(),
+            porteur: Porteur {
+                nom: body.porteur.nom.trim().to_string(),
+                email: body.porteur.email.clone(),
+            },
+            programmes: body.programmes.iter().map(|p| p.as_str().into()).collect(),
+            received_at: body.received_at.unwrap_or(now),
+            pieces: body
+                .pieces
+                .iter()
+                .map(|p| Piece {
+                    kind: p.kind.as_str().into(),
+                    filename: p.filename.clone(),
+                    size: p.size,
+                    sha256: p.sha256.clone(),
+                })
+                .collect(),
+        })),
+        ..Command::default()
+    };
+    let respond = |d: &ami_core::Dossier| {
+        serde_json::to_value(DossierView::new(def, d, &caller.actor)).unwrap_or_default()
+    };
+    let req = TransitionRequest {
+        definition: def,
+        dossier_id: id,
+        expected_version: None,
+        command,
+        actor: caller.actor.clone(),
+        now,
+        idempotency: idempotency(&headers, &[b"POST /dossiers", &raw])?,
+        respond: &respond,
+    };
+    run(&state, req, StatusCode::CREATED).await
+}
+
+/// A dossier, with the actions the caller may take now.
+#[utoipa::path(get, path = "/dossiers/{id}", tag = "dossiers",
+    params(("id" = Uuid, Path, description = "Dossier id")),
+    responses((status = 200, body = DossierView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    DossierPath(id): DossierPath,
+) -> Result<Json<DossierView>, ApiError> {
+    let d = state
+        .store
+        .get_dossier(DossierId(id))
+        .await?
+        .ok_or_else(ApiError::dossier_not_found)?;
+    Ok(Json(DossierView::new(&state.definition, &d, &caller.actor)))
+}
+
+/// Dossiers in reception order, filtered, by pages.
+#[utoipa::path(get, path = "/dossiers", tag = "dossiers",
+    params(
+        ("state" = Option<String>, Query, description = "A state id, e.g. `instruit`"),
+        ("wave" = Option<u8>, Query, description = "1, 2 or 3"),
+        ("programme" = Option<String>, Query, description = "`acv` or `ti`"),
+        ("awaiting" = Option<String>, Query, description = "Dossiers waiting on this agency: `dar`, `acv`, `ti`"),
+        ("q" = Option<String>, Query, description = "Searches commune, reference and porteur"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, body = DossierPage), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: QueryPairs,
+) -> Result<Json<DossierPage>, ApiError> {
+    query.check(&["state", "wave", "programme", "awaiting", "q", "limit", "cursor"])?;
+    let def = &state.definition;
+    let mut filter = DossierFilter {
+        limit: 50,
+        ..DossierFilter::default()
+    };
+    if let Some(s) = query.get("state") {
+        if def.state(s).is_none() {
+            let known: Vec<&str> = def.states.iter().map(|s| s.id.as_str()).collect();
+            return Err(ApiError::bad_field("state", format!("État inconnu « {s} » ; états : {}.", known.join(", "))));
+        }
+        filter.state = Some(s.to_string());
+    }
+    if let Some(w) = query.get("wave") {
+        let wave = w
+            .parse::<u8>()
+            .ok()
+            .filter(|n| def.campaign.waves.iter().any(|wave| wave.number == *n))
+            .ok_or_else(|| ApiError::bad_field("wave", format!("Vague inconnue « {w} »." )))?;
+        filter.wave = Some(wave);
+    }
+    if let Some(p) = query.get("programme") {
+        if def.programme(p).is_none() {
+            return Err(ApiError::bad_field("programme", format!("Programme inconnu « {p} » ; programmes : acv, ti.")));
+        }
+        filter.programme = Some(p.to_string());
+    }
+    if let Some(a) = query.get("awaiting") {
+        if !def.has_agency(a) {
+            let known: Vec<&str> = def.agencies.iter().map(|a| a.id.as_str()).collect();
+            return Err(ApiError::bad_field("awaiting", format!("Agence inconnue « {a} » ; agences : {}.", known.join(", "))));
+        }
+        filter.awaiting = Some(a.to_string());
+    }
+    if let Some(q) = query.get("q") {
+        if q.chars().count() > 200 || q.chars().any(char::is_control) {
+            return Err(ApiError::bad_field("q", "La recherche compte au plus 200 caractères, sans caractère de contrôle."));
+        }
+        if !q.trim().is_empty() {
+            filter.q = Some(q.trim().to_string());
+        }
+    }
+    if let Some(l) = query.get("limit") {
+        filter.limit = l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| ApiError::bad_field("limit", "La limite est un entier de 1 à 500."))?;
+    }
+    if let Some(c) = query.get("cursor") {
+        filter.after = Some(
+            ListCursor::decode(c)
+                .ok_or_else(|| ApiError::bad_field("cursor", "Curseur invalide : reprenez le next_cursor d'une page précédente."))?,
+        );
+    }
+    let page = state.store.list_dossiers(&filter).await?;
+    Ok(Json(DossierPage {
+        items: page
+            .items
+            .iter()
+            .map(|d| DossierView::new(def, d, &caller.actor))
+            .collect(),
+        next_cursor: page.next,
+    }))
+}
+
+/// Take an action on a dossier.
+#[utoipa::path(post, path = "/dossiers/{id}/transitions", tag = "dossiers",
+    params(("id" = Uuid, Path, description = "Dossier id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
+    request_body = TransitionBody,
+    responses((status = 200, body = DossierView),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, description = "The caller's agency or role may not take this action", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "Stale expected_version", body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, description = "Not possible now; `code` says which rule", body = Problem),
+        (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn transition(
+    State(state): State<AppState>,
+    caller: Caller,
+    DossierPath(id): DossierPath,
+    headers: HeaderMap,
+    ApiJson(body, raw): ApiJson<TransitionBody>,
+) -> Result<Response, ApiError> {
+    check_text("motivation", body.motivation.as_deref())?;
+    check_text("comment", body.comment.as_deref())?;
+    let def = &state.definition;
+    if def
+        .action(&body.action)
+        .is_some_and(|a| a.effect != Effect::Transition)
+    {
+        return Err(ApiError::invalid_field(
+            "action",
+            format!(
+                "L'action « {} » ne passe pas par /transitions : déposez avec POST /dossiers, ajoutez une pièce avec PUT /dossiers/{{id}}/pieces/{{kind}}.",
+                body.action
+            ),
+        ));
+    }
+    let command = Command {
+        action: body.action.as_str().into(),
+        verdict: body.verdict.as_deref().map(Into::into),
+        motivation: body.motivation.clone(),
+        comment: body.comment.clone(),
+        ..Command::default()
+    };
+    let respond = |d: &ami_core::Dossier| {
+        serde_json::to_value(DossierView::new(def, d, &caller.actor)).unwrap_or_default()
+    };
+    let path = format!("POST /dossiers/{id}/transitions");
+    let req = TransitionRequest {
+        definition: def,
+        dossier_id: DossierId(id),
+        expected_version: Some(body.expected_version),
+        command,
+        actor: caller.actor.clone(),
+        now: Utc::now(),
+        idempotency: idempotency(&headers, &[path.as_bytes(), &raw])?,
+        respond: &respond,
+    };
+    run(&state, req, StatusCode::OK).await
+}
+
+/// Record a pièce received after the dossier (DAR).
+#[utoipa::path(put, path = "/dossiers/{id}/pieces/{kind}", tag = "dossiers",
+    params(("id" = Uuid, Path, description = "Dossier id"),
+        ("kind" = String, Path, description = "`dossier_candidature` or `budget_previsionnel`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
+    request_body = PieceUpload,
+    responses((status = 200, body = DossierView),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn put_piece(
+    State(state): State<AppState>,
+    caller: Caller,
+    DossierPath(id): DossierPath,
+    path: axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body, raw): ApiJson<PieceUpload>,
+) -> Result<Response, ApiError> {
+    let kind = path.0 .1;
+    let def = &state.definition;
+    if !def.has_piece(&kind) {
+        let known: Vec<&str> = def.pieces.iter().map(|p| p.id.as_str()).collect();
+        return Err(ApiError::invalid_field("kind", format!("Pièce inconnue « {kind} » ; pièces : {}.", known.join(", "))));
+    }
+    check_piece("piece", &body.filename, body.sha256.as_deref())?;
+    check_text("comment", body.comment.as_deref())?;
+    let action = def
+        .actions
+        .iter()
+        .find(|a| a.effect == Effect::AttachPiece)
+        .ok_or_else(|| ApiError::invalid_field("kind", "Ce workflow n'accepte pas de pièce ajoutée."))?;
+    let command = Command {
+        action: action.id.clone(),
+        comment: body.comment.clone(),
+        piece: Some(Piece {
+            kind: kind.as_str().into(),
+            filename: body.filename.clone(),
+            size: body.size,
+            sha256: body.sha256.clone(),
+        }),
+        ..Command::default()
+    };
+    let respond = |d: &ami_core::Dossier| {
+        serde_json::to_value(DossierView::new(def, d, &caller.actor)).unwrap_or_default()
+    };
+    let path = format!("PUT /dossiers/{id}/pieces/{kind}");
+    let req = TransitionRequest {
+        definition: def,
+        dossier_id: DossierId(id),
+        expected_version: body.expected_version,
+        command,
+        actor: caller.actor.clone(),
+        now: Utc::now(),
+        idempotency: idempotency(&headers, &[path.as_bytes(), &raw])?,
+        respond: &respond,
+    };
+    run(&state, req, StatusCode::OK).await
+}
+
+/// Every event of a dossier, in order, with its chained digest.
+#[utoipa::path(get, path = "/dossiers/{id}/history", tag = "dossiers",
+    params(("id" = Uuid, Path, description = "Dossier id")),
+    responses((status = 200, body = History), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn history(
+    State(state): State<AppState>,
+    _caller: Caller,
+    DossierPath(id): DossierPath,
+) -> Result<Json<History>, ApiError> {
+    let events = state.store.history(DossierId(id)).await?;
+    if events.is_empty() {
+        return Err(ApiError::dossier_not_found());
+    }
+    Ok(Json(History {
+        dossier_id: id,
+        events: events.iter().map(HistoryItem::from).collect(),
+    }))
+}

@@ -1,0 +1,197 @@
+//! The JSON API, version 1: routes, authentication, request tracing.
+
+pub mod dossiers;
+pub mod error;
+pub mod extract;
+pub mod feed;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ami_core::{Actor, Definition};
+use axum::extract::{FromRequestParts, MatchedPath, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::PresentedToken;
+use crate::store::Store;
+use error::ApiError;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// A request still running after this gets 503 rather than hanging.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every handler shares: the store and the active workflow.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub definition: Arc<Definition>,
+}
+
+/// The authenticated caller: the person behind a valid, unrevoked token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Actor,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |code, detail: &str| ApiError::Unauthorized {
+            code,
+            detail: detail.to_string(),
+        };
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            unauthorized(
+                "missing_token",
+                "Jeton absent : ajoutez l'en-tête « Authorization: Bearer <jeton> » (créez un jeton avec « ami token create »).",
+            )
+        })?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| PresentedToken::parse(t.trim()))
+            .ok_or_else(|| unauthorized("invalid_token", "Jeton invalide ou inconnu."))?;
+        let (record, hash) = state
+            .store
+            .find_token(token.id)
+            .await?
+            .ok_or_else(|| unauthorized("invalid_token", "Jeton invalide ou inconnu."))?;
+        if !token.matches(&hash) {
+            return Err(unauthorized("invalid_token", "Jeton invalide ou inconnu."));
+        }
+        if record.revoked_at.is_some() {
+            return Err(unauthorized("revoked_token", "Ce jeton a été révoqué ; demandez-en un nouveau."));
+        }
+        tracing::Span::current().record("agency", record.agency.as_str());
+        Ok(Caller {
+            actor: Actor {
+                id: record.person_id.into(),
+                name: record.name.into(),
+                agency: record.agency.into(),
+                role: record.role.into(),
+            },
+        })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ami", description = "Instruction multi-agences des dossiers de l'AMI « Au cœur des territoires » (Cnam, ANCT). Errors are RFC 9457 problems with a stable `code`."),
+    servers((url = "/api/v1")),
+    modifiers(&BearerAuth),
+    tags((name = "dossiers"), (name = "feed"), (name = "workflow"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI description, built together so that they
+/// cannot drift apart.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(dossiers::create, dossiers::list))
+        .routes(routes!(dossiers::get))
+        .routes(routes!(dossiers::transition))
+        .routes(routes!(dossiers::put_piece))
+        .routes(routes!(dossiers::history))
+        .routes(routes!(feed::events))
+        .routes(routes!(feed::stats))
+        .routes(routes!(feed::workflow))
+        .routes(routes!(feed::workflow_mermaid))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The whole service: `/healthz`, `/api/v1/...`, tracing, limits.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api();
+    let doc = Arc::new(doc);
+    let api = api
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found);
+    Router::new()
+        .route("/healthz", get(feed::healthz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(timeout))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The matched route, not the raw path: ids stay out of span names.
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("(unmatched)", MatchedPath::as_str);
+                    tracing::info_span!("request", method = %req.method(), route, agency = tracing::field::Empty)
+                })
+                .on_request(())
+                .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
+                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "response");
+                })
+                .on_failure(()),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        detail: "Cette adresse n'existe pas ; la liste des routes est dans /api/v1/openapi.json.".into(),
+    }
+}
+
+async fn timeout(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::Unavailable.into_response(),
+    }
+}
+
+/// Serves until `shutdown` resolves; requests in flight then finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// 405 for a known route with another method, in the API's problem shape.
+pub fn method_not_allowed() -> Response {
+    (StatusCode::METHOD_NOT_ALLOWED, "").into_response()
+}

@@ -1,0 +1,278 @@
+//! The JSON shapes of the API, in and out, documented for OpenAPI.
+
+use std::collections::BTreeMap;
+
+use ami_core::{available_actions, awaiting, Actor, Definition, Dossier, Event};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::store::StoredEvent;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PorteurBody {
+    /// Name of the applicant, e.g. « Ville de Nevers ».
+    pub nom: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PieceBody {
+    /// `dossier_candidature` or `budget_previsionnel`.
+    pub kind: String,
+    pub filename: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Hex SHA-256 of the file, 64 characters.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// Body of `POST /dossiers`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDossierBody {
+    pub commune: String,
+    /// INSEE code of the commune, 5 characters (2A/2B for Corsica).
+    pub code_insee: String,
+    pub porteur: PorteurBody,
+    /// `acv`, `ti` or both.
+    pub programmes: Vec<String>,
+    /// When the dossier was received; now when absent; never in the future.
+    #[serde(default)]
+    pub received_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub pieces: Vec<PieceBody>,
+}
+
+/// Body of `POST /dossiers/{id}/transitions`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    /// An action id of the workflow, e.g. `instruire`.
+    pub action: String,
+    /// The dossier's `version` as last read; checked first.
+    pub expected_version: u64,
+    /// `favorable`, `reserve` or `defavorable`, for actions that carry one.
+    #[serde(default)]
+    pub verdict: Option<String>,
+    #[serde(default)]
+    pub motivation: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// Body of `PUT /dossiers/{id}/pieces/{kind}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PieceUpload {
+    pub filename: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// When given, checked like a transition's.
+    #[serde(default)]
+    pub expected_version: Option<u64>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ActorView {
+    pub id: String,
+    pub name: String,
+    pub agency: String,
+    pub role: String,
+}
+
+impl From<&Actor> for ActorView {
+    fn from(a: &Actor) -> Self {
+        ActorView {
+            id: a.id.to_string(),
+            name: a.name.to_string(),
+            agency: a.agency.to_string(),
+            role: a.role.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AvisView {
+    pub action: String,
+    pub verdict: String,
+    pub verdict_label: String,
+    pub motivation: Option<String>,
+    pub by: ActorView,
+    pub at: DateTime<Utc>,
+}
+
+/// A dossier as the API shows it to a given caller.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DossierView {
+    pub id: Uuid,
+    /// Human-readable and unique, e.g. `AMI2-V1-0007`.
+    pub reference: String,
+    pub commune: String,
+    pub code_insee: String,
+    pub porteur: PorteurBody,
+    pub programmes: Vec<String>,
+    pub wave: u8,
+    pub state: String,
+    pub state_label: String,
+    /// Sequence number of the last event; send it as `expected_version`.
+    pub version: u64,
+    pub received_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub pieces: Vec<PieceBody>,
+    /// Verdicts given, per agency.
+    pub avis: BTreeMap<String, AvisView>,
+    /// Agencies the dossier is waiting on.
+    pub awaiting: Vec<String>,
+    /// Actions the caller may take now.
+    pub actions: Vec<String>,
+}
+
+impl DossierView {
+    pub fn new(def: &Definition, d: &Dossier, caller: &Actor) -> DossierView {
+        DossierView {
+            id: d.id.0,
+            reference: d.reference.clone(),
+            commune: d.commune.clone(),
+            code_insee: d.code_insee.clone(),
+            porteur: PorteurBody {
+                nom: d.porteur.nom.clone(),
+                email: d.porteur.email.clone(),
+            },
+            programmes: d.programmes.iter().map(|p| p.to_string()).collect(),
+            wave: d.wave,
+            state: d.state.to_string(),
+            state_label: def.state_label(&d.state).to_string(),
+            version: d.version,
+            received_at: d.received_at,
+            updated_at: d.updated_at,
+            pieces: d
+                .pieces
+                .iter()
+                .map(|p| PieceBody {
+                    kind: p.kind.to_string(),
+                    filename: p.filename.clone(),
+                    size: p.size,
+                    sha256: p.sha256.clone(),
+                })
+                .collect(),
+            avis: d
+                .avis
+                .values()
+                .map(|a| {
+                    (
+                        a.agency.to_string(),
+                        AvisView {
+                            action: a.action.to_string(),
+                            verdict: a.verdict.to_string(),
+                            verdict_label: def
+                                .verdict(&a.verdict)
+                                .map_or_else(|| a.verdict.to_string(), |v| v.label.clone()),
+                            motivation: a.motivation.clone(),
+                            by: (&a.actor).into(),
+                            at: a.at,
+                        },
+                    )
+                })
+                .collect(),
+            awaiting: awaiting(def, d).into_iter().map(|a| a.to_string()).collect(),
+            actions: available_actions(def, d, caller)
+                .into_iter()
+                .map(|a| a.id.to_string())
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DossierPage {
+    pub items: Vec<DossierView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One event of a dossier's history.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HistoryItem {
+    pub dossier_id: Uuid,
+    pub seq: u64,
+    pub action: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub agency: String,
+    pub actor: ActorView,
+    pub at: DateTime<Utc>,
+    pub verdict: Option<String>,
+    pub motivation: Option<String>,
+    pub comment: Option<String>,
+    pub definition_version: String,
+    /// SHA-256 chained to the previous event of the dossier: a receipt.
+    pub digest: String,
+    /// Feed cursor just after this event.
+    pub cursor: String,
+}
+
+impl From<&StoredEvent> for HistoryItem {
+    fn from(s: &StoredEvent) -> Self {
+        let e: &Event = &s.event;
+        HistoryItem {
+            dossier_id: e.dossier_id.0,
+            seq: e.seq,
+            action: e.action.to_string(),
+            from: e.from.as_ref().map(|s| s.to_string()),
+            to: e.to.to_string(),
+            agency: e.actor.agency.to_string(),
+            actor: (&e.actor).into(),
+            at: e.at,
+            verdict: e.verdict.as_ref().map(|s| s.to_string()),
+            motivation: e.motivation.clone(),
+            comment: e.comment.clone(),
+            definition_version: e.definition_version.to_string(),
+            digest: s.digest.clone(),
+            cursor: s.position.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct History {
+    pub dossier_id: Uuid,
+    pub events: Vec<HistoryItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<HistoryItem>,
+    /// Pass as `after` to continue; stays the same when nothing is new.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WaveStats {
+    pub wave: u8,
+    pub total: i64,
+    /// Number of dossiers per state.
+    pub states: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatsView {
+    pub total: i64,
+    pub waves: Vec<WaveStats>,
+    /// Per agency, the number of dossiers waiting on it.
+    pub awaiting: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

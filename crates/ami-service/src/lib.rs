@@ -1,0 +1,9 @@
+//! The `ami` service: persists each transition of the `ami-core` engine in one
+//! transaction and exposes it as a JSON API with per-agency tokens.
+
+pub mod auth;
+pub mod bench;
+pub mod cli;
+pub mod demo;
+pub mod http;
+pub mod store;

@@ -1,0 +1,66 @@
+//! The store's error: only the cases callers branch on.
+
+use ami_core::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("dossier introuvable")]
+    NotFound,
+    /// The dossier's version is not the expected one (`current` when known).
+    #[error("le dossier a changé entre-temps")]
+    Conflict { current: Option<u64> },
+    /// The engine refused the command.
+    #[error(transparent)]
+    Rejected(Rejection),
+    #[error("clé d'idempotence déjà utilisée pour une autre requête")]
+    IdempotencyMismatch,
+    /// A unique constraint fired: a concurrent writer got there first.
+    #[error("écriture concurrente")]
+    Duplicate,
+    /// The database cannot be reached now; worth retrying later.
+    #[error("base de données indisponible : {0}")]
+    Unavailable(String),
+    /// The journal or a projection does not read back as written.
+    #[error("données illisibles : {0}")]
+    Corrupt(String),
+    #[error("erreur de base de données : {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                if db.is_unique_violation() {
+                    StoreError::Duplicate
+                // Connection exceptions (08), shutdown (57P0x), SQLite busy/locked.
+                } else if code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "53300"
+                    || code == "5"
+                    || code == "6"
+                {
+                    StoreError::Unavailable(e.to_string())
+                } else {
+                    StoreError::Other(e.to_string())
+                }
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}

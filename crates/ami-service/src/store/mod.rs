@@ -1,0 +1,722 @@
+//! Persistence: the journal of events, the projection of each dossier, tokens
+//! and idempotency records, on SQLite or PostgreSQL.
+//!
+//! One [`Store`] serves both databases through sqlx's `Any` driver: the SQL is
+//! the same but for a few lines chosen by [`Backend`] (row locks, the feed
+//! order, reference numbers). The backend is chosen once, from the URL scheme.
+
+mod error;
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use ami_core::{
+    apply, awaiting, decide, Actor, Command, Definition, Dossier, DossierId, Effect, Event,
+};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+pub use error::StoreError;
+pub use rows::*;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Digest that starts every dossier's chain.
+pub const GENESIS_DIGEST: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The chained digest of an event: SHA-256 over the previous digest (hex)
+/// and the event's canonical JSON, as stored in the journal.
+pub fn chain_digest(previous: &str, canonical_event: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(previous.as_bytes());
+    h.update(canonical_event.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The database, with a connection pool for writes and one for reads.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// SQLite has one writer at a time: a pool of one connection queues
+    /// writers in the process instead of failing them with SQLITE_BUSY.
+    writer: AnyPool,
+    reader: AnyPool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish()
+    }
+}
+
+/// A request to take an action, as the store needs it to run it in one
+/// transaction.
+pub struct TransitionRequest<'a> {
+    pub definition: &'a Definition,
+    pub dossier_id: DossierId,
+    /// Checked before anything else; `None` only for a creation.
+    pub expected_version: Option<u64>,
+    pub command: Command,
+    pub actor: Actor,
+    pub now: DateTime<Utc>,
+    pub idempotency: Option<IdempotencyKey>,
+    /// Renders the answer kept for replays of the same idempotency key.
+    pub respond: &'a (dyn Fn(&Dossier) -> serde_json::Value + Send + Sync),
+}
+
+/// What a transition did.
+#[derive(Debug)]
+pub enum Executed {
+    /// The event was appended and the projection updated.
+    Applied {
+        dossier: Box<Dossier>,
+        body: serde_json::Value,
+    },
+    /// The idempotency key had been seen: this is the first answer again.
+    Replayed { status: u16, body: serde_json::Value },
+}
+
+impl Store {
+    /// Connects, creating a SQLite file if needed, and applies migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(StoreError::from)?;
+        let store = match backend {
+            Backend::Sqlite => {
+                let open = || {
+                    AnyPoolOptions::new()
+                        .acquire_timeout(Duration::from_secs(5))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                // WAL lets readers run beside the writer; FULL
+                                // makes every acknowledged commit survive a
+                                // power loss, not only a crash of the process.
+                                for pragma in [
+                                    "PRAGMA journal_mode = WAL",
+                                    "PRAGMA synchronous = FULL",
+                                    "PRAGMA busy_timeout = 5000",
+                                    "PRAGMA foreign_keys = ON",
+                                ] {
+                                    sqlx::query(pragma).execute(&mut *conn).await?;
+                                }
+                                Ok(())
+                            })
+                        })
+                };
+                let writer = open().max_connections(1).connect_with(options.clone()).await?;
+                let reader = open().max_connections(4).connect_with(options).await?;
+                Store {
+                    backend,
+                    writer,
+                    reader,
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(3))
+                    .connect_with(options)
+                    .await?;
+                Store {
+                    backend,
+                    writer: pool.clone(),
+                    reader: pool,
+                }
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the migrations of the backend that are not applied yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("../../migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("../../migrations/postgres"),
+        };
+        migrator
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// Runs one transition in one transaction: idempotency, version check,
+    /// decision, event, projection, commit.
+    pub async fn execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
+        match self.try_execute(req).await {
+            // Two requests with the same key raced and the other committed
+            // first: its answer is now there to replay.
+            Err(StoreError::Duplicate) if req.idempotency.is_some() => self.try_execute(req).await,
+            Err(StoreError::Duplicate) => Err(StoreError::Conflict { current: None }),
+            other => other,
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(dossier.id = %req.dossier_id, action = %req.command.action))]
+    async fn try_execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(key) = &req.idempotency {
+            let seen = sqlx::query(
+                "select request_sha256, status, body from idempotency \
+                 where actor_id = $1 and idempotency_key = $2",
+            )
+            .bind(req.actor.id.as_str())
+            .bind(key.key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = seen {
+                let hash: String = row.try_get("request_sha256")?;
+                if hash != key.request_sha256 {
+                    return Err(StoreError::IdempotencyMismatch);
+                }
+                let status: i64 = row.try_get("status")?;
+                let body: String = row.try_get("body")?;
+                return Ok(Executed::Replayed {
+                    status: u16::try_from(status).unwrap_or(200),
+                    body: serde_json::from_str(&body)?,
+                });
+            }
+        }
+
+        let action = req.definition.action(&req.command.action);
+        let creates = action.is_some_and(|a| a.effect == Effect::Create);
+        let id = req.dossier_id.to_string();
+        let (current, previous_digest) = if creates {
+            (None, GENESIS_DIGEST.to_string())
+        } else {
+            let sql = match self.backend {
+                Backend::Postgres => {
+                    "select body, last_digest from dossier where dossier_id = $1 for update"
+                }
+                Backend::Sqlite => "select body, last_digest from dossier where dossier_id = $1",
+            };
+            let row = sqlx::query(sql)
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let body: String = row.try_get("body")?;
+            let dossier: Dossier = serde_json::from_str(&body)?;
+            (Some(dossier), row.try_get("last_digest")?)
+        };
+        if let (Some(d), Some(expected)) = (&current, req.expected_version) {
+            if d.version != expected {
+                return Err(StoreError::Conflict {
+                    current: Some(d.version),
+                });
+            }
+        }
+
+        let mut command = req.command.clone();
+        if let Some(new) = command.new_dossier.as_mut().filter(|_| creates) {
+            new.number = self.next_dossier_number(&mut tx).await?;
+        }
+        let event = decide(req.definition, current.as_ref(), &command, &req.actor, req.now)
+            .map_err(StoreError::Rejected)?;
+        let previous_version = current.as_ref().map(|d| d.version);
+        let dossier = apply(current, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let event_json = serde_json::to_string(&event)?;
+        let digest = chain_digest(&previous_digest, &event_json);
+
+        sqlx::query(
+            "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(to_i64(event.seq))
+        .bind(event.action.as_str())
+        .bind(event.actor.agency.as_str())
+        .bind(event.actor.id.as_str())
+        .bind(micros(event.at))
+        .bind(&event_json)
+        .bind(&digest)
+        .execute(&mut *tx)
+        .await?;
+        self.write_projection(&mut tx, req.definition, &dossier, previous_version, &digest)
+            .await?;
+
+        let body = (req.respond)(&dossier);
+        if let Some(key) = &req.idempotency {
+            let status = if creates { 201 } else { 200 };
+            sqlx::query(
+                "insert into idempotency (actor_id, idempotency_key, request_sha256, status, body, created_at_us) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(req.actor.id.as_str())
+            .bind(key.key.as_str())
+            .bind(key.request_sha256.as_str())
+            .bind(status as i64)
+            .bind(serde_json::to_string(&body)?)
+            .bind(micros(req.now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Executed::Applied {
+            dossier: Box::new(dossier),
+            body,
+        })
+    }
+
+    async fn next_dossier_number(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<u64, StoreError> {
+        let sql = match self.backend {
+            Backend::Postgres => "select nextval('dossier_number') as n",
+            Backend::Sqlite => {
+                "update dossier_number set last = last + 1 where singleton = 1 returning last as n"
+            }
+        };
+        let n: i64 = sqlx::query(sql).fetch_one(&mut **tx).await?.try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// Inserts (`previous_version` = None) or updates the projection of a
+    /// dossier, the update only where the version is still the one read.
+    async fn write_projection(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        def: &Definition,
+        d: &Dossier,
+        previous_version: Option<u64>,
+        last_digest: &str,
+    ) -> Result<(), StoreError> {
+        let id = d.id.to_string();
+        let body = serde_json::to_string(d)?;
+        match previous_version {
+            None => {
+                sqlx::query(
+                    "insert into dossier (dossier_id, reference, wave, state, version, programmes, search, \
+                     received_at_us, updated_at_us, last_digest, body) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&id)
+                .bind(&d.reference)
+                .bind(i64::from(d.wave))
+                .bind(d.state.as_str())
+                .bind(to_i64(d.version))
+                .bind(programmes_column(d))
+                .bind(search_column(d))
+                .bind(micros(d.received_at))
+                .bind(micros(d.updated_at))
+                .bind(last_digest)
+                .bind(&body)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Some(previous) => {
+                let updated = sqlx::query(
+                    "update dossier set state = $1, version = $2, updated_at_us = $3, last_digest = $4, body = $5 \
+                     where dossier_id = $6 and version = $7",
+                )
+                .bind(d.state.as_str())
+                .bind(to_i64(d.version))
+                .bind(micros(d.updated_at))
+                .bind(last_digest)
+                .bind(&body)
+                .bind(&id)
+                .bind(to_i64(previous))
+                .execute(&mut **tx)
+                .await?;
+                if updated.rows_affected() != 1 {
+                    return Err(StoreError::Conflict { current: None });
+                }
+                sqlx::query("delete from dossier_awaiting where dossier_id = $1")
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        for agency in awaiting(def, d) {
+            sqlx::query(
+                "insert into dossier_awaiting (dossier_id, agency, received_at_us) values ($1, $2, $3)",
+            )
+            .bind(&id)
+            .bind(agency.as_str())
+            .bind(micros(d.received_at))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn get_dossier(&self, id: DossierId) -> Result<Option<Dossier>, StoreError> {
+        let row = sqlx::query("select body from dossier where dossier_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(serde_json::from_str(&row.try_get::<String, _>("body")?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of dossiers in reception order, after `filter.after`.
+    pub async fn list_dossiers(&self, filter: &DossierFilter) -> Result<Page<Dossier>, StoreError> {
+        // Reception instant and id never change, so a cursor on them stays
+        // correct while dossiers move between states.
+        let (table, order) = if filter.awaiting.is_some() {
+            ("w", "w.received_at_us, w.dossier_id")
+        } else {
+            ("d", "d.received_at_us, d.dossier_id")
+        };
+        let mut sql = String::from("select d.body, d.received_at_us, d.dossier_id from dossier d");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if filter.awaiting.is_some() {
+            sql += &format!(
+                " join dossier_awaiting w on w.dossier_id = d.dossier_id and w.agency = {}",
+                next()
+            );
+        }
+        sql += " where 1 = 1";
+        if filter.state.is_some() {
+            sql += &format!(" and d.state = {}", next());
+        }
+        if filter.wave.is_some() {
+            sql += &format!(" and d.wave = {}", next());
+        }
+        if filter.programme.is_some() {
+            sql += &format!(" and d.programmes like {}", next());
+        }
+        if filter.q.is_some() {
+            sql += &format!(" and d.search like {} escape '\\'", next());
+        }
+        if filter.after.is_some() {
+            let (a, b) = (next(), next());
+            sql += &format!(" and ({table}.received_at_us, {table}.dossier_id) > ({a}, {b})");
+        }
+        sql += &format!(" order by {order} limit {}", next());
+
+        let mut query = sqlx::query(&sql);
+        if let Some(agency) = &filter.awaiting {
+            query = query.bind(agency.clone());
+        }
+        if let Some(state) = &filter.state {
+            query = query.bind(state.clone());
+        }
+        if let Some(wave) = filter.wave {
+            query = query.bind(i64::from(wave));
+        }
+        if let Some(programme) = &filter.programme {
+            query = query.bind(format!("%,{programme},%"));
+        }
+        if let Some(q) = &filter.q {
+            query = query.bind(format!("%{}%", escape_like(&q.to_lowercase())));
+        }
+        if let Some(after) = &filter.after {
+            query = query.bind(after.received_at_us).bind(after.dossier_id.to_string());
+        }
+        let limit = filter.limit.clamp(1, 500);
+        query = query.bind(i64::from(limit) + 1);
+
+        let rows = query.fetch_all(&self.reader).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in rows.iter().take(limit as usize) {
+            items.push(serde_json::from_str::<Dossier>(&row.try_get::<String, _>("body")?)?);
+            last = Some(ListCursor {
+                received_at_us: row.try_get("received_at_us")?,
+                dossier_id: row
+                    .try_get::<String, _>("dossier_id")?
+                    .parse()
+                    .map(DossierId)
+                    .map_err(|e: uuid::Error| StoreError::Corrupt(e.to_string()))?,
+            });
+        }
+        let next_cursor = if rows.len() > limit as usize { last } else { None };
+        Ok(Page {
+            items,
+            next: next_cursor.map(|c| c.encode()),
+        })
+    }
+
+    /// Every event of a dossier, in order, with its digest.
+    pub async fn history(&self, id: DossierId) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "select event_id, body, digest from dossier_event where dossier_id = $1 order by seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|r| stored_event(r, None)).collect()
+    }
+
+    /// The global feed: events after `cursor`, in an order a consumer can
+    /// follow without ever missing one (see the migration's comment).
+    pub async fn events_after(
+        &self,
+        cursor: Option<&FeedCursor>,
+        limit: u32,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let rows = match self.backend {
+            Backend::Sqlite => {
+                let after = cursor.map_or(0, |c| c.event_id);
+                sqlx::query(
+                    "select event_id, body, digest from dossier_event \
+                     where event_id > $1 order by event_id limit $2",
+                )
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?
+            }
+            Backend::Postgres => {
+                let (xact, after) = cursor.map_or((0, 0), |c| (c.xact_id, c.event_id));
+                sqlx::query(
+                    "select event_id, xact_id::text as xact, body, digest from dossier_event \
+                     where xact_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     and (xact_id, event_id) > ($1::text::xid8, $2) \
+                     order by xact_id, event_id limit $3",
+                )
+                .bind(xact.to_string())
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        let items: Vec<StoredEvent> = rows
+            .iter()
+            .map(|r| stored_event(r, Some(self.backend)))
+            .collect::<Result<_, _>>()?;
+        // The cursor always moves to the last event seen; with no new event
+        // it stays where it was, so the consumer polls again with it.
+        let next = items
+            .last()
+            .map(|e| e.position.clone())
+            .or_else(|| cursor.map(|c| c.encode()));
+        Ok(Page { items, next })
+    }
+
+    /// Counts per wave and state, and per agency the dossiers awaiting it.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let by_state = sqlx::query(
+            "select cast(wave as bigint) as wave, state, count(*) as n from dossier group by wave, state order by wave, state",
+        )
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(StateCount {
+                wave: u8::try_from(r.try_get::<i64, _>("wave")?).unwrap_or_default(),
+                state: r.try_get("state")?,
+                count: r.try_get("n")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let awaiting = sqlx::query(
+            "select agency, count(*) as n from dossier_awaiting group by agency order by agency",
+        )
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("agency")?, r.try_get("n")?)))
+        .collect::<Result<Vec<(String, i64)>, StoreError>>()?;
+        Ok(Stats { by_state, awaiting })
+    }
+
+    /// Rebuilds every projection from the journal, in one transaction.
+    pub async fn rebuild_projections(&self, def: &Definition) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let rows = sqlx::query("select body, digest from dossier_event order by dossier_id, seq")
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query("delete from dossier_awaiting").execute(&mut *tx).await?;
+        sqlx::query("delete from dossier").execute(&mut *tx).await?;
+        let mut count = 0;
+        let mut current: Option<(Dossier, String)> = None;
+        for row in &rows {
+            let event: Event = serde_json::from_str(&row.try_get::<String, _>("body")?)?;
+            let digest: String = row.try_get("digest")?;
+            let previous = match current.take() {
+                Some((d, last)) if d.id != event.dossier_id => {
+                    self.write_projection(&mut tx, def, &d, None, &last).await?;
+                    count += 1;
+                    None
+                }
+                Some((d, _)) => Some(d),
+                None => None,
+            };
+            let d = apply(previous, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            current = Some((d, digest));
+        }
+        if let Some((d, last)) = current {
+            self.write_projection(&mut tx, def, &d, None, &last).await?;
+            count += 1;
+        }
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// Recomputes every dossier's digest chain; the first broken link, if any.
+    pub async fn verify_journal(&self) -> Result<AuditReport, StoreError> {
+        let rows = sqlx::query("select dossier_id, seq, body, digest from dossier_event order by dossier_id, seq")
+            .fetch_all(&self.reader)
+            .await?;
+        let mut report = AuditReport::default();
+        let mut dossier = String::new();
+        let mut previous = GENESIS_DIGEST.to_string();
+        let mut expected_seq = 1;
+        for row in &rows {
+            let id: String = row.try_get("dossier_id")?;
+            let seq: i64 = row.try_get("seq")?;
+            if id != dossier {
+                dossier = id.clone();
+                previous = GENESIS_DIGEST.to_string();
+                expected_seq = 1;
+                report.dossiers += 1;
+            }
+            report.events += 1;
+            let body: String = row.try_get("body")?;
+            let digest: String = row.try_get("digest")?;
+            let body_matches = serde_json::from_str::<Event>(&body)
+                .is_ok_and(|e| e.dossier_id.to_string() == id && to_i64(e.seq) == seq);
+            if seq != expected_seq || !body_matches || chain_digest(&previous, &body) != digest {
+                report.first_broken = Some(BrokenLink {
+                    dossier_id: id,
+                    seq,
+                });
+                return Ok(report);
+            }
+            previous = digest;
+            expected_seq += 1;
+        }
+        Ok(report)
+    }
+
+    pub async fn insert_token(&self, token: &TokenRecord, secret_sha256: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into api_token (token_id, person_id, name, agency, role, secret_sha256, created_at_us) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token.id.to_string())
+        .bind(&token.person_id)
+        .bind(&token.name)
+        .bind(&token.agency)
+        .bind(&token.role)
+        .bind(secret_sha256)
+        .bind(micros(token.created_at))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The token and the SHA-256 of its secret, revoked or not.
+    pub async fn find_token(&self, id: uuid::Uuid) -> Result<Option<(TokenRecord, String)>, StoreError> {
+        let row = sqlx::query(
+            "select token_id, person_id, name, agency, role, secret_sha256, created_at_us, revoked_at_us \
+             from api_token where token_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| Ok((token_record(&r)?, r.try_get("secret_sha256")?)))
+            .transpose()
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        sqlx::query(
+            "select token_id, person_id, name, agency, role, created_at_us, revoked_at_us \
+             from api_token order by created_at_us, token_id",
+        )
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(token_record)
+        .collect()
+    }
+
+    /// Revokes a token; false when there is no such token.
+    pub async fn revoke_token(&self, id: uuid::Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "update api_token set revoked_at_us = coalesce(revoked_at_us, $1) where token_id = $2",
+        )
+        .bind(micros(at))
+        .bind(id.to_string())
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Number of dossiers, to tell an empty database from a used one.
+    pub async fn count_dossiers(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("select count(*) as n from dossier")
+            .fetch_one(&self.reader)
+            .await?
+            .try_get("n")?)
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StoreError::Other(
+            "adresse de base de données non reconnue : sqlite://… ou postgres://… attendu".into(),
+        ))
+    }
+}
+
+fn programmes_column(d: &Dossier) -> String {
+    let mut s = String::from(",");
+    for p in &d.programmes {
+        s.push_str(p);
+        s.push(',');
+    }
+    s
+}
+
+fn search_column(d: &Dossier) -> String {
+    format!("{} {} {}", d.commune, d.reference, d.porteur.nom).to_lowercase()
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

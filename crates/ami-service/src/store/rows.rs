@@ -1,0 +1,163 @@
+//! Values the store reads and writes besides core types, and the opaque
+//! cursors it hands out.
+
+use ami_core::{DossierId, Event};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{Backend, StoreError};
+
+/// A request's Idempotency-Key, scoped to the person sending it, with a
+/// hash of the request so that a different request with the same key is told.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_sha256: String,
+}
+
+/// Filters of the dossier list; every field is optional but `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct DossierFilter {
+    pub state: Option<String>,
+    pub wave: Option<u8>,
+    pub programme: Option<String>,
+    pub awaiting: Option<String>,
+    pub q: Option<String>,
+    pub after: Option<ListCursor>,
+    pub limit: u32,
+}
+
+/// A page of results and the cursor of the next one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Position in the dossier list: reception instant, then id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    pub received_at_us: i64,
+    pub dossier_id: DossierId,
+}
+
+impl ListCursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}/{}", self.received_at_us, self.dossier_id))
+    }
+
+    pub fn decode(s: &str) -> Option<ListCursor> {
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
+        let (at, id) = text.split_once('/')?;
+        Some(ListCursor {
+            received_at_us: at.parse().ok()?,
+            dossier_id: DossierId(id.parse().ok()?),
+        })
+    }
+}
+
+/// Position in the global event feed. On SQLite only `event_id` counts; on
+/// PostgreSQL the writing transaction's id comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedCursor {
+    pub xact_id: u64,
+    pub event_id: i64,
+}
+
+impl FeedCursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.xact_id, self.event_id)
+    }
+
+    pub fn decode(s: &str) -> Option<FeedCursor> {
+        let (x, e) = s.split_once('.')?;
+        Some(FeedCursor {
+            xact_id: x.parse().ok()?,
+            event_id: e.parse().ok().filter(|n| *n >= 0)?,
+        })
+    }
+}
+
+/// An event as the journal keeps it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Feed cursor just after this event.
+    pub position: String,
+    pub event: Event,
+    pub digest: String,
+}
+
+pub(super) fn stored_event(r: &AnyRow, backend: Option<Backend>) -> Result<StoredEvent, StoreError> {
+    let event_id: i64 = r.try_get("event_id")?;
+    let xact_id = match backend {
+        Some(Backend::Postgres) => r
+            .try_get::<String, _>("xact")?
+            .parse()
+            .map_err(|_| StoreError::Corrupt("xact_id".into()))?,
+        _ => 0,
+    };
+    Ok(StoredEvent {
+        position: FeedCursor { xact_id, event_id }.encode(),
+        event: serde_json::from_str(&r.try_get::<String, _>("body")?)?,
+        digest: r.try_get("digest")?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCount {
+    pub wave: u8,
+    pub state: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub by_state: Vec<StateCount>,
+    /// (agency, number of dossiers awaiting it)
+    pub awaiting: Vec<(String, i64)>,
+}
+
+/// A person's API token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: uuid::Uuid,
+    pub person_id: String,
+    pub name: String,
+    pub agency: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub(super) fn token_record(r: &AnyRow) -> Result<TokenRecord, StoreError> {
+    let instant = |us: i64| DateTime::<Utc>::from_timestamp_micros(us).unwrap_or_default();
+    Ok(TokenRecord {
+        id: r
+            .try_get::<String, _>("token_id")?
+            .parse()
+            .map_err(|_| StoreError::Corrupt("token_id".into()))?,
+        person_id: r.try_get("person_id")?,
+        name: r.try_get("name")?,
+        agency: r.try_get("agency")?,
+        role: r.try_get("role")?,
+        created_at: instant(r.try_get("created_at_us")?),
+        revoked_at: r.try_get::<Option<i64>, _>("revoked_at_us")?.map(instant),
+    })
+}
+
+/// Where the journal's digest chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    pub dossier_id: String,
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    pub dossiers: u64,
+    pub events: u64,
+    pub first_broken: Option<BrokenLink>,
+}

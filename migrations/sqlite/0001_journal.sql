@@ -1,0 +1,80 @@
+-- The journal of events and the projection of each dossier, written in one
+-- transaction per transition. Identifiers are UUIDs stored as text; instants
+-- used for sorting are integer microseconds since the Unix epoch (UTC).
+
+-- Append-only journal. `event_id` is the position in the global feed: SQLite
+-- has a single writer, so it grows in commit order.
+create table dossier_event (
+    event_id integer primary key autoincrement,
+    dossier_id text not null,
+    seq integer not null,
+    action text not null,
+    agency text not null,
+    actor_id text not null,
+    at_us integer not null,
+    -- The whole ami-core event as JSON (the source of truth).
+    body text not null,
+    -- SHA-256 of the previous event's digest and this event's canonical JSON.
+    digest text not null,
+    -- One event per (dossier, sequence number): no duplicate, no fork.
+    unique (dossier_id, seq)
+);
+
+-- Current state of each dossier, rebuilt from the journal at will.
+create table dossier (
+    dossier_id text primary key,
+    reference text not null unique,
+    wave integer not null,
+    state text not null,
+    version integer not null,
+    programmes text not null,      -- ",acv,ti," for LIKE filters
+    search text not null,          -- lower-cased commune, reference, porteur
+    received_at_us integer not null,
+    updated_at_us integer not null,
+    -- Digest of the last event, the link the next event chains to.
+    last_digest text not null,
+    -- The ami-core dossier as JSON.
+    body text not null
+);
+create index dossier_by_received on dossier (received_at_us, dossier_id);
+create index dossier_by_state on dossier (state, received_at_us, dossier_id);
+create index dossier_by_wave on dossier (wave, received_at_us, dossier_id);
+
+-- Which agencies each dossier waits on (`awaiting=` and /stats).
+create table dossier_awaiting (
+    dossier_id text not null references dossier (dossier_id),
+    agency text not null,
+    received_at_us integer not null,
+    primary key (agency, received_at_us, dossier_id)
+);
+create index dossier_awaiting_by_dossier on dossier_awaiting (dossier_id);
+
+-- Numbers of dossier references (AMI2-V1-0007).
+create table dossier_number (
+    singleton integer primary key check (singleton = 1),
+    last integer not null
+);
+insert into dossier_number (singleton, last) values (1, 0);
+
+-- Bearer tokens. Only a SHA-256 of the secret is kept.
+create table api_token (
+    token_id text primary key,
+    person_id text not null,
+    name text not null,
+    agency text not null,
+    role text not null,
+    secret_sha256 text not null,
+    created_at_us integer not null,
+    revoked_at_us integer
+);
+
+-- First answer to each request sent with an Idempotency-Key, per person.
+create table idempotency (
+    actor_id text not null,
+    idempotency_key text not null,
+    request_sha256 text not null,
+    status integer not null,
+    body text not null,
+    created_at_us integer not null,
+    primary key (actor_id, idempotency_key)
+);
