@@ -36,6 +36,9 @@ create table dossier (
     version bigint not null,
     programmes text not null,      -- ',acv,ti,' for LIKE filters
     search text not null,          -- lower-cased commune, reference, porteur
+    -- Agencies the dossier waits on, ',acv,'. Filters on it (and on `search`)
+    -- walk `dossier_by_received` and stop at the first page's worth of rows.
+    awaiting text not null,
     received_at_us bigint not null,
     updated_at_us bigint not null,
     -- Digest of the last event, the link the next event chains to.
@@ -46,15 +49,6 @@ create table dossier (
 create index dossier_by_received on dossier (received_at_us, dossier_id);
 create index dossier_by_state on dossier (state, received_at_us, dossier_id);
 create index dossier_by_wave on dossier (wave, received_at_us, dossier_id);
-
--- Which agencies each dossier waits on (`awaiting=` and /stats).
-create table dossier_awaiting (
-    dossier_id text not null references dossier (dossier_id),
-    agency text not null,
-    received_at_us bigint not null,
-    primary key (agency, received_at_us, dossier_id)
-);
-create index dossier_awaiting_by_dossier on dossier_awaiting (dossier_id);
 
 -- Numbers of dossier references (AMI2-V1-0007); gaps after a rollback are fine.
 create sequence dossier_number;

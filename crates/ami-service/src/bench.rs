@@ -1,12 +1,527 @@
-//! `ami bench`: the service over HTTP against the bare database.
+//! `ami bench`: drives a real `ami serve` process over HTTP with concurrent
+//! clients taking fresh dossiers through the whole path, then measures the
+//! bare database doing the same writes (insert event + versioned update,
+//! same tables, pools and durability settings) without the service, and
+//! prints both with their ratio. Optionally loads a large campaign first
+//! and measures reads on it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ami_core::{Actor, Command, Definition, DossierId, NewDossier, Piece, Porteur};
+use anyhow::{bail, Context};
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use crate::store::{Store, TransitionRequest};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Database to measure (a fresh one is best).
+    /// An empty database to measure on (sqlite://FILE or postgres://…/DB).
     #[arg(long, env = "AMI_DATABASE_URL", default_value = "sqlite://ami-bench.db")]
     pub database_url: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds of load for each of the two measures.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Dossiers to load before measuring reads (5 events each); 0 skips reads.
+    #[arg(long, default_value_t = 0)]
+    pub load: usize,
 }
 
-pub async fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("pas encore disponible")
+/// Latencies of one measure.
+struct Measure {
+    transitions: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    errors: usize,
+}
+
+impl Measure {
+    fn per_second(&self) -> f64 {
+        self.transitions as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&mut self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i]
+    }
+
+    fn line(&mut self, name: &str) -> String {
+        format!(
+            "{name:<14} {:>9.0} transitions/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} transitions, {} errors)",
+            self.per_second(),
+            ms(self.percentile(0.50)),
+            ms(self.percentile(0.99)),
+            self.transitions,
+            self.errors
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let def = Arc::new(Definition::ami2());
+    let store = Store::connect(&args.database_url).await?;
+    if store.count_dossiers().await? > 0 {
+        bail!("la base de mesure doit être vide : {}", crate::cli::redact(&args.database_url));
+    }
+    let people = [
+        ("Banc Agent", "dar", "agent"),
+        ("Banc Responsable", "dar", "responsable"),
+        ("Banc Acv", "acv", "agent"),
+        ("Banc Ti", "ti", "agent"),
+    ];
+    let mut tokens = Vec::new();
+    for (name, agency, role) in people {
+        tokens.push(crate::auth::create_token(&store, name, agency, role).await?.1);
+    }
+    let tokens = Arc::new(tokens);
+
+    let port = free_port()?;
+    let exe = std::env::current_exe()?;
+    let mut server = tokio::process::Command::new(exe)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--database-url", &args.database_url])
+        .env("AMI_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .context("démarrage de « ami serve »")?;
+    let pid = server.id().unwrap_or_default();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()?;
+    wait_healthy(&client, &base).await?;
+    println!(
+        "ami bench: {} clients, {} s per measure, backend {:?}, {} cores",
+        args.clients,
+        args.seconds,
+        store.backend(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    let mut service = http_load(&client, &base, &tokens, args.clients, args.seconds).await;
+    let service_rss = peak_rss_kib(pid);
+    let mut bare = bare_load(&store, &def, args.clients, args.seconds).await?;
+    println!("{}", service.line("service"));
+    println!("{}", bare.line("bare database"));
+    println!(
+        "ratio service/bare: {:.0} %   server peak memory (VmHWM): {:.1} MiB",
+        100.0 * service.per_second() / bare.per_second(),
+        service_rss as f64 / 1024.0
+    );
+
+    if args.load > 0 {
+        let started = Instant::now();
+        load_campaign(&store, &def, args.load).await?;
+        println!(
+            "loaded {} dossiers ({} events) in {:.1} s",
+            args.load,
+            args.load * 5,
+            started.elapsed().as_secs_f64()
+        );
+        read_load(&client, &base, &tokens[0], &store).await?;
+        println!(
+            "server peak memory (VmHWM) after reads: {:.1} MiB",
+            peak_rss_kib(pid) as f64 / 1024.0
+        );
+    }
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    store.close().await;
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for _ in 0..400 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("le service ne répond pas sur {base}")
+}
+
+/// Peak resident memory of a process, from /proc (0 where unavailable).
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// The five steps of a dossier through the whole path.
+const PATH: [(&str, usize, Option<&str>); 4] = [
+    ("instruire", 0, Some("favorable")),
+    ("avis_acv", 2, Some("favorable")),
+    ("avis_ti", 3, Some("favorable")),
+    ("declarer_laureat", 1, None),
+];
+
+async fn http_load(
+    client: &reqwest::Client,
+    base: &str,
+    tokens: &Arc<Vec<String>>,
+    clients: usize,
+    seconds: u64,
+) -> Measure {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, base, tokens, stop) = (client.clone(), base.to_string(), tokens.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let body = json!({
+                    "commune": format!("Banc {c}-{n}"), "code_insee": "58194",
+                    "porteur": {"nom": "Ville de démonstration"}, "programmes": ["acv", "ti"],
+                    "received_at": "2020-11-06T23:30:00+01:00",
+                    "pieces": [{"kind": "dossier_candidature", "filename": "c.pdf"},
+                               {"kind": "budget_previsionnel", "filename": "b.xlsx"}]
+                });
+                let t = Instant::now();
+                let res = client
+                    .post(format!("{base}/api/v1/dossiers"))
+                    .bearer_auth(&tokens[0])
+                    .json(&body)
+                    .send()
+                    .await;
+                let Some(dossier) = ok_json(res).await else {
+                    errors += 1;
+                    continue;
+                };
+                latencies.push(t.elapsed());
+                let id = dossier["id"].as_str().unwrap_or_default().to_string();
+                let mut version = 1;
+                for (action, who, verdict) in PATH {
+                    let mut body = json!({"action": action, "expected_version": version});
+                    if let Some(v) = verdict {
+                        body["verdict"] = json!(v);
+                    }
+                    let t = Instant::now();
+                    let res = client
+                        .post(format!("{base}/api/v1/dossiers/{id}/transitions"))
+                        .bearer_auth(&tokens[who])
+                        .json(&body)
+                        .send()
+                        .await;
+                    if ok_json(res).await.is_none() {
+                        errors += 1;
+                        break;
+                    }
+                    latencies.push(t.elapsed());
+                    version += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut m = Measure {
+        transitions: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        errors: 0,
+    };
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            m.latencies.extend(l);
+            m.errors += e;
+        }
+    }
+    m.elapsed = started.elapsed();
+    m.transitions = m.latencies.len();
+    m
+}
+
+async fn ok_json(res: reqwest::Result<reqwest::Response>) -> Option<Value> {
+    let res = res.ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    res.json().await.ok()
+}
+
+/// The same writes without the service: per transition one transaction that
+/// inserts the event and updates the projection where the version matches.
+async fn bare_load(store: &Store, def: &Arc<Definition>, clients: usize, seconds: u64) -> anyhow::Result<Measure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let events = Arc::new(sample_events(def)?);
+    for _ in 0..clients {
+        let (pool, stop, events) = (store.writer_pool().clone(), stop.clone(), events.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = uuid::Uuid::now_v7().to_string();
+                for (seq, (event, dossier)) in events.iter().enumerate() {
+                    let seq = seq as i64 + 1;
+                    let t = Instant::now();
+                    if bare_write(&pool, &id, seq, event, dossier).await.is_err() {
+                        errors += 1;
+                        break;
+                    }
+                    latencies.push(t.elapsed());
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut m = Measure {
+        transitions: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        errors: 0,
+    };
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            m.latencies.extend(l);
+            m.errors += e;
+        }
+    }
+    m.elapsed = started.elapsed();
+    m.transitions = m.latencies.len();
+    Ok(m)
+}
+
+async fn bare_write(pool: &sqlx::AnyPool, id: &str, seq: i64, event: &str, dossier: &str) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
+         values ($1, $2, 'bench', 'dar', 'bench', $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(seq)
+    .bind(Utc::now().timestamp_micros())
+    .bind(event)
+    .bind(crate::store::GENESIS_DIGEST)
+    .execute(&mut *tx)
+    .await?;
+    if seq == 1 {
+        sqlx::query(
+            "insert into dossier (dossier_id, reference, wave, state, version, programmes, search, \
+             awaiting, received_at_us, updated_at_us, last_digest, body) values ($1, $1, 1, 'recu', 1, ',acv,ti,', '', ',dar,', 0, 0, '', $2)",
+        )
+        .bind(id)
+        .bind(dossier)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query("update dossier set version = $1, body = $2, awaiting = ',dar,' where dossier_id = $3 and version = $4")
+            .bind(seq)
+            .bind(dossier)
+            .bind(id)
+            .bind(seq - 1)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Real event and dossier JSON of a full path, so the bare writes move the
+/// same number of bytes as the service's.
+fn sample_events(def: &Definition) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut dossier = None;
+    for (command, actor) in full_path(DossierId(uuid::Uuid::now_v7()), 1) {
+        let event = ami_core::decide(def, dossier.as_ref(), &command, &actor, Utc::now())
+            .map_err(|r| anyhow::anyhow!("{r}"))?;
+        let d = ami_core::apply(dossier, &event)?;
+        out.push((serde_json::to_string(&event)?, serde_json::to_string(&d)?));
+        dossier = Some(d);
+    }
+    Ok(out)
+}
+
+fn actor(name: &str, agency: &str, role: &str) -> Actor {
+    Actor {
+        id: crate::auth::person_id(name).into(),
+        name: name.into(),
+        agency: agency.into(),
+        role: role.into(),
+    }
+}
+
+/// Commands and actors taking one dossier from deposit to lauréat.
+fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
+    let mut deposer = Command::new("deposer");
+    let programmes: Vec<smol_str::SmolStr> = match n % 3 {
+        0 => vec!["acv".into()],
+        1 => vec!["acv".into(), "ti".into()],
+        _ => vec!["ti".into()],
+    };
+    deposer.new_dossier = Some(Box::new(NewDossier {
+        id,
+        number: 0,
+        commune: format!("Commune {n}"),
+        code_insee: format!("{:05}", n % 99_999),
+        porteur: Porteur {
+            nom: format!("Ville {n}"),
+            email: None,
+        },
+        programmes: programmes.clone(),
+        received_at: chrono::DateTime::parse_from_rfc3339("2020-09-01T10:00:00+02:00")
+            .map(|t| t.with_timezone(&Utc) + chrono::Duration::seconds((n % 20_000_000) as i64))
+            .unwrap_or_default(),
+        pieces: vec![
+            Piece {
+                kind: "dossier_candidature".into(),
+                filename: "candidature.pdf".into(),
+                size: Some(400_000),
+                sha256: None,
+            },
+            Piece {
+                kind: "budget_previsionnel".into(),
+                filename: "budget.xlsx".into(),
+                size: Some(50_000),
+                sha256: None,
+            },
+        ],
+    }));
+    let mut steps = vec![
+        (deposer, actor("Banc Agent", "dar", "agent")),
+        (Command::new("instruire").with_verdict("favorable"), actor("Banc Agent", "dar", "agent")),
+    ];
+    if programmes.iter().any(|p| p == "acv") {
+        steps.push((Command::new("avis_acv").with_verdict("favorable"), actor("Banc Acv", "acv", "agent")));
+    }
+    if programmes.iter().any(|p| p == "ti") {
+        steps.push((Command::new("avis_ti").with_verdict("favorable"), actor("Banc Ti", "ti", "agent")));
+    }
+    steps.push((Command::new("declarer_laureat"), actor("Banc Responsable", "dar", "responsable")));
+    steps
+}
+
+/// Loads `count` dossiers through the store (the same code path as the
+/// service, without HTTP), stopping each at a state of the workflow.
+async fn load_campaign(store: &Store, def: &Definition, count: usize) -> anyhow::Result<()> {
+    let respond = |_: &ami_core::Dossier| Value::Null;
+    let def = Arc::new(def.clone());
+    let workers = 8;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (store, def) = (store.clone(), def.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = w;
+            while n < count {
+                let id = DossierId(uuid::Uuid::now_v7());
+                // Two in five dossiers stop before the end of the path.
+                let steps = full_path(id, n);
+                let keep = if n % 5 < 3 { steps.len() } else { 1 + n % 3 };
+                let mut version = None;
+                for (command, actor) in steps.into_iter().take(keep) {
+                    let req = TransitionRequest {
+                        definition: &def,
+                        dossier_id: id,
+                        expected_version: version,
+                        command,
+                        actor,
+                        now: Utc::now(),
+                        idempotency: None,
+                        respond: &respond,
+                    };
+                    match store.execute(&req).await? {
+                        crate::store::Executed::Applied { dossier, .. } => version = Some(dossier.version),
+                        crate::store::Executed::Replayed { .. } => {}
+                    }
+                }
+                n += workers;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// Latency of `GET /dossiers/{id}` and of a filtered list page.
+async fn read_load(client: &reqwest::Client, base: &str, token: &str, store: &Store) -> anyhow::Result<()> {
+    let page = store
+        .list_dossiers(&crate::store::DossierFilter {
+            limit: 500,
+            ..Default::default()
+        })
+        .await?;
+    let ids: Vec<String> = page.items.iter().map(|d| d.id.to_string()).collect();
+    let mut get = Measure {
+        transitions: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        errors: 0,
+    };
+    let mut list = Measure {
+        transitions: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        errors: 0,
+    };
+    let filters = ["state=avis_ti", "awaiting=dar", "wave=2&programme=ti", "state=recu&wave=1"];
+    for i in 0..2000 {
+        let t = Instant::now();
+        let r = client
+            .get(format!("{base}/api/v1/dossiers/{}", ids[i % ids.len()]))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let ok = r.status().is_success();
+        let _ = r.bytes().await?;
+        if ok { get.latencies.push(t.elapsed()) } else { get.errors += 1 }
+        if i % 4 == 0 {
+            let t = Instant::now();
+            let r = client
+                .get(format!("{base}/api/v1/dossiers?{}&limit=50", filters[(i / 4) % filters.len()]))
+                .bearer_auth(token)
+                .send()
+                .await?;
+            let ok = r.status().is_success();
+            let _ = r.bytes().await?;
+            if ok { list.latencies.push(t.elapsed()) } else { list.errors += 1 }
+        }
+    }
+    println!(
+        "GET /dossiers/{{id}}   p50 {:.2} ms  p99 {:.2} ms  ({} requests, {} errors)",
+        ms(get.percentile(0.5)),
+        ms(get.percentile(0.99)),
+        get.latencies.len(),
+        get.errors
+    );
+    println!(
+        "GET /dossiers?filter  p50 {:.2} ms  p99 {:.2} ms  ({} requests, {} errors)",
+        ms(list.percentile(0.5)),
+        ms(list.percentile(0.99)),
+        list.latencies.len(),
+        list.errors
+    );
+    Ok(())
 }

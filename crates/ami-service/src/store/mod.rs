@@ -148,6 +148,11 @@ impl Store {
         self.backend
     }
 
+    /// The pool writes go through; `ami bench` measures bare writes on it.
+    pub fn writer_pool(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// Applies the migrations of the backend that are not applied yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.backend {
@@ -315,20 +320,22 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = d.id.to_string();
         let body = serde_json::to_string(d)?;
+        let awaiting = list_column(awaiting(def, d).into_iter().map(|a| a.as_str()));
         match previous_version {
             None => {
                 sqlx::query(
                     "insert into dossier (dossier_id, reference, wave, state, version, programmes, search, \
-                     received_at_us, updated_at_us, last_digest, body) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     awaiting, received_at_us, updated_at_us, last_digest, body) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&id)
                 .bind(&d.reference)
                 .bind(i64::from(d.wave))
                 .bind(d.state.as_str())
                 .bind(to_i64(d.version))
-                .bind(programmes_column(d))
+                .bind(list_column(d.programmes.iter().map(|p| p.as_str())))
                 .bind(search_column(d))
+                .bind(&awaiting)
                 .bind(micros(d.received_at))
                 .bind(micros(d.updated_at))
                 .bind(last_digest)
@@ -338,14 +345,15 @@ impl Store {
             }
             Some(previous) => {
                 let updated = sqlx::query(
-                    "update dossier set state = $1, version = $2, updated_at_us = $3, last_digest = $4, body = $5 \
-                     where dossier_id = $6 and version = $7",
+                    "update dossier set state = $1, version = $2, updated_at_us = $3, last_digest = $4, body = $5, \
+                     awaiting = $6 where dossier_id = $7 and version = $8",
                 )
                 .bind(d.state.as_str())
                 .bind(to_i64(d.version))
                 .bind(micros(d.updated_at))
                 .bind(last_digest)
                 .bind(&body)
+                .bind(&awaiting)
                 .bind(&id)
                 .bind(to_i64(previous))
                 .execute(&mut **tx)
@@ -353,21 +361,7 @@ impl Store {
                 if updated.rows_affected() != 1 {
                     return Err(StoreError::Conflict { current: None });
                 }
-                sqlx::query("delete from dossier_awaiting where dossier_id = $1")
-                    .bind(&id)
-                    .execute(&mut **tx)
-                    .await?;
             }
-        }
-        for agency in awaiting(def, d) {
-            sqlx::query(
-                "insert into dossier_awaiting (dossier_id, agency, received_at_us) values ($1, $2, $3)",
-            )
-            .bind(&id)
-            .bind(agency.as_str())
-            .bind(micros(d.received_at))
-            .execute(&mut **tx)
-            .await?;
         }
         Ok(())
     }
@@ -387,24 +381,16 @@ impl Store {
     pub async fn list_dossiers(&self, filter: &DossierFilter) -> Result<Page<Dossier>, StoreError> {
         // Reception instant and id never change, so a cursor on them stays
         // correct while dossiers move between states.
-        let (table, order) = if filter.awaiting.is_some() {
-            ("w", "w.received_at_us, w.dossier_id")
-        } else {
-            ("d", "d.received_at_us, d.dossier_id")
-        };
         let mut sql = String::from("select d.body, d.received_at_us, d.dossier_id from dossier d");
         let mut n = 0;
         let mut next = || {
             n += 1;
             format!("${n}")
         };
-        if filter.awaiting.is_some() {
-            sql += &format!(
-                " join dossier_awaiting w on w.dossier_id = d.dossier_id and w.agency = {}",
-                next()
-            );
-        }
         sql += " where 1 = 1";
+        if filter.awaiting.is_some() {
+            sql += &format!(" and d.awaiting like {}", next());
+        }
         if filter.state.is_some() {
             sql += &format!(" and d.state = {}", next());
         }
@@ -419,13 +405,13 @@ impl Store {
         }
         if filter.after.is_some() {
             let (a, b) = (next(), next());
-            sql += &format!(" and ({table}.received_at_us, {table}.dossier_id) > ({a}, {b})");
+            sql += &format!(" and (d.received_at_us, d.dossier_id) > ({a}, {b})");
         }
-        sql += &format!(" order by {order} limit {}", next());
+        sql += &format!(" order by d.received_at_us, d.dossier_id limit {}", next());
 
         let mut query = sqlx::query(&sql);
         if let Some(agency) = &filter.awaiting {
-            query = query.bind(agency.clone());
+            query = query.bind(format!("%,{agency},%"));
         }
         if let Some(state) = &filter.state {
             query = query.bind(state.clone());
@@ -541,14 +527,20 @@ impl Store {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-        let awaiting = sqlx::query(
-            "select agency, count(*) as n from dossier_awaiting group by agency order by agency",
-        )
-        .fetch_all(&self.reader)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("agency")?, r.try_get("n")?)))
-        .collect::<Result<Vec<(String, i64)>, StoreError>>()?;
+        let mut awaiting: Vec<(String, i64)> = Vec::new();
+        for r in sqlx::query("select awaiting, count(*) as n from dossier group by awaiting")
+            .fetch_all(&self.reader)
+            .await?
+        {
+            let agencies: String = r.try_get("awaiting")?;
+            let n: i64 = r.try_get("n")?;
+            for agency in agencies.split(',').filter(|a| !a.is_empty()) {
+                match awaiting.iter_mut().find(|(a, _)| a == agency) {
+                    Some((_, total)) => *total += n,
+                    None => awaiting.push((agency.to_string(), n)),
+                }
+            }
+        }
         Ok(Stats { by_state, awaiting })
     }
 
@@ -558,7 +550,6 @@ impl Store {
         let rows = sqlx::query("select body, digest from dossier_event order by dossier_id, seq")
             .fetch_all(&mut *tx)
             .await?;
-        sqlx::query("delete from dossier_awaiting").execute(&mut *tx).await?;
         sqlx::query("delete from dossier").execute(&mut *tx).await?;
         let mut count = 0;
         let mut current: Option<(Dossier, String)> = None;
@@ -696,10 +687,11 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
     }
 }
 
-fn programmes_column(d: &Dossier) -> String {
+/// `,a,b,` so that `like '%,a,%'` finds one item.
+fn list_column<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let mut s = String::from(",");
-    for p in &d.programmes {
-        s.push_str(p);
+    for item in items {
+        s.push_str(item);
         s.push(',');
     }
     s
