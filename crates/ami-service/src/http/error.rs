@@ -45,6 +45,8 @@ pub enum ApiError {
     NotFound { detail: String },
     /// 409: stale `expected_version`.
     Conflict { current: Option<u64> },
+    /// 405: the route exists with other methods.
+    MethodNotAllowed,
     /// 413
     TooLarge,
     /// 415
@@ -137,6 +139,14 @@ impl ApiError {
                 },
                 Some("expected_version".into()),
                 *current,
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed".into(),
+                "Méthode non autorisée",
+                "Cette adresse n'accepte pas cette méthode ; voir /api/v1/openapi.json.".into(),
+                None,
+                None,
             ),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

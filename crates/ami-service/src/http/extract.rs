@@ -48,9 +48,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                     (
                         "malformed_json",
                         format!(
-                            "JSON mal formé (ligne {}, colonne {}) : {inner}",
+                            "JSON mal formé (ligne {}, colonne {}) : {}",
                             inner.line(),
-                            inner.column()
+                            inner.column(),
+                            inner.to_string().split(" at line ").next().unwrap_or_default()
                         ),
                         None,
                     )
@@ -87,6 +88,12 @@ fn translate_serde(msg: &str) -> String {
         return format!("champ obligatoire manquant {rest}");
     }
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
+        let rest = rest
+            .replace("expected u64", "attendu : un entier positif")
+            .replace("expected u8", "attendu : un entier positif")
+            .replace("expected a string", "attendu : un texte")
+            .replace("expected a sequence", "attendu : une liste")
+            .replace("expected struct", "attendu : un objet");
         return format!("type invalide ({rest})");
     }
     if let Some(rest) = msg.strip_prefix("invalid value: ") {

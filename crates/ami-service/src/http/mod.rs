@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ami_core::{Actor, Definition};
 use axum::extract::{FromRequestParts, MatchedPath, Request};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::http::{header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -141,11 +141,13 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .route("/healthz", get(feed::healthz))
         .nest("/api/v1", api)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(timeout))
         .layer(
@@ -192,6 +194,6 @@ pub async fn serve(
 }
 
 /// 405 for a known route with another method, in the API's problem shape.
-pub fn method_not_allowed() -> Response {
-    (StatusCode::METHOD_NOT_ALLOWED, "").into_response()
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
