@@ -191,6 +191,29 @@ impl Store {
     #[tracing::instrument(skip_all, fields(dossier.id = %req.dossier_id, action = %req.command.action))]
     async fn try_execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let action = req.definition.action(&req.command.action);
+        let creates = action.is_some_and(|a| a.effect == Effect::Create);
+        let id = req.dossier_id.to_string();
+        // The dossier's row lock comes first: a request racing with its own
+        // replay then waits for it and finds its answer below.
+        let current = if creates {
+            None
+        } else {
+            let sql = match self.backend {
+                Backend::Postgres => {
+                    "select body, last_digest from dossier where dossier_id = $1 for update"
+                }
+                Backend::Sqlite => "select body, last_digest from dossier where dossier_id = $1",
+            };
+            let row = sqlx::query(sql)
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let body: String = row.try_get("body")?;
+            let dossier: Dossier = serde_json::from_str(&body)?;
+            Some((dossier, row.try_get::<String, _>("last_digest")?))
+        };
         if let Some(key) = &req.idempotency {
             let seen = sqlx::query(
                 "select request_sha256, status, body from idempotency \
@@ -213,27 +236,9 @@ impl Store {
                 });
             }
         }
-
-        let action = req.definition.action(&req.command.action);
-        let creates = action.is_some_and(|a| a.effect == Effect::Create);
-        let id = req.dossier_id.to_string();
-        let (current, previous_digest) = if creates {
-            (None, GENESIS_DIGEST.to_string())
-        } else {
-            let sql = match self.backend {
-                Backend::Postgres => {
-                    "select body, last_digest from dossier where dossier_id = $1 for update"
-                }
-                Backend::Sqlite => "select body, last_digest from dossier where dossier_id = $1",
-            };
-            let row = sqlx::query(sql)
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let body: String = row.try_get("body")?;
-            let dossier: Dossier = serde_json::from_str(&body)?;
-            (Some(dossier), row.try_get("last_digest")?)
+        let (current, previous_digest) = match current {
+            Some((d, digest)) => (Some(d), digest),
+            None => (None, GENESIS_DIGEST.to_string()),
         };
         if let (Some(d), Some(expected)) = (&current, req.expected_version) {
             if d.version != expected {
