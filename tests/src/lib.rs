@@ -7,6 +7,8 @@
 //! fresh database each. They fail, rather than skip, when it cannot be
 //! reached: a skipped backend must not pass for a tested one.
 
+pub mod process;
+
 use std::sync::Arc;
 
 use ami_core::Definition;
@@ -212,28 +214,10 @@ impl TestApp {
         self.post(who, &format!("/dossiers/{id}/transitions"), &body).await
     }
 
-    /// Number of events in the journal, to check that a refusal wrote nothing.
+    /// Number of events in the journal, to check that a refusal wrote
+    /// nothing; counted in the database (see [`TestApp::event_count`]).
     pub async fn journal_len(&self) -> usize {
-        let mut n = 0;
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .events_after(
-                    cursor
-                        .as_deref()
-                        .and_then(ami_service::store::FeedCursor::decode)
-                        .as_ref(),
-                    1000,
-                )
-                .await
-                .expect("feed");
-            if page.items.is_empty() {
-                return n;
-            }
-            n += page.items.len();
-            cursor = page.next;
-        }
+        usize::try_from(self.event_count().await).expect("count")
     }
 }
 
@@ -279,4 +263,267 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+// ---------------------------------------------------------------------------
+// Helpers of the API tests (tests/tests/api_*.rs).
+// ---------------------------------------------------------------------------
+
+/// A response as the API tests look at it: status, headers they rely on, and
+/// the body both as text and as JSON (Null when not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub location: Option<String>,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts an RFC 9457 problem with this status and `code`, a French
+    /// `detail` and the problem content type; returns the body.
+    pub fn assert_problem(&self, status: StatusCode, code: &str) -> &Value {
+        assert_eq!(self.status, status, "status of {}", self.text);
+        assert!(
+            self.content_type.starts_with("application/problem+json"),
+            "content type {:?} of {}",
+            self.content_type,
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "code of {}", self.text);
+        assert_eq!(
+            self.body["status"],
+            status.as_u16(),
+            "status field of {}",
+            self.text
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("urn:ami:problem:{code}"),
+            "type of {}",
+            self.text
+        );
+        let detail = self.body["detail"].as_str().unwrap_or_default();
+        assert!(!detail.trim().is_empty(), "detail of {}", self.text);
+        assert!(
+            self.body["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "title of {}",
+            self.text
+        );
+        &self.body
+    }
+
+    /// Like [`Reply::assert_problem`], and the problem names `field`.
+    pub fn assert_field_problem(&self, status: StatusCode, code: &str, field: &str) -> &Value {
+        let body = self.assert_problem(status, code);
+        assert_eq!(body["field"], field, "field of {}", self.text);
+        body
+    }
+
+    /// Asserts the status, and that the body is JSON; returns the body.
+    pub fn assert_ok(&self, status: StatusCode) -> &Value {
+        assert_eq!(self.status, status, "status of {}", self.text);
+        assert!(
+            self.content_type.starts_with("application/json"),
+            "content type {:?} of {}",
+            self.content_type,
+            self.text
+        );
+        &self.body
+    }
+}
+
+impl TestApp {
+    /// Sends any request; `who` None sends no token. Every answer is checked
+    /// not to be a 5xx: no input may make the service fail.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: Option<&Person>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let url = if path.starts_with("/healthz") {
+            format!("http://{}{}", self.addr, path)
+        } else {
+            self.url(path)
+        };
+        let mut req = self.client.request(method.clone(), url);
+        if let Some(who) = who {
+            req = req.bearer_auth(&who.token);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let header = |name: reqwest::header::HeaderName| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
+        let location = header(reqwest::header::LOCATION);
+        let text = res.text().await.unwrap_or_default();
+        assert!(
+            !status.is_server_error(),
+            "{method} {path} answered {status}: {text}"
+        );
+        Reply {
+            status,
+            content_type,
+            location,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    /// Sends a JSON body, with an Idempotency-Key when given.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &Person,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Reply {
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(key) = idempotency_key {
+            headers.push(("idempotency-key", key));
+        }
+        self.send(
+            method,
+            path,
+            Some(who),
+            &headers,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// GET with a token, as a [`Reply`].
+    pub async fn fetch(&self, who: &Person, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, Some(who), &[], None)
+            .await
+    }
+
+    /// Posts a transition with an explicit `expected_version`.
+    pub async fn transition(&self, who: &Person, id: &str, body: &Value) -> Reply {
+        self.send_json(
+            reqwest::Method::POST,
+            &format!("/dossiers/{id}/transitions"),
+            who,
+            body,
+            None,
+        )
+        .await
+    }
+
+    /// Takes an action at the current version and asserts it succeeded;
+    /// returns the dossier as the answer shows it.
+    pub async fn must_act(
+        &self,
+        who: &Person,
+        dossier: &Value,
+        action: &str,
+        extra: Value,
+    ) -> Value {
+        let (status, body) = self.act(who, dossier, action, extra).await;
+        assert_eq!(status, StatusCode::OK, "{action} by {}: {body}", who.name);
+        body
+    }
+
+    /// Deposits a dossier with a given body and asserts it was created.
+    pub async fn deposit_body(&self, dar: &Person, body: &Value) -> Value {
+        let reply = self
+            .send_json(reqwest::Method::POST, "/dossiers", dar, body, None)
+            .await;
+        reply.assert_ok(StatusCode::CREATED).clone()
+    }
+
+    /// Number of events in the journal, counted in the database itself. On
+    /// PostgreSQL the feed may hold back
+    /// events while any older transaction of the server runs, even one of
+    /// another test's database; this count never lags.
+    pub async fn event_count(&self) -> i64 {
+        use sqlx::{Connection, Row};
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.db.url)
+            .await
+            .expect("connect to the test database");
+        let n: i64 = sqlx::query("select count(*) as n from dossier_event")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count events")
+            .try_get("n")
+            .expect("count");
+        let _ = conn.close().await;
+        n
+    }
+
+    /// Follows `GET /events` from `after`, `limit` at a time, until `expected`
+    /// events came (waiting up to 10 s for the feed to show late commits).
+    /// Returns the events and the last cursor; fails if more came.
+    pub async fn follow_feed(
+        &self,
+        who: &Person,
+        mut after: Option<String>,
+        limit: u32,
+        expected: usize,
+    ) -> (Vec<Value>, Option<String>) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            let path = match &after {
+                Some(c) => format!("/events?limit={limit}&after={c}"),
+                None => format!("/events?limit={limit}"),
+            };
+            let reply = self.fetch(who, &path).await;
+            let page = reply.assert_ok(StatusCode::OK);
+            let items = page["items"].as_array().expect("items").clone();
+            assert!(
+                items.len() <= limit as usize,
+                "page longer than limit: {}",
+                reply.text
+            );
+            if !page["next_cursor"].is_null() {
+                after = page["next_cursor"].as_str().map(str::to_string);
+            }
+            let empty = items.is_empty();
+            seen.extend(items);
+            assert!(
+                seen.len() <= expected,
+                "more events than expected: {seen:?}"
+            );
+            if seen.len() == expected {
+                return (seen, after);
+            }
+            if empty {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "feed stuck at {} of {expected} events",
+                    seen.len()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// A deposit body for a commune, in the given wave (1, 2 or 3), with both
+/// pièces.
+pub fn new_dossier_in_wave(commune: &str, programmes: &[&str], wave: u8) -> Value {
+    let mut body = new_dossier(commune, programmes);
+    body["received_at"] = json!(match wave {
+        1 => "2020-09-15T10:00:00+02:00",
+        2 => "2021-01-15T10:00:00+01:00",
+        _ => "2021-05-15T10:00:00+02:00",
+    });
+    body
 }

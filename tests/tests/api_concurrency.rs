@@ -1,0 +1,194 @@
+//! Concurrent writers and projection rebuilds, on both backends.
+
+use std::collections::HashSet;
+
+use ami_tests::*;
+use serde_json::{json, Value};
+
+fn id_of(d: &Value) -> String {
+    d["id"].as_str().expect("id").to_string()
+}
+
+async fn eight_concurrent_actions_on_one_version_let_exactly_one_through(backend: Backend) {
+    // Arrange
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+    let d = app.deposit(&dar, &["acv"]).await;
+    let id = id_of(&d);
+
+    // Act: eight agents send an action at version 1 at once.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (app, dar, id) = (app.clone(), dar.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = if i % 2 == 0 {
+                json!({"action": "instruire", "expected_version": 1, "verdict": "favorable", "comment": format!("agent {i}")})
+            } else {
+                json!({"action": "classer_sans_suite", "expected_version": 1, "motivation": format!("agent {i}")})
+            };
+            app.transition(&dar, &id, &body).await
+        }));
+    }
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.expect("task"));
+    }
+
+    // Assert
+    let ok: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .collect();
+    assert_eq!(ok.len(), 1, "{replies:?}");
+    for r in replies.iter().filter(|r| r.status != StatusCode::OK) {
+        let problem = r.assert_problem(StatusCode::CONFLICT, "version_conflict");
+        assert_eq!(problem["current_version"], 2);
+    }
+    let history = app.fetch(&dar, &format!("/dossiers/{id}/history")).await;
+    let seqs: Vec<u64> = history.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [1, 2], "no gap, no duplicate");
+    assert_eq!(app.event_count().await, 2);
+    let (_, now) = app.get(&dar, &format!("/dossiers/{id}")).await;
+    assert_eq!(now["version"], 2);
+    assert_eq!(now["state"], ok[0].body["state"]);
+    if let Ok(app) = std::sync::Arc::try_unwrap(app) {
+        app.stop().await;
+    }
+}
+
+async fn concurrent_deposits_get_distinct_references(backend: Backend) {
+    // Arrange
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+
+    // Act
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (app, dar) = (app.clone(), dar.clone());
+        tasks.push(tokio::spawn(async move {
+            app.deposit_body(&dar, &new_dossier(&format!("Commune {i}"), &["acv"]))
+                .await
+        }));
+    }
+    let mut refs = HashSet::new();
+    for t in tasks {
+        refs.insert(
+            t.await.expect("task")["reference"]
+                .as_str()
+                .expect("reference")
+                .to_string(),
+        );
+    }
+
+    // Assert
+    let expected: HashSet<String> = (1..=8).map(|n| format!("AMI2-V1-{n:04}")).collect();
+    assert_eq!(refs, expected);
+    assert_eq!(app.event_count().await, 8);
+    if let Ok(app) = std::sync::Arc::try_unwrap(app) {
+        app.stop().await;
+    }
+}
+
+async fn rebuilding_the_projections_changes_no_dossier(backend: Backend) {
+    // Arrange: a campaign with dossiers in every kind of state.
+    let app = TestApp::spawn(backend).await;
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+    let boss = app.person("Dominique Bernard", "dar", "responsable").await;
+    let acv = app.person("Sophie Laurent", "acv", "agent").await;
+    let ti = app.person("Karim Haddad", "ti", "agent").await;
+    let mut ids = Vec::new();
+    for (i, programmes) in [
+        &["acv", "ti"][..],
+        &["acv"],
+        &["ti"],
+        &["acv", "ti"],
+        &["ti"],
+        &["acv"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let d = app
+            .deposit_body(
+                &dar,
+                &new_dossier_in_wave(&format!("Commune {i}"), programmes, (i % 3 + 1) as u8),
+            )
+            .await;
+        ids.push(id_of(&d));
+        if i >= 1 {
+            app.must_act(&dar, &d, "instruire", json!({"verdict": "favorable"}))
+                .await;
+        }
+        if i >= 2 && programmes.contains(&"acv") {
+            app.must_act(&acv, &d, "avis_acv", json!({"verdict": "favorable"}))
+                .await;
+        }
+        if i >= 3 && programmes.contains(&"ti") {
+            app.must_act(
+                &ti,
+                &d,
+                "avis_ti",
+                json!({"verdict": "reserve", "motivation": "À suivre"}),
+            )
+            .await;
+        }
+        if i == 4 {
+            app.must_act(&boss, &d, "declarer_laureat", json!({})).await;
+        }
+        if i == 5 {
+            app.must_act(&boss, &d, "refuser", json!({"motivation": "Non retenu"}))
+                .await;
+        }
+    }
+    let mut before = Vec::new();
+    for id in &ids {
+        before.push(app.fetch(&acv, &format!("/dossiers/{id}")).await.body);
+    }
+    let stats_before = app.fetch(&acv, "/stats").await.body;
+    let lists_before = [
+        app.fetch(&acv, "/dossiers?awaiting=dar").await.body,
+        app.fetch(&acv, "/dossiers?awaiting=acv").await.body,
+        app.fetch(&acv, "/dossiers?awaiting=ti").await.body,
+        app.fetch(&acv, "/dossiers?q=commune&limit=4").await.body,
+    ];
+
+    // Act
+    let rebuilt = app
+        .store
+        .rebuild_projections(&app.definition)
+        .await
+        .expect("rebuild");
+
+    // Assert
+    assert_eq!(rebuilt, ids.len() as u64);
+    for (id, was) in ids.iter().zip(&before) {
+        let now = app.fetch(&acv, &format!("/dossiers/{id}")).await;
+        assert_eq!(&now.assert_ok(StatusCode::OK).clone(), was, "dossier {id}");
+    }
+    assert_eq!(app.fetch(&acv, "/stats").await.body, stats_before);
+    let lists_after = [
+        app.fetch(&acv, "/dossiers?awaiting=dar").await.body,
+        app.fetch(&acv, "/dossiers?awaiting=acv").await.body,
+        app.fetch(&acv, "/dossiers?awaiting=ti").await.body,
+        app.fetch(&acv, "/dossiers?q=commune&limit=4").await.body,
+    ];
+    assert_eq!(lists_after, lists_before);
+    // The dossiers still take actions after the rebuild.
+    let first = app.fetch(&dar, &format!("/dossiers/{}", ids[0])).await.body;
+    let instruit = app
+        .must_act(&dar, &first, "instruire", json!({"verdict": "favorable"}))
+        .await;
+    assert_eq!(instruit["version"], 2);
+    app.stop().await;
+}
+
+on_both_backends!(
+    eight_concurrent_actions_on_one_version_let_exactly_one_through,
+    concurrent_deposits_get_distinct_references,
+    rebuilding_the_projections_changes_no_dossier,
+);
