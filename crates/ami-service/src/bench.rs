@@ -216,8 +216,7 @@ async fn http_load(
                 };
                 latencies.push(t.elapsed());
                 let id = dossier["id"].as_str().unwrap_or_default().to_string();
-                let mut version = 1;
-                for (action, who, verdict) in PATH {
+                for (version, (action, who, verdict)) in (1..).zip(PATH) {
                     let mut body = json!({"action": action, "expected_version": version});
                     if let Some(v) = verdict {
                         body["verdict"] = json!(v);
@@ -234,7 +233,6 @@ async fn http_load(
                         break;
                     }
                     latencies.push(t.elapsed());
-                    version += 1;
                 }
             }
             (latencies, errors)

@@ -108,10 +108,34 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Errors are sent as RFC 9457 problems: the document says so (the route
+/// annotations cannot, utoipa writes `application/json` for every body).
+fn problem_content_types(openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let utoipa::openapi::RefOr::T(response) = response else { continue };
+                    if status.starts_with('4') || status.starts_with('5') {
+                        if let Some(content) = response.content.shift_remove("application/json") {
+                            response.content.insert("application/problem+json".into(), content);
+                        }
+                    }
+                }
+            }
+        }
+}
+
 /// The API routes and their OpenAPI description, built together so that they
 /// cannot drift apart.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(dossiers::create, dossiers::list))
         .routes(routes!(dossiers::get))
         .routes(routes!(dossiers::transition))
@@ -121,7 +145,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(feed::stats))
         .routes(routes!(feed::workflow))
         .routes(routes!(feed::workflow_mermaid))
-        .split_for_parts()
+        .split_for_parts();
+    problem_content_types(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI 3.1 document of the API.
