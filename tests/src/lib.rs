@@ -56,7 +56,9 @@ impl TestDb {
                 let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&server)
                     .await
                     .unwrap_or_else(|e| {
-                        panic!("PostgreSQL unreachable at {server} (set AMI_TEST_POSTGRES_URL): {e}")
+                        panic!(
+                            "PostgreSQL unreachable at {server} (set AMI_TEST_POSTGRES_URL): {e}"
+                        )
                     });
                 sqlx::query(&format!("create database {name}"))
                     .execute(&mut conn)
@@ -104,7 +106,9 @@ impl TestApp {
     pub async fn spawn_on(db: TestDb, definition: Arc<Definition>) -> TestApp {
         let store = Store::connect(&db.url).await.expect("connect store");
         // Bound before the spawn: no sleep, no race.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = AppState {
@@ -196,13 +200,21 @@ impl TestApp {
 
     /// Deposits a dossier (as a DAR person) received in wave 1.
     pub async fn deposit(&self, dar: &Person, programmes: &[&str]) -> Value {
-        let (status, body) = self.post(dar, "/dossiers", &new_dossier("Nevers", programmes)).await;
+        let (status, body) = self
+            .post(dar, "/dossiers", &new_dossier("Nevers", programmes))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "deposit: {body}");
         body
     }
 
     /// Takes an action at the dossier's current version; status and body.
-    pub async fn act(&self, who: &Person, dossier: &Value, action: &str, extra: Value) -> (StatusCode, Value) {
+    pub async fn act(
+        &self,
+        who: &Person,
+        dossier: &Value,
+        action: &str,
+        extra: Value,
+    ) -> (StatusCode, Value) {
         let id = dossier["id"].as_str().expect("dossier id");
         let (_, current) = self.get(who, &format!("/dossiers/{id}")).await;
         let mut body = json!({"action": action, "expected_version": current["version"]});
@@ -211,7 +223,8 @@ impl TestApp {
                 b.insert(k.clone(), v.clone());
             }
         }
-        self.post(who, &format!("/dossiers/{id}/transitions"), &body).await
+        self.post(who, &format!("/dossiers/{id}/transitions"), &body)
+            .await
     }
 
     /// Number of events in the journal, to check that a refusal wrote

@@ -44,7 +44,10 @@ impl PresentedToken {
     /// Whether the secret matches the stored hash, in constant time.
     pub fn matches(&self, stored_sha256_hex: &str) -> bool {
         let presented = hash_secret(&self.secret);
-        presented.as_bytes().ct_eq(stored_sha256_hex.as_bytes()).into()
+        presented
+            .as_bytes()
+            .ct_eq(stored_sha256_hex.as_bytes())
+            .into()
     }
 }
 

@@ -19,7 +19,11 @@ use crate::store::{Store, TransitionRequest};
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// An empty database to measure on (sqlite://FILE or postgres://…/DB).
-    #[arg(long, env = "AMI_DATABASE_URL", default_value = "sqlite://ami-bench.db")]
+    #[arg(
+        long,
+        env = "AMI_DATABASE_URL",
+        default_value = "sqlite://ami-bench.db"
+    )]
     pub database_url: String,
     /// Concurrent clients.
     #[arg(long, default_value_t = 32)]
@@ -74,7 +78,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let def = Arc::new(Definition::ami2());
     let store = Store::connect(&args.database_url).await?;
     if store.count_dossiers().await? > 0 {
-        bail!("la base de mesure doit être vide : {}", crate::cli::redact(&args.database_url));
+        bail!(
+            "la base de mesure doit être vide : {}",
+            crate::cli::redact(&args.database_url)
+        );
     }
     let people = [
         ("Banc Agent", "dar", "agent"),
@@ -84,14 +91,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ];
     let mut tokens = Vec::new();
     for (name, agency, role) in people {
-        tokens.push(crate::auth::create_token(&store, name, agency, role).await?.1);
+        tokens.push(
+            crate::auth::create_token(&store, name, agency, role)
+                .await?
+                .1,
+        );
     }
     let tokens = Arc::new(tokens);
 
     let port = free_port()?;
     let exe = std::env::current_exe()?;
     let mut server = tokio::process::Command::new(exe)
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--database-url", &args.database_url])
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &args.database_url,
+        ])
         .env("AMI_LOG", "warn")
         .kill_on_drop(true)
         .spawn()
@@ -143,7 +160,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
@@ -189,7 +208,12 @@ async fn http_load(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (client, base, tokens, stop) = (client.clone(), base.to_string(), tokens.clone(), stop.clone());
+        let (client, base, tokens, stop) = (
+            client.clone(),
+            base.to_string(),
+            tokens.clone(),
+            stop.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0;
@@ -267,7 +291,12 @@ async fn ok_json(res: reqwest::Result<reqwest::Response>) -> Option<Value> {
 
 /// The same writes without the service: per transition one transaction that
 /// inserts the event and updates the projection where the version matches.
-async fn bare_load(store: &Store, def: &Arc<Definition>, clients: usize, seconds: u64) -> anyhow::Result<Measure> {
+async fn bare_load(
+    store: &Store,
+    def: &Arc<Definition>,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<Measure> {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -311,7 +340,13 @@ async fn bare_load(store: &Store, def: &Arc<Definition>, clients: usize, seconds
     Ok(m)
 }
 
-async fn bare_write(pool: &sqlx::AnyPool, id: &str, seq: i64, event: &str, dossier: &str) -> Result<(), sqlx::Error> {
+async fn bare_write(
+    pool: &sqlx::AnyPool,
+    id: &str,
+    seq: i64,
+    event: &str,
+    dossier: &str,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
@@ -407,15 +442,27 @@ fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
     }));
     let mut steps = vec![
         (deposer, actor("Banc Agent", "dar", "agent")),
-        (Command::new("instruire").with_verdict("favorable"), actor("Banc Agent", "dar", "agent")),
+        (
+            Command::new("instruire").with_verdict("favorable"),
+            actor("Banc Agent", "dar", "agent"),
+        ),
     ];
     if programmes.iter().any(|p| p == "acv") {
-        steps.push((Command::new("avis_acv").with_verdict("favorable"), actor("Banc Acv", "acv", "agent")));
+        steps.push((
+            Command::new("avis_acv").with_verdict("favorable"),
+            actor("Banc Acv", "acv", "agent"),
+        ));
     }
     if programmes.iter().any(|p| p == "ti") {
-        steps.push((Command::new("avis_ti").with_verdict("favorable"), actor("Banc Ti", "ti", "agent")));
+        steps.push((
+            Command::new("avis_ti").with_verdict("favorable"),
+            actor("Banc Ti", "ti", "agent"),
+        ));
     }
-    steps.push((Command::new("declarer_laureat"), actor("Banc Responsable", "dar", "responsable")));
+    steps.push((
+        Command::new("declarer_laureat"),
+        actor("Banc Responsable", "dar", "responsable"),
+    ));
     steps
 }
 
@@ -448,7 +495,9 @@ async fn load_campaign(store: &Store, def: &Definition, count: usize) -> anyhow:
                         respond: &respond,
                     };
                     match store.execute(&req).await? {
-                        crate::store::Executed::Applied { dossier, .. } => version = Some(dossier.version),
+                        crate::store::Executed::Applied { dossier, .. } => {
+                            version = Some(dossier.version)
+                        }
                         crate::store::Executed::Replayed { .. } => {}
                     }
                 }
@@ -464,7 +513,12 @@ async fn load_campaign(store: &Store, def: &Definition, count: usize) -> anyhow:
 }
 
 /// Latency of `GET /dossiers/{id}` and of a filtered list page.
-async fn read_load(client: &reqwest::Client, base: &str, token: &str, store: &Store) -> anyhow::Result<()> {
+async fn read_load(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    store: &Store,
+) -> anyhow::Result<()> {
     let page = store
         .list_dossiers(&crate::store::DossierFilter {
             limit: 500,
@@ -484,7 +538,12 @@ async fn read_load(client: &reqwest::Client, base: &str, token: &str, store: &St
         latencies: Vec::new(),
         errors: 0,
     };
-    let filters = ["state=avis_ti", "awaiting=dar", "wave=2&programme=ti", "state=recu&wave=1"];
+    let filters = [
+        "state=avis_ti",
+        "awaiting=dar",
+        "wave=2&programme=ti",
+        "state=recu&wave=1",
+    ];
     for i in 0..2000 {
         let t = Instant::now();
         let r = client
@@ -494,17 +553,28 @@ async fn read_load(client: &reqwest::Client, base: &str, token: &str, store: &St
             .await?;
         let ok = r.status().is_success();
         let _ = r.bytes().await?;
-        if ok { get.latencies.push(t.elapsed()) } else { get.errors += 1 }
+        if ok {
+            get.latencies.push(t.elapsed())
+        } else {
+            get.errors += 1
+        }
         if i % 4 == 0 {
             let t = Instant::now();
             let r = client
-                .get(format!("{base}/api/v1/dossiers?{}&limit=50", filters[(i / 4) % filters.len()]))
+                .get(format!(
+                    "{base}/api/v1/dossiers?{}&limit=50",
+                    filters[(i / 4) % filters.len()]
+                ))
                 .bearer_auth(token)
                 .send()
                 .await?;
             let ok = r.status().is_success();
             let _ = r.bytes().await?;
-            if ok { list.latencies.push(t.elapsed()) } else { list.errors += 1 }
+            if ok {
+                list.latencies.push(t.elapsed())
+            } else {
+                list.errors += 1
+            }
         }
     }
     println!(

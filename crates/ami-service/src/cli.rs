@@ -13,12 +13,22 @@ use crate::http::{self, AppState};
 use crate::store::Store;
 
 #[derive(Parser)]
-#[command(name = "ami", version, about = "Instruction des dossiers de l'AMI « Au cœur des territoires » (Cnam, ANCT)")]
+#[command(
+    name = "ami",
+    version,
+    about = "Instruction des dossiers de l'AMI « Au cœur des territoires » (Cnam, ANCT)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
     /// Log format: text for people, json for machines.
-    #[arg(long, global = true, env = "AMI_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "AMI_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     log_format: LogFormat,
 }
 
@@ -171,7 +181,9 @@ pub fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AMI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -146,11 +146,15 @@ pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
         match stop {
             Stop::Recu | Stop::RecuIncomplet => {}
             Stop::SansSuite => steps.push((
-                Command::new("classer_sans_suite").with_motivation("La commune a retiré sa candidature."),
+                Command::new("classer_sans_suite")
+                    .with_motivation("La commune a retiré sa candidature."),
                 dar_agent,
             )),
             _ => {
-                steps.push((Command::new("instruire").with_verdict("favorable"), dar_agent));
+                steps.push((
+                    Command::new("instruire").with_verdict("favorable"),
+                    dar_agent,
+                ));
                 let full = matches!(stop, Stop::AvisTi | Stop::Laureat | Stop::Refuse);
                 if in_acv && !matches!(stop, Stop::Instruit) {
                     steps.push((Command::new("avis_acv").with_verdict("favorable"), acv));
@@ -159,7 +163,9 @@ pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
                     let verdict = if matches!(stop, Stop::Refuse) {
                         Command::new("avis_ti")
                             .with_verdict("defavorable")
-                            .with_motivation("Le bassin d'emploi ne présente pas de besoin industriel identifié.")
+                            .with_motivation(
+                            "Le bassin d'emploi ne présente pas de besoin industriel identifié.",
+                        )
                     } else {
                         Command::new("avis_ti").with_verdict("favorable")
                     };
@@ -168,7 +174,8 @@ pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
                 match stop {
                     Stop::Laureat => steps.push((Command::new("declarer_laureat"), dar_resp)),
                     Stop::Refuse => steps.push((
-                        Command::new("refuser").with_motivation("Avis défavorable de Territoires d'industrie."),
+                        Command::new("refuser")
+                            .with_motivation("Avis défavorable de Territoires d'industrie."),
                         dar_resp,
                     )),
                     _ => {}
@@ -179,7 +186,10 @@ pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
             version = step(store, def, id, Some(version), command, actor).await?;
         }
     }
-    println!("{} dossiers de démonstration créés sur les trois vagues.", TOWNS.len());
+    println!(
+        "{} dossiers de démonstration créés sur les trois vagues.",
+        TOWNS.len()
+    );
     println!("Jetons (à passer dans « Authorization: Bearer … ») :");
     for (name, agency, role, text) in &tokens {
         println!("  {agency:<3} {role:<11} {name:<18} {text}");
@@ -207,7 +217,11 @@ async fn step(
         idempotency: None,
         respond: &respond,
     };
-    match store.execute(&req).await.with_context(|| format!("démonstration : {action}"))? {
+    match store
+        .execute(&req)
+        .await
+        .with_context(|| format!("démonstration : {action}"))?
+    {
         crate::store::Executed::Applied { dossier, .. } => Ok(dossier.version),
         crate::store::Executed::Replayed { .. } => bail!("réponse rejouée inattendue"),
     }

@@ -22,7 +22,10 @@ const MAX_TEXT: usize = 10_000;
 /// control characters (NUL among them, which PostgreSQL cannot store).
 fn check_line(field: &str, value: &str, required: bool) -> Result<(), ApiError> {
     if required && value.trim().is_empty() {
-        return Err(ApiError::invalid_field(field, format!("Le champ « {field} » est obligatoire.")));
+        return Err(ApiError::invalid_field(
+            field,
+            format!("Le champ « {field} » est obligatoire."),
+        ));
     }
     if value.chars().count() > MAX_LINE {
         return Err(ApiError::invalid_field(
@@ -48,7 +51,10 @@ fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
             format!("Le champ « {field} » dépasse {MAX_TEXT} caractères."),
         ));
     }
-    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err(ApiError::invalid_field(
             field,
             format!("Le champ « {field} » contient des caractères de contrôle."),
@@ -98,7 +104,11 @@ fn idempotency(headers: &HeaderMap, what: &[&[u8]]) -> Result<Option<Idempotency
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     let location = (status == StatusCode::CREATED)
-        .then(|| body.get("id").and_then(|v| v.as_str()).map(|id| format!("/api/v1/dossiers/{id}")))
+        .then(|| {
+            body.get("id")
+                .and_then(|v| v.as_str())
+                .map(|id| format!("/api/v1/dossiers/{id}"))
+        })
         .flatten();
     let mut response = (status, Json(body)).into_response();
     if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
@@ -107,7 +117,11 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     response
 }
 
-async fn run(state: &AppState, req: TransitionRequest<'_>, status: StatusCode) -> Result<Response, ApiError> {
+async fn run(
+    state: &AppState,
+    req: TransitionRequest<'_>,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
     match state.store.execute(&req).await? {
         Executed::Applied { body, .. } => Ok(answer(status, body)),
         Executed::Replayed { status, body } => Ok(answer(
@@ -143,11 +157,18 @@ pub async fn create(
     if let Some(email) = &body.porteur.email {
         check_line("porteur.email", email, false)?;
         if !email.contains('@') {
-            return Err(ApiError::invalid_field("porteur.email", "Adresse électronique invalide."));
+            return Err(ApiError::invalid_field(
+                "porteur.email",
+                "Adresse électronique invalide.",
+            ));
         }
     }
     let insee = body.code_insee.as_str();
-    if insee.len() != 5 || !insee.bytes().all(|b| b.is_ascii_digit() || b == b'A' || b == b'B') {
+    if insee.len() != 5
+        || !insee
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'A' || b == b'B')
+    {
         return Err(ApiError::invalid_field(
             "code_insee",
             "Le code INSEE compte 5 caractères (chiffres, ou 2A/2B pour la Corse).",
@@ -243,7 +264,15 @@ pub async fn list(
     caller: Caller,
     query: QueryPairs,
 ) -> Result<Json<DossierPage>, ApiError> {
-    query.check(&["state", "wave", "programme", "awaiting", "q", "limit", "cursor"])?;
+    query.check(&[
+        "state",
+        "wave",
+        "programme",
+        "awaiting",
+        "q",
+        "limit",
+        "cursor",
+    ])?;
     let def = &state.definition;
     let mut filter = DossierFilter {
         limit: 50,
@@ -252,7 +281,10 @@ pub async fn list(
     if let Some(s) = query.get("state") {
         if def.state(s).is_none() {
             let known: Vec<&str> = def.states.iter().map(|s| s.id.as_str()).collect();
-            return Err(ApiError::bad_field("state", format!("État inconnu « {s} » ; états : {}.", known.join(", "))));
+            return Err(ApiError::bad_field(
+                "state",
+                format!("État inconnu « {s} » ; états : {}.", known.join(", ")),
+            ));
         }
         filter.state = Some(s.to_string());
     }
@@ -261,25 +293,34 @@ pub async fn list(
             .parse::<u8>()
             .ok()
             .filter(|n| def.campaign.waves.iter().any(|wave| wave.number == *n))
-            .ok_or_else(|| ApiError::bad_field("wave", format!("Vague inconnue « {w} »." )))?;
+            .ok_or_else(|| ApiError::bad_field("wave", format!("Vague inconnue « {w} ».")))?;
         filter.wave = Some(wave);
     }
     if let Some(p) = query.get("programme") {
         if def.programme(p).is_none() {
-            return Err(ApiError::bad_field("programme", format!("Programme inconnu « {p} » ; programmes : acv, ti.")));
+            return Err(ApiError::bad_field(
+                "programme",
+                format!("Programme inconnu « {p} » ; programmes : acv, ti."),
+            ));
         }
         filter.programme = Some(p.to_string());
     }
     if let Some(a) = query.get("awaiting") {
         if !def.has_agency(a) {
             let known: Vec<&str> = def.agencies.iter().map(|a| a.id.as_str()).collect();
-            return Err(ApiError::bad_field("awaiting", format!("Agence inconnue « {a} » ; agences : {}.", known.join(", "))));
+            return Err(ApiError::bad_field(
+                "awaiting",
+                format!("Agence inconnue « {a} » ; agences : {}.", known.join(", ")),
+            ));
         }
         filter.awaiting = Some(a.to_string());
     }
     if let Some(q) = query.get("q") {
         if q.chars().count() > 200 || q.chars().any(char::is_control) {
-            return Err(ApiError::bad_field("q", "La recherche compte au plus 200 caractères, sans caractère de contrôle."));
+            return Err(ApiError::bad_field(
+                "q",
+                "La recherche compte au plus 200 caractères, sans caractère de contrôle.",
+            ));
         }
         if !q.trim().is_empty() {
             filter.q = Some(q.trim().to_string());
@@ -293,10 +334,12 @@ pub async fn list(
             .ok_or_else(|| ApiError::bad_field("limit", "La limite est un entier de 1 à 500."))?;
     }
     if let Some(c) = query.get("cursor") {
-        filter.after = Some(
-            ListCursor::decode(c)
-                .ok_or_else(|| ApiError::bad_field("cursor", "Curseur invalide : reprenez le next_cursor d'une page précédente."))?,
-        );
+        filter.after = Some(ListCursor::decode(c).ok_or_else(|| {
+            ApiError::bad_field(
+                "cursor",
+                "Curseur invalide : reprenez le next_cursor d'une page précédente.",
+            )
+        })?);
     }
     let page = state.store.list_dossiers(&filter).await?;
     Ok(Json(DossierPage {
@@ -392,7 +435,10 @@ pub async fn put_piece(
     let def = &state.definition;
     if !def.has_piece(&kind) {
         let known: Vec<&str> = def.pieces.iter().map(|p| p.id.as_str()).collect();
-        return Err(ApiError::invalid_field("kind", format!("Pièce inconnue « {kind} » ; pièces : {}.", known.join(", "))));
+        return Err(ApiError::invalid_field(
+            "kind",
+            format!("Pièce inconnue « {kind} » ; pièces : {}.", known.join(", ")),
+        ));
     }
     check_piece("piece", &body.filename, body.sha256.as_deref())?;
     check_text("comment", body.comment.as_deref())?;
@@ -400,7 +446,9 @@ pub async fn put_piece(
         .actions
         .iter()
         .find(|a| a.effect == Effect::AttachPiece)
-        .ok_or_else(|| ApiError::invalid_field("kind", "Ce workflow n'accepte pas de pièce ajoutée."))?;
+        .ok_or_else(|| {
+            ApiError::invalid_field("kind", "Ce workflow n'accepte pas de pièce ajoutée.")
+        })?;
     let command = Command {
         action: action.id.clone(),
         comment: body.comment.clone(),

@@ -21,7 +21,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let mime = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 mime == "application/json" || mime.ends_with("+json")
             });
         if !is_json {
@@ -51,7 +56,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                             "JSON mal formé (ligne {}, colonne {}) : {}",
                             inner.line(),
                             inner.column(),
-                            inner.to_string().split(" at line ").next().unwrap_or_default()
+                            inner
+                                .to_string()
+                                .split(" at line ")
+                                .next()
+                                .unwrap_or_default()
                         ),
                         None,
                     )
@@ -99,7 +108,9 @@ fn translate_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("invalid value: ") {
         return format!("valeur invalide ({rest})");
     }
-    if msg.starts_with("premature end of input") || msg.contains("input contains invalid characters") {
+    if msg.starts_with("premature end of input")
+        || msg.contains("input contains invalid characters")
+    {
         return format!("valeur invalide ({msg})");
     }
     format!("valeur invalide ({msg})")
@@ -160,17 +171,26 @@ impl QueryPairs {
             if !allowed.contains(&name.as_str()) {
                 return Err(ApiError::bad_field(
                     name,
-                    format!("Paramètre inconnu « {name} » ; paramètres acceptés : {}.", allowed.join(", ")),
+                    format!(
+                        "Paramètre inconnu « {name} » ; paramètres acceptés : {}.",
+                        allowed.join(", ")
+                    ),
                 ));
             }
             if self.0[..i].iter().any(|(n, _)| n == name) {
-                return Err(ApiError::bad_field(name, format!("Paramètre « {name} » répété.")));
+                return Err(ApiError::bad_field(
+                    name,
+                    format!("Paramètre « {name} » répété."),
+                ));
             }
         }
         Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }

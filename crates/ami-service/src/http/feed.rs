@@ -29,7 +29,10 @@ pub async fn events(
     query.check(&["after", "limit"])?;
     let after = match query.get("after") {
         Some(c) => Some(FeedCursor::decode(c).ok_or_else(|| {
-            ApiError::bad_field("after", "Curseur invalide : reprenez le next_cursor d'une page précédente.")
+            ApiError::bad_field(
+                "after",
+                "Curseur invalide : reprenez le next_cursor d'une page précédente.",
+            )
         })?),
         None => None,
     };
@@ -52,7 +55,10 @@ pub async fn events(
 #[utoipa::path(get, path = "/stats", tag = "feed",
     responses((status = 200, body = StatsView), (status = 401, body = Problem), (status = 503, body = Problem)),
     security(("bearer" = [])))]
-pub async fn stats(State(state): State<AppState>, _caller: Caller) -> Result<Json<StatsView>, ApiError> {
+pub async fn stats(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<StatsView>, ApiError> {
     let stats = state.store.stats().await?;
     let mut waves: Vec<WaveStats> = state
         .definition
@@ -71,8 +77,12 @@ pub async fn stats(State(state): State<AppState>, _caller: Caller) -> Result<Jso
             w.states.insert(c.state.clone(), c.count);
         }
     }
-    let mut awaiting: BTreeMap<String, i64> =
-        state.definition.agencies.iter().map(|a| (a.id.to_string(), 0)).collect();
+    let mut awaiting: BTreeMap<String, i64> = state
+        .definition
+        .agencies
+        .iter()
+        .map(|a| (a.id.to_string(), 0))
+        .collect();
     for (agency, n) in stats.awaiting {
         awaiting.insert(agency, n);
     }
@@ -88,7 +98,10 @@ pub async fn stats(State(state): State<AppState>, _caller: Caller) -> Result<Jso
     responses((status = 200, description = "The definition as JSON", body = Object),
         (status = 401, body = Problem)),
     security(("bearer" = [])))]
-pub async fn workflow(State(state): State<AppState>, _caller: Caller) -> Json<ami_core::Definition> {
+pub async fn workflow(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Json<ami_core::Definition> {
     Json(state.definition.as_ref().clone())
 }
 
@@ -107,5 +120,7 @@ pub async fn workflow_mermaid(State(state): State<AppState>, _caller: Caller) ->
 /// 200 when the database answers, 503 otherwise.
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.store.ping().await?;
-    Ok(Json(Health { status: "ok".into() }))
+    Ok(Json(Health {
+        status: "ok".into(),
+    }))
 }

@@ -73,7 +73,10 @@ impl FromRequestParts<AppState> for Caller {
             return Err(unauthorized("invalid_token", "Jeton invalide ou inconnu."));
         }
         if record.revoked_at.is_some() {
-            return Err(unauthorized("revoked_token", "Ce jeton a été révoqué ; demandez-en un nouveau."));
+            return Err(unauthorized(
+                "revoked_token",
+                "Ce jeton a été révoqué ; demandez-en un nouveau.",
+            ));
         }
         tracing::Span::current().record("agency", record.agency.as_str());
         Ok(Caller {
@@ -111,25 +114,29 @@ impl Modify for BearerAuth {
 /// Errors are sent as RFC 9457 problems: the document says so (the route
 /// annotations cannot, utoipa writes `application/json` for every body).
 fn problem_content_types(openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for op in operations.into_iter().flatten() {
-                for (status, response) in op.responses.responses.iter_mut() {
-                    let utoipa::openapi::RefOr::T(response) = response else { continue };
-                    if status.starts_with('4') || status.starts_with('5') {
-                        if let Some(content) = response.content.shift_remove("application/json") {
-                            response.content.insert("application/problem+json".into(), content);
-                        }
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            for (status, response) in op.responses.responses.iter_mut() {
+                let utoipa::openapi::RefOr::T(response) = response else {
+                    continue;
+                };
+                if status.starts_with('4') || status.starts_with('5') {
+                    if let Some(content) = response.content.shift_remove("application/json") {
+                        response
+                            .content
+                            .insert("application/problem+json".into(), content);
                     }
                 }
             }
         }
+    }
 }
 
 /// The API routes and their OpenAPI description, built together so that they
@@ -197,7 +204,8 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound {
-        detail: "Cette adresse n'existe pas ; la liste des routes est dans /api/v1/openapi.json.".into(),
+        detail: "Cette adresse n'existe pas ; la liste des routes est dans /api/v1/openapi.json."
+            .into(),
     }
 }
 

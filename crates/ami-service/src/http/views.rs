@@ -184,7 +184,10 @@ impl DossierView {
                     )
                 })
                 .collect(),
-            awaiting: awaiting(def, d).into_iter().map(|a| a.to_string()).collect(),
+            awaiting: awaiting(def, d)
+                .into_iter()
+                .map(|a| a.to_string())
+                .collect(),
             actions: available_actions(def, d, caller)
                 .into_iter()
                 .map(|a| a.id.to_string())

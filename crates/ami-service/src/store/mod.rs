@@ -53,7 +53,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -81,7 +83,10 @@ pub enum Executed {
         body: serde_json::Value,
     },
     /// The idempotency key had been seen: this is the first answer again.
-    Replayed { status: u16, body: serde_json::Value },
+    Replayed {
+        status: u16,
+        body: serde_json::Value,
+    },
 }
 
 impl Store {
@@ -119,7 +124,10 @@ impl Store {
                             })
                         })
                 };
-                let writer = open().max_connections(1).connect_with(options.clone()).await?;
+                let writer = open()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await?;
                 let reader = open().max_connections(4).connect_with(options).await?;
                 Store {
                     backend,
@@ -252,8 +260,14 @@ impl Store {
         if let Some(new) = command.new_dossier.as_mut().filter(|_| creates) {
             new.number = self.next_dossier_number(&mut tx).await?;
         }
-        let event = decide(req.definition, current.as_ref(), &command, &req.actor, req.now)
-            .map_err(StoreError::Rejected)?;
+        let event = decide(
+            req.definition,
+            current.as_ref(),
+            &command,
+            &req.actor,
+            req.now,
+        )
+        .map_err(StoreError::Rejected)?;
         let previous_version = current.as_ref().map(|d| d.version);
         let dossier = apply(current, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let event_json = serde_json::to_string(&event)?;
@@ -377,7 +391,9 @@ impl Store {
             .fetch_optional(&self.reader)
             .await?;
         match row {
-            Some(row) => Ok(Some(serde_json::from_str(&row.try_get::<String, _>("body")?)?)),
+            Some(row) => Ok(Some(serde_json::from_str(
+                &row.try_get::<String, _>("body")?,
+            )?)),
             None => Ok(None),
         }
     }
@@ -431,7 +447,9 @@ impl Store {
             query = query.bind(format!("%{}%", escape_like(&q.to_lowercase())));
         }
         if let Some(after) = &filter.after {
-            query = query.bind(after.received_at_us).bind(after.dossier_id.to_string());
+            query = query
+                .bind(after.received_at_us)
+                .bind(after.dossier_id.to_string());
         }
         let limit = filter.limit.clamp(1, 500);
         query = query.bind(i64::from(limit) + 1);
@@ -440,7 +458,9 @@ impl Store {
         let mut items = Vec::with_capacity(rows.len());
         let mut last = None;
         for row in rows.iter().take(limit as usize) {
-            items.push(serde_json::from_str::<Dossier>(&row.try_get::<String, _>("body")?)?);
+            items.push(serde_json::from_str::<Dossier>(
+                &row.try_get::<String, _>("body")?,
+            )?);
             last = Some(ListCursor {
                 received_at_us: row.try_get("received_at_us")?,
                 dossier_id: row
@@ -450,7 +470,11 @@ impl Store {
                     .map_err(|e: uuid::Error| StoreError::Corrupt(e.to_string()))?,
             });
         }
-        let next_cursor = if rows.len() > limit as usize { last } else { None };
+        let next_cursor = if rows.len() > limit as usize {
+            last
+        } else {
+            None
+        };
         Ok(Page {
             items,
             next: next_cursor.map(|c| c.encode()),
@@ -583,9 +607,11 @@ impl Store {
 
     /// Recomputes every dossier's digest chain; the first broken link, if any.
     pub async fn verify_journal(&self) -> Result<AuditReport, StoreError> {
-        let rows = sqlx::query("select dossier_id, seq, body, digest from dossier_event order by dossier_id, seq")
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(
+            "select dossier_id, seq, body, digest from dossier_event order by dossier_id, seq",
+        )
+        .fetch_all(&self.reader)
+        .await?;
         let mut report = AuditReport::default();
         let mut dossier = String::new();
         let mut previous = GENESIS_DIGEST.to_string();
@@ -617,7 +643,11 @@ impl Store {
         Ok(report)
     }
 
-    pub async fn insert_token(&self, token: &TokenRecord, secret_sha256: &str) -> Result<(), StoreError> {
+    pub async fn insert_token(
+        &self,
+        token: &TokenRecord,
+        secret_sha256: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "insert into api_token (token_id, person_id, name, agency, role, secret_sha256, created_at_us) \
              values ($1, $2, $3, $4, $5, $6, $7)",
@@ -635,7 +665,10 @@ impl Store {
     }
 
     /// The token and the SHA-256 of its secret, revoked or not.
-    pub async fn find_token(&self, id: uuid::Uuid) -> Result<Option<(TokenRecord, String)>, StoreError> {
+    pub async fn find_token(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<(TokenRecord, String)>, StoreError> {
         let row = sqlx::query(
             "select token_id, person_id, name, agency, role, secret_sha256, created_at_us, revoked_at_us \
              from api_token where token_id = $1",
@@ -660,7 +693,11 @@ impl Store {
     }
 
     /// Revokes a token; false when there is no such token.
-    pub async fn revoke_token(&self, id: uuid::Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn revoke_token(
+        &self,
+        id: uuid::Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "update api_token set revoked_at_us = coalesce(revoked_at_us, $1) where token_id = $2",
         )
@@ -707,7 +744,9 @@ fn search_column(d: &Dossier) -> String {
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {

@@ -90,7 +90,10 @@ pub struct StoredEvent {
     pub digest: String,
 }
 
-pub(super) fn stored_event(r: &AnyRow, backend: Option<Backend>) -> Result<StoredEvent, StoreError> {
+pub(super) fn stored_event(
+    r: &AnyRow,
+    backend: Option<Backend>,
+) -> Result<StoredEvent, StoreError> {
     let event_id: i64 = r.try_get("event_id")?;
     let xact_id = match backend {
         Some(Backend::Postgres) => r
