@@ -381,7 +381,10 @@ impl Definition {
         }
         match action.effect {
             Effect::Create if !action.from.is_empty() => {
-                return Err(invalid(item, "une action de création n'a pas d'état de départ"))
+                return Err(invalid(
+                    item,
+                    "une action de création n'a pas d'état de départ",
+                ))
             }
             Effect::Create => {}
             Effect::Transition | Effect::AttachPiece if action.from.is_empty() => {
@@ -400,8 +403,15 @@ impl Definition {
                 return Err(invalid(item, format!("programme inconnu `{p}`")));
             }
         }
-        if let Some(p) = action.avis_before.iter().find(|p| self.programme(p).is_none()) {
-            return Err(invalid(item, format!("programme inconnu `{p}` (avis_before)")));
+        if let Some(p) = action
+            .avis_before
+            .iter()
+            .find(|p| self.programme(p).is_none())
+        {
+            return Err(invalid(
+                item,
+                format!("programme inconnu `{p}` (avis_before)"),
+            ));
         }
         if let Some(other) = &action.distinct_from {
             if self.action(other).is_none() {
@@ -412,7 +422,10 @@ impl Definition {
             }
         }
         if action.verdict && self.verdicts.is_empty() {
-            return Err(invalid(item, "porte un verdict mais aucun verdict n'est défini"));
+            return Err(invalid(
+                item,
+                "porte un verdict mais aucun verdict n'est défini",
+            ));
         }
         Ok(())
     }
@@ -429,7 +442,11 @@ impl Definition {
                 queue.push_back(a.to.as_str());
             }
         }
-        if let Some(s) = self.states.iter().find(|s| !reached.contains(s.id.as_str())) {
+        if let Some(s) = self
+            .states
+            .iter()
+            .find(|s| !reached.contains(s.id.as_str()))
+        {
             return Err(invalid(
                 format!("état `{}`", s.id),
                 "aucun chemin n'y mène depuis le dépôt",
@@ -491,6 +508,9 @@ fn start_of_day(tz: Tz, day: NaiveDate) -> Option<DateTime<Utc>> {
     let local = tz.from_local_datetime(&midnight);
     local
         .earliest()
-        .or_else(|| tz.from_local_datetime(&(midnight + chrono::Duration::hours(1))).earliest())
+        .or_else(|| {
+            tz.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                .earliest()
+        })
         .map(|t| t.with_timezone(&Utc))
 }

@@ -1,9 +1,10 @@
 //! Dossiers, their events, and the fold of the one into the other.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smol_str::SmolStr;
 use uuid::Uuid;
 
@@ -156,9 +157,192 @@ pub struct Dossier {
     pub updated_at: DateTime<Utc>,
     pub pieces: Vec<Piece>,
     /// Verdicts given, keyed by the action that gave them (the last one wins).
-    pub avis: BTreeMap<SmolStr, Avis>,
-    /// Who last took each action, for the four-eyes rule.
-    pub actors: BTreeMap<SmolStr, SmolStr>,
+    pub avis: ActionMap<Avis>,
+    /// Who (the actor's id) last took each action, for the four-eyes rule.
+    pub actors: ActionMap<SmolStr>,
+}
+
+/// A small map keyed by action id, in key order, for what a dossier keeps
+/// per action (its avis, who took it). A dossier has a handful of actions: a
+/// sorted vector holds them in a fraction of the memory of a `BTreeMap`
+/// (every node of which has room for eleven entries) and is as quick to
+/// search. It reads like a map (`get`, `contains_key`, `iter`, `keys`,
+/// `values`, `map["action"]`) and is (de)serialized as one.
+#[derive(PartialEq, Eq)]
+pub struct ActionMap<V> {
+    entries: Vec<(SmolStr, V)>,
+}
+
+/// Room for one more entry: a dossier is copied (or loaded) to take its next
+/// action, which most often adds an entry, and growing an exactly sized
+/// vector would reallocate it every time.
+fn with_room<V>(entries: impl ExactSizeIterator<Item = (SmolStr, V)>) -> Vec<(SmolStr, V)> {
+    let mut out = Vec::with_capacity(entries.len() + 1);
+    out.extend(entries);
+    out
+}
+
+impl<V: Clone> Clone for ActionMap<V> {
+    fn clone(&self) -> Self {
+        ActionMap {
+            entries: with_room(self.entries.iter().cloned()),
+        }
+    }
+}
+
+impl<V> Default for ActionMap<V> {
+    fn default() -> Self {
+        ActionMap {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<V> ActionMap<V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.position(key).ok().map(|i| &self.entries[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.position(key).ok().map(|i| &mut self.entries[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// Sets the value of `key`; returns the one it replaces.
+    pub fn insert(&mut self, key: SmolStr, value: V) -> Option<V> {
+        match self.position(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                self.entries.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> ActionMapIter<'_, V> {
+        ActionMapIter(self.entries.iter())
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &SmolStr> + ExactSizeIterator + Clone {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator + Clone {
+        self.entries.iter().map(|(_, v)| v)
+    }
+}
+
+impl<V> std::ops::Index<&str> for ActionMap<V> {
+    type Output = V;
+
+    /// Panics when `key` is absent, like `BTreeMap`.
+    fn index(&self, key: &str) -> &V {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no entry for action `{key}`"))
+    }
+}
+
+impl<V> std::ops::Index<&SmolStr> for ActionMap<V> {
+    type Output = V;
+
+    /// Panics when `key` is absent, like `BTreeMap`.
+    fn index(&self, key: &SmolStr) -> &V {
+        &self[key.as_str()]
+    }
+}
+
+impl<V> IntoIterator for ActionMap<V> {
+    type Item = (SmolStr, V);
+    type IntoIter = std::vec::IntoIter<(SmolStr, V)>;
+
+    /// The entries in key order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl<'a, V> IntoIterator for &'a ActionMap<V> {
+    type Item = (&'a SmolStr, &'a V);
+    type IntoIter = ActionMapIter<'a, V>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The entries of an [`ActionMap`], in key order.
+#[derive(Debug, Clone)]
+pub struct ActionMapIter<'a, V>(std::slice::Iter<'a, (SmolStr, V)>);
+
+impl<'a, V> Iterator for ActionMapIter<'a, V> {
+    type Item = (&'a SmolStr, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, v)| (k, v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl<V> DoubleEndedIterator for ActionMapIter<'_, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|(k, v)| (k, v))
+    }
+}
+
+impl<V> ExactSizeIterator for ActionMapIter<'_, V> {}
+
+impl<V> FromIterator<(SmolStr, V)> for ActionMap<V> {
+    fn from_iter<I: IntoIterator<Item = (SmolStr, V)>>(iter: I) -> Self {
+        let mut map = ActionMap::new();
+        for (k, v) in iter {
+            map.insert(k, v);
+        }
+        map
+    }
+}
+
+impl<V: fmt::Debug> fmt::Debug for ActionMap<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V: Serialize> Serialize for ActionMap<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for ActionMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<SmolStr, V>::deserialize(deserializer)?;
+        Ok(ActionMap {
+            entries: with_room(map.into_iter()),
+        })
+    }
 }
 
 impl Dossier {
@@ -192,35 +376,52 @@ pub enum FoldError {
 
 /// Folds one event into a dossier (`None` before its creation).
 pub fn apply(dossier: Option<Dossier>, event: &Event) -> Result<Dossier, FoldError> {
-    let Some(mut d) = dossier else {
-        let Payload::Create(created) = &event.payload else {
-            return Err(FoldError::NotACreation(event.dossier_id));
-        };
-        if event.seq != 1 {
-            return Err(FoldError::OutOfSequence {
-                dossier_id: event.dossier_id,
-                seq: event.seq,
-                version: 0,
-            });
+    match dossier {
+        None => create(event),
+        Some(mut d) => {
+            apply_in_place(&mut d, event)?;
+            Ok(d)
         }
-        let n = &created.dossier;
-        return Ok(Dossier {
-            id: n.id,
-            reference: created.reference.clone(),
-            commune: n.commune.clone(),
-            code_insee: n.code_insee.clone(),
-            porteur: n.porteur.clone(),
-            programmes: n.programmes.clone(),
-            wave: created.wave,
-            state: event.to.clone(),
-            version: 1,
-            received_at: n.received_at,
-            updated_at: event.at,
-            pieces: n.pieces.clone(),
-            avis: BTreeMap::new(),
-            actors: BTreeMap::from([(event.action.clone(), event.actor.id.clone())]),
-        });
+    }
+}
+
+/// The dossier an event creates.
+fn create(event: &Event) -> Result<Dossier, FoldError> {
+    let Payload::Create(created) = &event.payload else {
+        return Err(FoldError::NotACreation(event.dossier_id));
     };
+    if event.seq != 1 {
+        return Err(FoldError::OutOfSequence {
+            dossier_id: event.dossier_id,
+            seq: event.seq,
+            version: 0,
+        });
+    }
+    let n = &created.dossier;
+    let mut actors = ActionMap::new();
+    actors.insert(event.action.clone(), event.actor.id.clone());
+    Ok(Dossier {
+        id: n.id,
+        reference: created.reference.clone(),
+        commune: n.commune.clone(),
+        code_insee: n.code_insee.clone(),
+        porteur: n.porteur.clone(),
+        programmes: n.programmes.clone(),
+        wave: created.wave,
+        state: event.to.clone(),
+        version: 1,
+        received_at: n.received_at,
+        updated_at: event.at,
+        pieces: n.pieces.clone(),
+        avis: ActionMap::new(),
+        actors,
+    })
+}
+
+/// Folds one event into an existing dossier where it stands, without moving
+/// it: what a projection kept in a map wants. On error the dossier is left
+/// unchanged.
+pub fn apply_in_place(d: &mut Dossier, event: &Event) -> Result<(), FoldError> {
     if event.dossier_id != d.id {
         return Err(FoldError::WrongDossier {
             dossier_id: d.id,
@@ -241,22 +442,20 @@ pub fn apply(dossier: Option<Dossier>, event: &Event) -> Result<Dossier, FoldErr
     if let Payload::Piece(piece) = &event.payload {
         // A pièce sent again replaces the earlier copy of the same kind.
         match d.pieces.iter_mut().find(|p| p.kind == piece.kind) {
-            Some(p) => *p = piece.clone(),
+            Some(p) => p.clone_from(piece),
             None => d.pieces.push(piece.clone()),
         }
     }
     if let Some(verdict) = &event.verdict {
-        d.avis.insert(
-            event.action.clone(),
-            Avis {
-                action: event.action.clone(),
-                agency: event.actor.agency.clone(),
-                verdict: verdict.clone(),
-                motivation: event.motivation.clone(),
-                actor: event.actor.clone(),
-                at: event.at,
-            },
-        );
+        let avis = Avis {
+            action: event.action.clone(),
+            agency: event.actor.agency.clone(),
+            verdict: verdict.clone(),
+            motivation: event.motivation.clone(),
+            actor: event.actor.clone(),
+            at: event.at,
+        };
+        d.avis.insert(event.action.clone(), avis);
     }
     match d.actors.get_mut(&event.action) {
         Some(who) => who.clone_from(&event.actor.id),
@@ -265,14 +464,17 @@ pub fn apply(dossier: Option<Dossier>, event: &Event) -> Result<Dossier, FoldErr
                 .insert(event.action.clone(), event.actor.id.clone());
         }
     }
-    Ok(d)
+    Ok(())
 }
 
 /// Folds a dossier's whole journal; `None` for an empty one.
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<Option<Dossier>, FoldError> {
     let mut dossier = None;
     for e in events {
-        dossier = Some(apply(dossier, e)?);
+        match &mut dossier {
+            Some(d) => apply_in_place(d, e)?,
+            None => dossier = Some(create(e)?),
+        }
     }
     Ok(dossier)
 }

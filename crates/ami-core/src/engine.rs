@@ -49,7 +49,9 @@ pub enum Rejection {
     UnknownVerdict { verdict: SmolStr },
     #[error("une motivation est obligatoire pour {reason}")]
     MotivationMissing { reason: String },
-    #[error("le verdict « {verdict} » de l'action « {by} » empêche de déclarer le dossier lauréat")]
+    #[error(
+        "le verdict « {verdict} » de l'action « {by} » empêche de déclarer le dossier lauréat"
+    )]
     BlockingVerdict { by: SmolStr, verdict: SmolStr },
     #[error("quatre yeux : la personne qui a pris l'action « {previous} » ne peut pas prendre l'action « {action} »")]
     FourEyes { action: SmolStr, previous: SmolStr },
@@ -150,7 +152,10 @@ pub fn decide(
             check_content(def, d, action, command)?;
             let payload = match action.effect {
                 Effect::AttachPiece => {
-                    let piece = command.piece.clone().ok_or_else(|| malformed(action, "une pièce"))?;
+                    let piece = command
+                        .piece
+                        .clone()
+                        .ok_or_else(|| malformed(action, "une pièce"))?;
                     if !def.has_piece(&piece.kind) {
                         return Err(Rejection::UnknownPiece { piece: piece.kind });
                     }
@@ -209,7 +214,9 @@ fn decide_creation(
         return Err(Rejection::NoProgramme);
     }
     if let Some(p) = new.programmes.iter().find(|p| def.programme(p).is_none()) {
-        return Err(Rejection::UnknownProgramme { programme: p.clone() });
+        return Err(Rejection::UnknownProgramme {
+            programme: p.clone(),
+        });
     }
     if let Some(p) = new.pieces.iter().find(|p| !def.has_piece(&p.kind)) {
         return Err(Rejection::UnknownPiece {
@@ -238,8 +245,17 @@ fn decide_creation(
         Placement::Wave(n) => n,
     };
     let mut dossier = new.clone();
-    dossier.programmes.dedup();
-    let reference = format!("{}-V{}-{:04}", campaign.reference_prefix, wave, new.number);
+    // A programme listed twice is kept once, where it first appears
+    // (`Vec::dedup` would only drop adjacent copies).
+    let mut seen = 0;
+    while seen < dossier.programmes.len() {
+        if dossier.programmes[..seen].contains(&dossier.programmes[seen]) {
+            dossier.programmes.remove(seen);
+        } else {
+            seen += 1;
+        }
+    }
+    let reference = reference(&campaign.reference_prefix, wave, new.number);
     Ok(Event {
         dossier_id: new.id,
         seq: 1,
@@ -258,6 +274,35 @@ fn decide_creation(
             reference,
         })),
     })
+}
+
+/// The reference of a dossier, e.g. `AMI2-V1-0007`: the campaign's prefix,
+/// the wave, and the number on at least four digits. Built by hand: this is
+/// on the path of every deposit, and `format!` costs more than the rest.
+fn reference(prefix: &str, wave: u8, number: u64) -> String {
+    let mut out = String::with_capacity(prefix.len() + 2 + 3 + 1 + 20);
+    out.push_str(prefix);
+    out.push_str("-V");
+    push_digits(&mut out, u64::from(wave), 1);
+    out.push('-');
+    push_digits(&mut out, number, 4);
+    out
+}
+
+/// Appends `n` in decimal, left-padded with zeros to `width` digits.
+fn push_digits(out: &mut String, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = start.min(digits.len() - width.min(digits.len()));
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 fn check_actor(def: &Definition, action: &ActionDef, actor: &Actor) -> Result<(), Rejection> {

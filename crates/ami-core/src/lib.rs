@@ -14,8 +14,8 @@ pub use definition::{
     DEFAULT_DEFINITION_TOML,
 };
 pub use dossier::{
-    apply, fold, Actor, Avis, Command, CreatedDossier, Dossier, DossierId, Event, FoldError,
-    NewDossier, Payload, Piece, Porteur,
+    apply, apply_in_place, fold, ActionMap, ActionMapIter, Actor, Avis, Command, CreatedDossier,
+    Dossier, DossierId, Event, FoldError, NewDossier, Payload, Piece, Porteur,
 };
 pub use engine::{available_actions, awaiting, decide, Rejection};
 pub use mermaid::to_mermaid;

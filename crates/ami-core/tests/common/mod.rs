@@ -1,0 +1,189 @@
+//! Fixtures shared by the integration tests of `ami-core`: actors, dossiers
+//! and a few helpers to run a dossier through the default workflow.
+#![allow(dead_code)]
+
+use ami_core::{
+    apply, decide, Actor, Command, Definition, Dossier, DossierId, Event, NewDossier, Piece,
+    Porteur, Rejection,
+};
+use chrono::{DateTime, Utc};
+use smol_str::SmolStr;
+use uuid::Uuid;
+
+pub const CANDIDATURE: &str = "dossier_candidature";
+pub const BUDGET: &str = "budget_previsionnel";
+pub const BOTH_PIECES: &[&str] = &[CANDIDATURE, BUDGET];
+
+/// An instant written with its offset, e.g. `2020-11-06T23:59:59+01:00`.
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("bad instant {text}: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// The clock of the tests: after the campaign, so that every reception date
+/// inside it is in the past.
+pub fn now() -> DateTime<Utc> {
+    at("2021-09-01T10:00:00+02:00")
+}
+
+/// A reception date inside wave 1.
+pub fn in_wave_1() -> DateTime<Utc> {
+    at("2020-10-01T10:00:00+02:00")
+}
+
+pub fn actor(id: &str, agency: &str, role: &str) -> Actor {
+    Actor {
+        id: id.into(),
+        name: format!("Personne {id}").into(),
+        agency: agency.into(),
+        role: role.into(),
+    }
+}
+
+/// The DAR agent who deposits and instructs in the fixtures.
+pub fn dar_agent() -> Actor {
+    actor("dar-agent-1", "dar", "agent")
+}
+
+pub fn dar_responsable() -> Actor {
+    actor("dar-resp-1", "dar", "responsable")
+}
+
+pub fn acv_agent() -> Actor {
+    actor("acv-agent-1", "acv", "agent")
+}
+
+pub fn ti_agent() -> Actor {
+    actor("ti-agent-1", "ti", "agent")
+}
+
+pub fn piece(kind: &str) -> Piece {
+    Piece {
+        kind: kind.into(),
+        filename: format!("{kind}.pdf"),
+        size: Some(12_345),
+        sha256: Some("ab".repeat(32)),
+    }
+}
+
+pub fn new_dossier(number: u64, programmes: &[&str], pieces: &[&str]) -> NewDossier {
+    NewDossier {
+        id: DossierId(Uuid::from_u128(number as u128)),
+        number,
+        commune: "Saint-Flour".into(),
+        code_insee: "15187".into(),
+        porteur: Porteur {
+            nom: "Mairie de Saint-Flour".into(),
+            email: Some("mairie@example.org".into()),
+        },
+        programmes: programmes.iter().map(SmolStr::new).collect(),
+        received_at: in_wave_1(),
+        pieces: pieces.iter().map(|k| piece(k)).collect(),
+    }
+}
+
+pub fn deposer(new: NewDossier) -> Command {
+    Command {
+        new_dossier: Some(Box::new(new)),
+        ..Command::new("deposer")
+    }
+}
+
+pub fn ajouter_piece(kind: &str) -> Command {
+    Command {
+        piece: Some(piece(kind)),
+        ..Command::new("ajouter_piece")
+    }
+}
+
+/// A command the engine must accept: returns the event and the new dossier.
+pub fn accept(
+    def: &Definition,
+    dossier: Option<Dossier>,
+    command: &Command,
+    who: &Actor,
+) -> (Dossier, Event) {
+    let event = decide(def, dossier.as_ref(), command, who, now())
+        .unwrap_or_else(|r| panic!("`{}` refused: {r} ({})", command.action, r.code()));
+    let next = apply(dossier, &event).expect("an accepted event folds");
+    (next, event)
+}
+
+/// A command the engine must refuse: returns the reason.
+pub fn refuse(
+    def: &Definition,
+    dossier: Option<&Dossier>,
+    command: &Command,
+    who: &Actor,
+) -> Rejection {
+    match decide(def, dossier, command, who, now()) {
+        Ok(e) => panic!("`{}` accepted, to `{}`", command.action, e.to),
+        Err(r) => r,
+    }
+}
+
+/// A dossier deposited with the given programmes and pieces, in `recu`.
+pub fn deposited(def: &Definition, programmes: &[&str], pieces: &[&str]) -> (Dossier, Vec<Event>) {
+    let (d, e) = accept(
+        def,
+        None,
+        &deposer(new_dossier(7, programmes, pieces)),
+        &dar_agent(),
+    );
+    (d, vec![e])
+}
+
+/// A complete dossier instructed by [`dar_agent`] with `verdict`.
+pub fn instructed_with(
+    def: &Definition,
+    programmes: &[&str],
+    verdict: &str,
+) -> (Dossier, Vec<Event>) {
+    let (d, mut events) = deposited(def, programmes, BOTH_PIECES);
+    let command = Command::new("instruire")
+        .with_verdict(verdict)
+        .with_motivation("Projet examiné par la DAR");
+    let (d, e) = accept(def, Some(d), &command, &dar_agent());
+    events.push(e);
+    (d, events)
+}
+
+pub fn instructed(def: &Definition, programmes: &[&str]) -> (Dossier, Vec<Event>) {
+    instructed_with(def, programmes, "favorable")
+}
+
+/// Runs one more accepted command on a dossier and its journal.
+pub fn then(
+    def: &Definition,
+    (d, mut events): (Dossier, Vec<Event>),
+    command: &Command,
+    who: &Actor,
+) -> (Dossier, Vec<Event>) {
+    let (d, e) = accept(def, Some(d), command, who);
+    events.push(e);
+    (d, events)
+}
+
+pub fn avis(action: &str, verdict: &str) -> Command {
+    Command::new(action)
+        .with_verdict(verdict)
+        .with_motivation("Avis motivé")
+}
+
+/// A favorably instructed dossier with every avis its programmes need given
+/// favorably: in `avis_acv` (ACV only) or `avis_ti` (TI, or both).
+pub fn all_avis_given(def: &Definition, programmes: &[&str]) -> (Dossier, Vec<Event>) {
+    let mut run = instructed(def, programmes);
+    if programmes.contains(&"acv") {
+        run = then(def, run, &avis("avis_acv", "favorable"), &acv_agent());
+    }
+    if programmes.contains(&"ti") {
+        run = then(def, run, &avis("avis_ti", "favorable"), &ti_agent());
+    }
+    run
+}
+
+pub fn ids<'a>(items: impl IntoIterator<Item = &'a SmolStr>) -> Vec<&'a str> {
+    items.into_iter().map(|s| s.as_str()).collect()
+}

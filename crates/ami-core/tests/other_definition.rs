@@ -1,0 +1,434 @@
+//! The engine runs any valid definition, not only the default one: here the
+//! two avis are collected in the other order (TI first, then ACV), a fourth
+//! agency (the région) gives an avis for a new programme, and the lauréat is
+//! declared by a third, higher role.
+
+mod common;
+
+use ami_core::{available_actions, awaiting, fold, to_mermaid, Command, Definition, Rejection};
+use common::{accept, actor, at, avis, deposer, ids, new_dossier, refuse, BOTH_PIECES};
+use smol_str::SmolStr;
+
+const OTHER: &str = r#"
+version = "ami3-test.1"
+
+[campaign]
+name = "Troisième AMI (essai)"
+reference_prefix = "AMI3"
+time_zone = "Europe/Paris"
+opens_on = "2020-09-01"
+waves = [
+  { number = 1, closes_on = "2020-12-31" },
+  { number = 2, closes_on = "2021-06-30" },
+]
+
+[[agencies]]
+id = "dar"
+label = "Cnam – DAR"
+
+[[agencies]]
+id = "ti"
+label = "ANCT – Territoires d'industrie"
+
+[[agencies]]
+id = "acv"
+label = "ANCT – Action Cœur de Ville"
+
+[[agencies]]
+id = "region"
+label = "Conseil régional"
+
+[[roles]]
+id = "agent"
+label = "Agent"
+
+[[roles]]
+id = "chef"
+label = "Chef de bureau"
+
+[[roles]]
+id = "directeur"
+label = "Directeur"
+
+[[states]]
+id = "recu"
+label = "Reçu"
+
+[[states]]
+id = "instruit"
+label = "Instruit"
+
+[[states]]
+id = "avis_ti"
+label = "Avis TI rendu"
+
+[[states]]
+id = "avis_acv"
+label = "Avis ACV rendu"
+
+[[states]]
+id = "avis_region"
+label = "Avis de la région rendu"
+
+[[states]]
+id = "laureat"
+label = "Lauréat"
+terminal = true
+
+[[states]]
+id = "refuse"
+label = "Refusé"
+terminal = true
+
+[[pieces]]
+id = "dossier_candidature"
+label = "Dossier de candidature"
+
+[[pieces]]
+id = "budget_previsionnel"
+label = "Budget prévisionnel"
+
+[[verdicts]]
+id = "favorable"
+label = "Favorable"
+
+[[verdicts]]
+id = "defavorable"
+label = "Défavorable"
+requires_motivation = true
+blocking = true
+
+[[programmes]]
+id = "ti"
+label = "Territoires d'industrie"
+avis_action = "avis_ti"
+
+[[programmes]]
+id = "acv"
+label = "Action Cœur de Ville"
+avis_action = "avis_acv"
+
+[[programmes]]
+id = "ruralite"
+label = "Ruralité régionale"
+avis_action = "avis_region"
+
+[[actions]]
+id = "deposer"
+label = "Déposer"
+effect = "create"
+to = "recu"
+agency = "dar"
+role = "agent"
+
+[[actions]]
+id = "instruire"
+label = "Instruire"
+from = ["recu"]
+to = "instruit"
+agency = "dar"
+role = "agent"
+verdict = true
+next_step = true
+guards = ["pieces_complete"]
+
+[[actions]]
+id = "avis_ti"
+label = "Avis TI"
+from = ["instruit"]
+to = "avis_ti"
+agency = "ti"
+role = "agent"
+verdict = true
+next_step = true
+programme = "ti"
+
+[[actions]]
+id = "avis_acv"
+label = "Avis ACV"
+from = ["instruit", "avis_ti"]
+to = "avis_acv"
+agency = "acv"
+role = "agent"
+verdict = true
+next_step = true
+programme = "acv"
+avis_before = ["ti"]
+
+[[actions]]
+id = "avis_region"
+label = "Avis de la région"
+from = ["instruit", "avis_ti", "avis_acv"]
+to = "avis_region"
+agency = "region"
+role = "chef"
+verdict = true
+next_step = true
+programme = "ruralite"
+avis_before = ["ti", "acv"]
+
+[[actions]]
+id = "declarer_laureat"
+label = "Déclarer lauréat"
+from = ["avis_ti", "avis_acv", "avis_region"]
+to = "laureat"
+agency = "dar"
+role = "directeur"
+next_step = true
+guards = ["all_avis", "no_blocking_verdict"]
+distinct_from = "instruire"
+
+[[actions]]
+id = "refuser"
+label = "Refuser"
+from = ["*"]
+to = "refuse"
+agency = "dar"
+role = "chef"
+motivation = true
+"#;
+
+fn other() -> Definition {
+    Definition::from_toml(OTHER).expect("the other definition is valid")
+}
+
+fn s(text: &str) -> SmolStr {
+    SmolStr::new(text)
+}
+
+#[test]
+fn a_definition_with_four_agencies_three_roles_and_another_avis_order_loads() {
+    // Arrange
+    let text = OTHER;
+
+    // Act
+    let def = Definition::from_toml(text).expect("valid");
+
+    // Assert
+    assert_eq!(def.version, "ami3-test.1");
+    assert_eq!(def.agencies.len(), 4);
+    assert_eq!(def.role_rank("directeur"), Some(2));
+    assert_ne!(def, Definition::ami2());
+    assert_eq!(
+        ids(&def.action("refuser").expect("defined").from),
+        ["recu", "instruit", "avis_ti", "avis_acv", "avis_region"]
+    );
+}
+
+#[test]
+fn a_dossier_of_the_three_programmes_runs_ti_then_acv_then_region_to_laureat() {
+    // Arrange
+    let def = other();
+    let instructor = actor("dar-1", "dar", "agent");
+    let ti = actor("ti-1", "ti", "agent");
+    let acv = actor("acv-1", "acv", "agent");
+    let region = actor("region-1", "region", "chef");
+    let director = actor("dar-9", "dar", "directeur");
+    let mut new = new_dossier(42, &["acv", "ti", "ruralite"], BOTH_PIECES);
+    new.received_at = at("2021-01-04T09:00:00+01:00");
+    let mut events = Vec::new();
+
+    // Act
+    let (d, e) = accept(&def, None, &deposer(new), &instructor);
+    events.push(e);
+    let awaited_after_deposit = ids(awaiting(&def, &d));
+    let (d, e) = accept(&def, Some(d), &avis("instruire", "favorable"), &instructor);
+    events.push(e);
+    let awaited_after_instruction = ids(awaiting(&def, &d));
+    let acv_too_early = refuse(&def, Some(&d), &avis("avis_acv", "favorable"), &acv);
+    let (d, e) = accept(&def, Some(d), &avis("avis_ti", "favorable"), &ti);
+    events.push(e);
+    let awaited_after_ti = ids(awaiting(&def, &d));
+    let (d, e) = accept(&def, Some(d), &avis("avis_acv", "favorable"), &acv);
+    events.push(e);
+    let awaited_after_acv = ids(awaiting(&def, &d));
+    let laureat_too_early = refuse(&def, Some(&d), &Command::new("declarer_laureat"), &director);
+    let (d, e) = accept(&def, Some(d), &avis("avis_region", "favorable"), &region);
+    events.push(e);
+    let awaited_after_region = ids(awaiting(&def, &d));
+    let offered = available_actions(&def, &d, &director)
+        .iter()
+        .map(|a| a.id.to_string())
+        .collect::<Vec<_>>();
+    let (d, e) = accept(&def, Some(d), &Command::new("declarer_laureat"), &director);
+    events.push(e);
+
+    // Assert
+    assert_eq!(d.reference, "AMI3-V2-0042");
+    assert_eq!(d.wave, 2);
+    assert_eq!(awaited_after_deposit, ["dar"]);
+    assert_eq!(awaited_after_instruction, ["ti"]);
+    assert_eq!(
+        acv_too_early,
+        Rejection::AvisMissing {
+            action: s("avis_acv"),
+            missing: s("avis_ti"),
+        }
+    );
+    assert_eq!(awaited_after_ti, ["acv"]);
+    assert_eq!(awaited_after_acv, ["region"]);
+    assert_eq!(
+        laureat_too_early,
+        Rejection::AvisMissing {
+            action: s("declarer_laureat"),
+            missing: s("avis_region"),
+        }
+    );
+    assert_eq!(awaited_after_region, ["dar"]);
+    assert_eq!(offered, ["declarer_laureat", "refuser"]);
+    assert_eq!(d.state, "laureat");
+    assert_eq!(d.version, 6);
+    assert_eq!(d.avis["avis_region"].agency, "region");
+    assert!(awaiting(&def, &d).is_empty());
+    assert_eq!(fold(&events), Ok(Some(d)));
+}
+
+#[test]
+fn a_region_only_dossier_goes_from_instruit_to_the_region_avis_then_laureat() {
+    // Arrange
+    let def = other();
+    let mut new = new_dossier(3, &["ruralite"], BOTH_PIECES);
+    new.received_at = at("2020-09-01T00:00:00+02:00");
+    let (d, _) = accept(&def, None, &deposer(new), &actor("dar-1", "dar", "agent"));
+    let (d, _) = accept(
+        &def,
+        Some(d),
+        &avis("instruire", "favorable"),
+        &actor("dar-1", "dar", "agent"),
+    );
+
+    // Act
+    let (d, region_event) = accept(
+        &def,
+        Some(d),
+        &avis("avis_region", "favorable"),
+        &actor("r-1", "region", "directeur"),
+    );
+    let (d, _) = accept(
+        &def,
+        Some(d),
+        &Command::new("declarer_laureat"),
+        &actor("dar-9", "dar", "directeur"),
+    );
+
+    // Assert
+    assert_eq!(region_event.from.as_deref(), Some("instruit"));
+    assert_eq!(d.state, "laureat");
+    assert_eq!(d.reference, "AMI3-V1-0003");
+}
+
+#[test]
+fn the_rules_of_the_other_definition_are_its_own() {
+    // Arrange
+    let def = other();
+    let (d, _) = accept(
+        &def,
+        None,
+        &deposer(new_dossier(5, &["ruralite"], BOTH_PIECES)),
+        &actor("dar-1", "dar", "agent"),
+    );
+    let (d, _) = accept(
+        &def,
+        Some(d),
+        &avis("instruire", "favorable"),
+        &actor("dar-1", "dar", "agent"),
+    );
+
+    // Act
+    let region_agent = refuse(
+        &def,
+        Some(&d),
+        &avis("avis_region", "favorable"),
+        &actor("r-2", "region", "agent"),
+    );
+    let ti_on_ruralite = refuse(
+        &def,
+        Some(&d),
+        &avis("avis_ti", "favorable"),
+        &actor("ti-1", "ti", "agent"),
+    );
+    let (d, _) = accept(
+        &def,
+        Some(d),
+        &avis("avis_region", "favorable"),
+        &actor("r-1", "region", "chef"),
+    );
+    let dar_chef = refuse(
+        &def,
+        Some(&d),
+        &Command::new("declarer_laureat"),
+        &actor("dar-5", "dar", "chef"),
+    );
+    let same_person = refuse(
+        &def,
+        Some(&d),
+        &Command::new("declarer_laureat"),
+        &actor("dar-1", "dar", "directeur"),
+    );
+
+    // Assert
+    assert_eq!(
+        region_agent,
+        Rejection::RoleTooLow {
+            action: s("avis_region"),
+            required: s("chef"),
+            actual: s("agent"),
+        }
+    );
+    assert_eq!(
+        ti_on_ruralite,
+        Rejection::ProgrammeNotConcerned {
+            action: s("avis_ti"),
+            programme: s("ti"),
+        }
+    );
+    assert_eq!(dar_chef.code(), "role_too_low");
+    assert_eq!(same_person.code(), "four_eyes");
+}
+
+#[test]
+fn the_other_campaign_has_its_own_dates() {
+    // Arrange
+    let def = other();
+    let in_september = new_dossier(1, &["ti"], BOTH_PIECES);
+    let mut in_august = new_dossier(2, &["ti"], BOTH_PIECES);
+    in_august.received_at = at("2020-08-31T23:59:59+02:00");
+
+    // Act
+    let (d, _) = accept(
+        &def,
+        None,
+        &deposer(in_september),
+        &actor("dar-1", "dar", "agent"),
+    );
+    let too_early = refuse(
+        &def,
+        None,
+        &deposer(in_august),
+        &actor("dar-1", "dar", "agent"),
+    );
+
+    // Assert
+    assert_eq!(d.reference, "AMI3-V1-0001");
+    assert_eq!(too_early.code(), "not_open");
+}
+
+#[test]
+fn the_diagram_of_the_other_definition_shows_the_region() {
+    // Arrange
+    let def = other();
+
+    // Act
+    let diagram = to_mermaid(&def);
+
+    // Assert
+    assert!(
+        diagram.contains("    avis_acv --> avis_region : avis_region (region chef)\n"),
+        "{diagram}"
+    );
+    assert!(
+        diagram.contains("    instruit --> avis_ti : avis_ti (ti agent)\n"),
+        "{diagram}"
+    );
+    assert!(!diagram.contains("sans_suite"));
+}
