@@ -205,7 +205,7 @@ async fn step(
     command: Command,
     actor: &Actor,
 ) -> anyhow::Result<u64> {
-    let respond = |_: &ami_core::Dossier| serde_json::Value::Null;
+    let respond = |_: &ami_core::Dossier| String::new();
     let action = command.action.clone();
     let req = TransitionRequest {
         definition: def,

@@ -102,19 +102,34 @@ fn idempotency(headers: &HeaderMap, what: &[&[u8]]) -> Result<Option<Idempotency
     }))
 }
 
-fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+/// The answer to a transition: the dossier, already rendered as JSON (the
+/// same text is kept for replays of its idempotency key).
+fn answer(status: StatusCode, body: String) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        id: Uuid,
+    }
     let location = (status == StatusCode::CREATED)
-        .then(|| {
-            body.get("id")
-                .and_then(|v| v.as_str())
-                .map(|id| format!("/api/v1/dossiers/{id}"))
-        })
-        .flatten();
-    let mut response = (status, Json(body)).into_response();
+        .then(|| serde_json::from_str::<Created>(&body).ok())
+        .flatten()
+        .map(|c| format!("/api/v1/dossiers/{}", c.id));
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
     if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LOCATION, loc);
     }
     response
+}
+
+fn render(def: &ami_core::Definition, d: &ami_core::Dossier, caller: &Caller) -> String {
+    serde_json::to_string(&DossierView::new(def, d, &caller.actor)).unwrap_or_default()
 }
 
 async fn run(
@@ -211,9 +226,7 @@ pub async fn create(
         })),
         ..Command::default()
     };
-    let respond = |d: &ami_core::Dossier| {
-        serde_json::to_value(DossierView::new(def, d, &caller.actor)).unwrap_or_default()
-    };
+    let respond = |d: &ami_core::Dossier| render(def, d, &caller);
     let req = TransitionRequest {
         definition: def,
         dossier_id: id,
@@ -395,9 +408,7 @@ pub async fn transition(
         comment: body.comment.clone(),
         ..Command::default()
     };
-    let respond = |d: &ami_core::Dossier| {
-        serde_json::to_value(DossierView::new(def, d, &caller.actor)).unwrap_or_default()
-    };
+    let respond = |d: &ami_core::Dossier| render(def, d, &caller);
     let path = format!("POST /dossiers/{id}/transitions");
     let req = TransitionRequest {
         definition: def,
@@ -460,9 +471,7 @@ pub async fn put_piece(
         }),
         ..Command::default()
     };
-    let respond = |d: &ami_core::Dossier| {
-        serde_json::to_value(DossierView::new(def, d, &caller.actor)).unwrap_or_default()
-    };
+    let respond = |d: &ami_core::Dossier| render(def, d, &caller);
     let path = format!("PUT /dossiers/{id}/pieces/{kind}");
     let req = TransitionRequest {
         definition: def,

@@ -7,13 +7,12 @@
 
 mod error;
 mod rows;
+mod transition;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use ami_core::{
-    apply, awaiting, decide, Actor, Command, Definition, Dossier, DossierId, Effect, Event,
-};
+use ami_core::{apply, awaiting, Actor, Command, Definition, Dossier, DossierId, Event};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -71,22 +70,16 @@ pub struct TransitionRequest<'a> {
     pub now: DateTime<Utc>,
     pub idempotency: Option<IdempotencyKey>,
     /// Renders the answer kept for replays of the same idempotency key.
-    pub respond: &'a (dyn Fn(&Dossier) -> serde_json::Value + Send + Sync),
+    pub respond: &'a (dyn Fn(&Dossier) -> String + Send + Sync),
 }
 
 /// What a transition did.
 #[derive(Debug)]
 pub enum Executed {
     /// The event was appended and the projection updated.
-    Applied {
-        dossier: Box<Dossier>,
-        body: serde_json::Value,
-    },
+    Applied { dossier: Box<Dossier>, body: String },
     /// The idempotency key had been seen: this is the first answer again.
-    Replayed {
-        status: u16,
-        body: serde_json::Value,
-    },
+    Replayed { status: u16, body: String },
 }
 
 impl Store {
@@ -184,152 +177,9 @@ impl Store {
         self.reader.close().await;
     }
 
-    /// Runs one transition in one transaction: idempotency, version check,
-    /// decision, event, projection, commit.
-    pub async fn execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
-        match self.try_execute(req).await {
-            // Two requests with the same key raced and the other committed
-            // first: its answer is now there to replay.
-            Err(StoreError::Duplicate) if req.idempotency.is_some() => self.try_execute(req).await,
-            Err(StoreError::Duplicate) => Err(StoreError::Conflict { current: None }),
-            other => other,
-        }
-    }
-
-    #[tracing::instrument(skip_all, fields(dossier.id = %req.dossier_id, action = %req.command.action))]
-    async fn try_execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let action = req.definition.action(&req.command.action);
-        let creates = action.is_some_and(|a| a.effect == Effect::Create);
-        let id = req.dossier_id.to_string();
-        // The dossier's row lock comes first: a request racing with its own
-        // replay then waits for it and finds its answer below.
-        let current = if creates {
-            None
-        } else {
-            let sql = match self.backend {
-                Backend::Postgres => {
-                    "select body, last_digest from dossier where dossier_id = $1 for update"
-                }
-                Backend::Sqlite => "select body, last_digest from dossier where dossier_id = $1",
-            };
-            let row = sqlx::query(sql)
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let body: String = row.try_get("body")?;
-            let dossier: Dossier = serde_json::from_str(&body)?;
-            Some((dossier, row.try_get::<String, _>("last_digest")?))
-        };
-        if let Some(key) = &req.idempotency {
-            let seen = sqlx::query(
-                "select request_sha256, status, body from idempotency \
-                 where actor_id = $1 and idempotency_key = $2",
-            )
-            .bind(req.actor.id.as_str())
-            .bind(key.key.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = seen {
-                let hash: String = row.try_get("request_sha256")?;
-                if hash != key.request_sha256 {
-                    return Err(StoreError::IdempotencyMismatch);
-                }
-                let status: i64 = row.try_get("status")?;
-                let body: String = row.try_get("body")?;
-                return Ok(Executed::Replayed {
-                    status: u16::try_from(status).unwrap_or(200),
-                    body: serde_json::from_str(&body)?,
-                });
-            }
-        }
-        let (current, previous_digest) = match current {
-            Some((d, digest)) => (Some(d), digest),
-            None => (None, GENESIS_DIGEST.to_string()),
-        };
-        if let (Some(d), Some(expected)) = (&current, req.expected_version) {
-            if d.version != expected {
-                return Err(StoreError::Conflict {
-                    current: Some(d.version),
-                });
-            }
-        }
-
-        let mut command = req.command.clone();
-        if let Some(new) = command.new_dossier.as_mut().filter(|_| creates) {
-            new.number = self.next_dossier_number(&mut tx).await?;
-        }
-        let event = decide(
-            req.definition,
-            current.as_ref(),
-            &command,
-            &req.actor,
-            req.now,
-        )
-        .map_err(StoreError::Rejected)?;
-        let previous_version = current.as_ref().map(|d| d.version);
-        let dossier = apply(current, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let event_json = serde_json::to_string(&event)?;
-        let digest = chain_digest(&previous_digest, &event_json);
-
-        sqlx::query(
-            "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(to_i64(event.seq))
-        .bind(event.action.as_str())
-        .bind(event.actor.agency.as_str())
-        .bind(event.actor.id.as_str())
-        .bind(micros(event.at))
-        .bind(&event_json)
-        .bind(&digest)
-        .execute(&mut *tx)
-        .await?;
-        self.write_projection(&mut tx, req.definition, &dossier, previous_version, &digest)
-            .await?;
-
-        let body = (req.respond)(&dossier);
-        if let Some(key) = &req.idempotency {
-            let status = if creates { 201 } else { 200 };
-            sqlx::query(
-                "insert into idempotency (actor_id, idempotency_key, request_sha256, status, body, created_at_us) \
-                 values ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(req.actor.id.as_str())
-            .bind(key.key.as_str())
-            .bind(key.request_sha256.as_str())
-            .bind(status as i64)
-            .bind(serde_json::to_string(&body)?)
-            .bind(micros(req.now))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Executed::Applied {
-            dossier: Box::new(dossier),
-            body,
-        })
-    }
-
-    async fn next_dossier_number(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    ) -> Result<u64, StoreError> {
-        let sql = match self.backend {
-            Backend::Postgres => "select nextval('dossier_number') as n",
-            Backend::Sqlite => {
-                "update dossier_number set last = last + 1 where singleton = 1 returning last as n"
-            }
-        };
-        let n: i64 = sqlx::query(sql).fetch_one(&mut **tx).await?.try_get("n")?;
-        Ok(u64::try_from(n).unwrap_or_default())
-    }
-
     /// Inserts (`previous_version` = None) or updates the projection of a
     /// dossier, the update only where the version is still the one read.
-    async fn write_projection(
+    pub(super) async fn write_projection(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         def: &Definition,
@@ -730,7 +580,7 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
 }
 
 /// `,a,b,` so that `like '%,a,%'` finds one item.
-fn list_column<'a>(items: impl Iterator<Item = &'a str>) -> String {
+pub(super) fn list_column<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let mut s = String::from(",");
     for item in items {
         s.push_str(item);
@@ -739,7 +589,7 @@ fn list_column<'a>(items: impl Iterator<Item = &'a str>) -> String {
     s
 }
 
-fn search_column(d: &Dossier) -> String {
+pub(super) fn search_column(d: &Dossier) -> String {
     format!("{} {} {}", d.commune, d.reference, d.porteur.nom).to_lowercase()
 }
 
@@ -753,6 +603,6 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn to_i64(n: u64) -> i64 {
+pub(super) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
