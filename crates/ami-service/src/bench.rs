@@ -44,7 +44,40 @@ struct Measure {
     errors: usize,
 }
 
+/// What one client task measured: its latencies and its errors.
+type ClientTask = tokio::task::JoinHandle<(Vec<Duration>, usize)>;
+
 impl Measure {
+    fn empty() -> Measure {
+        Measure {
+            transitions: 0,
+            elapsed: Duration::ZERO,
+            latencies: Vec::new(),
+            errors: 0,
+        }
+    }
+
+    /// Lets the clients run for `seconds`, stops them and gathers their figures.
+    async fn after(
+        seconds: u64,
+        stop: &AtomicBool,
+        started: Instant,
+        tasks: Vec<ClientTask>,
+    ) -> Measure {
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut m = Measure::empty();
+        for t in tasks {
+            if let Ok((l, e)) = t.await {
+                m.latencies.extend(l);
+                m.errors += e;
+            }
+        }
+        m.elapsed = started.elapsed();
+        m.transitions = m.latencies.len();
+        m
+    }
+
     fn per_second(&self) -> f64 {
         self.transitions as f64 / self.elapsed.as_secs_f64()
     }
@@ -206,7 +239,7 @@ async fn http_load(
 ) -> Measure {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let mut tasks = Vec::new();
+    let mut tasks: Vec<ClientTask> = Vec::new();
     for c in 0..clients {
         let (client, base, tokens, stop) = (
             client.clone(),
@@ -262,23 +295,7 @@ async fn http_load(
             (latencies, errors)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut m = Measure {
-        transitions: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-        errors: 0,
-    };
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            m.latencies.extend(l);
-            m.errors += e;
-        }
-    }
-    m.elapsed = started.elapsed();
-    m.transitions = m.latencies.len();
-    m
+    Measure::after(seconds, &stop, started, tasks).await
 }
 
 /// Whether the request succeeded; the body is read but not parsed, so that
@@ -308,7 +325,7 @@ async fn bare_load(
 ) -> anyhow::Result<Measure> {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let mut tasks = Vec::new();
+    let mut tasks: Vec<ClientTask> = Vec::new();
     let events = Arc::new(sample_events(def)?);
     for _ in 0..clients {
         let (pool, stop, events) = (store.writer_pool().clone(), stop.clone(), events.clone());
@@ -330,23 +347,7 @@ async fn bare_load(
             (latencies, errors)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut m = Measure {
-        transitions: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-        errors: 0,
-    };
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            m.latencies.extend(l);
-            m.errors += e;
-        }
-    }
-    m.elapsed = started.elapsed();
-    m.transitions = m.latencies.len();
-    Ok(m)
+    Ok(Measure::after(seconds, &stop, started, tasks).await)
 }
 
 async fn bare_write(
@@ -535,18 +536,8 @@ async fn read_load(
         })
         .await?;
     let ids: Vec<String> = page.items.iter().map(|d| d.id.to_string()).collect();
-    let mut get = Measure {
-        transitions: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-        errors: 0,
-    };
-    let mut list = Measure {
-        transitions: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-        errors: 0,
-    };
+    let mut get = Measure::empty();
+    let mut list = Measure::empty();
     let filters = [
         "state=avis_ti",
         "awaiting=dar",

@@ -132,13 +132,42 @@ fn render(def: &ami_core::Definition, d: &ami_core::Dossier, caller: &Caller) ->
     serde_json::to_string(&DossierView::new(def, d, &caller.actor)).unwrap_or_default()
 }
 
+/// A command as received over HTTP, ready to run.
+struct Submission<'a> {
+    dossier_id: DossierId,
+    expected_version: Option<u64>,
+    command: Command,
+    /// Method and path, hashed with the body for the idempotency check.
+    request_line: String,
+    body: &'a [u8],
+    /// Status of a successful answer.
+    status: StatusCode,
+}
+
+/// Runs a command and answers with the dossier as the caller now sees it.
 async fn run(
     state: &AppState,
-    req: TransitionRequest<'_>,
-    status: StatusCode,
+    caller: &Caller,
+    headers: &HeaderMap,
+    submission: Submission<'_>,
 ) -> Result<Response, ApiError> {
+    let def = &state.definition;
+    let respond = |d: &ami_core::Dossier| render(def, d, caller);
+    let req = TransitionRequest {
+        definition: def,
+        dossier_id: submission.dossier_id,
+        expected_version: submission.expected_version,
+        command: submission.command,
+        actor: caller.actor.clone(),
+        now: Utc::now(),
+        idempotency: idempotency(
+            headers,
+            &[submission.request_line.as_bytes(), submission.body],
+        )?,
+        respond: &respond,
+    };
     match state.store.execute(&req).await? {
-        Executed::Applied { body, .. } => Ok(answer(status, body)),
+        Executed::Applied { body, .. } => Ok(answer(submission.status, body)),
         Executed::Replayed { status, body } => Ok(answer(
             StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
             body,
@@ -226,18 +255,15 @@ pub async fn create(
         })),
         ..Command::default()
     };
-    let respond = |d: &ami_core::Dossier| render(def, d, &caller);
-    let req = TransitionRequest {
-        definition: def,
+    let submission = Submission {
         dossier_id: id,
         expected_version: None,
         command,
-        actor: caller.actor.clone(),
-        now,
-        idempotency: idempotency(&headers, &[b"POST /dossiers", &raw])?,
-        respond: &respond,
+        request_line: "POST /dossiers".into(),
+        body: &raw,
+        status: StatusCode::CREATED,
     };
-    run(&state, req, StatusCode::CREATED).await
+    run(&state, &caller, &headers, submission).await
 }
 
 /// A dossier, with the actions the caller may take now.
@@ -408,19 +434,15 @@ pub async fn transition(
         comment: body.comment.clone(),
         ..Command::default()
     };
-    let respond = |d: &ami_core::Dossier| render(def, d, &caller);
-    let path = format!("POST /dossiers/{id}/transitions");
-    let req = TransitionRequest {
-        definition: def,
+    let submission = Submission {
         dossier_id: DossierId(id),
         expected_version: Some(body.expected_version),
         command,
-        actor: caller.actor.clone(),
-        now: Utc::now(),
-        idempotency: idempotency(&headers, &[path.as_bytes(), &raw])?,
-        respond: &respond,
+        request_line: format!("POST /dossiers/{id}/transitions"),
+        body: &raw,
+        status: StatusCode::OK,
     };
-    run(&state, req, StatusCode::OK).await
+    run(&state, &caller, &headers, submission).await
 }
 
 /// Record a pièce received after the dossier (DAR).
@@ -471,19 +493,15 @@ pub async fn put_piece(
         }),
         ..Command::default()
     };
-    let respond = |d: &ami_core::Dossier| render(def, d, &caller);
-    let path = format!("PUT /dossiers/{id}/pieces/{kind}");
-    let req = TransitionRequest {
-        definition: def,
+    let submission = Submission {
         dossier_id: DossierId(id),
         expected_version: body.expected_version,
         command,
-        actor: caller.actor.clone(),
-        now: Utc::now(),
-        idempotency: idempotency(&headers, &[path.as_bytes(), &raw])?,
-        respond: &respond,
+        request_line: format!("PUT /dossiers/{id}/pieces/{kind}"),
+        body: &raw,
+        status: StatusCode::OK,
     };
-    run(&state, req, StatusCode::OK).await
+    run(&state, &caller, &headers, submission).await
 }
 
 /// Every event of a dossier, in order, with its chained digest.
