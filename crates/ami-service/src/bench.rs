@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// Seconds of load for each of the two measures.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Service/bare pairs of measures; the medians are reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
     /// Dossiers to load before measuring reads (5 events each); 0 skips reads.
     #[arg(long, default_value_t = 0)]
     pub load: usize,
@@ -161,22 +164,54 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    let mut service = http_load(&client, &base, &tokens, args.clients, args.seconds).await;
-    let service_rss = peak_rss_kib(pid);
-    let mut bare = bare_load(&store, &def, args.clients, args.seconds).await?;
-    // The bare rows are not dossiers of the campaign: out before the reads.
-    sqlx::query("delete from dossier_event where action = 'bench'")
-        .execute(store.writer_pool())
-        .await?;
-    sqlx::query("delete from dossier where received_at_us = 0")
-        .execute(store.writer_pool())
-        .await?;
-    println!("{}", service.line("service"));
-    println!("{}", bare.line("bare database"));
+    // Service and bare measures alternate, so that a change in the shared
+    // machine's load touches both; the medians are the figures.
+    let mut ratios = Vec::new();
+    let (mut services, mut bares) = (Vec::new(), Vec::new());
+    for run in 1..=args.runs.max(1) {
+        let mut service = http_load(&client, &base, &tokens, args.clients, args.seconds).await;
+        let mut bare = bare_load(&store, &def, args.clients, args.seconds).await?;
+        // The bare rows are not dossiers of the campaign.
+        sqlx::query("delete from dossier_event where action = 'bench'")
+            .execute(store.writer_pool())
+            .await?;
+        sqlx::query("delete from dossier where received_at_us = 0")
+            .execute(store.writer_pool())
+            .await?;
+        println!("run {run}: {}", service.line("service"));
+        println!("run {run}: {}", bare.line("bare database"));
+        let ratio = 100.0 * service.per_second() / bare.per_second();
+        println!("run {run}: ratio service/bare {ratio:.0} %");
+        ratios.push(ratio);
+        services.push((
+            service.per_second(),
+            ms(service.percentile(0.5)),
+            ms(service.percentile(0.99)),
+        ));
+        bares.push((
+            bare.per_second(),
+            ms(bare.percentile(0.5)),
+            ms(bare.percentile(0.99)),
+        ));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     println!(
-        "ratio service/bare: {:.0} %   server peak memory (VmHWM): {:.1} MiB",
-        100.0 * service.per_second() / bare.per_second(),
-        service_rss as f64 / 1024.0
+        "median of {} runs: service {:.0} transitions/s (p50 {:.2} ms, p99 {:.2} ms), bare {:.0} transitions/s (p50 {:.2} ms, p99 {:.2} ms), ratio {:.0} %",
+        args.runs.max(1),
+        median(services.iter().map(|s| s.0).collect()),
+        median(services.iter().map(|s| s.1).collect()),
+        median(services.iter().map(|s| s.2).collect()),
+        median(bares.iter().map(|s| s.0).collect()),
+        median(bares.iter().map(|s| s.1).collect()),
+        median(bares.iter().map(|s| s.2).collect()),
+        median(ratios),
+    );
+    println!(
+        "server peak memory (VmHWM): {:.1} MiB",
+        peak_rss_kib(pid) as f64 / 1024.0
     );
 
     if args.load > 0 {

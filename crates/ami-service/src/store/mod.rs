@@ -100,6 +100,7 @@ impl Store {
                 let open = || {
                     AnyPoolOptions::new()
                         .acquire_timeout(Duration::from_secs(5))
+                        .test_before_acquire(false)
                         .after_connect(|conn, _| {
                             Box::pin(async move {
                                 // WAL lets readers run beside the writer; FULL
@@ -129,9 +130,13 @@ impl Store {
                 }
             }
             Backend::Postgres => {
+                // No ping before each use: it costs a round trip per query
+                // (most of a transition's). A connection broken by a database
+                // restart fails its next query with a 503 and is dropped.
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(3))
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
                 Store {

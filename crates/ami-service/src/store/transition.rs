@@ -117,17 +117,20 @@ impl Store {
         &self,
         req: &TransitionRequest<'_>,
     ) -> Result<Executed, StoreError> {
-        if let Some(replay) = find_replay(&self.writer, req).await? {
+        // One connection for the whole transition: the pool pings a
+        // connection each time it takes it back, a round trip per release.
+        let mut conn = self.writer.acquire().await?;
+        if let Some(replay) = find_replay(&mut *conn, req).await? {
             return Ok(replay);
         }
         let (current, number) = if creates(req) {
             let n: i64 = sqlx::query("select nextval('dossier_number') as n")
-                .fetch_one(&self.writer)
+                .fetch_one(&mut *conn)
                 .await?
                 .try_get("n")?;
             (None, Some(u64::try_from(n).unwrap_or_default()))
         } else {
-            (Some(load_dossier(&self.writer, req).await?), None)
+            (Some(load_dossier(&mut *conn, req).await?), None)
         };
         let p = prepare(req, current, number)?;
         let d = &p.dossier;
@@ -231,7 +234,7 @@ impl Store {
                 Param::Int(i) => query.bind(i),
             };
         }
-        let written: i64 = query.fetch_one(&self.writer).await?.try_get("n")?;
+        let written: i64 = query.fetch_one(&mut *conn).await?.try_get("n")?;
         if written == 1 {
             return Ok(Executed::Applied {
                 dossier: Box::new(p.dossier),
@@ -240,10 +243,10 @@ impl Store {
         }
         // The dossier moved since it was read. If it was this very request,
         // replayed concurrently, its answer is there now.
-        if let Some(replay) = find_replay(&self.writer, req).await? {
+        if let Some(replay) = find_replay(&mut *conn, req).await? {
             return Ok(replay);
         }
-        let current = load_dossier(&self.writer, req).await?.0.version;
+        let current = load_dossier(&mut *conn, req).await?.0.version;
         Err(StoreError::Conflict {
             current: Some(current),
         })
