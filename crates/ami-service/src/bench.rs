@@ -543,7 +543,7 @@ async fn load_campaign(
     def: &Definition,
     count: usize,
 ) -> anyhow::Result<Vec<DossierId>> {
-    let respond = |_: &ami_core::Dossier| String::new();
+    let respond = |_: &ami_core::Dossier, _: &Actor| String::new();
     let def = Arc::new(def.clone());
     let workers = 8;
     let mut tasks = Vec::new();
@@ -564,7 +564,7 @@ async fn load_campaign(
                         dossier_id: id,
                         expected_version: version,
                         command,
-                        actor,
+                        principal: crate::store::Principal::Actor(actor),
                         now: Utc::now(),
                         idempotency: None,
                         respond: &respond,

@@ -205,14 +205,14 @@ async fn step(
     command: Command,
     actor: &Actor,
 ) -> anyhow::Result<u64> {
-    let respond = |_: &ami_core::Dossier| String::new();
+    let respond = |_: &ami_core::Dossier, _: &Actor| String::new();
     let action = command.action.clone();
     let req = TransitionRequest {
         definition: def,
         dossier_id: id,
         expected_version,
         command,
-        actor: actor.clone(),
+        principal: crate::store::Principal::Actor(actor.clone()),
         now: Utc::now(),
         idempotency: None,
         respond: &respond,

@@ -12,8 +12,10 @@ use uuid::Uuid;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, DossierPath, QueryPairs};
 use super::views::*;
-use super::{AppState, Caller};
-use crate::store::{DossierFilter, Executed, IdempotencyKey, ListCursor, TransitionRequest};
+use super::{AppState, Caller, Credentials};
+use crate::store::{
+    DossierFilter, Executed, IdempotencyKey, ListCursor, Principal, TransitionRequest,
+};
 
 const MAX_LINE: usize = 300;
 const MAX_TEXT: usize = 10_000;
@@ -128,8 +130,8 @@ fn answer(status: StatusCode, body: String) -> Response {
     response
 }
 
-fn render(def: &ami_core::Definition, d: &ami_core::Dossier, caller: &Caller) -> String {
-    serde_json::to_string(&DossierView::new(def, d, &caller.actor)).unwrap_or_default()
+fn render(def: &ami_core::Definition, d: &ami_core::Dossier, actor: &ami_core::Actor) -> String {
+    serde_json::to_string(&DossierView::new(def, d, actor)).unwrap_or_default()
 }
 
 /// A command as received over HTTP, ready to run.
@@ -147,18 +149,18 @@ struct Submission<'a> {
 /// Runs a command and answers with the dossier as the caller now sees it.
 async fn run(
     state: &AppState,
-    caller: &Caller,
+    credentials: Credentials,
     headers: &HeaderMap,
     submission: Submission<'_>,
 ) -> Result<Response, ApiError> {
     let def = &state.definition;
-    let respond = |d: &ami_core::Dossier| render(def, d, caller);
+    let respond = |d: &ami_core::Dossier, actor: &ami_core::Actor| render(def, d, actor);
     let req = TransitionRequest {
         definition: def,
         dossier_id: submission.dossier_id,
         expected_version: submission.expected_version,
         command: submission.command,
-        actor: caller.actor.clone(),
+        principal: Principal::Token(credentials.0),
         now: Utc::now(),
         idempotency: idempotency(
             headers,
@@ -187,7 +189,7 @@ async fn run(
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    credentials: Credentials,
     headers: HeaderMap,
     ApiJson(body, raw): ApiJson<NewDossierBody>,
 ) -> Result<Response, ApiError> {
@@ -263,7 +265,7 @@ pub async fn create(
         body: &raw,
         status: StatusCode::CREATED,
     };
-    run(&state, &caller, &headers, submission).await
+    run(&state, credentials, &headers, submission).await
 }
 
 /// A dossier, with the actions the caller may take now.
@@ -407,7 +409,7 @@ pub async fn list(
     security(("bearer" = [])))]
 pub async fn transition(
     State(state): State<AppState>,
-    caller: Caller,
+    credentials: Credentials,
     DossierPath(id): DossierPath,
     headers: HeaderMap,
     ApiJson(body, raw): ApiJson<TransitionBody>,
@@ -442,7 +444,7 @@ pub async fn transition(
         body: &raw,
         status: StatusCode::OK,
     };
-    run(&state, &caller, &headers, submission).await
+    run(&state, credentials, &headers, submission).await
 }
 
 /// Record a pièce received after the dossier (DAR).
@@ -458,7 +460,7 @@ pub async fn transition(
     security(("bearer" = [])))]
 pub async fn put_piece(
     State(state): State<AppState>,
-    caller: Caller,
+    credentials: Credentials,
     DossierPath(id): DossierPath,
     path: axum::extract::Path<(String, String)>,
     headers: HeaderMap,
@@ -501,7 +503,7 @@ pub async fn put_piece(
         body: &raw,
         status: StatusCode::OK,
     };
-    run(&state, &caller, &headers, submission).await
+    run(&state, credentials, &headers, submission).await
 }
 
 /// Every event of a dossier, in order, with its chained digest.

@@ -80,6 +80,19 @@ impl ApiError {
         }
     }
 
+    /// 401 with the French explanation of `code`.
+    pub fn unauthorized(code: &'static str) -> ApiError {
+        let detail = match code {
+            "missing_token" => "Jeton absent : ajoutez l'en-tête « Authorization: Bearer <jeton> » (créez un jeton avec « ami token create »).",
+            "revoked_token" => "Ce jeton a été révoqué ; demandez-en un nouveau.",
+            _ => "Jeton invalide ou inconnu.",
+        };
+        ApiError::Unauthorized {
+            code,
+            detail: detail.into(),
+        }
+    }
+
     pub fn dossier_not_found() -> ApiError {
         ApiError::NotFound {
             detail: "Aucun dossier ne porte cet identifiant.".into(),
@@ -226,6 +239,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { current } => ApiError::Conflict { current },
             StoreError::Duplicate => ApiError::Conflict { current: None },
             StoreError::Rejected(r) => r.into(),
+            StoreError::Unauthenticated { code } => ApiError::unauthorized(code),
             StoreError::IdempotencyMismatch => ApiError::Unprocessable {
                 code: "idempotency_key_reused".into(),
                 field: Some("Idempotency-Key".into()),

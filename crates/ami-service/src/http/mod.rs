@@ -38,6 +38,30 @@ pub struct AppState {
     pub definition: Arc<Definition>,
 }
 
+/// The token a request presents, read from its header but not yet checked
+/// against the database. Writes check it on the transition's own connection;
+/// everything else through [`Caller`].
+#[derive(Debug)]
+pub struct Credentials(pub PresentedToken);
+
+impl<S: Send + Sync> FromRequestParts<S> for Credentials {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing_token"))?;
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| PresentedToken::parse(t.trim()))
+            .map(Credentials)
+            .ok_or_else(|| ApiError::unauthorized("invalid_token"))
+    }
+}
+
 /// The authenticated caller: the person behind a valid, unrevoked token.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -48,35 +72,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |code, detail: &str| ApiError::Unauthorized {
-            code,
-            detail: detail.to_string(),
-        };
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            unauthorized(
-                "missing_token",
-                "Jeton absent : ajoutez l'en-tête « Authorization: Bearer <jeton> » (créez un jeton avec « ami token create »).",
-            )
-        })?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| PresentedToken::parse(t.trim()))
-            .ok_or_else(|| unauthorized("invalid_token", "Jeton invalide ou inconnu."))?;
+        let Credentials(token) = Credentials::from_request_parts(parts, state).await?;
         let (record, hash) = state
             .store
             .find_token(token.id)
             .await?
-            .ok_or_else(|| unauthorized("invalid_token", "Jeton invalide ou inconnu."))?;
+            .ok_or_else(|| ApiError::unauthorized("invalid_token"))?;
         if !token.matches(&hash) {
-            return Err(unauthorized("invalid_token", "Jeton invalide ou inconnu."));
+            return Err(ApiError::unauthorized("invalid_token"));
         }
         if record.revoked_at.is_some() {
-            return Err(unauthorized(
-                "revoked_token",
-                "Ce jeton a été révoqué ; demandez-en un nouveau.",
-            ));
+            return Err(ApiError::unauthorized("revoked_token"));
         }
         tracing::Span::current().record("agency", record.agency.as_str());
         Ok(Caller {

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// The engine refused the command.
     #[error(transparent)]
     Rejected(Rejection),
+    /// The token is unknown, does not match, or was revoked (`code` says which).
+    #[error("jeton refusé")]
+    Unauthenticated { code: &'static str },
     #[error("clé d'idempotence déjà utilisée pour une autre requête")]
     IdempotencyMismatch,
     /// A unique constraint fired: a concurrent writer got there first.

@@ -2,8 +2,9 @@
 //! and idempotency records, on SQLite or PostgreSQL.
 //!
 //! One [`Store`] serves both databases through sqlx's `Any` driver: the SQL is
-//! the same but for a few lines chosen by [`Backend`] (row locks, the feed
-//! order, reference numbers). The backend is chosen once, from the URL scheme.
+//! the same but where [`Backend`] chooses (how a transition is written, the
+//! feed's order, reference numbers). The backend is chosen once, from the URL
+//! scheme.
 
 mod error;
 mod rows;
@@ -17,6 +18,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
+
+use crate::auth::PresentedToken;
 
 pub use error::StoreError;
 pub use rows::*;
@@ -58,6 +61,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Who takes an action.
+pub enum Principal {
+    /// Already known (the demo, the benchmark's loader).
+    Actor(Actor),
+    /// A token presented over HTTP, checked on the transition's own
+    /// connection: one round trip less than a check of its own.
+    Token(PresentedToken),
+}
+
 /// A request to take an action, as the store needs it to run it in one
 /// transaction.
 pub struct TransitionRequest<'a> {
@@ -66,11 +78,12 @@ pub struct TransitionRequest<'a> {
     /// Checked before anything else; `None` only for a creation.
     pub expected_version: Option<u64>,
     pub command: Command,
-    pub actor: Actor,
+    pub principal: Principal,
     pub now: DateTime<Utc>,
     pub idempotency: Option<IdempotencyKey>,
-    /// Renders the answer kept for replays of the same idempotency key.
-    pub respond: &'a (dyn Fn(&Dossier) -> String + Send + Sync),
+    /// Renders the answer (for the acting person) kept for replays of the
+    /// same idempotency key.
+    pub respond: &'a (dyn Fn(&Dossier, &Actor) -> String + Send + Sync),
 }
 
 /// What a transition did.

@@ -10,13 +10,13 @@
 //! and a row lock, which dominate the cost of a transition on PostgreSQL
 //! (docs/PERFORMANCE.md).
 
-use ami_core::{apply, awaiting, decide, Dossier, Effect, Event};
+use ami_core::{apply, awaiting, decide, Actor, Dossier, Effect, Event};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
 use super::{
-    chain_digest, list_column, micros, search_column, to_i64, Backend, Executed, Store, StoreError,
-    TransitionRequest, GENESIS_DIGEST,
+    chain_digest, list_column, micros, search_column, to_i64, Backend, Executed, Principal, Store,
+    StoreError, TransitionRequest, GENESIS_DIGEST,
 };
 
 /// Everything a transition writes, computed before any write.
@@ -55,12 +55,13 @@ impl Store {
         req: &TransitionRequest<'_>,
     ) -> Result<Executed, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let actor = authenticate(&mut *tx, &req.principal).await?;
         let current = if creates(req) {
             None
         } else {
             Some(load_dossier(&mut *tx, req).await?)
         };
-        if let Some(replay) = find_replay(&mut *tx, req).await? {
+        if let Some(replay) = find_replay(&mut *tx, req, &actor).await? {
             return Ok(replay);
         }
         let number = if creates(req) {
@@ -68,7 +69,7 @@ impl Store {
         } else {
             None
         };
-        let p = prepare(req, current, number)?;
+        let p = prepare(req, &actor, current, number)?;
         sqlx::query(
             "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
              values ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -96,7 +97,7 @@ impl Store {
                 "insert into idempotency (actor_id, idempotency_key, request_sha256, status, body, created_at_us) \
                  values ($1, $2, $3, $4, $5, $6)",
             )
-            .bind(req.actor.id.as_str())
+            .bind(actor.id.as_str())
             .bind(key.key.as_str())
             .bind(key.request_sha256.as_str())
             .bind(i64::from(p.status))
@@ -120,7 +121,8 @@ impl Store {
         // One connection for the whole transition: the pool pings a
         // connection each time it takes it back, a round trip per release.
         let mut conn = self.writer.acquire().await?;
-        if let Some(replay) = find_replay(&mut *conn, req).await? {
+        let actor = authenticate(&mut *conn, &req.principal).await?;
+        if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
             return Ok(replay);
         }
         let (current, number) = if creates(req) {
@@ -132,7 +134,7 @@ impl Store {
         } else {
             (Some(load_dossier(&mut *conn, req).await?), None)
         };
-        let p = prepare(req, current, number)?;
+        let p = prepare(req, &actor, current, number)?;
         let d = &p.dossier;
         let e = &p.event;
         let awaiting = list_column(awaiting(req.definition, d).into_iter().map(|a| a.as_str()));
@@ -210,7 +212,7 @@ impl Store {
         query_params.extend(event_cols);
         if let Some(key) = &req.idempotency {
             let cols = [
-                Param::Text(req.actor.id.to_string()),
+                Param::Text(actor.id.to_string()),
                 Param::Text(key.key.clone()),
                 Param::Text(key.request_sha256.clone()),
                 Param::Int(i64::from(p.status)),
@@ -243,7 +245,7 @@ impl Store {
         }
         // The dossier moved since it was read. If it was this very request,
         // replayed concurrently, its answer is there now.
-        if let Some(replay) = find_replay(&mut *conn, req).await? {
+        if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
             return Ok(replay);
         }
         let current = load_dossier(&mut *conn, req).await?.0.version;
@@ -277,6 +279,45 @@ fn creates(req: &TransitionRequest<'_>) -> bool {
         .is_some_and(|a| a.effect == Effect::Create)
 }
 
+/// The person behind the principal: a token must exist, match its secret
+/// (compared in constant time) and not be revoked.
+async fn authenticate<'e, E: Executor<'e, Database = Any>>(
+    executor: E,
+    principal: &Principal,
+) -> Result<Actor, StoreError> {
+    let token = match principal {
+        Principal::Actor(actor) => return Ok(actor.clone()),
+        Principal::Token(token) => token,
+    };
+    let row = sqlx::query(
+        "select person_id, name, agency, role, secret_sha256, revoked_at_us \
+         from api_token where token_id = $1",
+    )
+    .bind(token.id.to_string())
+    .fetch_optional(executor)
+    .await?;
+    let invalid = StoreError::Unauthenticated {
+        code: "invalid_token",
+    };
+    let row = row.ok_or(invalid)?;
+    if !token.matches(&row.try_get::<String, _>("secret_sha256")?) {
+        return Err(StoreError::Unauthenticated {
+            code: "invalid_token",
+        });
+    }
+    if row.try_get::<Option<i64>, _>("revoked_at_us")?.is_some() {
+        return Err(StoreError::Unauthenticated {
+            code: "revoked_token",
+        });
+    }
+    Ok(Actor {
+        id: row.try_get::<String, _>("person_id")?.into(),
+        name: row.try_get::<String, _>("name")?.into(),
+        agency: row.try_get::<String, _>("agency")?.into(),
+        role: row.try_get::<String, _>("role")?.into(),
+    })
+}
+
 /// The dossier and the digest of its last event; `NotFound` when absent.
 async fn load_dossier<'e, E: Executor<'e, Database = Any>>(
     executor: E,
@@ -296,6 +337,7 @@ async fn load_dossier<'e, E: Executor<'e, Database = Any>>(
 async fn find_replay<'e, E: Executor<'e, Database = Any>>(
     executor: E,
     req: &TransitionRequest<'_>,
+    actor: &Actor,
 ) -> Result<Option<Executed>, StoreError> {
     let Some(key) = &req.idempotency else {
         return Ok(None);
@@ -304,7 +346,7 @@ async fn find_replay<'e, E: Executor<'e, Database = Any>>(
         "select request_sha256, status, body from idempotency \
          where actor_id = $1 and idempotency_key = $2",
     )
-    .bind(req.actor.id.as_str())
+    .bind(actor.id.as_str())
     .bind(key.key.as_str())
     .fetch_optional(executor)
     .await?;
@@ -325,6 +367,7 @@ async fn find_replay<'e, E: Executor<'e, Database = Any>>(
 /// event and renders the answer.
 fn prepare(
     req: &TransitionRequest<'_>,
+    actor: &Actor,
     current: Option<(Dossier, String)>,
     number: Option<u64>,
 ) -> Result<Prepared, StoreError> {
@@ -343,19 +386,13 @@ fn prepare(
     if let (Some(new), Some(n)) = (command.new_dossier.as_mut(), number) {
         new.number = n;
     }
-    let event = decide(
-        req.definition,
-        current.as_ref(),
-        &command,
-        &req.actor,
-        req.now,
-    )
-    .map_err(StoreError::Rejected)?;
+    let event = decide(req.definition, current.as_ref(), &command, actor, req.now)
+        .map_err(StoreError::Rejected)?;
     let previous_version = current.as_ref().map(|d| d.version);
     let dossier = apply(current, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let event_json = serde_json::to_string(&event)?;
     let digest = chain_digest(&previous_digest, &event_json);
-    let body = (req.respond)(&dossier);
+    let body = (req.respond)(&dossier, actor);
     Ok(Prepared {
         status: if previous_version.is_none() { 201 } else { 200 },
         dossier,
