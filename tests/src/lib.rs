@@ -175,21 +175,23 @@ impl TestApp {
     }
 
     pub async fn post(&self, who: &Person, path: &str, body: &Value) -> (StatusCode, Value) {
-        let res = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(&who.token)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
-        read(res).await
+        self.with_body(reqwest::Method::POST, who, path, body).await
     }
 
     pub async fn put(&self, who: &Person, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.with_body(reqwest::Method::PUT, who, path, body).await
+    }
+
+    async fn with_body(
+        &self,
+        method: reqwest::Method,
+        who: &Person,
+        path: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
         let res = self
             .client
-            .put(self.url(path))
+            .request(method, self.url(path))
             .bearer_auth(&who.token)
             .json(body)
             .send()

@@ -3,6 +3,7 @@
 //! A token reads `ami_<token id>_<secret>`. The id finds the row; only the
 //! SHA-256 of the secret is stored, and it is compared in constant time.
 
+use ami_core::Actor;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
@@ -48,6 +49,25 @@ impl PresentedToken {
             .as_bytes()
             .ct_eq(stored_sha256_hex.as_bytes())
             .into()
+    }
+
+    /// The person behind this token, given its stored record (`None` when
+    /// there is none); otherwise the code of the refusal: `invalid_token`
+    /// or `revoked_token`.
+    pub fn admit(&self, stored: Option<(TokenRecord, String)>) -> Result<Actor, &'static str> {
+        let (record, secret_sha256) = stored.ok_or("invalid_token")?;
+        if !self.matches(&secret_sha256) {
+            return Err("invalid_token");
+        }
+        if record.revoked_at.is_some() {
+            return Err("revoked_token");
+        }
+        Ok(Actor {
+            id: record.person_id.into(),
+            name: record.name.into(),
+            agency: record.agency.into(),
+            role: record.role.into(),
+        })
     }
 }
 

@@ -61,6 +61,25 @@ impl Measure {
         }
     }
 
+    /// Times one GET (its whole body read) into this measure.
+    async fn time_get(
+        &mut self,
+        client: &reqwest::Client,
+        url: &str,
+        token: &str,
+    ) -> anyhow::Result<()> {
+        let t = Instant::now();
+        let r = client.get(url).bearer_auth(token).send().await?;
+        let ok = r.status().is_success();
+        r.bytes().await?;
+        if ok {
+            self.latencies.push(t.elapsed());
+        } else {
+            self.errors += 1;
+        }
+        Ok(())
+    }
+
     /// Lets the clients run for `seconds`, stops them and gathers their figures.
     async fn after(
         seconds: u64,
@@ -610,36 +629,12 @@ async fn read_load(
         "state=recu&wave=1",
     ];
     for i in 0..2000 {
-        let t = Instant::now();
-        let r = client
-            .get(format!("{base}/api/v1/dossiers/{}", ids[i % ids.len()]))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        let ok = r.status().is_success();
-        let _ = r.bytes().await?;
-        if ok {
-            get.latencies.push(t.elapsed())
-        } else {
-            get.errors += 1
-        }
+        let url = format!("{base}/api/v1/dossiers/{}", ids[i % ids.len()]);
+        get.time_get(client, &url, token).await?;
         if i % 4 == 0 {
-            let t = Instant::now();
-            let r = client
-                .get(format!(
-                    "{base}/api/v1/dossiers?{}&limit=50",
-                    filters[(i / 4) % filters.len()]
-                ))
-                .bearer_auth(token)
-                .send()
-                .await?;
-            let ok = r.status().is_success();
-            let _ = r.bytes().await?;
-            if ok {
-                list.latencies.push(t.elapsed())
-            } else {
-                list.errors += 1
-            }
+            let filter = filters[(i / 4) % filters.len()];
+            let url = format!("{base}/api/v1/dossiers?{filter}&limit=50");
+            list.time_get(client, &url, token).await?;
         }
     }
     println!(

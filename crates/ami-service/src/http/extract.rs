@@ -108,11 +108,6 @@ fn translate_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("invalid value: ") {
         return format!("valeur invalide ({rest})");
     }
-    if msg.starts_with("premature end of input")
-        || msg.contains("input contains invalid characters")
-    {
-        return format!("valeur invalide ({msg})");
-    }
     format!("valeur invalide ({msg})")
 }
 

@@ -73,26 +73,11 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Credentials(token) = Credentials::from_request_parts(parts, state).await?;
-        let (record, hash) = state
-            .store
-            .find_token(token.id)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("invalid_token"))?;
-        if !token.matches(&hash) {
-            return Err(ApiError::unauthorized("invalid_token"));
-        }
-        if record.revoked_at.is_some() {
-            return Err(ApiError::unauthorized("revoked_token"));
-        }
-        tracing::Span::current().record("agency", record.agency.as_str());
-        Ok(Caller {
-            actor: Actor {
-                id: record.person_id.into(),
-                name: record.name.into(),
-                agency: record.agency.into(),
-                role: record.role.into(),
-            },
-        })
+        let actor = token
+            .admit(state.store.find_token(token.id).await?)
+            .map_err(ApiError::unauthorized)?;
+        tracing::Span::current().record("agency", actor.agency.as_str());
+        Ok(Caller { actor })
     }
 }
 

@@ -537,15 +537,7 @@ impl Store {
         &self,
         id: uuid::Uuid,
     ) -> Result<Option<(TokenRecord, String)>, StoreError> {
-        let row = sqlx::query(
-            "select token_id, person_id, name, agency, role, secret_sha256, created_at_us, revoked_at_us \
-             from api_token where token_id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| Ok((token_record(&r)?, r.try_get("secret_sha256")?)))
-            .transpose()
+        fetch_token(&self.reader, id).await
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
@@ -583,6 +575,23 @@ impl Store {
             .await?
             .try_get("n")?)
     }
+}
+
+/// A token and the SHA-256 of its secret, on any connection (a transition
+/// checks its token on its own).
+async fn fetch_token<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    id: uuid::Uuid,
+) -> Result<Option<(TokenRecord, String)>, StoreError> {
+    let row = sqlx::query(
+        "select token_id, person_id, name, agency, role, secret_sha256, created_at_us, revoked_at_us \
+         from api_token where token_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(executor)
+    .await?;
+    row.map(|r| Ok((token_record(&r)?, r.try_get("secret_sha256")?)))
+        .transpose()
 }
 
 fn backend_of(url: &str) -> Result<Backend, StoreError> {

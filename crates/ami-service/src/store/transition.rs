@@ -279,43 +279,17 @@ fn creates(req: &TransitionRequest<'_>) -> bool {
         .is_some_and(|a| a.effect == Effect::Create)
 }
 
-/// The person behind the principal: a token must exist, match its secret
-/// (compared in constant time) and not be revoked.
+/// The person behind the principal (see [`crate::auth::PresentedToken::admit`]).
 async fn authenticate<'e, E: Executor<'e, Database = Any>>(
     executor: E,
     principal: &Principal,
 ) -> Result<Actor, StoreError> {
-    let token = match principal {
-        Principal::Actor(actor) => return Ok(actor.clone()),
-        Principal::Token(token) => token,
-    };
-    let row = sqlx::query(
-        "select person_id, name, agency, role, secret_sha256, revoked_at_us \
-         from api_token where token_id = $1",
-    )
-    .bind(token.id.to_string())
-    .fetch_optional(executor)
-    .await?;
-    let invalid = StoreError::Unauthenticated {
-        code: "invalid_token",
-    };
-    let row = row.ok_or(invalid)?;
-    if !token.matches(&row.try_get::<String, _>("secret_sha256")?) {
-        return Err(StoreError::Unauthenticated {
-            code: "invalid_token",
-        });
+    match principal {
+        Principal::Actor(actor) => Ok(actor.clone()),
+        Principal::Token(token) => token
+            .admit(super::fetch_token(executor, token.id).await?)
+            .map_err(|code| StoreError::Unauthenticated { code }),
     }
-    if row.try_get::<Option<i64>, _>("revoked_at_us")?.is_some() {
-        return Err(StoreError::Unauthenticated {
-            code: "revoked_token",
-        });
-    }
-    Ok(Actor {
-        id: row.try_get::<String, _>("person_id")?.into(),
-        name: row.try_get::<String, _>("name")?.into(),
-        agency: row.try_get::<String, _>("agency")?.into(),
-        role: row.try_get::<String, _>("role")?.into(),
-    })
 }
 
 /// The dossier and the digest of its last event; `NotFound` when absent.
