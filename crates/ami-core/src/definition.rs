@@ -8,6 +8,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
+use crate::french::french_date;
+
 /// The definition of the second AMI "Au cœur des territoires", embedded so that
 /// every part of the project runs on the same one unless told otherwise.
 pub const DEFAULT_DEFINITION_TOML: &str = include_str!("ami2.toml");
@@ -40,6 +42,18 @@ pub enum Effect {
     Create,
     /// Records a pièce received after the dossier; the state does not change.
     AttachPiece,
+    /// Asks the porteur for pièces (« demande de complément »): the dossier
+    /// waits on the town until they arrive; the state does not change.
+    RequestPieces,
+    /// Takes a dossier out of a final state, back to the state it left.
+    Reopen,
+}
+
+impl Effect {
+    /// The action leaves the dossier in the state it is in.
+    pub fn keeps_state(self) -> bool {
+        matches!(self, Effect::AttachPiece | Effect::RequestPieces)
+    }
 }
 
 /// A condition an action checks on the dossier before it may be taken.
@@ -158,7 +172,11 @@ pub struct ActionDef {
     /// non-terminal state and is expanded on load.
     #[serde(default)]
     pub from: Vec<SmolStr>,
-    pub to: SmolStr,
+    /// The state the action leads to; absent for actions that keep the
+    /// state ([`Effect::keeps_state`]) or reopen a dossier (it goes back to
+    /// the state it left).
+    #[serde(default)]
+    pub to: Option<SmolStr>,
     pub agency: SmolStr,
     /// Minimum role.
     pub role: SmolStr,
@@ -188,6 +206,16 @@ pub struct ActionDef {
 impl ActionDef {
     pub fn is_possible_from(&self, state: &str) -> bool {
         self.from.iter().any(|s| s == state)
+    }
+
+    /// The state a dossier in `state` would be in after this action, when
+    /// the definition alone says it (not for [`Effect::Reopen`]).
+    pub fn target<'a>(&'a self, state: &'a str) -> Option<&'a str> {
+        if self.effect.keeps_state() {
+            Some(state)
+        } else {
+            self.to.as_deref()
+        }
     }
 }
 
@@ -333,21 +361,34 @@ impl Definition {
         if c.waves.is_empty() {
             return Err(invalid("campaign.waves", "aucune vague"));
         }
-        let mut previous_end = c.opens_on;
+        // The first wave may close on the opening day; each next one closes
+        // after the previous one (waves are consecutive: a wave starts the
+        // day after the previous one closes).
+        let mut previous_close: Option<NaiveDate> = None;
         let mut seen = BTreeSet::new();
         for wave in &mut c.waves {
             let item = format!("campaign.waves, vague {}", wave.number);
             if !seen.insert(wave.number) {
                 return Err(invalid(item, "numéro de vague en double"));
             }
-            if wave.closes_on < previous_end {
-                return Err(invalid(
-                    item,
+            let overlap = match previous_close {
+                None => (wave.closes_on < c.opens_on).then(|| {
                     format!(
-                        "la vague se termine le {} et chevauche la précédente (ou l'ouverture) qui va jusqu'au {}",
-                        wave.closes_on, previous_end
-                    ),
-                ));
+                        "la vague se termine le {}, avant l'ouverture de la campagne le {}",
+                        french_date(wave.closes_on),
+                        french_date(c.opens_on)
+                    )
+                }),
+                Some(last) => (wave.closes_on <= last).then(|| {
+                    format!(
+                        "la vague se termine le {} et chevauche la précédente, qui se termine le {}",
+                        french_date(wave.closes_on),
+                        french_date(last)
+                    )
+                }),
+            };
+            if let Some(problem) = overlap {
+                return Err(invalid(item, problem));
             }
             let next_day = wave
                 .closes_on
@@ -355,8 +396,7 @@ impl Definition {
                 .ok_or_else(|| invalid(item.clone(), "date hors limites"))?;
             wave.closes_at =
                 start_of_day(tz, next_day).ok_or_else(|| invalid(item, "date introuvable"))?;
-            // Waves are consecutive: the next one starts the day after.
-            previous_end = next_day;
+            previous_close = Some(wave.closes_on);
         }
         Ok(())
     }
@@ -373,28 +413,47 @@ impl Definition {
         if self.role_rank(&action.role).is_none() {
             return Err(invalid(item, format!("rôle inconnu `{}`", action.role)));
         }
-        if !state_known(&action.to) {
-            return Err(invalid(item, format!("état inconnu `{}` (to)", action.to)));
+        if let Some(to) = action.to.as_ref().filter(|s| !state_known(s)) {
+            return Err(invalid(item, format!("état inconnu `{to}` (to)")));
         }
         if let Some(s) = action.from.iter().find(|s| !state_known(s)) {
             return Err(invalid(item, format!("état inconnu `{s}` (from)")));
         }
-        match action.effect {
-            Effect::Create if !action.from.is_empty() => {
+        match (action.effect, &action.to) {
+            (Effect::Create, _) if !action.from.is_empty() => {
                 return Err(invalid(
                     item,
                     "une action de création n'a pas d'état de départ",
                 ))
             }
-            Effect::Create => {}
-            Effect::Transition | Effect::AttachPiece if action.from.is_empty() => {
+            (Effect::Create | Effect::Transition, None) => {
+                return Err(invalid(item, "aucun état d'arrivée (to)"))
+            }
+            (Effect::Create, _) => {}
+            (_, _) if action.from.is_empty() => {
                 return Err(invalid(item, "aucun état de départ (from)"))
             }
-            Effect::AttachPiece if action.from.iter().any(|s| *s != action.to) => {
+            (Effect::AttachPiece | Effect::RequestPieces, Some(to))
+                if action.from.iter().any(|s| s != to) =>
+            {
                 return Err(invalid(
                     item,
-                    "l'ajout d'une pièce ne change pas l'état : from et to doivent être égaux",
+                    "cette action ne change pas l'état : from et to doivent être égaux (ou to absent)",
                 ))
+            }
+            (Effect::Reopen, Some(_)) => {
+                return Err(invalid(
+                    item,
+                    "une réouverture ramène le dossier à l'état qu'il a quitté : pas de to",
+                ))
+            }
+            (Effect::Reopen, None) => {
+                if let Some(s) = action.from.iter().find(|s| !self.is_terminal(s)) {
+                    return Err(invalid(
+                        item,
+                        format!("une réouverture part d'un état final, pas de `{s}`"),
+                    ));
+                }
             }
             _ => {}
         }
@@ -433,13 +492,19 @@ impl Definition {
     fn validate_graph(&self) -> Result<(), DefinitionError> {
         // Every state is reachable from a creation.
         let mut reached: BTreeSet<&str> = BTreeSet::new();
-        let mut queue: VecDeque<&str> = self.creation_actions().map(|a| a.to.as_str()).collect();
+        let mut queue: VecDeque<&str> = self
+            .creation_actions()
+            .filter_map(|a| a.to.as_deref())
+            .collect();
         while let Some(state) = queue.pop_front() {
             if !reached.insert(state) {
                 continue;
             }
             for a in self.actions.iter().filter(|a| a.is_possible_from(state)) {
-                queue.push_back(a.to.as_str());
+                // A reopening only leads back where the dossier has been.
+                if let Some(to) = a.target(state) {
+                    queue.push_back(to);
+                }
             }
         }
         if let Some(s) = self
@@ -452,10 +517,13 @@ impl Definition {
                 "aucun chemin n'y mène depuis le dépôt",
             ));
         }
+        // Ways out of each state; a reopening is not one of a final state's.
         let mut exits: BTreeMap<&str, usize> = BTreeMap::new();
-        for a in &self.actions {
-            for from in a.from.iter().filter(|f| **f != a.to) {
-                *exits.entry(from.as_str()).or_default() += 1;
+        for a in self.actions.iter().filter(|a| a.effect != Effect::Reopen) {
+            for from in &a.from {
+                if a.target(from) != Some(from.as_str()) {
+                    *exits.entry(from.as_str()).or_default() += 1;
+                }
             }
         }
         for s in &self.states {
@@ -473,7 +541,7 @@ impl Definition {
                 ));
             }
         }
-        for a in &self.actions {
+        for a in self.actions.iter().filter(|a| a.effect != Effect::Reopen) {
             if let Some(from) = a.from.iter().find(|f| self.is_terminal(f)) {
                 return Err(invalid(
                     format!("action `{}`", a.id),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smol_str::SmolStr;
 use uuid::Uuid;
@@ -80,6 +80,27 @@ pub enum Payload {
     None,
     Create(Box<CreatedDossier>),
     Piece(Piece),
+    /// A « demande de complément »: the pièces asked of the porteur.
+    Complement(PiecesRequested),
+}
+
+/// The pièces a DAR agent asks the porteur for, and by when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PiecesRequested {
+    pub pieces: Vec<SmolStr>,
+    /// The last day the porteur has (in the campaign's time zone).
+    pub due_on: NaiveDate,
+}
+
+/// A « demande de complément » still open: what is awaited from the porteur.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplementRequest {
+    /// The pièces asked for that have not arrived yet.
+    pub pieces: Vec<SmolStr>,
+    pub due_on: NaiveDate,
+    pub motivation: Option<String>,
+    pub requested_by: Actor,
+    pub requested_at: DateTime<Utc>,
 }
 
 /// A dossier as created: what was sent, the wave it falls in and its reference.
@@ -89,6 +110,10 @@ pub struct CreatedDossier {
     pub dossier: NewDossier,
     pub wave: u8,
     pub reference: String,
+    /// References of the commune's other dossiers, when the DAR confirmed
+    /// that this one is not a duplicate (a town may send a second project).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub doublon_de: Vec<String>,
 }
 
 /// A request to take an action on a dossier.
@@ -100,6 +125,14 @@ pub struct Command {
     pub comment: Option<String>,
     pub new_dossier: Option<Box<NewDossier>>,
     pub piece: Option<Piece>,
+    /// The pièces a « demande de complément » asks for.
+    pub pieces_requested: Option<PiecesRequested>,
+    /// A deposit: the DAR confirms it is not a duplicate of the commune's
+    /// other dossiers.
+    pub doublon_confirme: bool,
+    /// A deposit: references of the campaign's dossiers with the same INSEE
+    /// code, as the store knows them.
+    pub same_commune: Vec<String>,
 }
 
 impl Command {
@@ -160,6 +193,12 @@ pub struct Dossier {
     pub avis: ActionMap<Avis>,
     /// Who (the actor's id) last took each action, for the four-eyes rule.
     pub actors: ActionMap<SmolStr>,
+    /// The state before the last change of state: where a reopening leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<SmolStr>,
+    /// The « demande de complément » still open, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complement: Option<ComplementRequest>,
 }
 
 /// A small map keyed by action id, in key order, for what a dossier keeps
@@ -415,6 +454,8 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
         pieces: n.pieces.clone(),
         avis: ActionMap::new(),
         actors,
+        previous_state: None,
+        complement: None,
     })
 }
 
@@ -437,14 +478,35 @@ pub fn apply_in_place(d: &mut Dossier, event: &Event) -> Result<(), FoldError> {
         });
     }
     d.version = event.seq;
-    d.state.clone_from(&event.to);
+    if event.to != d.state {
+        d.previous_state = Some(std::mem::replace(&mut d.state, event.to.clone()));
+    }
     d.updated_at = event.at;
-    if let Payload::Piece(piece) = &event.payload {
-        // A pièce sent again replaces the earlier copy of the same kind.
-        match d.pieces.iter_mut().find(|p| p.kind == piece.kind) {
-            Some(p) => p.clone_from(piece),
-            None => d.pieces.push(piece.clone()),
+    match &event.payload {
+        Payload::Piece(piece) => {
+            // A pièce sent again replaces the earlier copy of the same kind.
+            match d.pieces.iter_mut().find(|p| p.kind == piece.kind) {
+                Some(p) => p.clone_from(piece),
+                None => d.pieces.push(piece.clone()),
+            }
+            // The request is closed once every pièce it asked for is in.
+            if let Some(request) = &mut d.complement {
+                request.pieces.retain(|k| *k != piece.kind);
+                if request.pieces.is_empty() {
+                    d.complement = None;
+                }
+            }
         }
+        Payload::Complement(asked) => {
+            d.complement = Some(ComplementRequest {
+                pieces: asked.pieces.clone(),
+                due_on: asked.due_on,
+                motivation: event.motivation.clone(),
+                requested_by: event.actor.clone(),
+                requested_at: event.at,
+            });
+        }
+        Payload::None | Payload::Create(_) => {}
     }
     if let Some(verdict) = &event.verdict {
         let avis = Avis {

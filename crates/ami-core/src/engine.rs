@@ -1,11 +1,16 @@
 //! The decision: may this actor take this action on this dossier now, and if
 //! so, which event records it. Pure: the caller supplies the clock.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use smol_str::SmolStr;
 
 use crate::definition::{ActionDef, Definition, Effect, Guard, Placement};
 use crate::dossier::{Actor, Command, CreatedDossier, Dossier, Event, Payload};
+use crate::french::{french_date, french_instant, french_instant_seconds};
+
+/// What `awaiting` names when a dossier waits on the town that applied (a
+/// « demande de complément » is open), rather than on an agency.
+pub const PORTEUR: &str = "porteur";
 
 /// Why a command was refused. Each reason has a stable machine code
 /// ([`Rejection::code`]) and a French message a person can act on.
@@ -73,6 +78,12 @@ pub enum Rejection {
     ReceivedInFuture { received_at: DateTime<Utc> },
     #[error("l'action « {action} » attend {expected}")]
     MalformedCommand { action: SmolStr, expected: String },
+    #[error("doublon : la commune a déjà un dossier dans la campagne ({})", .existing.join(", "))]
+    Doublon { existing: Vec<String> },
+    #[error("la date limite {due_on} est déjà passée")]
+    DueInPast { due_on: NaiveDate },
+    #[error("le dossier n'a pas d'état antérieur où revenir")]
+    NothingToReopen,
 }
 
 impl Rejection {
@@ -102,6 +113,9 @@ impl Rejection {
             Rejection::Closed { .. } => "closed",
             Rejection::ReceivedInFuture { .. } => "received_in_future",
             Rejection::MalformedCommand { .. } => "malformed_command",
+            Rejection::Doublon { .. } => "doublon",
+            Rejection::DueInPast { .. } => "due_in_past",
+            Rejection::NothingToReopen => "nothing_to_reopen",
         }
     }
 
@@ -126,7 +140,177 @@ impl Rejection {
             Rejection::NotOpen { .. }
             | Rejection::Closed { .. }
             | Rejection::ReceivedInFuture { .. } => Some("received_at"),
+            Rejection::Doublon { .. } => Some("code_insee"),
+            Rejection::DueInPast { .. } => Some("due_on"),
             _ => None,
+        }
+    }
+
+    /// The reason in French, for the person who acted: the definition's
+    /// labels rather than identifiers, instants in the campaign's time zone
+    /// and French form, and what to do next where there is something to do.
+    pub fn explain(&self, def: &Definition) -> String {
+        let action = |id: &str| def.action(id).map_or(id.to_string(), |a| a.label.clone());
+        let state = |id: &str| def.state_label(id).to_string();
+        let agency = |id: &str| {
+            def.agencies
+                .iter()
+                .find(|a| a.id == id)
+                .map_or(id.to_string(), |a| a.label.clone())
+        };
+        let role = |id: &str| {
+            def.roles
+                .iter()
+                .find(|r| r.id == id)
+                .map_or(id.to_string(), |r| r.label.to_lowercase())
+        };
+        let piece = |id: &str| {
+            def.pieces
+                .iter()
+                .find(|p| p.id == id)
+                .map_or(id.to_string(), |p| p.label.clone())
+        };
+        let programme = |id: &str| {
+            def.programme(id)
+                .map_or(id.to_string(), |p| p.label.clone())
+        };
+        let verdict = |id: &str| def.verdict(id).map_or(id.to_string(), |v| v.label.clone());
+        let tz = def.campaign.time_zone;
+        let instant = |at: &DateTime<Utc>| french_instant(*at, tz);
+        let listed = |ids: Vec<String>| ids.join(", ");
+        match self {
+            Rejection::UnknownAction { action: a } => format!(
+                "Action inconnue « {a} » ; actions du workflow : {}.",
+                listed(def.actions.iter().map(|a| a.id.to_string()).collect())
+            ),
+            Rejection::WrongAgency {
+                action: a,
+                required,
+                actual,
+            } => format!(
+                "L'action « {} » revient à « {} », pas à « {} ».",
+                action(a),
+                agency(required),
+                agency(actual)
+            ),
+            Rejection::RoleTooLow {
+                action: a,
+                required,
+                actual,
+            } => format!(
+                "L'action « {} » demande le rôle « {} » au moins ; votre rôle est « {} ».",
+                action(a),
+                role(required),
+                role(actual)
+            ),
+            Rejection::Terminal { state: st } => format!(
+                "Le dossier est à l'état final « {} » : il n'accepte plus aucune action.",
+                state(st)
+            ),
+            Rejection::InvalidState { action: a, state: st } => format!(
+                "L'action « {} » n'est pas possible depuis l'état « {} ».",
+                action(a),
+                state(st)
+            ),
+            Rejection::NoDossier { .. } => {
+                "Le dossier n'existe pas encore : seul un dépôt peut le créer.".into()
+            }
+            Rejection::AlreadyExists { action: a } => format!(
+                "Le dossier existe déjà : l'action « {} » ne peut que créer un dossier.",
+                action(a)
+            ),
+            Rejection::ProgrammeNotConcerned {
+                action: a,
+                programme: p,
+            } => format!(
+                "Le dossier ne relève pas du programme « {} » : l'action « {} » ne le concerne pas.",
+                programme(p),
+                action(a)
+            ),
+            Rejection::AvisMissing { action: a, missing } => format!(
+                "L'avis « {} » doit être rendu avant l'action « {} ».",
+                action(missing),
+                action(a)
+            ),
+            Rejection::PiecesMissing { missing } => format!(
+                "Pièces manquantes : {}. Ajoutez-les, ou demandez-les au porteur.",
+                listed(missing.iter().map(|p| piece(p)).collect())
+            ),
+            Rejection::UnknownPiece { piece: p } => format!(
+                "Pièce inconnue « {p} » ; pièces : {}.",
+                listed(def.pieces.iter().map(|p| format!("{} ({})", p.id, p.label)).collect())
+            ),
+            Rejection::VerdictMissing { action: a } => format!(
+                "L'action « {} » doit porter un verdict : {}.",
+                action(a),
+                listed(def.verdicts.iter().map(|v| format!("{} ({})", v.id, v.label)).collect())
+            ),
+            Rejection::VerdictNotExpected { action: a } => {
+                format!("L'action « {} » ne porte pas de verdict.", action(a))
+            }
+            Rejection::UnknownVerdict { verdict: v } => format!(
+                "Verdict inconnu « {v} » ; verdicts : {}.",
+                listed(def.verdicts.iter().map(|v| v.id.to_string()).collect())
+            ),
+            Rejection::MotivationMissing { reason } => {
+                format!("Une motivation est obligatoire pour {reason}.")
+            }
+            Rejection::BlockingVerdict { by, verdict: v } => format!(
+                "Le verdict « {} » donné par l'action « {} » empêche de déclarer le dossier lauréat.",
+                verdict(v),
+                action(by)
+            ),
+            Rejection::FourEyes {
+                action: a,
+                previous,
+            } => format!(
+                "Quatre yeux : la personne qui a pris l'action « {} » ne peut pas prendre l'action « {} » ; une autre personne doit s'en charger.",
+                action(previous),
+                action(a)
+            ),
+            Rejection::NoProgramme => format!(
+                "Le dossier doit relever d'au moins un programme : {}.",
+                listed(def.programmes.iter().map(|p| format!("{} ({})", p.id, p.label)).collect())
+            ),
+            Rejection::UnknownProgramme { programme: p } => format!(
+                "Programme inconnu « {p} » ; programmes : {}.",
+                listed(def.programmes.iter().map(|p| p.id.to_string()).collect())
+            ),
+            Rejection::NotOpen {
+                received_at,
+                opens_at,
+            } => format!(
+                "La campagne n'ouvre que le {} : un dossier reçu le {} ne peut être déposé. Vérifiez la date de réception (« received_at »).",
+                instant(opens_at),
+                french_instant_seconds(*received_at, tz)
+            ),
+            Rejection::Closed {
+                received_at,
+                closed_at,
+            } => format!(
+                "La campagne est close depuis le {} : un dossier reçu le {} ne peut plus être déposé. Si le dossier est arrivé pendant la campagne, indiquez sa date de réception dans « received_at ».",
+                instant(closed_at),
+                french_instant_seconds(*received_at, tz)
+            ),
+            Rejection::ReceivedInFuture { received_at } => format!(
+                "La date de réception ({}) est dans le futur.",
+                french_instant_seconds(*received_at, tz)
+            ),
+            Rejection::MalformedCommand {
+                action: a,
+                expected,
+            } => format!("L'action « {} » attend {expected}.", action(a)),
+            Rejection::Doublon { existing } => format!(
+                "Doublon : la commune a déjà un dossier dans la campagne ({}). S'il s'agit bien d'un second projet, renvoyez le dépôt avec « doublon_confirme » à true.",
+                existing.join(", ")
+            ),
+            Rejection::DueInPast { due_on } => format!(
+                "La date limite du {} est déjà passée : choisissez une date à venir.",
+                french_date(*due_on)
+            ),
+            Rejection::NothingToReopen => {
+                "Le dossier n'a pas d'état antérieur connu où revenir.".into()
+            }
         }
     }
 }
@@ -161,14 +345,43 @@ pub fn decide(
                     }
                     Payload::Piece(piece)
                 }
+                Effect::RequestPieces => {
+                    let asked = command
+                        .pieces_requested
+                        .clone()
+                        .filter(|r| !r.pieces.is_empty())
+                        .ok_or_else(|| malformed(action, "la liste des pièces demandées"))?;
+                    if let Some(p) = asked.pieces.iter().find(|p| !def.has_piece(p)) {
+                        return Err(Rejection::UnknownPiece { piece: p.clone() });
+                    }
+                    let today = now.with_timezone(&def.campaign.time_zone).date_naive();
+                    if asked.due_on < today {
+                        return Err(Rejection::DueInPast {
+                            due_on: asked.due_on,
+                        });
+                    }
+                    let mut pieces = asked.pieces;
+                    dedup_in_order(&mut pieces);
+                    Payload::Complement(crate::dossier::PiecesRequested {
+                        pieces,
+                        due_on: asked.due_on,
+                    })
+                }
                 _ => Payload::None,
+            };
+            let to = match action.effect {
+                Effect::Reopen => d.previous_state.clone().ok_or(Rejection::NothingToReopen)?,
+                _ => action
+                    .target(&d.state)
+                    .map(SmolStr::from)
+                    .unwrap_or_else(|| d.state.clone()),
             };
             Ok(Event {
                 dossier_id: d.id,
                 seq: d.version + 1,
                 action: action.id.clone(),
                 from: Some(d.state.clone()),
-                to: action.to.clone(),
+                to,
                 actor: actor.clone(),
                 at: now,
                 verdict: command.verdict.clone(),
@@ -177,6 +390,19 @@ pub fn decide(
                 definition_version: def.version.clone(),
                 payload,
             })
+        }
+    }
+}
+
+/// Keeps the first copy of each item, in order (`Vec::dedup` would only drop
+/// adjacent copies).
+fn dedup_in_order<T: PartialEq>(items: &mut Vec<T>) {
+    let mut seen = 0;
+    while seen < items.len() {
+        if items[..seen].contains(&items[seen]) {
+            items.remove(seen);
+        } else {
+            seen += 1;
         }
     }
 }
@@ -244,24 +470,25 @@ fn decide_creation(
         }
         Placement::Wave(n) => n,
     };
-    let mut dossier = new.clone();
-    // A programme listed twice is kept once, where it first appears
-    // (`Vec::dedup` would only drop adjacent copies).
-    let mut seen = 0;
-    while seen < dossier.programmes.len() {
-        if dossier.programmes[..seen].contains(&dossier.programmes[seen]) {
-            dossier.programmes.remove(seen);
-        } else {
-            seen += 1;
-        }
+    if !command.same_commune.is_empty() && !command.doublon_confirme {
+        return Err(Rejection::Doublon {
+            existing: command.same_commune.clone(),
+        });
     }
+    let mut dossier = new.clone();
+    // A programme listed twice is kept once, where it first appears.
+    dedup_in_order(&mut dossier.programmes);
     let reference = reference(&campaign.reference_prefix, wave, new.number);
+    let to = action
+        .to
+        .clone()
+        .ok_or_else(|| malformed(action, "un état d'arrivée"))?;
     Ok(Event {
         dossier_id: new.id,
         seq: 1,
         action: action.id.clone(),
         from: None,
-        to: action.to.clone(),
+        to,
         actor: actor.clone(),
         at: now,
         verdict: None,
@@ -272,6 +499,7 @@ fn decide_creation(
             dossier,
             wave,
             reference,
+            doublon_de: command.same_commune.clone(),
         })),
     })
 }
@@ -303,6 +531,17 @@ fn push_digits(out: &mut String, mut n: u64, width: usize) {
     }
     let start = start.min(digits.len() - width.min(digits.len()));
     out.extend(digits[start..].iter().map(|&d| char::from(d)));
+}
+
+/// Whether `actor` may take `action` at all, whatever the dossier: the
+/// action exists, and it belongs to the actor's agency and role. A service
+/// checks it before anything about the dossier, so that a person of another
+/// agency learns nothing about it (not even that their copy is stale).
+pub fn authorize(def: &Definition, action: &str, actor: &Actor) -> Result<(), Rejection> {
+    let action = def.action(action).ok_or_else(|| Rejection::UnknownAction {
+        action: action.into(),
+    })?;
+    check_actor(def, action, actor)
 }
 
 fn check_actor(def: &Definition, action: &ActionDef, actor: &Actor) -> Result<(), Rejection> {
@@ -337,7 +576,9 @@ fn check_allowed(
             action: action.id.clone(),
         });
     }
-    if def.is_terminal(&d.state) {
+    // A final state accepts only the reopenings that start from it.
+    let reopens = action.effect == Effect::Reopen && action.is_possible_from(&d.state);
+    if def.is_terminal(&d.state) && !reopens {
         return Err(Rejection::Terminal {
             state: d.state.clone(),
         });
@@ -479,6 +720,9 @@ fn check_content(
     if action.effect != Effect::AttachPiece && command.piece.is_some() {
         return Err(malformed(action, "aucune pièce"));
     }
+    if action.effect != Effect::RequestPieces && command.pieces_requested.is_some() {
+        return Err(malformed(action, "aucune liste de pièces demandées"));
+    }
     Ok(())
 }
 
@@ -496,18 +740,23 @@ pub fn available_actions<'d>(
         .collect()
 }
 
-/// The agencies the dossier is waiting on: those of the `next_step` actions
-/// that its state, programmes and avis order allow.
-pub fn awaiting<'d>(def: &'d Definition, dossier: &Dossier) -> Vec<&'d SmolStr> {
-    let mut agencies: Vec<&SmolStr> = Vec::new();
+/// Who the dossier is waiting on: [`PORTEUR`] while a « demande de
+/// complément » is open, else the agencies of the `next_step` actions that
+/// its state, programmes and avis order allow.
+pub fn awaiting<'d>(def: &'d Definition, dossier: &Dossier) -> Vec<&'d str> {
+    let mut agencies: Vec<&str> = Vec::new();
     if def.is_terminal(&dossier.state) {
+        return agencies;
+    }
+    if dossier.complement.is_some() {
+        agencies.push(PORTEUR);
         return agencies;
     }
     for a in def.actions.iter().filter(|a| a.next_step) {
         let waits = check_position(def, dossier, a).is_ok()
             && (!a.guards.contains(&Guard::AllAvis) || all_avis_given(def, dossier).is_ok());
-        if waits && !agencies.contains(&&a.agency) {
-            agencies.push(&a.agency);
+        if waits && !agencies.contains(&a.agency.as_str()) {
+            agencies.push(a.agency.as_str());
         }
     }
     agencies

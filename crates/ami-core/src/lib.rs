@@ -7,15 +7,19 @@
 pub mod definition;
 pub mod dossier;
 pub mod engine;
+pub mod french;
 pub mod mermaid;
+pub mod text;
 
 pub use definition::{
     ActionDef, Campaign, Definition, DefinitionError, Effect, Guard, Placement, StateDef,
     DEFAULT_DEFINITION_TOML,
 };
 pub use dossier::{
-    apply, apply_in_place, fold, ActionMap, ActionMapIter, Actor, Avis, Command, CreatedDossier,
-    Dossier, DossierId, Event, FoldError, NewDossier, Payload, Piece, Porteur,
+    apply, apply_in_place, fold, ActionMap, ActionMapIter, Actor, Avis, Command, ComplementRequest,
+    CreatedDossier, Dossier, DossierId, Event, FoldError, NewDossier, Payload, Piece,
+    PiecesRequested, Porteur,
 };
-pub use engine::{available_actions, awaiting, decide, Rejection};
+pub use engine::{authorize, available_actions, awaiting, decide, Rejection, PORTEUR};
+pub use french::{french_date, french_instant, french_instant_seconds};
 pub use mermaid::to_mermaid;

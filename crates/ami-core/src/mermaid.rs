@@ -15,11 +15,24 @@ pub fn to_mermaid(def: &Definition) -> String {
         let who = format!("{} ({} {})", a.id, a.agency, a.role);
         match a.effect {
             Effect::Create => {
-                let _ = writeln!(out, "    [*] --> {} : {}", a.to, who);
+                if let Some(to) = &a.to {
+                    let _ = writeln!(out, "    [*] --> {} : {}", to, who);
+                }
+            }
+            // Back to each state the dossier can have left for `from`.
+            Effect::Reopen => {
+                for from in &a.from {
+                    for back in def.actions.iter().filter(|b| b.to.as_ref() == Some(from)) {
+                        for left in back.from.iter().filter(|s| *s != from) {
+                            let _ = writeln!(out, "    {} --> {} : {}", from, left, who);
+                        }
+                    }
+                }
             }
             _ => {
                 for from in &a.from {
-                    let _ = writeln!(out, "    {} --> {} : {}", from, a.to, who);
+                    let to = a.target(from).unwrap_or(from);
+                    let _ = writeln!(out, "    {} --> {} : {}", from, to, who);
                 }
             }
         }

@@ -240,20 +240,18 @@ fn run(def: &Definition, spec: &DossierSpec, steps: &[Step]) -> Result<Outcome, 
                 prop_assert!(!rejection.code().is_empty());
                 prop_assert!(!rejection.to_string().is_empty());
                 if was_terminal
-                    && def
-                        .action(&command.action)
-                        .is_some_and(|a| a.effect != ami_core::Effect::Create)
+                    && def.action(&command.action).is_some_and(|a| {
+                        !matches!(
+                            a.effect,
+                            ami_core::Effect::Create | ami_core::Effect::Reopen
+                        )
+                    })
                 {
                     prop_assert_eq!(rejection.code(), "terminal_state");
                 }
                 outcome.codes.push(rejection.code());
             }
             Ok(event) => {
-                prop_assert!(
-                    !was_terminal,
-                    "a terminal dossier accepted {}",
-                    event.action
-                );
                 let action = def.action(&event.action);
                 prop_assert!(
                     action.is_some(),
@@ -261,8 +259,20 @@ fn run(def: &Definition, spec: &DossierSpec, steps: &[Step]) -> Result<Outcome, 
                     event.action
                 );
                 let action = action.unwrap();
+                prop_assert!(
+                    !was_terminal || action.effect == ami_core::Effect::Reopen,
+                    "a terminal dossier accepted {}",
+                    event.action
+                );
                 prop_assert_eq!(&event.action, &command.action);
-                prop_assert_eq!(&event.to, &action.to);
+                // Where the event leads: the definition's `to`, the same
+                // state, or (a reopening) the state the dossier left.
+                let expected_to = match (&dossier, action.effect) {
+                    (Some(d), ami_core::Effect::Reopen) => d.previous_state.clone(),
+                    (Some(d), _) => action.target(&d.state).map(Into::into),
+                    (None, _) => action.to.clone(),
+                };
+                prop_assert_eq!(Some(&event.to), expected_to.as_ref());
                 prop_assert_eq!(&event.actor, &who);
                 prop_assert_eq!(event.at, now);
                 prop_assert_eq!(&event.definition_version, &def.version);

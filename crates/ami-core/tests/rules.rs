@@ -926,22 +926,32 @@ fn a_piece_on_an_action_that_does_not_take_one_is_malformed() {
 }
 
 #[test]
-fn ajouter_piece_after_instruction_is_refused_as_invalid_state() {
+fn a_corrected_budget_after_instruction_is_a_new_version_in_the_same_state() {
     // Arrange
     let def = Definition::ami2();
     let (dossier, _) = instructed(&def, &["acv"]);
+    let mut corrected = ajouter_piece(BUDGET);
+    if let Some(p) = corrected.piece.as_mut() {
+        p.filename = "budget-corrige.xlsx".into();
+    }
 
     // Act
-    let rejection = refuse(&def, Some(&dossier), &ajouter_piece(BUDGET), &dar_agent());
+    let (after, event) = accept(&def, Some(dossier.clone()), &corrected, &dar_agent());
 
     // Assert
     assert_eq!(
-        rejection,
-        Rejection::InvalidState {
-            action: s("ajouter_piece"),
-            state: s("instruit"),
-        }
+        (event.from.as_deref(), event.to.as_str()),
+        (Some("instruit"), "instruit")
     );
+    assert_eq!(after.version, dossier.version + 1);
+    assert_eq!(after.state, "instruit");
+    let budget = after
+        .pieces
+        .iter()
+        .find(|p| p.kind == BUDGET)
+        .expect("budget");
+    assert_eq!(budget.filename, "budget-corrige.xlsx");
+    assert_eq!(ids(awaiting(&def, &after)), ["acv"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1639,7 +1649,7 @@ fn a_verdict_on_refuser_is_refused_as_verdict_not_expected() {
 }
 
 #[test]
-fn a_dar_agent_classes_a_dossier_sans_suite_from_every_non_terminal_state() {
+fn a_dar_responsable_classes_a_dossier_sans_suite_from_every_non_terminal_state() {
     for state in ["recu", "instruit", "avis_acv", "avis_ti"] {
         // Arrange
         let def = Definition::ami2();
@@ -1647,7 +1657,7 @@ fn a_dar_agent_classes_a_dossier_sans_suite_from_every_non_terminal_state() {
         let command = Command::new("classer_sans_suite").with_motivation("La commune se retire");
 
         // Act
-        let (dossier, event) = accept(&def, Some(dossier), &command, &dar_agent());
+        let (dossier, event) = accept(&def, Some(dossier), &command, &dar_responsable());
 
         // Assert
         assert_eq!(event.from.as_deref(), Some(state));
@@ -1666,7 +1676,7 @@ fn classer_sans_suite_needs_a_motivation() {
         &def,
         Some(&dossier),
         &Command::new("classer_sans_suite"),
-        &dar_agent(),
+        &dar_responsable(),
     );
 
     // Assert
@@ -1705,7 +1715,10 @@ fn a_terminal_dossier_refuses_every_action_with_terminal() {
     for state in ["laureat", "refuse", "sans_suite"] {
         // Arrange
         let dossier = dossier_in(&def, state);
-        for action in def.actions.iter().filter(|a| a.effect != Effect::Create) {
+        // Every action but a creation and the reopening of this very state.
+        for action in def.actions.iter().filter(|a| {
+            a.effect != Effect::Create && !(a.effect == Effect::Reopen && a.is_possible_from(state))
+        }) {
             let mut command = Command::new(&action.id)
                 .with_verdict("favorable")
                 .with_motivation("Motif");
@@ -1836,7 +1849,7 @@ fn a_creation_event_carries_the_definition_version_and_the_dossier() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn a_dar_agent_on_a_complete_dossier_in_recu_may_add_a_piece_instruct_or_class_it() {
+fn a_dar_agent_on_a_complete_dossier_in_recu_may_add_a_piece_ask_for_one_or_instruct() {
     // Arrange
     let def = Definition::ami2();
     let dossier = dossier_in(&def, "recu");
@@ -1847,7 +1860,7 @@ fn a_dar_agent_on_a_complete_dossier_in_recu_may_add_a_piece_instruct_or_class_i
     // Assert
     assert_eq!(
         action_ids(&actions),
-        ["ajouter_piece", "instruire", "classer_sans_suite"]
+        ["ajouter_piece", "demander_complement", "instruire"]
     );
 }
 
@@ -1863,7 +1876,7 @@ fn instruire_is_not_offered_while_a_piece_is_missing() {
     // Assert
     assert_eq!(
         action_ids(&actions),
-        ["ajouter_piece", "classer_sans_suite"]
+        ["ajouter_piece", "demander_complement"]
     );
 }
 
@@ -1896,7 +1909,7 @@ fn on_an_instructed_acv_and_ti_dossier_only_the_acv_may_act_among_the_avis_agenc
 }
 
 #[test]
-fn a_dar_responsable_in_avis_ti_may_declare_refuse_or_class_the_dossier() {
+fn a_dar_responsable_in_avis_ti_may_add_or_ask_for_a_piece_declare_refuse_or_class_the_dossier() {
     // Arrange
     let def = Definition::ami2();
     let dossier = dossier_in(&def, "avis_ti");
@@ -1907,7 +1920,13 @@ fn a_dar_responsable_in_avis_ti_may_declare_refuse_or_class_the_dossier() {
     // Assert
     assert_eq!(
         action_ids(&actions),
-        ["declarer_laureat", "refuser", "classer_sans_suite"]
+        [
+            "ajouter_piece",
+            "demander_complement",
+            "declarer_laureat",
+            "refuser",
+            "classer_sans_suite"
+        ]
     );
 }
 
@@ -1922,7 +1941,15 @@ fn declarer_laureat_is_not_offered_to_the_person_who_instructed() {
     let actions = available_actions(&def, &dossier, &instructor_promoted);
 
     // Assert
-    assert_eq!(action_ids(&actions), ["refuser", "classer_sans_suite"]);
+    assert_eq!(
+        action_ids(&actions),
+        [
+            "ajouter_piece",
+            "demander_complement",
+            "refuser",
+            "classer_sans_suite"
+        ]
+    );
 }
 
 #[test]
@@ -1936,21 +1963,39 @@ fn declarer_laureat_is_not_offered_after_a_defavorable_verdict() {
     let actions = available_actions(&def, &dossier, &dar_responsable());
 
     // Assert
-    assert_eq!(action_ids(&actions), ["refuser", "classer_sans_suite"]);
+    assert_eq!(
+        action_ids(&actions),
+        [
+            "ajouter_piece",
+            "demander_complement",
+            "refuser",
+            "classer_sans_suite"
+        ]
+    );
 }
 
 #[test]
-fn nothing_is_offered_on_a_terminal_dossier() {
+fn nothing_is_offered_on_a_terminal_dossier_but_reopening_one_classed_sans_suite() {
     let def = Definition::ami2();
-    for state in ["laureat", "refuse", "sans_suite"] {
+    for (state, offered) in [
+        ("laureat", &[][..]),
+        ("refuse", &[][..]),
+        ("sans_suite", &["rouvrir"][..]),
+    ] {
         // Arrange
         let dossier = dossier_in(&def, state);
 
         // Act
         let actions = available_actions(&def, &dossier, &dar_responsable());
+        let for_an_agent = available_actions(&def, &dossier, &dar_agent());
 
         // Assert
-        assert!(actions.is_empty(), "{state}: {:?}", action_ids(&actions));
+        assert_eq!(action_ids(&actions), offered, "{state}");
+        assert!(
+            for_an_agent.is_empty(),
+            "{state}: {:?}",
+            action_ids(&for_an_agent)
+        );
     }
 }
 
@@ -2395,6 +2440,13 @@ fn every_rejection() -> Vec<Rejection> {
             action: a(),
             expected: "une pièce".into(),
         },
+        Rejection::Doublon {
+            existing: vec!["AMI2-V1-0001".into()],
+        },
+        Rejection::DueInPast {
+            due_on: chrono::NaiveDate::from_ymd_opt(2020, 11, 20).expect("date"),
+        },
+        Rejection::NothingToReopen,
     ];
     for r in &all {
         match r {
@@ -2420,7 +2472,10 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::NotOpen { .. }
             | Rejection::Closed { .. }
             | Rejection::ReceivedInFuture { .. }
-            | Rejection::MalformedCommand { .. } => {}
+            | Rejection::MalformedCommand { .. }
+            | Rejection::Doublon { .. }
+            | Rejection::DueInPast { .. }
+            | Rejection::NothingToReopen => {}
         }
     }
     all
@@ -2631,7 +2686,10 @@ fn a_definition_with_an_unreachable_state_is_rejected_and_names_it() {
 fn a_definition_with_a_non_terminal_state_without_a_way_out_is_rejected() {
     // Arrange: `suspendu` is reached from `recu`, and classer_sans_suite no
     // longer covers every non-terminal state.
-    let text = variant("from = [\"*\"]", "from = [\"recu\", \"instruit\", \"avis_acv\", \"avis_ti\"]")
+    let text = variant(
+        "from = [\"*\"]\nto = \"sans_suite\"",
+        "from = [\"recu\", \"instruit\", \"avis_acv\", \"avis_ti\"]\nto = \"sans_suite\"",
+    )
         .replacen(
             "[[pieces]]",
             "[[states]]\nid = \"suspendu\"\nlabel = \"Suspendu\"\n\n[[pieces]]",
@@ -2650,7 +2708,10 @@ fn a_definition_with_a_non_terminal_state_without_a_way_out_is_rejected() {
 #[test]
 fn a_state_left_only_by_a_loop_has_no_way_out() {
     // Arrange: `suspendu` may only receive pièces (from = to).
-    let text = variant("from = [\"*\"]", "from = [\"recu\", \"instruit\", \"avis_acv\", \"avis_ti\"]")
+    let text = variant(
+        "from = [\"*\"]\nto = \"sans_suite\"",
+        "from = [\"recu\", \"instruit\", \"avis_acv\", \"avis_ti\"]\nto = \"sans_suite\"",
+    )
         .replacen(
             "[[pieces]]",
             "[[states]]\nid = \"suspendu\"\nlabel = \"Suspendu\"\n\n[[pieces]]",
@@ -2671,7 +2732,7 @@ fn a_state_left_only_by_a_loop_has_no_way_out() {
 fn a_definition_with_a_way_out_of_a_terminal_state_is_rejected() {
     // Arrange
     let text = DEFAULT_DEFINITION_TOML.to_owned()
-        + "\n[[actions]]\nid = \"rouvrir\"\nlabel = \"Rouvrir\"\nfrom = [\"refuse\"]\nto = \"recu\"\nagency = \"dar\"\nrole = \"responsable\"\n";
+        + "\n[[actions]]\nid = \"reprendre\"\nlabel = \"Reprendre\"\nfrom = [\"refuse\"]\nto = \"recu\"\nagency = \"dar\"\nrole = \"responsable\"\n";
 
     // Act
     let (item, problem) = invalid(&text);

@@ -184,6 +184,6 @@ pub fn all_avis_given(def: &Definition, programmes: &[&str]) -> (Dossier, Vec<Ev
     run
 }
 
-pub fn ids<'a>(items: impl IntoIterator<Item = &'a SmolStr>) -> Vec<&'a str> {
-    items.into_iter().map(|s| s.as_str()).collect()
+pub fn ids<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
+    items.into_iter().map(|s| s.as_ref().to_string()).collect()
 }
