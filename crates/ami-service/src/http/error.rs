@@ -1,7 +1,7 @@
 //! The API's one error type and its RFC 9457 problem body.
 
 use ami_core::Rejection;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -262,6 +262,16 @@ fn capitalize(s: &str) -> String {
     }
 }
 
+/// The challenge of a 401 (RFC 6750 §3): `error="invalid_token"` when a
+/// token was presented but is unknown, malformed or revoked; no error code
+/// when none was sent.
+fn www_authenticate(code: &str) -> &'static str {
+    match code {
+        "missing_token" => r#"Bearer realm="ami""#,
+        _ => r#"Bearer realm="ami", error="invalid_token""#,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(cause) = &self {
@@ -271,11 +281,18 @@ impl IntoResponse for ApiError {
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let ApiError::Unauthorized { code, .. } = &self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(www_authenticate(code)),
+            );
+        }
+        response
     }
 }

@@ -55,11 +55,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Credentials {
         value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| PresentedToken::parse(t.trim()))
+            .and_then(bearer_token)
+            .and_then(PresentedToken::parse)
             .map(Credentials)
             .ok_or_else(|| ApiError::unauthorized("invalid_token"))
     }
+}
+
+/// The token of an `Authorization` value: the scheme `Bearer` in any case
+/// (RFC 9110 §11.1), one or more spaces, the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim_start_matches(' ');
+    (!token.is_empty()).then_some(token)
 }
 
 /// The authenticated caller: the person behind a valid, unrevoked token.
