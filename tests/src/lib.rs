@@ -145,10 +145,24 @@ impl TestApp {
         self.store.close().await;
     }
 
+    /// A person with a token, their e-mail made from their name
+    /// ([`email_of`]).
     pub async fn person(&self, name: &str, agency: &str, role: &str) -> Person {
-        let (record, token) = ami_service::auth::create_token(&self.store, name, agency, role)
+        self.person_with_email(name, &email_of(name), agency, role)
             .await
-            .expect("create token");
+    }
+
+    pub async fn person_with_email(
+        &self,
+        name: &str,
+        email: &str,
+        agency: &str,
+        role: &str,
+    ) -> Person {
+        let (record, token) =
+            ami_service::auth::create_token(&self.store, name, email, agency, role)
+                .await
+                .expect("create token");
         Person {
             name: name.into(),
             agency: agency.into(),
@@ -236,11 +250,29 @@ impl TestApp {
     }
 }
 
-/// A deposit body for a commune, received in wave 1, with both pièces.
+/// The professional address the tests give a person: « Camille Martin »
+/// is `camille.martin@test.gouv.fr`.
+pub fn email_of(name: &str) -> String {
+    format!(
+        "{}@test.gouv.fr",
+        ami_core::text::search_key(name).replace(' ', ".")
+    )
+}
+
+/// An INSEE code no other deposit of the test run has used: deposits of one
+/// commune are refused as duplicates unless confirmed.
+pub fn fresh_insee() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:05}", 10_000 + n % 90_000)
+}
+
+/// A deposit body for a commune, received in wave 1, with both pièces, and
+/// an INSEE code of its own ([`fresh_insee`]).
 pub fn new_dossier(commune: &str, programmes: &[&str]) -> Value {
     json!({
         "commune": commune,
-        "code_insee": "58194",
+        "code_insee": fresh_insee(),
         "porteur": {"nom": format!("Ville de {commune}"), "email": "contact@example.fr"},
         "programmes": programmes,
         "received_at": "2020-11-06T23:30:00+01:00",

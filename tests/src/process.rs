@@ -100,6 +100,8 @@ impl Program {
             role,
             "--name",
             name,
+            "--email",
+            &crate::email_of(name),
             "--database-url",
             database_url,
         ])?;
@@ -336,12 +338,9 @@ impl JournalCheck {
                 check.by_dossier.len()
             ));
         }
-        let audit = store.verify_journal().await?;
-        if let Some(b) = audit.first_broken {
-            check.problems.push(format!(
-                "verify_journal: broken at dossier {} seq {}",
-                b.dossier_id, b.seq
-            ));
+        let audit = store.verify(&ami_core::Definition::ami2(), None).await?;
+        for finding in &audit.findings {
+            check.problems.push(format!("audit: {finding}"));
         }
         if audit.events != check.events as u64 {
             check.problems.push(format!(

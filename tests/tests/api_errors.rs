@@ -421,6 +421,7 @@ async fn a_motivation_of_10000_characters_is_kept_byte_for_byte(backend: Backend
     // Arrange: multi-line, accents, emoji, tabs, exactly 10,000 characters.
     let app = TestApp::spawn(backend).await;
     let dar = app.person("Camille Martin", "dar", "agent").await;
+    let boss = app.person("Dominique Bernard", "dar", "responsable").await;
     let d = app.deposit(&dar, &["acv"]).await;
     let unit = "Élu·e·s\tdu cœur 🏛️\r\n";
     let motivation: String = unit
@@ -433,7 +434,7 @@ async fn a_motivation_of_10000_characters_is_kept_byte_for_byte(backend: Backend
     // Act
     let closed = app
         .must_act(
-            &dar,
+            &boss,
             &d,
             "classer_sans_suite",
             json!({"motivation": motivation, "comment": motivation}),
@@ -455,6 +456,7 @@ async fn sql_and_html_in_text_fields_are_stored_and_returned_byte_for_byte(backe
     // Arrange
     let app = TestApp::spawn(backend).await;
     let dar = app.person("Camille Martin", "dar", "agent").await;
+    let boss = app.person("Dominique Bernard", "dar", "responsable").await;
     let sql = "'; drop table dossier; --";
     let html = "<script>alert(1)</script>";
     let quotes = r#"L'Haÿ-les-Roses "\" %_ \\"#;
@@ -467,7 +469,7 @@ async fn sql_and_html_in_text_fields_are_stored_and_returned_byte_for_byte(backe
     let d = app.deposit_body(&dar, &body).await;
     let closed = app
         .must_act(
-            &dar,
+            &boss,
             &d,
             "classer_sans_suite",
             json!({"motivation": html, "comment": sql}),

@@ -21,6 +21,7 @@ async fn following_the_feed_two_by_two_sees_every_event_exactly_once(backend: Ba
     // Arrange: 3 dossiers, 7 events.
     let app = TestApp::spawn(backend).await;
     let dar = app.person("Camille Martin", "dar", "agent").await;
+    let boss = app.person("Dominique Bernard", "dar", "responsable").await;
     let acv = app.person("Sophie Laurent", "acv", "agent").await;
     let a = app.deposit(&dar, &["acv"]).await;
     let b = app.deposit(&dar, &["ti"]).await;
@@ -30,7 +31,7 @@ async fn following_the_feed_two_by_two_sees_every_event_exactly_once(backend: Ba
     app.must_act(&acv, &a, "avis_acv", json!({"verdict": "favorable"}))
         .await;
     app.must_act(
-        &dar,
+        &boss,
         &b,
         "classer_sans_suite",
         json!({"motivation": "Doublon"}),

@@ -203,10 +203,10 @@ async fn a_stale_expected_version_is_409_with_the_current_version(backend: Backe
 
     // Act: a second agent still looking at version 1.
     let stale = app
-        .transition(&t.dar, &id, &json!({"action": "classer_sans_suite", "expected_version": 1, "motivation": "Doublon"}))
+        .transition(&t.boss, &id, &json!({"action": "classer_sans_suite", "expected_version": 1, "motivation": "Retrait"}))
         .await;
     let ahead = app
-        .transition(&t.dar, &id, &json!({"action": "classer_sans_suite", "expected_version": 9, "motivation": "Doublon"}))
+        .transition(&t.boss, &id, &json!({"action": "classer_sans_suite", "expected_version": 9, "motivation": "Retrait"}))
         .await;
 
     // Assert
@@ -219,7 +219,41 @@ async fn a_stale_expected_version_is_409_with_the_current_version(backend: Backe
     app.stop().await;
 }
 
-async fn a_stale_version_wins_over_any_other_refusal(backend: Backend) {
+async fn a_stale_version_wins_over_every_refusal_about_the_dossier(backend: Backend) {
+    // Arrange
+    let app = TestApp::spawn(backend).await;
+    let t = team(&app).await;
+    let d = app.deposit(&t.dar, &["acv"]).await;
+    let id = id_of(&d);
+    app.must_act(&t.dar, &d, "instruire", json!({"verdict": "favorable"}))
+        .await;
+    let cases = [
+        (
+            &t.dar,
+            json!({"action": "instruire", "expected_version": 1}),
+        ), // invalid state, no verdict
+        (
+            &t.acv,
+            json!({"action": "avis_acv", "expected_version": 1, "verdict": "excellent"}),
+        ), // unknown verdict
+        (&t.boss, json!({"action": "refuser", "expected_version": 1})), // no motivation
+    ];
+
+    for (who, body) in cases {
+        // Act
+        let reply = app.transition(who, &id, &body).await;
+
+        // Assert
+        let problem = reply.assert_problem(StatusCode::CONFLICT, "version_conflict");
+        assert_eq!(problem["current_version"], 2, "{body}");
+    }
+    assert_eq!(app.event_count().await, 2);
+    app.stop().await;
+}
+
+/// Who may act is checked before when: a person of another agency, or
+/// without the role, learns nothing about the dossier's version.
+async fn a_caller_who_may_not_act_gets_403_even_with_a_stale_version(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
     let t = team(&app).await;
@@ -231,32 +265,30 @@ async fn a_stale_version_wins_over_any_other_refusal(backend: Backend) {
         (
             &t.ti,
             json!({"action": "instruire", "expected_version": 1, "verdict": "favorable"}),
-        ), // wrong agency
+            StatusCode::FORBIDDEN,
+            "wrong_agency",
+        ),
         (
             &t.dar,
             json!({"action": "declarer_laureat", "expected_version": 1}),
-        ), // role too low
-        (
-            &t.dar,
-            json!({"action": "instruire", "expected_version": 1}),
-        ), // invalid state, no verdict
-        (
-            &t.acv,
-            json!({"action": "avis_acv", "expected_version": 1, "verdict": "excellent"}),
-        ), // unknown verdict
+            StatusCode::FORBIDDEN,
+            "role_too_low",
+        ),
         (
             &t.dar,
             json!({"action": "approuver", "expected_version": 1}),
-        ), // unknown action
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_action",
+        ),
     ];
 
-    for (who, body) in cases {
+    for (who, body, status, code) in cases {
         // Act
         let reply = app.transition(who, &id, &body).await;
 
         // Assert
-        let problem = reply.assert_problem(StatusCode::CONFLICT, "version_conflict");
-        assert_eq!(problem["current_version"], 2, "{body}");
+        let problem = reply.assert_problem(status, code);
+        assert!(problem.get("current_version").is_none(), "{problem}");
     }
     assert_eq!(app.event_count().await, 2);
     app.stop().await;
@@ -455,7 +487,7 @@ async fn verdicts_are_checked_missing_unknown_or_unmotivated(backend: Backend) {
     .await;
     assert_refused(
         &app,
-        &t.dar,
+        &t.boss,
         &d,
         "classer_sans_suite",
         json!({}),
@@ -465,7 +497,7 @@ async fn verdicts_are_checked_missing_unknown_or_unmotivated(backend: Backend) {
     .await;
     assert_refused(
         &app,
-        &t.dar,
+        &t.boss,
         &d,
         "classer_sans_suite",
         json!({"motivation": "x", "verdict": "favorable"}),
@@ -558,7 +590,7 @@ async fn a_final_dossier_accepts_no_action(backend: Backend) {
     let d = app.deposit(&t.dar, &["acv"]).await;
     let closed = app
         .must_act(
-            &t.dar,
+            &t.boss,
             &d,
             "classer_sans_suite",
             json!({"motivation": "Retrait du porteur"}),
@@ -568,7 +600,7 @@ async fn a_final_dossier_accepts_no_action(backend: Backend) {
     assert_eq!(closed["state_label"], "Classé sans suite");
     assert_refused(
         &app,
-        &t.dar,
+        &t.boss,
         &d,
         "classer_sans_suite",
         json!({"motivation": "Encore"}),
@@ -715,14 +747,17 @@ async fn a_replayed_deposit_answers_201_again_and_creates_no_second_dossier(back
     assert_eq!(app.event_count().await, 1);
     let (_, list) = app.get(&t.dar, "/dossiers").await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
-    // Another person's key is their own: the same key deposits for them.
+    // Another person's key is their own: the same key deposits for them
+    // (a second project of the commune, confirmed as such).
     let other = app.person("Léa Petit", "dar", "agent").await;
+    let mut second = body.clone();
+    second["doublon_confirme"] = json!(true);
     let theirs = app
         .send_json(
             Method::POST,
             "/dossiers",
             &other,
-            &body,
+            &second,
             Some("depot-nevers"),
         )
         .await;
@@ -840,7 +875,8 @@ on_both_backends!(
     an_action_of_another_agency_is_403_wrong_agency,
     a_dar_agent_declaring_laureat_is_403_role_too_low,
     a_stale_expected_version_is_409_with_the_current_version,
-    a_stale_version_wins_over_any_other_refusal,
+    a_stale_version_wins_over_every_refusal_about_the_dossier,
+    a_caller_who_may_not_act_gets_403_even_with_a_stale_version,
     a_transition_on_an_unknown_dossier_is_404,
     an_action_from_the_wrong_state_is_422_invalid_state,
     an_avis_for_a_programme_the_dossier_is_not_in_is_422_programme_not_concerned,

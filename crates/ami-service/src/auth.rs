@@ -75,27 +75,35 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// The stable identifier of a person, from their display name: the
-/// four-eyes rule compares it, so two tokens of one person share it.
-pub fn person_id(name: &str) -> String {
-    let mut id = String::new();
-    for c in name.trim().to_lowercase().chars() {
-        let c = match c {
-            'à' | 'â' | 'ä' | 'á' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'î' | 'ï' | 'í' => 'i',
-            'ô' | 'ö' | 'ó' => 'o',
-            'ù' | 'û' | 'ü' | 'ú' => 'u',
-            'ç' => 'c',
-            'ÿ' => 'y',
-            c if c.is_ascii_alphanumeric() => c,
-            _ => '-',
-        };
-        if c != '-' || !id.ends_with('-') {
-            id.push(c);
-        }
-    }
-    id.trim_matches('-').to_string()
+/// The stable identifier of a person: their professional e-mail address,
+/// trimmed, in Unicode form C and lower case, so that « Camille.Martin@… »
+/// and « camille.martin@… » are one person and two people who share a name
+/// are two. The four-eyes rule compares it. `None` when it is not an
+/// address (one `@`, something on each side, no space or control
+/// character).
+pub fn person_id(email: &str) -> Option<String> {
+    let email = ami_core::text::nfc(email.trim()).to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let valid = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && email.chars().count() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && !ami_core::text::has_hidden_chars(&email);
+    valid.then_some(email)
+}
+
+/// Why a token could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("adresse électronique invalide « {0} » : l'adresse professionnelle de la personne est attendue")]
+    InvalidEmail(String),
+    #[error("{email} est déjà enregistré(e) à l'agence « {agency} » : une personne appartient à une seule agence")]
+    OtherAgency { email: String, agency: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Creates a token for a person and returns its record and the token text,
@@ -103,16 +111,31 @@ pub fn person_id(name: &str) -> String {
 pub async fn create_token(
     store: &Store,
     name: &str,
+    email: &str,
     agency: &str,
     role: &str,
-) -> Result<(TokenRecord, String), StoreError> {
+) -> Result<(TokenRecord, String), TokenError> {
+    let person = person_id(email).ok_or_else(|| TokenError::InvalidEmail(email.to_string()))?;
+    // A person may hold several tokens (one per device, say), all in the
+    // same agency: revoking one leaves the others.
+    if let Some(other) = store
+        .list_tokens()
+        .await?
+        .into_iter()
+        .find(|t| t.person_id == person && t.agency != agency)
+    {
+        return Err(TokenError::OtherAgency {
+            email: person,
+            agency: other.agency,
+        });
+    }
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = URL_SAFE_NO_PAD.encode(bytes);
     let record = TokenRecord {
         id: Uuid::new_v4(),
-        person_id: person_id(name),
-        name: name.trim().to_string(),
+        person_id: person,
+        name: ami_core::text::nfc(name.trim()),
         agency: agency.to_string(),
         role: role.to_string(),
         created_at: Utc::now(),
@@ -128,9 +151,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn person_ids_fold_accents_and_spaces() {
-        assert_eq!(person_id("  Élodie  Lefèvre "), "elodie-lefevre");
-        assert_eq!(person_id("Jean-Marc O'Neil"), "jean-marc-o-neil");
+    fn a_person_is_their_email_address_in_one_form() {
+        assert_eq!(
+            person_id("  Camille.Martin@Lecnam.NET ").as_deref(),
+            Some("camille.martin@lecnam.net")
+        );
+        assert_eq!(
+            person_id("e\u{301}lodie@anct.gouv.fr").as_deref(),
+            Some("\u{e9}lodie@anct.gouv.fr")
+        );
+        for bad in [
+            "",
+            "camille",
+            "@lecnam.net",
+            "camille@",
+            "ca mille@lecnam.net",
+            "a@b@c.fr",
+            "a@lecnam",
+            "a\u{200b}@lecnam.net",
+        ] {
+            assert_eq!(person_id(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

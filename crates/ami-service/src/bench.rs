@@ -140,15 +140,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     let people = [
-        ("Banc Agent", "dar", "agent"),
-        ("Banc Responsable", "dar", "responsable"),
-        ("Banc Acv", "acv", "agent"),
-        ("Banc Ti", "ti", "agent"),
+        ("Banc Agent", "banc.agent@lecnam.net", "dar", "agent"),
+        (
+            "Banc Responsable",
+            "banc.responsable@lecnam.net",
+            "dar",
+            "responsable",
+        ),
+        ("Banc Acv", "banc.acv@anct.gouv.fr", "acv", "agent"),
+        ("Banc Ti", "banc.ti@anct.gouv.fr", "ti", "agent"),
     ];
     let mut tokens = Vec::new();
-    for (name, agency, role) in people {
+    for (name, email, agency, role) in people {
         tokens.push(
-            crate::auth::create_token(&store, name, agency, role)
+            crate::auth::create_token(&store, name, email, agency, role)
                 .await?
                 .1,
         );
@@ -325,7 +330,8 @@ async fn http_load(
                     "porteur": {"nom": "Ville de démonstration"}, "programmes": ["acv", "ti"],
                     "received_at": "2020-11-06T23:30:00+01:00",
                     "pieces": [{"kind": "dossier_candidature", "filename": "c.pdf"},
-                               {"kind": "budget_previsionnel", "filename": "b.xlsx"}]
+                               {"kind": "budget_previsionnel", "filename": "b.xlsx"}],
+                    "doublon_confirme": true
                 });
                 let t = Instant::now();
                 let res = client
@@ -474,7 +480,11 @@ fn sample_events(def: &Definition) -> anyhow::Result<Vec<(String, String)>> {
 
 fn actor(name: &str, agency: &str, role: &str) -> Actor {
     Actor {
-        id: crate::auth::person_id(name).into(),
+        id: format!(
+            "{}@bench.example",
+            ami_core::text::search_key(name).replace(' ', ".")
+        )
+        .into(),
         name: name.into(),
         agency: agency.into(),
         role: role.into(),
@@ -485,6 +495,8 @@ fn actor(name: &str, agency: &str, role: &str) -> Actor {
 /// budget sent again before instruction.
 fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
     let mut deposer = Command::new("deposer");
+    // Communes repeat past 99,999 dossiers: each is a second project.
+    deposer.doublon_confirme = true;
     let programmes: Vec<smol_str::SmolStr> = match n % 3 {
         0 => vec!["acv".into()],
         1 => vec!["acv".into(), "ti".into()],

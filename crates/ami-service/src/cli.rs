@@ -103,6 +103,11 @@ enum Cmd {
     },
     /// Rebuild every dossier's projection from the journal.
     Rebuild {
+        /// Rebuild even when the journal holds fewer steps than a
+        /// projection shows (they are then lost): by default, refuse and
+        /// name those dossiers.
+        #[arg(long)]
+        accept_loss: bool,
         #[command(flatten)]
         db: Db,
         #[command(flatten)]
@@ -123,6 +128,10 @@ enum TokenCmd {
         /// First and last name of the person.
         #[arg(long)]
         name: String,
+        /// Their professional e-mail address: it identifies the person (the
+        /// four-eyes rule compares it); one person may hold several tokens.
+        #[arg(long)]
+        email: String,
         #[command(flatten)]
         db: Db,
     },
@@ -152,8 +161,20 @@ enum WorkflowCmd {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Recompute every chain; exit 1 naming the first event that does not match.
+    /// Recompute every chain and compare every projection with its
+    /// journal; exit 1 listing what does not match.
     Verify {
+        /// A head printed earlier by `ami audit head` (SEQ:DIGEST): prove that
+        /// nothing up to it changed.
+        #[arg(long, value_name = "SEQ:DIGEST")]
+        since_head: Option<crate::store::GlobalHead>,
+        #[command(flatten)]
+        db: Db,
+        #[command(flatten)]
+        workflow: Workflow,
+    },
+    /// Print the head of the global chain (SEQ:DIGEST), to keep elsewhere.
+    Head {
         #[command(flatten)]
         db: Db,
     },
@@ -200,6 +221,13 @@ async fn connect(db: &Db) -> anyhow::Result<Store> {
     Store::connect(&db.database_url)
         .await
         .with_context(|| format!("connexion à la base {}", redact(&db.database_url)))
+}
+
+/// A database `ami` already uses; never creates one.
+async fn connect_existing(db: &Db) -> anyhow::Result<Store> {
+    Store::connect_existing(&db.database_url)
+        .await
+        .with_context(|| format!("base {}", redact(&db.database_url)))
 }
 
 /// The URL without its password, for messages and logs.
@@ -261,29 +289,69 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             crate::demo::fill(&store, &Definition::ami2()).await?;
         }
         Cmd::Audit {
-            command: AuditCmd::Verify { db },
+            command:
+                AuditCmd::Verify {
+                    since_head,
+                    db,
+                    workflow,
+                },
         } => {
-            let store = connect(&db).await?;
-            let report = store.verify_journal().await?;
-            match report.first_broken {
-                None => println!(
-                    "journal intègre : {} dossiers, {} événements vérifiés",
+            let def = workflow.load()?;
+            let store = connect_existing(&db).await?;
+            let report = store.verify(&def, since_head.as_ref()).await?;
+            let head = report
+                .head
+                .as_ref()
+                .map_or(String::new(), |h| h.to_string());
+            if report.is_clean() {
+                println!(
+                    "journal intègre : {} dossiers, {} événements, projections conformes ; tête {head}",
                     report.dossiers, report.events
-                ),
-                Some(b) => {
-                    println!(
-                        "journal altéré : dossier {} événement {} (empreinte différente)",
-                        b.dossier_id, b.seq
-                    );
-                    return Ok(ExitCode::FAILURE);
+                );
+                if let Some(kept) = since_head {
+                    println!("rien n'a changé jusqu'à la tête conservée {kept}");
                 }
+            } else {
+                println!(
+                    "journal altéré : {} anomalie(s) sur {} dossiers, {} événements",
+                    report.findings.len(),
+                    report.dossiers,
+                    report.events
+                );
+                for finding in &report.findings {
+                    println!("- {finding}");
+                }
+                return Ok(ExitCode::FAILURE);
             }
         }
-        Cmd::Rebuild { db, workflow } => {
+        Cmd::Audit {
+            command: AuditCmd::Head { db },
+        } => {
+            let store = connect_existing(&db).await?;
+            println!("{}", store.global_head().await?);
+        }
+        Cmd::Rebuild {
+            accept_loss,
+            db,
+            workflow,
+        } => {
             let def = workflow.load()?;
-            let store = connect(&db).await?;
-            let n = store.rebuild_projections(&def).await?;
-            println!("{n} dossiers reconstruits depuis le journal");
+            let store = connect_existing(&db).await?;
+            let report = store.rebuild_projections(&def, accept_loss).await?;
+            for (reference, projected, journal) in &report.shortened {
+                println!(
+                    "{reference} : la projection est à la version {projected}, le journal s'arrête à {journal}{}",
+                    if report.applied { " (ramené au journal)" } else { "" }
+                );
+            }
+            if !report.applied {
+                println!(
+                    "reconstruction refusée : le journal a perdu des étapes de {} dossier(s) ; vérifiez avec « ami audit verify », puis relancez avec --accept-loss pour les ramener au journal",
+                    report.shortened.len()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("{} dossiers reconstruits depuis le journal", report.rebuilt);
         }
         Cmd::Bench(args) => crate::bench::run(args).await?,
     }
@@ -296,6 +364,7 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
             agency,
             role,
             name,
+            email,
             db,
         } => {
             let def = Definition::ami2();
@@ -305,14 +374,15 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
             if def.role_rank(&role).is_none() {
                 bail!("rôle inconnu « {role} » : agent ou responsable");
             }
-            if name.trim().is_empty() || crate::auth::person_id(&name).is_empty() {
+            if name.trim().is_empty() || ami_core::text::has_hidden_chars(&name) {
                 bail!("--name doit donner le prénom et le nom de la personne");
             }
             let store = connect(&db).await?;
-            let (record, text) = crate::auth::create_token(&store, &name, &agency, &role).await?;
+            let (record, text) =
+                crate::auth::create_token(&store, &name, &email, &agency, &role).await?;
             println!(
-                "jeton {} créé pour {} ({} {}) ; il ne sera plus affiché :",
-                record.id, record.name, record.agency, record.role
+                "jeton {} créé pour {} <{}> ({} {}) ; il ne sera plus affiché :",
+                record.id, record.name, record.person_id, record.agency, record.role
             );
             println!("{text}");
         }
@@ -320,11 +390,12 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
             let store = connect(&db).await?;
             for t in store.list_tokens().await? {
                 println!(
-                    "{}  {:<4} {:<12} {:<30} créé {}{}",
+                    "{}  {:<4} {:<12} {:<30} {:<36} créé {}{}",
                     t.id,
                     t.agency,
                     t.role,
                     t.name,
+                    t.person_id,
                     t.created_at.format("%Y-%m-%d %H:%M"),
                     t.revoked_at
                         .map(|r| format!("  révoqué {}", r.format("%Y-%m-%d %H:%M")))

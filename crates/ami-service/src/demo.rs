@@ -77,15 +77,30 @@ pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
         bail!("la base contient déjà des dossiers : « ami demo » ne remplit qu'une base vide");
     }
     let people = [
-        ("Camille Martin", "dar", "agent"),
-        ("Dominique Bernard", "dar", "responsable"),
-        ("Sophie Laurent", "acv", "agent"),
-        ("Karim Haddad", "ti", "agent"),
+        (
+            "Camille Martin",
+            "camille.martin@lecnam.net",
+            "dar",
+            "agent",
+        ),
+        (
+            "Dominique Bernard",
+            "dominique.bernard@lecnam.net",
+            "dar",
+            "responsable",
+        ),
+        (
+            "Sophie Laurent",
+            "sophie.laurent@anct.gouv.fr",
+            "acv",
+            "agent",
+        ),
+        ("Karim Haddad", "karim.haddad@anct.gouv.fr", "ti", "agent"),
     ];
     let mut tokens = Vec::new();
     let mut actors = Vec::new();
-    for (name, agency, role) in people {
-        let (record, text) = create_token(store, name, agency, role).await?;
+    for (name, email, agency, role) in people {
+        let (record, text) = create_token(store, name, email, agency, role).await?;
         actors.push(Actor {
             id: record.person_id.as_str().into(),
             name: name.into(),
@@ -133,7 +148,7 @@ pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
             code_insee: insee.to_string(),
             porteur: Porteur {
                 nom: format!("Ville de {commune}"),
-                email: Some(format!("cnam@{}.fr", crate::auth::person_id(commune))),
+                email: Some(format!("cnam@{}.fr", domain_label(commune))),
             },
             programmes: programmes.iter().map(|p| (*p).into()).collect(),
             received_at,
@@ -147,8 +162,8 @@ pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
             Stop::Recu | Stop::RecuIncomplet => {}
             Stop::SansSuite => steps.push((
                 Command::new("classer_sans_suite")
-                    .with_motivation("La commune a retiré sa candidature."),
-                dar_agent,
+                    .with_motivation("La commune a retiré sa candidature par courrier."),
+                dar_resp,
             )),
             _ => {
                 steps.push((
@@ -225,4 +240,10 @@ async fn step(
         crate::store::Executed::Applied { dossier, .. } => Ok(dossier.version),
         crate::store::Executed::Replayed { .. } => bail!("réponse rejouée inattendue"),
     }
+}
+
+/// A commune's name as a label of a domain name: « Saint-Dié-des-Vosges »
+/// gives `saint-die-des-vosges`.
+fn domain_label(commune: &str) -> String {
+    ami_core::text::search_key(commune).replace(' ', "-")
 }

@@ -1,6 +1,7 @@
 //! `/dossiers`: deposit, read, list, transitions, pièces and history.
 
-use ami_core::{Command, DossierId, Effect, NewDossier, Piece, Porteur};
+use ami_core::text::{has_hidden_chars, nfc};
+use ami_core::{Command, DossierId, Effect, NewDossier, Piece, PiecesRequested, Porteur};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,10 +36,10 @@ fn check_line(field: &str, value: &str, required: bool) -> Result<(), ApiError> 
             format!("Le champ « {field} » dépasse {MAX_LINE} caractères."),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if has_hidden_chars(value) {
         return Err(ApiError::invalid_field(
             field,
-            format!("Le champ « {field} » contient des caractères de contrôle."),
+            format!("Le champ « {field} » contient des caractères de contrôle ou invisibles (espace sans largeur, inversion du sens du texte…)."),
         ));
     }
     Ok(())
@@ -53,13 +54,10 @@ fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
             format!("Le champ « {field} » dépasse {MAX_TEXT} caractères."),
         ));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    if value.split(['\n', '\r', '\t']).any(has_hidden_chars) {
         return Err(ApiError::invalid_field(
             field,
-            format!("Le champ « {field} » contient des caractères de contrôle."),
+            format!("Le champ « {field} » contient des caractères de contrôle ou invisibles (espace sans largeur, inversion du sens du texte…)."),
         ));
     }
     Ok(())
@@ -78,7 +76,9 @@ fn check_piece(field: &str, filename: &str, sha256: Option<&str>) -> Result<(), 
     Ok(())
 }
 
-/// The Idempotency-Key header with a hash of what the request asks.
+/// The Idempotency-Key header with a hash of what the request asks: its
+/// method and path, and its body's meaning (the parsed JSON in canonical
+/// form, so that whitespace or key order do not make another request).
 fn idempotency(headers: &HeaderMap, what: &[&[u8]]) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -102,6 +102,20 @@ fn idempotency(headers: &HeaderMap, what: &[&[u8]]) -> Result<Option<Idempotency
         key: key.to_string(),
         request_sha256: hex::encode(h.finalize()),
     }))
+}
+
+fn piece_ids(def: &ami_core::Definition) -> String {
+    let known: Vec<&str> = def.pieces.iter().map(|p| p.id.as_str()).collect();
+    known.join(", ")
+}
+
+/// A JSON body in RFC 8785 canonical form; the bytes as sent if they are
+/// not JSON (they were parsed before, so this does not happen).
+fn canonical_json(body: &[u8]) -> Vec<u8> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_jcs::to_vec(&v).ok())
+        .unwrap_or_else(|| body.to_vec())
 }
 
 /// The answer to a transition: the dossier, already rendered as JSON (the
@@ -164,7 +178,10 @@ async fn run(
         now: Utc::now(),
         idempotency: idempotency(
             headers,
-            &[submission.request_line.as_bytes(), submission.body],
+            &[
+                submission.request_line.as_bytes(),
+                &canonical_json(submission.body),
+            ],
         )?,
         respond: &respond,
     };
@@ -236,11 +253,11 @@ pub async fn create(
         new_dossier: Some(Box::new(NewDossier {
             id,
             number: 0,
-            commune: body.commune.trim().to_string(),
+            commune: nfc(body.commune.trim()),
             code_insee: body.code_insee.clone(),
             porteur: Porteur {
-                nom: body.porteur.nom.trim().to_string(),
-                email: body.porteur.email.clone(),
+                nom: nfc(body.porteur.nom.trim()),
+                email: body.porteur.email.as_deref().map(|e| nfc(e.trim())),
             },
             programmes: body.programmes.iter().map(|p| p.as_str().into()).collect(),
             received_at: body.received_at.unwrap_or(now),
@@ -249,12 +266,13 @@ pub async fn create(
                 .iter()
                 .map(|p| Piece {
                     kind: p.kind.as_str().into(),
-                    filename: p.filename.clone(),
+                    filename: nfc(&p.filename),
                     size: p.size,
                     sha256: p.sha256.clone(),
                 })
                 .collect(),
         })),
+        doublon_confirme: body.doublon_confirme,
         ..Command::default()
     };
     let submission = Submission {
@@ -319,43 +337,25 @@ pub async fn list(
         limit: 50,
         ..DossierFilter::default()
     };
-    if let Some(s) = query.get("state") {
-        if def.state(s).is_none() {
-            let known: Vec<&str> = def.states.iter().map(|s| s.id.as_str()).collect();
-            return Err(ApiError::bad_field(
-                "state",
-                format!("État inconnu « {s} » ; états : {}.", known.join(", ")),
-            ));
-        }
-        filter.state = Some(s.to_string());
-    }
-    if let Some(w) = query.get("wave") {
-        let wave = w
-            .parse::<u8>()
-            .ok()
-            .filter(|n| def.campaign.waves.iter().any(|wave| wave.number == *n))
-            .ok_or_else(|| ApiError::bad_field("wave", format!("Vague inconnue « {w} ».")))?;
-        filter.wave = Some(wave);
-    }
-    if let Some(p) = query.get("programme") {
-        if def.programme(p).is_none() {
-            return Err(ApiError::bad_field(
-                "programme",
-                format!("Programme inconnu « {p} » ; programmes : acv, ti."),
-            ));
-        }
-        filter.programme = Some(p.to_string());
-    }
-    if let Some(a) = query.get("awaiting") {
-        if !def.has_agency(a) {
-            let known: Vec<&str> = def.agencies.iter().map(|a| a.id.as_str()).collect();
-            return Err(ApiError::bad_field(
-                "awaiting",
-                format!("Agence inconnue « {a} » ; agences : {}.", known.join(", ")),
-            ));
-        }
-        filter.awaiting = Some(a.to_string());
-    }
+    let states: Vec<&str> = def.states.iter().map(|s| s.id.as_str()).collect();
+    filter.states = query.list("state", "État", &states)?;
+    let waves: Vec<String> = def
+        .campaign
+        .waves
+        .iter()
+        .map(|w| w.number.to_string())
+        .collect();
+    let waves: Vec<&str> = waves.iter().map(String::as_str).collect();
+    filter.waves = query
+        .list("wave", "Vague", &waves)?
+        .iter()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let programmes: Vec<&str> = def.programmes.iter().map(|p| p.id.as_str()).collect();
+    filter.programmes = query.list("programme", "Programme", &programmes)?;
+    let mut awaitable: Vec<&str> = def.agencies.iter().map(|a| a.id.as_str()).collect();
+    awaitable.push(ami_core::PORTEUR);
+    filter.awaiting = query.list("awaiting", "Agence", &awaitable)?;
     if let Some(q) = query.get("q") {
         if q.chars().count() > 200 || q.chars().any(char::is_control) {
             return Err(ApiError::bad_field(
@@ -417,10 +417,8 @@ pub async fn transition(
     check_text("motivation", body.motivation.as_deref())?;
     check_text("comment", body.comment.as_deref())?;
     let def = &state.definition;
-    if def
-        .action(&body.action)
-        .is_some_and(|a| a.effect != Effect::Transition)
-    {
+    let effect = def.action(&body.action).map(|a| a.effect);
+    if matches!(effect, Some(Effect::Create | Effect::AttachPiece)) {
         return Err(ApiError::invalid_field(
             "action",
             format!(
@@ -429,11 +427,61 @@ pub async fn transition(
             ),
         ));
     }
+    // A « demande de complément » names the pièces and the due date; no
+    // other action takes them.
+    let pieces_requested = match (effect, &body.pieces, body.due_on) {
+        (Some(Effect::RequestPieces), Some(pieces), Some(due_on)) => {
+            if pieces.is_empty() {
+                return Err(ApiError::invalid_field(
+                    "pieces",
+                    "Indiquez au moins une pièce à demander.",
+                ));
+            }
+            for (i, kind) in pieces.iter().enumerate() {
+                if !def.has_piece(kind) {
+                    return Err(ApiError::invalid_field(
+                        &format!("pieces[{i}]"),
+                        format!("Pièce inconnue « {kind} » ; pièces : {}.", piece_ids(def)),
+                    ));
+                }
+            }
+            Some(PiecesRequested {
+                pieces: pieces.iter().map(|k| k.as_str().into()).collect(),
+                due_on,
+            })
+        }
+        (Some(Effect::RequestPieces), None, _) => {
+            return Err(ApiError::invalid_field(
+                "pieces",
+                "Une demande de complément indique les pièces demandées (« pieces »).",
+            ))
+        }
+        (Some(Effect::RequestPieces), _, None) => {
+            return Err(ApiError::invalid_field(
+                "due_on",
+                "Une demande de complément indique sa date limite (« due_on », AAAA-MM-JJ).",
+            ))
+        }
+        (_, Some(_), _) => {
+            return Err(ApiError::invalid_field(
+                "pieces",
+                format!("L'action « {} » ne demande pas de pièces.", body.action),
+            ))
+        }
+        (_, _, Some(_)) => {
+            return Err(ApiError::invalid_field(
+                "due_on",
+                format!("L'action « {} » n'a pas de date limite.", body.action),
+            ))
+        }
+        _ => None,
+    };
     let command = Command {
         action: body.action.as_str().into(),
         verdict: body.verdict.as_deref().map(Into::into),
-        motivation: body.motivation.clone(),
-        comment: body.comment.clone(),
+        motivation: body.motivation.as_deref().map(nfc),
+        comment: body.comment.as_deref().map(nfc),
+        pieces_requested,
         ..Command::default()
     };
     let submission = Submission {
@@ -469,10 +517,9 @@ pub async fn put_piece(
     let kind = path.0 .1;
     let def = &state.definition;
     if !def.has_piece(&kind) {
-        let known: Vec<&str> = def.pieces.iter().map(|p| p.id.as_str()).collect();
         return Err(ApiError::invalid_field(
             "kind",
-            format!("Pièce inconnue « {kind} » ; pièces : {}.", known.join(", ")),
+            format!("Pièce inconnue « {kind} » ; pièces : {}.", piece_ids(def)),
         ));
     }
     check_piece("piece", &body.filename, body.sha256.as_deref())?;
@@ -486,10 +533,10 @@ pub async fn put_piece(
         })?;
     let command = Command {
         action: action.id.clone(),
-        comment: body.comment.clone(),
+        comment: body.comment.as_deref().map(nfc),
         piece: Some(Piece {
             kind: kind.as_str().into(),
-            filename: body.filename.clone(),
+            filename: nfc(&body.filename),
             size: body.size,
             sha256: body.sha256.clone(),
         }),

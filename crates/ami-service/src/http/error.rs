@@ -214,9 +214,9 @@ impl ApiError {
     }
 }
 
-impl From<Rejection> for ApiError {
-    fn from(r: Rejection) -> Self {
-        let detail = capitalize(&r.to_string());
+impl ApiError {
+    /// The engine's refusal, with its French explanation.
+    pub fn refused(r: &Rejection, detail: String) -> ApiError {
         if r.is_forbidden() {
             ApiError::Forbidden {
                 code: r.code(),
@@ -238,7 +238,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::dossier_not_found(),
             StoreError::Conflict { current } => ApiError::Conflict { current },
             StoreError::Duplicate => ApiError::Conflict { current: None },
-            StoreError::Rejected(r) => r.into(),
+            StoreError::Rejected {
+                rejection,
+                explanation,
+            } => ApiError::refused(&rejection, explanation),
             StoreError::Unauthenticated { code } => ApiError::unauthorized(code),
             StoreError::IdempotencyMismatch => ApiError::Unprocessable {
                 code: "idempotency_key_reused".into(),
@@ -249,16 +252,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%cause, "database unavailable");
                 ApiError::Unavailable
             }
-            StoreError::Corrupt(cause) | StoreError::Other(cause) => ApiError::Internal(cause),
+            StoreError::Corrupt(cause) | StoreError::Other(cause) | StoreError::NotAmi(cause) => {
+                ApiError::Internal(cause)
+            }
         }
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
-        None => String::new(),
     }
 }
 

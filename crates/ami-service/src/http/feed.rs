@@ -83,12 +83,16 @@ pub async fn stats(
         .iter()
         .map(|a| (a.id.to_string(), 0))
         .collect();
+    awaiting.insert(ami_core::PORTEUR.to_string(), 0);
     for (agency, n) in stats.awaiting {
         awaiting.insert(agency, n);
     }
     Ok(Json(StatsView {
         total: waves.iter().map(|w| w.total).sum(),
         waves,
+        // A dossier waits on the porteur exactly while a demande de
+        // complément is open.
+        complement_demande: awaiting.get(ami_core::PORTEUR).copied().unwrap_or(0),
         awaiting,
     }))
 }

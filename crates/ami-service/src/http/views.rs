@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use ami_core::{available_actions, awaiting, Actor, Definition, Dossier, Event};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -47,6 +47,11 @@ pub struct NewDossierBody {
     pub received_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub pieces: Vec<PieceBody>,
+    /// The commune already has a dossier in the campaign and this is a
+    /// second project, not a duplicate: without it, such a deposit is
+    /// refused with `doublon`.
+    #[serde(default)]
+    pub doublon_confirme: bool,
 }
 
 /// Body of `POST /dossiers/{id}/transitions`.
@@ -64,6 +69,12 @@ pub struct TransitionBody {
     pub motivation: Option<String>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// `demander_complement` only: the pièces asked of the porteur.
+    #[serde(default)]
+    pub pieces: Option<Vec<String>>,
+    /// `demander_complement` only: the last day for the porteur, AAAA-MM-JJ.
+    #[serde(default)]
+    pub due_on: Option<NaiveDate>,
 }
 
 /// Body of `PUT /dossiers/{id}/pieces/{kind}`.
@@ -131,14 +142,43 @@ pub struct DossierView {
     pub pieces: Vec<PieceBody>,
     /// Verdicts given, per agency.
     pub avis: BTreeMap<String, AvisView>,
-    /// Agencies the dossier is waiting on.
+    /// Who the dossier is waiting on: agencies, or `porteur` while a
+    /// « demande de complément » is open.
     pub awaiting: Vec<String>,
+    /// A « demande de complément » is open.
+    pub complement_demande: bool,
+    /// The open « demande de complément », if any.
+    pub complement: Option<ComplementView>,
     /// Actions the caller may take now.
     pub actions: Vec<String>,
 }
 
+/// A « demande de complément » still open.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ComplementView {
+    /// The pièces asked for that have not arrived yet.
+    pub pieces: Vec<String>,
+    /// The last day for the porteur.
+    pub due_on: NaiveDate,
+    pub motivation: Option<String>,
+    pub requested_by: ActorView,
+    pub requested_at: DateTime<Utc>,
+}
+
 impl DossierView {
     pub fn new(def: &Definition, d: &Dossier, caller: &Actor) -> DossierView {
+        // A closed dossier waits on nobody, the porteur included.
+        let complement = d
+            .complement
+            .as_ref()
+            .filter(|_| !def.is_terminal(&d.state))
+            .map(|c| ComplementView {
+                pieces: c.pieces.iter().map(|p| p.to_string()).collect(),
+                due_on: c.due_on,
+                motivation: c.motivation.clone(),
+                requested_by: (&c.requested_by).into(),
+                requested_at: c.requested_at,
+            });
         DossierView {
             id: d.id.0,
             reference: d.reference.clone(),
@@ -188,6 +228,8 @@ impl DossierView {
                 .into_iter()
                 .map(|a| a.to_string())
                 .collect(),
+            complement_demande: complement.is_some(),
+            complement,
             actions: available_actions(def, d, caller)
                 .into_iter()
                 .map(|a| a.id.to_string())
@@ -218,8 +260,17 @@ pub struct HistoryItem {
     pub motivation: Option<String>,
     pub comment: Option<String>,
     pub definition_version: String,
-    /// SHA-256 chained to the previous event of the dossier: a receipt.
+    /// SHA-256 over the previous event's `digest` (hex) and the RFC 8785
+    /// canonical form of `content`: a receipt anyone can recompute.
     pub digest: String,
+    /// Place in the global chain of every event, in commit order.
+    pub global_seq: Option<i64>,
+    /// SHA-256 over the previous place's `global_digest` (hex) and `digest`.
+    pub global_digest: Option<String>,
+    /// The whole event as recorded, the deposit's content and the pièce
+    /// added included: what `digest` covers.
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
     /// Feed cursor just after this event.
     pub cursor: String,
 }
@@ -241,6 +292,9 @@ impl From<&StoredEvent> for HistoryItem {
             comment: e.comment.clone(),
             definition_version: e.definition_version.to_string(),
             digest: s.digest.clone(),
+            global_seq: s.global_seq,
+            global_digest: s.global_digest.clone(),
+            content: s.content.clone(),
             cursor: s.position.clone(),
         }
     }
@@ -271,8 +325,11 @@ pub struct WaveStats {
 pub struct StatsView {
     pub total: i64,
     pub waves: Vec<WaveStats>,
-    /// Per agency, the number of dossiers waiting on it.
+    /// Per agency, the number of dossiers waiting on it; `porteur`, those
+    /// waiting on the town.
     pub awaiting: BTreeMap<String, i64>,
+    /// Dossiers with an open « demande de complément ».
+    pub complement_demande: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

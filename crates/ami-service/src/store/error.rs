@@ -9,9 +9,13 @@ pub enum StoreError {
     /// The dossier's version is not the expected one (`current` when known).
     #[error("le dossier a changé entre-temps")]
     Conflict { current: Option<u64> },
-    /// The engine refused the command.
-    #[error(transparent)]
-    Rejected(Rejection),
+    /// The engine refused the command; `explanation` is its French reason
+    /// in the definition's words ([`Rejection::explain`]).
+    #[error("{explanation}")]
+    Rejected {
+        rejection: Rejection,
+        explanation: String,
+    },
     /// The token is unknown, does not match, or was revoked (`code` says which).
     #[error("jeton refusé")]
     Unauthenticated { code: &'static str },
@@ -26,6 +30,9 @@ pub enum StoreError {
     /// The journal or a projection does not read back as written.
     #[error("données illisibles : {0}")]
     Corrupt(String),
+    /// The database does not exist or is not one of `ami`'s.
+    #[error("{0}")]
+    NotAmi(String),
     #[error("erreur de base de données : {0}")]
     Other(String),
 }

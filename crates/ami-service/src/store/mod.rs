@@ -6,6 +6,7 @@
 //! feed's order, reference numbers). The backend is chosen once, from the URL
 //! scheme.
 
+mod audit;
 mod error;
 mod rows;
 mod transition;
@@ -13,7 +14,8 @@ mod transition;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ami_core::{apply, awaiting, Actor, Command, Definition, Dossier, DossierId, Event};
+use ami_core::text::search_key;
+use ami_core::{awaiting, Actor, Command, Definition, Dossier, DossierId};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -21,6 +23,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::auth::PresentedToken;
 
+pub use audit::{AuditFinding, AuditReport, GlobalHead, RebuildReport};
 pub use error::StoreError;
 pub use rows::*;
 
@@ -98,12 +101,44 @@ pub enum Executed {
 impl Store {
     /// Connects, creating a SQLite file if needed, and applies migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let store = Store::open(url, true).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to a database that `ami` already uses, and brings it up to
+    /// date; an error, creating nothing, when the database does not exist or
+    /// holds no `ami` journal (what an audit or a rebuild wants: checking an
+    /// empty database created by mistake proves nothing).
+    pub async fn connect_existing(url: &str) -> Result<Store, StoreError> {
+        let store = Store::open(url, false).await.map_err(|e| match e {
+            StoreError::Unavailable(cause) | StoreError::Other(cause) => StoreError::NotAmi(
+                format!("base de données introuvable ou inaccessible ({cause})"),
+            ),
+            other => other,
+        })?;
+        let has_journal = sqlx::query("select count(*) as n from dossier_event")
+            .fetch_one(&store.reader)
+            .await
+            .is_ok();
+        if !has_journal {
+            store.close().await;
+            return Err(StoreError::NotAmi(
+                "cette base ne contient pas de journal ami (aucune table dossier_event)".into(),
+            ));
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url)?;
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
                 let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}mode=rwc")
+                let mode = if create { "rwc" } else { "rw" };
+                format!("{url}{sep}mode={mode}")
             }
             _ => url.to_string(),
         };
@@ -159,7 +194,6 @@ impl Store {
                 }
             }
         };
-        store.migrate().await?;
         Ok(store)
     }
 
@@ -181,7 +215,8 @@ impl Store {
         migrator
             .run(&self.writer)
             .await
-            .map_err(|e| StoreError::Other(e.to_string()))
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        self.upgrade_rows().await
     }
 
     /// Answers when the database does.
@@ -207,13 +242,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = d.id.to_string();
         let body = serde_json::to_string(d)?;
-        let awaiting = list_column(awaiting(def, d).into_iter().map(|a| a.as_str()));
+        let awaiting = list_column(awaiting(def, d).into_iter());
         match previous_version {
             None => {
                 sqlx::query(
                     "insert into dossier (dossier_id, reference, wave, state, version, programmes, search, \
-                     awaiting, received_at_us, updated_at_us, last_digest, body) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     awaiting, received_at_us, updated_at_us, last_digest, body, code_insee) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&id)
                 .bind(&d.reference)
@@ -227,6 +262,7 @@ impl Store {
                 .bind(micros(d.updated_at))
                 .bind(last_digest)
                 .bind(&body)
+                .bind(&d.code_insee)
                 .execute(&mut **tx)
                 .await?;
             }
@@ -277,47 +313,86 @@ impl Store {
             format!("${n}")
         };
         sql += " where 1 = 1";
-        if filter.awaiting.is_some() {
-            sql += &format!(" and d.awaiting like {}", next());
+        let mut binds: Vec<Bind> = Vec::new();
+        // One value or several: `state in (…)`; lists kept as `,a,b,`
+        // columns match any of the values.
+        let mut any_of = |sql: &mut String, column: &str, values: &[String], listed: bool| {
+            if values.is_empty() {
+                return;
+            }
+            let parts: Vec<String> = values
+                .iter()
+                .map(|v| {
+                    binds.push(Bind::Text(if listed {
+                        format!("%,{v},%")
+                    } else {
+                        v.clone()
+                    }));
+                    let p = next();
+                    if listed {
+                        format!("{column} like {p}")
+                    } else {
+                        format!("{column} = {p}")
+                    }
+                })
+                .collect();
+            *sql += &format!(" and ({})", parts.join(" or "));
+        };
+        any_of(&mut sql, "d.awaiting", &filter.awaiting, true);
+        any_of(&mut sql, "d.state", &filter.states, false);
+        any_of(&mut sql, "d.programmes", &filter.programmes, true);
+        if !filter.waves.is_empty() {
+            let parts: Vec<String> = filter
+                .waves
+                .iter()
+                .map(|w| {
+                    binds.push(Bind::Int(i64::from(*w)));
+                    next()
+                })
+                .collect();
+            sql += &format!(" and d.wave in ({})", parts.join(", "));
         }
-        if filter.state.is_some() {
-            sql += &format!(" and d.state = {}", next());
+        // A search with nothing searchable in it (only `%`, say) finds nothing.
+        if filter
+            .q
+            .as_deref()
+            .map(search_key)
+            .is_some_and(|q| q.is_empty())
+        {
+            sql += " and 1 = 0";
         }
-        if filter.wave.is_some() {
-            sql += &format!(" and d.wave = {}", next());
+        if let Some(q) = filter
+            .q
+            .as_deref()
+            .map(search_key)
+            .filter(|q| !q.is_empty())
+        {
+            // The folded key holds no LIKE wildcard (see `search_key`).
+            binds.push(Bind::Text(format!("%{q}%")));
+            let p = next();
+            sql += &match self.backend {
+                // The GIN trigram index serves the LIKE.
+                Backend::Postgres => format!(" and d.search like {p}"),
+                // The FTS5 trigram table serves it; the dossier table has none.
+                Backend::Sqlite => format!(
+                    " and d.dossier_id in (select dossier_id from dossier_search where search like {p})"
+                ),
+            };
         }
-        if filter.programme.is_some() {
-            sql += &format!(" and d.programmes like {}", next());
-        }
-        if filter.q.is_some() {
-            sql += &format!(" and d.search like {} escape '\\'", next());
-        }
-        if filter.after.is_some() {
+        if let Some(after) = &filter.after {
+            binds.push(Bind::Int(after.received_at_us));
+            binds.push(Bind::Text(after.dossier_id.to_string()));
             let (a, b) = (next(), next());
             sql += &format!(" and (d.received_at_us, d.dossier_id) > ({a}, {b})");
         }
         sql += &format!(" order by d.received_at_us, d.dossier_id limit {}", next());
 
         let mut query = sqlx::query(&sql);
-        if let Some(agency) = &filter.awaiting {
-            query = query.bind(format!("%,{agency},%"));
-        }
-        if let Some(state) = &filter.state {
-            query = query.bind(state.clone());
-        }
-        if let Some(wave) = filter.wave {
-            query = query.bind(i64::from(wave));
-        }
-        if let Some(programme) = &filter.programme {
-            query = query.bind(format!("%,{programme},%"));
-        }
-        if let Some(q) = &filter.q {
-            query = query.bind(format!("%{}%", escape_like(&q.to_lowercase())));
-        }
-        if let Some(after) = &filter.after {
-            query = query
-                .bind(after.received_at_us)
-                .bind(after.dossier_id.to_string());
+        for bind in binds {
+            query = match bind {
+                Bind::Text(t) => query.bind(t),
+                Bind::Int(i) => query.bind(i),
+            };
         }
         let limit = filter.limit.clamp(1, 500);
         query = query.bind(i64::from(limit) + 1);
@@ -352,7 +427,8 @@ impl Store {
     /// Every event of a dossier, in order, with its digest.
     pub async fn history(&self, id: DossierId) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
-            "select event_id, body, digest from dossier_event where dossier_id = $1 order by seq",
+            "select event_id, body, digest, global_seq, global_digest from dossier_event \
+             where dossier_id = $1 order by seq",
         )
         .bind(id.to_string())
         .fetch_all(&self.reader)
@@ -372,7 +448,7 @@ impl Store {
             Backend::Sqlite => {
                 let after = cursor.map_or(0, |c| c.event_id);
                 sqlx::query(
-                    "select event_id, body, digest from dossier_event \
+                    "select event_id, body, digest, global_seq, global_digest from dossier_event \
                      where event_id > $1 order by event_id limit $2",
                 )
                 .bind(after)
@@ -383,7 +459,8 @@ impl Store {
             Backend::Postgres => {
                 let (xact, after) = cursor.map_or((0, 0), |c| (c.xact_id, c.event_id));
                 sqlx::query(
-                    "select event_id, xact_id::text as xact, body, digest from dossier_event \
+                    "select event_id, xact_id::text as xact, body, digest, global_seq, global_digest \
+                     from dossier_event \
                      where xact_id < pg_snapshot_xmin(pg_current_snapshot()) \
                      and (xact_id, event_id) > ($1::text::xid8, $2) \
                      order by xact_id, event_id limit $3",
@@ -439,76 +516,6 @@ impl Store {
             }
         }
         Ok(Stats { by_state, awaiting })
-    }
-
-    /// Rebuilds every projection from the journal, in one transaction.
-    pub async fn rebuild_projections(&self, def: &Definition) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let rows = sqlx::query("select body, digest from dossier_event order by dossier_id, seq")
-            .fetch_all(&mut *tx)
-            .await?;
-        sqlx::query("delete from dossier").execute(&mut *tx).await?;
-        let mut count = 0;
-        let mut current: Option<(Dossier, String)> = None;
-        for row in &rows {
-            let event: Event = serde_json::from_str(&row.try_get::<String, _>("body")?)?;
-            let digest: String = row.try_get("digest")?;
-            let previous = match current.take() {
-                Some((d, last)) if d.id != event.dossier_id => {
-                    self.write_projection(&mut tx, def, &d, None, &last).await?;
-                    count += 1;
-                    None
-                }
-                Some((d, _)) => Some(d),
-                None => None,
-            };
-            let d = apply(previous, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            current = Some((d, digest));
-        }
-        if let Some((d, last)) = current {
-            self.write_projection(&mut tx, def, &d, None, &last).await?;
-            count += 1;
-        }
-        tx.commit().await?;
-        Ok(count)
-    }
-
-    /// Recomputes every dossier's digest chain; the first broken link, if any.
-    pub async fn verify_journal(&self) -> Result<AuditReport, StoreError> {
-        let rows = sqlx::query(
-            "select dossier_id, seq, body, digest from dossier_event order by dossier_id, seq",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        let mut report = AuditReport::default();
-        let mut dossier = String::new();
-        let mut previous = GENESIS_DIGEST.to_string();
-        let mut expected_seq = 1;
-        for row in &rows {
-            let id: String = row.try_get("dossier_id")?;
-            let seq: i64 = row.try_get("seq")?;
-            if id != dossier {
-                dossier = id.clone();
-                previous = GENESIS_DIGEST.to_string();
-                expected_seq = 1;
-                report.dossiers += 1;
-            }
-            report.events += 1;
-            let body: String = row.try_get("body")?;
-            let digest: String = row.try_get("digest")?;
-            let body_matches = serde_json::from_str::<Event>(&body)
-                .is_ok_and(|e| e.dossier_id.to_string() == id && to_i64(e.seq) == seq);
-            if seq != expected_seq || !body_matches || chain_digest(&previous, &body) != digest {
-                report.first_broken = Some(BrokenLink {
-                    dossier_id: id,
-                    seq,
-                });
-                return Ok(report);
-            }
-            previous = digest;
-            expected_seq += 1;
-        }
-        Ok(report)
     }
 
     pub async fn insert_token(
@@ -616,14 +623,19 @@ pub(super) fn list_column<'a>(items: impl Iterator<Item = &'a str>) -> String {
     s
 }
 
+/// What search looks in: the commune, the porteur, the reference and the
+/// INSEE code, folded (no accents, no case).
 pub(super) fn search_column(d: &Dossier) -> String {
-    format!("{} {} {}", d.commune, d.reference, d.porteur.nom).to_lowercase()
+    search_key(&format!(
+        "{} | {} | {} | {}",
+        d.commune, d.porteur.nom, d.reference, d.code_insee
+    ))
 }
 
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+/// A value bound to a query built at run time.
+pub(super) enum Bind {
+    Text(String),
+    Int(i64),
 }
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {

@@ -18,13 +18,16 @@ pub struct IdempotencyKey {
     pub request_sha256: String,
 }
 
-/// Filters of the dossier list; every field is optional but `limit`.
+/// Filters of the dossier list; every field is optional but `limit`. A
+/// dossier matches a list filter when it matches any of its values; empty
+/// lists filter nothing.
 #[derive(Debug, Clone, Default)]
 pub struct DossierFilter {
-    pub state: Option<String>,
-    pub wave: Option<u8>,
-    pub programme: Option<String>,
-    pub awaiting: Option<String>,
+    pub states: Vec<String>,
+    pub waves: Vec<u8>,
+    pub programmes: Vec<String>,
+    /// Agencies, or `porteur`.
+    pub awaiting: Vec<String>,
     pub q: Option<String>,
     pub after: Option<ListCursor>,
     pub limit: u32,
@@ -87,7 +90,11 @@ pub struct StoredEvent {
     /// Feed cursor just after this event.
     pub position: String,
     pub event: Event,
+    /// The event exactly as recorded (what `digest` covers).
+    pub content: serde_json::Value,
     pub digest: String,
+    pub global_seq: Option<i64>,
+    pub global_digest: Option<String>,
 }
 
 pub(super) fn stored_event(
@@ -102,10 +109,14 @@ pub(super) fn stored_event(
             .map_err(|_| StoreError::Corrupt("xact_id".into()))?,
         _ => 0,
     };
+    let body: String = r.try_get("body")?;
     Ok(StoredEvent {
         position: FeedCursor { xact_id, event_id }.encode(),
-        event: serde_json::from_str(&r.try_get::<String, _>("body")?)?,
+        event: serde_json::from_str(&body)?,
+        content: serde_json::from_str(&body)?,
         digest: r.try_get("digest")?,
+        global_seq: r.try_get("global_seq")?,
+        global_digest: r.try_get("global_digest")?,
     })
 }
 
@@ -149,18 +160,4 @@ pub(super) fn token_record(r: &AnyRow) -> Result<TokenRecord, StoreError> {
         created_at: instant(r.try_get("created_at_us")?),
         revoked_at: r.try_get::<Option<i64>, _>("revoked_at_us")?.map(instant),
     })
-}
-
-/// Where the journal's digest chain breaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokenLink {
-    pub dossier_id: String,
-    pub seq: i64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuditReport {
-    pub dossiers: u64,
-    pub events: u64,
-    pub first_broken: Option<BrokenLink>,
 }

@@ -1,21 +1,25 @@
 //! One transition, durably: the idempotency check, the dossier read, the
-//! engine's decision, then the event and the projection written together.
+//! engine's decision, then the event (with its place in the global chain),
+//! the projection and the chain's head written together.
 //!
-//! SQLite runs it all in one transaction on its single writer connection.
-//! PostgreSQL reads first, then writes the event, the projection and the
-//! idempotency record in one statement (one transaction) whose every part is
-//! conditional on the dossier's version being the one read: if another
-//! instance moved the dossier in between, nothing is written and the caller
-//! gets a conflict. That saves the round trips of an explicit transaction
-//! and a row lock, which dominate the cost of a transition on PostgreSQL
-//! (docs/PERFORMANCE.md).
+//! SQLite, and deposits on both databases, run it all in one transaction:
+//! a deposit takes its reference number per wave and looks for the
+//! commune's other dossiers in the same transaction, so numbers have no gap
+//! and two deposits of one commune cannot both pass as the first.
+//! PostgreSQL transitions on an existing dossier read first, then write the
+//! event, the projection, the head and the idempotency record in one
+//! statement (one transaction) whose every part is conditional on the
+//! dossier's version being the one read: if another instance moved the
+//! dossier in between, nothing is written and the caller gets a conflict.
+//! That saves the round trips of an explicit transaction, which dominate the
+//! cost of a transition on PostgreSQL (docs/PERFORMANCE.md).
 
-use ami_core::{apply, awaiting, decide, Actor, Dossier, Effect, Event};
+use ami_core::{apply, authorize, awaiting, decide, Actor, Dossier, Effect, Event, Placement};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
 use super::{
-    chain_digest, list_column, micros, search_column, to_i64, Backend, Executed, Principal, Store,
+    chain_digest, list_column, micros, to_i64, Backend, Bind, Executed, Principal, Store,
     StoreError, TransitionRequest, GENESIS_DIGEST,
 };
 
@@ -31,13 +35,13 @@ struct Prepared {
 }
 
 impl Store {
-    /// Runs one transition: idempotency, version check (first), decision,
-    /// event and projection written atomically.
+    /// Runs one transition: idempotency, who may act, version check,
+    /// decision, then event, projection and global head written atomically.
     pub async fn execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
         let run = || async {
             match self.backend {
-                Backend::Sqlite => self.execute_in_transaction(req).await,
-                Backend::Postgres => self.execute_in_one_statement(req).await,
+                Backend::Postgres if !creates(req) => self.execute_in_one_statement(req).await,
+                _ => self.execute_in_transaction(req).await,
             }
         };
         match run().await {
@@ -55,6 +59,19 @@ impl Store {
         req: &TransitionRequest<'_>,
     ) -> Result<Executed, StoreError> {
         let mut tx = self.writer.begin().await?;
+        // The head first: every writer takes it, so global order is commit
+        // order, and deposits are serialized (the duplicate check holds).
+        let lock = match self.backend {
+            Backend::Postgres => " for update",
+            Backend::Sqlite => "",
+        };
+        let head = sqlx::query(&format!(
+            "select global_seq, global_digest from journal_head where singleton = 1{lock}"
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
+        let (head_seq, head_digest): (i64, String) =
+            (head.try_get("global_seq")?, head.try_get("global_digest")?);
         let actor = authenticate(&mut *tx, &req.principal).await?;
         let current = if creates(req) {
             None
@@ -64,15 +81,30 @@ impl Store {
         if let Some(replay) = find_replay(&mut *tx, req, &actor).await? {
             return Ok(replay);
         }
-        let number = if creates(req) {
-            Some(next_sqlite_number(&mut tx).await?)
-        } else {
-            None
-        };
-        let p = prepare(req, &actor, current, number)?;
+        let mut deposit = None;
+        if let Some(new) = req.command.new_dossier.as_deref() {
+            let number = match req.definition.campaign.placement(new.received_at) {
+                Placement::Wave(wave) => next_reference_number(&mut tx, wave).await?,
+                // The engine refuses it; no number is taken.
+                _ => 0,
+            };
+            let same_commune: Vec<String> = sqlx::query(
+                "select reference from dossier where code_insee = $1 order by received_at_us, dossier_id",
+            )
+            .bind(&new.code_insee)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("reference"))
+            .collect::<Result<_, _>>()?;
+            deposit = Some((number, same_commune));
+        }
+        let p = prepare(req, &actor, current, deposit)?;
+        let global_seq = head_seq + 1;
+        let global_digest = chain_digest(&head_digest, &p.digest);
         sqlx::query(
-            "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest, \
+             global_seq, global_digest) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(p.event.dossier_id.to_string())
         .bind(to_i64(p.event.seq))
@@ -82,6 +114,8 @@ impl Store {
         .bind(micros(p.event.at))
         .bind(&p.event_json)
         .bind(&p.digest)
+        .bind(global_seq)
+        .bind(&global_digest)
         .execute(&mut *tx)
         .await?;
         self.write_projection(
@@ -91,6 +125,13 @@ impl Store {
             p.previous_version,
             &p.digest,
         )
+        .await?;
+        sqlx::query(
+            "update journal_head set global_seq = $1, global_digest = $2 where singleton = 1",
+        )
+        .bind(global_seq)
+        .bind(&global_digest)
+        .execute(&mut *tx)
         .await?;
         if let Some(key) = &req.idempotency {
             sqlx::query(
@@ -125,115 +166,67 @@ impl Store {
         if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
             return Ok(replay);
         }
-        let (current, number) = if creates(req) {
-            let n: i64 = sqlx::query("select nextval('dossier_number') as n")
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get("n")?;
-            (None, Some(u64::try_from(n).unwrap_or_default()))
-        } else {
-            (Some(load_dossier(&mut *conn, req).await?), None)
-        };
-        let p = prepare(req, &actor, current, number)?;
+        let current = load_dossier(&mut *conn, req).await?;
+        let p = prepare(req, &actor, Some(current), None)?;
         let d = &p.dossier;
         let e = &p.event;
-        let awaiting = list_column(awaiting(req.definition, d).into_iter().map(|a| a.as_str()));
-        let body = serde_json::to_string(d)?;
+        let previous = p
+            .previous_version
+            .ok_or_else(|| StoreError::Other("a transition without a dossier".into()))?;
 
-        // The projection first (as `target`), then the event and the answer
-        // selected from it: when the version moved, `target` is empty and
-        // nothing at all is written.
-        let mut sql = String::from("with target as (");
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            format!("${n}")
-        };
-        let mut query_params: Vec<Param> = Vec::new();
-        match p.previous_version {
-            None => {
-                let cols = [
-                    Param::Text(d.id.to_string()),
-                    Param::Text(d.reference.clone()),
-                    Param::Int(i64::from(d.wave)),
-                    Param::Text(d.state.to_string()),
-                    Param::Int(to_i64(d.version)),
-                    Param::Text(list_column(d.programmes.iter().map(|p| p.as_str()))),
-                    Param::Text(search_column(d)),
-                    Param::Text(awaiting),
-                    Param::Int(micros(d.received_at)),
-                    Param::Int(micros(d.updated_at)),
-                    Param::Text(p.digest.clone()),
-                    Param::Text(body),
-                ];
-                let placeholders: Vec<String> = cols.iter().map(|_| next()).collect();
-                sql += &format!(
-                    "insert into dossier (dossier_id, reference, wave, state, version, programmes, search, \
-                     awaiting, received_at_us, updated_at_us, last_digest, body) values ({}) returning dossier_id",
-                    placeholders.join(", ")
-                );
-                query_params.extend(cols);
-            }
-            Some(previous) => {
-                let cols = [
-                    Param::Text(d.state.to_string()),
-                    Param::Int(to_i64(d.version)),
-                    Param::Int(micros(d.updated_at)),
-                    Param::Text(p.digest.clone()),
-                    Param::Text(body),
-                    Param::Text(awaiting),
-                    Param::Text(d.id.to_string()),
-                    Param::Int(to_i64(previous)),
-                ];
-                let ph: Vec<String> = cols.iter().map(|_| next()).collect();
-                sql += &format!(
-                    "update dossier set state = {}, version = {}, updated_at_us = {}, last_digest = {}, body = {}, \
-                     awaiting = {} where dossier_id = {} and version = {} returning dossier_id",
-                    ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6], ph[7]
-                );
-                query_params.extend(cols);
-            }
-        }
-        let event_cols = [
-            Param::Int(to_i64(e.seq)),
-            Param::Text(e.action.to_string()),
-            Param::Text(e.actor.agency.to_string()),
-            Param::Text(e.actor.id.to_string()),
-            Param::Int(micros(e.at)),
-            Param::Text(p.event_json.clone()),
-            Param::Text(p.digest.clone()),
+        // The projection first (as `target`), then the head, the event and
+        // the answer selected from it: when the version moved, `target` is
+        // empty and nothing at all is written. The head's row lock is taken
+        // last and held until the commit, so places in the global chain
+        // follow commit order.
+        let mut binds = vec![
+            Bind::Text(d.state.to_string()),
+            Bind::Int(to_i64(d.version)),
+            Bind::Int(micros(d.updated_at)),
+            Bind::Text(p.digest.clone()),
+            Bind::Text(serde_json::to_string(d)?),
+            Bind::Text(list_column(awaiting(req.definition, d).into_iter())),
+            Bind::Text(d.id.to_string()),
+            Bind::Int(to_i64(previous)),
+            Bind::Int(to_i64(e.seq)),
+            Bind::Text(e.action.to_string()),
+            Bind::Text(e.actor.agency.to_string()),
+            Bind::Text(e.actor.id.to_string()),
+            Bind::Int(micros(e.at)),
+            Bind::Text(p.event_json.clone()),
         ];
-        let ph: Vec<String> = event_cols.iter().map(|_| next()).collect();
-        sql += &format!(
-            "), appended as (insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
-             select dossier_id, {} from target returning event_id)",
-            ph.join(", ")
+        let mut sql = String::from(
+            "with target as (update dossier set state = $1, version = $2, updated_at_us = $3, \
+             last_digest = $4, body = $5, awaiting = $6 where dossier_id = $7 and version = $8 \
+             returning dossier_id), \
+             head as (update journal_head set global_seq = global_seq + 1, \
+             global_digest = encode(sha256(convert_to(global_digest || $4, 'UTF8')), 'hex') \
+             where singleton = 1 and exists (select 1 from target) \
+             returning global_seq, global_digest), \
+             appended as (insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, \
+             body, digest, global_seq, global_digest) \
+             select t.dossier_id, $9, $10, $11, $12, $13, $14, $4, h.global_seq, h.global_digest \
+             from target t, head h returning event_id)",
         );
-        query_params.extend(event_cols);
         if let Some(key) = &req.idempotency {
-            let cols = [
-                Param::Text(actor.id.to_string()),
-                Param::Text(key.key.clone()),
-                Param::Text(key.request_sha256.clone()),
-                Param::Int(i64::from(p.status)),
-                Param::Text(p.body.clone()),
-                Param::Int(micros(req.now)),
-            ];
-            let ph: Vec<String> = cols.iter().map(|_| next()).collect();
-            sql += &format!(
-                ", remembered as (insert into idempotency (actor_id, idempotency_key, request_sha256, status, body, \
-                 created_at_us) select {} from target)",
-                ph.join(", ")
-            );
-            query_params.extend(cols);
+            binds.extend([
+                Bind::Text(actor.id.to_string()),
+                Bind::Text(key.key.clone()),
+                Bind::Text(key.request_sha256.clone()),
+                Bind::Int(i64::from(p.status)),
+                Bind::Text(p.body.clone()),
+                Bind::Int(micros(req.now)),
+            ]);
+            sql += ", remembered as (insert into idempotency (actor_id, idempotency_key, request_sha256, \
+                    status, body, created_at_us) select $15, $16, $17, $18, $19, $20 from target)";
         }
         sql += " select count(*) as n from appended";
 
         let mut query = sqlx::query(&sql);
-        for param in query_params {
-            query = match param {
-                Param::Text(t) => query.bind(t),
-                Param::Int(i) => query.bind(i),
+        for bind in binds {
+            query = match bind {
+                Bind::Text(t) => query.bind(t),
+                Bind::Int(i) => query.bind(i),
             };
         }
         let written: i64 = query.fetch_one(&mut *conn).await?.try_get("n")?;
@@ -255,21 +248,20 @@ impl Store {
     }
 }
 
-/// A bind parameter of the one-statement write.
-enum Param {
-    Text(String),
-    Int(i64),
-}
-
-/// The next reference number; SQLite keeps a counter row, written under
-/// the transaction's lock.
-async fn next_sqlite_number(tx: &mut sqlx::Transaction<'_, Any>) -> Result<u64, StoreError> {
+/// The next reference number of a wave, under the transaction's lock on
+/// the wave's counter: rolled back with the transaction, so no gap.
+async fn next_reference_number(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    wave: u8,
+) -> Result<u64, StoreError> {
     let n: i64 = sqlx::query(
-        "update dossier_number set last = last + 1 where singleton = 1 returning last as n",
+        "insert into reference_counter (wave, last) values ($1, 1) \
+         on conflict (wave) do update set last = reference_counter.last + 1 returning last",
     )
+    .bind(i64::from(wave))
     .fetch_one(&mut **tx)
     .await?
-    .try_get("n")?;
+    .try_get("last")?;
     Ok(u64::try_from(n).unwrap_or_default())
 }
 
@@ -337,14 +329,22 @@ async fn find_replay<'e, E: Executor<'e, Database = Any>>(
     }))
 }
 
-/// Checks the version (before anything else), asks the engine, folds the
-/// event and renders the answer.
+/// Checks who may act (a person of another agency learns nothing about the
+/// dossier's version), then the version, asks the engine, folds the event
+/// and renders the answer. `deposit` is the reference number and the
+/// commune's other dossiers, for a creation.
 fn prepare(
     req: &TransitionRequest<'_>,
     actor: &Actor,
     current: Option<(Dossier, String)>,
-    number: Option<u64>,
+    deposit: Option<(u64, Vec<String>)>,
 ) -> Result<Prepared, StoreError> {
+    let def = req.definition;
+    let refused = |rejection: ami_core::Rejection| StoreError::Rejected {
+        explanation: rejection.explain(def),
+        rejection,
+    };
+    authorize(def, &req.command.action, actor).map_err(refused)?;
     let (current, previous_digest) = match current {
         Some((d, digest)) => (Some(d), digest),
         None => (None, GENESIS_DIGEST.to_string()),
@@ -357,14 +357,18 @@ fn prepare(
         }
     }
     let mut command = req.command.clone();
-    if let (Some(new), Some(n)) = (command.new_dossier.as_mut(), number) {
-        new.number = n;
+    if let Some((number, same_commune)) = deposit {
+        if let Some(new) = command.new_dossier.as_mut() {
+            new.number = number;
+        }
+        command.same_commune = same_commune;
     }
-    let event = decide(req.definition, current.as_ref(), &command, actor, req.now)
-        .map_err(StoreError::Rejected)?;
+    let event = decide(def, current.as_ref(), &command, actor, req.now).map_err(refused)?;
     let previous_version = current.as_ref().map(|d| d.version);
     let dossier = apply(current, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let event_json = serde_json::to_string(&event)?;
+    // The canonical form (RFC 8785) is what the digest covers, so that a
+    // client in any language can recompute it from the event it reads.
+    let event_json = serde_jcs::to_string(&event).map_err(|e| StoreError::Other(e.to_string()))?;
     let digest = chain_digest(&previous_digest, &event_json);
     let body = (req.respond)(&dossier, actor);
     Ok(Prepared {

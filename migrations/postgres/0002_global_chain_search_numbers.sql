@@ -1,0 +1,48 @@
+-- Issue 7: a global digest chain over the whole journal, the commune's INSEE
+-- code for duplicate checks, search keys folded for accents with a trigram
+-- index, and reference numbers counted per wave.
+
+-- Each event's place in the global chain, in commit order: `global_digest`
+-- is SHA-256 over the previous event's `global_digest` (hex) and this
+-- event's `digest` (hex), so removing any event, the last ones included, is
+-- seen by `ami audit verify` and by anyone who kept a head (`ami audit
+-- head`). Writers take the head's row lock, so global order is commit
+-- order. Null only for events written before this migration, until the
+-- service chains them when it starts.
+alter table dossier_event add column global_seq bigint;
+alter table dossier_event add column global_digest text;
+create unique index dossier_event_by_global_seq on dossier_event (global_seq);
+
+-- The head of the global chain: the last event's place and digest.
+create table journal_head (
+    singleton integer primary key check (singleton = 1),
+    global_seq bigint not null,
+    global_digest text not null
+);
+insert into journal_head (singleton, global_seq, global_digest)
+values (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- A commune has one dossier per campaign unless the DAR confirms a second.
+alter table dossier add column code_insee text not null default '';
+update dossier set code_insee = body::json ->> 'code_insee';
+create index dossier_by_code_insee on dossier (code_insee);
+
+-- `search` now holds the folded text (no accents, lower case) of the
+-- commune, porteur, reference and INSEE code; the service recomputes the
+-- rows this migration empties when it starts. The trigram index serves
+-- `like '%…%'` without reading every row.
+create extension if not exists pg_trgm;
+update dossier set search = '';
+create index dossier_by_search on dossier using gin (search gin_trgm_ops);
+
+-- Reference numbers per wave (AMI2-V2-0001 is wave 2's first dossier). A
+-- database numbered across waves goes on after its last number in each wave
+-- it used, so that no reference is given twice.
+create table reference_counter (
+    wave bigint primary key,
+    last bigint not null
+);
+insert into reference_counter (wave, last)
+select distinct wave, (select case when is_called then last_value else 0 end from dossier_number)
+from dossier;
+drop sequence dossier_number;

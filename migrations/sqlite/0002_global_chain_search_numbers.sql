@@ -1,0 +1,53 @@
+-- Issue 7: a global digest chain over the whole journal, the commune's INSEE
+-- code for duplicate checks, search keys folded for accents with a trigram
+-- index, and reference numbers counted per wave.
+
+-- Each event's place in the global chain, in commit order: `global_digest`
+-- is SHA-256 over the previous event's `global_digest` (hex) and this
+-- event's `digest` (hex), so removing any event, the last ones included, is
+-- seen by `ami audit verify` and by anyone who kept a head (`ami audit
+-- head`). Null only for events written before this migration, until the
+-- service chains them when it starts.
+alter table dossier_event add column global_seq integer;
+alter table dossier_event add column global_digest text;
+create unique index dossier_event_by_global_seq on dossier_event (global_seq);
+
+-- The head of the global chain: the last event's place and digest.
+create table journal_head (
+    singleton integer primary key check (singleton = 1),
+    global_seq integer not null,
+    global_digest text not null
+);
+insert into journal_head (singleton, global_seq, global_digest)
+values (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- A commune has one dossier per campaign unless the DAR confirms a second.
+alter table dossier add column code_insee text not null default '';
+update dossier set code_insee = json_extract(body, '$.code_insee');
+create index dossier_by_code_insee on dossier (code_insee);
+
+-- `search` now holds the folded text (no accents, lower case) of the
+-- commune, porteur, reference and INSEE code; the service recomputes the
+-- rows this migration empties when it starts.
+update dossier set search = '';
+-- A trigram index of the search keys: `like '%…%'` on it reads the index,
+-- not every row. It keeps the dossier's id rather than pointing at its
+-- rowid, which VACUUM may renumber. Keys never change once a dossier is
+-- created; `ami rebuild` and the service's upgrade refill it as a whole.
+create virtual table dossier_search using fts5 (
+    dossier_id unindexed, search, tokenize = 'trigram'
+);
+create trigger dossier_search_insert after insert on dossier begin
+    insert into dossier_search (dossier_id, search) values (new.dossier_id, new.search);
+end;
+
+-- Reference numbers per wave (AMI2-V2-0001 is wave 2's first dossier). A
+-- database numbered across waves goes on after its last number in each wave
+-- it used, so that no reference is given twice.
+create table reference_counter (
+    wave integer primary key,
+    last integer not null
+);
+insert into reference_counter (wave, last)
+select distinct wave, (select last from dossier_number) from dossier;
+drop table dossier_number;
