@@ -2,15 +2,18 @@
 -- code for duplicate checks, search keys folded for accents with a trigram
 -- index, and reference numbers counted per wave.
 
--- Each event's place in the global chain, in commit order: `global_digest`
--- is SHA-256 over the previous event's `global_digest` (hex) and this
--- event's `digest` (hex), so removing any event, the last ones included, is
--- seen by `ami audit verify` and by anyone who kept a head (`ami audit
--- head`). Null only for events written before this migration, until the
--- service chains them when it starts.
+-- Each event's place in the global chain: `global_digest` is SHA-256 over
+-- the previous place's `global_digest` (hex) and this event's `digest`
+-- (hex), so removing any event, the last ones included, is seen by `ami
+-- audit verify` and by anyone who kept a head (`ami audit head`). Places are
+-- given just after commit, in turn, under the head's row lock (the service
+-- seals in the background), so that transitions of different dossiers
+-- never wait on one another: null until then.
 alter table dossier_event add column global_seq integer;
 alter table dossier_event add column global_digest text;
 create unique index dossier_event_by_global_seq on dossier_event (global_seq);
+-- What the sealer looks for, without reading the sealed journal.
+create index dossier_event_unsealed on dossier_event (event_id) where global_seq is null;
 
 -- The head of the global chain: the last event's place and digest.
 create table journal_head (

@@ -308,11 +308,11 @@ pub async fn get(
 /// Dossiers in reception order, filtered, by pages.
 #[utoipa::path(get, path = "/dossiers", tag = "dossiers",
     params(
-        ("state" = Option<String>, Query, description = "A state id, e.g. `instruit`"),
-        ("wave" = Option<u8>, Query, description = "1, 2 or 3"),
-        ("programme" = Option<String>, Query, description = "`acv` or `ti`"),
-        ("awaiting" = Option<String>, Query, description = "Dossiers waiting on this agency: `dar`, `acv`, `ti`"),
-        ("q" = Option<String>, Query, description = "Searches commune, reference and porteur"),
+        ("state" = Option<String>, Query, description = "State ids, one or several separated by commas, e.g. `laureat,refuse`"),
+        ("wave" = Option<String>, Query, description = "Wave numbers, one or several separated by commas, e.g. `1` or `1,3`"),
+        ("programme" = Option<String>, Query, description = "`acv`, `ti` or `acv,ti`"),
+        ("awaiting" = Option<String>, Query, description = "Dossiers waiting on these agencies (`dar`, `acv`, `ti`) or on the town (`porteur`), separated by commas"),
+        ("q" = Option<String>, Query, description = "Searches commune, porteur, reference and INSEE code, ignoring case and accents"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, body = DossierPage), (status = 400, body = Problem),
@@ -338,7 +338,7 @@ pub async fn list(
         ..DossierFilter::default()
     };
     let states: Vec<&str> = def.states.iter().map(|s| s.id.as_str()).collect();
-    filter.states = query.list("state", "État", &states)?;
+    filter.states = query.list("state", &states)?;
     let waves: Vec<String> = def
         .campaign
         .waves
@@ -347,15 +347,15 @@ pub async fn list(
         .collect();
     let waves: Vec<&str> = waves.iter().map(String::as_str).collect();
     filter.waves = query
-        .list("wave", "Vague", &waves)?
+        .list("wave", &waves)?
         .iter()
         .filter_map(|w| w.parse().ok())
         .collect();
     let programmes: Vec<&str> = def.programmes.iter().map(|p| p.id.as_str()).collect();
-    filter.programmes = query.list("programme", "Programme", &programmes)?;
+    filter.programmes = query.list("programme", &programmes)?;
     let mut awaitable: Vec<&str> = def.agencies.iter().map(|a| a.id.as_str()).collect();
     awaitable.push(ami_core::PORTEUR);
-    filter.awaiting = query.list("awaiting", "Agence", &awaitable)?;
+    filter.awaiting = query.list("awaiting", &awaitable)?;
     if let Some(q) = query.get("q") {
         if q.chars().count() > 200 || q.chars().any(char::is_control) {
             return Err(ApiError::bad_field(

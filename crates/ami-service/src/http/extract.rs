@@ -587,8 +587,7 @@ impl QueryPairs {
 
     /// A filter that takes one value or several separated by commas
     /// (`state=laureat,refuse`), each one of `known`; absent, an empty list.
-    /// `what` names the kind of value in the French message.
-    pub fn list(&self, name: &str, what: &str, known: &[&str]) -> Result<Vec<String>, ApiError> {
+    pub fn list(&self, name: &str, known: &[&str]) -> Result<Vec<String>, ApiError> {
         let Some(raw) = self.get(name) else {
             return Ok(Vec::new());
         };
@@ -599,7 +598,7 @@ impl QueryPairs {
                 return Err(ApiError::bad_field(
                     name,
                     format!(
-                        "{what} inconnu(e) « {shown} » dans « {name} » ; valeurs possibles : {} (plusieurs séparées par des virgules).",
+                        "Valeur inconnue « {shown} » pour « {name} » ; valeurs possibles : {} (plusieurs séparées par des virgules).",
                         known.join(", ")
                     ),
                 ));

@@ -218,15 +218,43 @@ async fn timeout(req: Request, next: Next) -> Response {
     }
 }
 
-/// Serves until `shutdown` resolves; requests in flight then finish.
+/// Serves until `shutdown` resolves; requests in flight then finish. Beside
+/// the requests, a task gives new events their place in the global chain.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let store = state.store.clone();
+    let sealer = tokio::spawn(seal_continuously(store.clone()));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sealer.abort();
+    // The last writes get their place now rather than at the next start.
+    if let Err(e) = store.seal_pending().await {
+        tracing::warn!(error = %e, "sealing the journal at shutdown failed");
+    }
+    served
+}
+
+/// How often the sealer looks for new events when the last look found none.
+const SEAL_IDLE: Duration = Duration::from_millis(100);
+
+/// Seals new events as they commit ([`Store::seal_pending`]): busy, as
+/// soon as the last sealing ends; idle, every [`SEAL_IDLE`]. A database
+/// that is away is retried; nothing is lost meanwhile, the events wait.
+async fn seal_continuously(store: Store) {
+    loop {
+        match store.seal_pending().await {
+            Ok(0) => tokio::time::sleep(SEAL_IDLE).await,
+            Ok(_) => tokio::task::yield_now().await,
+            Err(e) => {
+                tracing::warn!(error = %e, "sealing the journal failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// 405 for a known route with another method, in the API's problem shape.

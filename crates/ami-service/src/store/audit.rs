@@ -69,8 +69,6 @@ pub enum AuditFinding {
     /// The global chain breaks at this place: a missing place, or a global
     /// digest that does not cover the previous one.
     GlobalChainBroken { global_seq: i64 },
-    /// An event has no place in the global chain.
-    Unsealed { dossier_id: String, seq: i64 },
     /// The recorded head is not the last event of the chain: events after
     /// it were removed, or it was edited.
     HeadMismatch {
@@ -112,10 +110,6 @@ impl fmt::Display for AuditFinding {
             AuditFinding::GlobalChainBroken { global_seq } => write!(
                 f,
                 "chaîne globale rompue à la position {global_seq} (événement retiré ou modifié)"
-            ),
-            AuditFinding::Unsealed { dossier_id, seq } => write!(
-                f,
-                "dossier {dossier_id}, événement {seq} : absent de la chaîne globale"
             ),
             AuditFinding::HeadMismatch { recorded, last } => write!(
                 f,
@@ -161,6 +155,9 @@ pub struct AuditReport {
     pub dossiers: u64,
     pub events: u64,
     pub head: Option<GlobalHead>,
+    /// Events committed during the audit, not placed in the global chain
+    /// yet (the next sealing places them).
+    pub pending: u64,
     pub findings: Vec<AuditFinding>,
 }
 
@@ -308,22 +305,25 @@ impl Store {
         })
     }
 
-    /// Brings rows written by an earlier version up to date: events get
-    /// their place in the global chain (in the order they were committed),
-    /// and dossiers their folded search key. Does nothing on a database
-    /// that needs nothing.
-    pub(super) async fn upgrade_rows(&self) -> Result<(), StoreError> {
-        let unsealed: i64 =
-            sqlx::query("select count(*) as n from dossier_event where global_seq is null")
-                .fetch_one(&self.reader)
-                .await?
-                .try_get("n")?;
-        if unsealed > 0 {
+    /// Gives the events committed since the last sealing their place in
+    /// the global chain, after every event sealed before, and moves the
+    /// head; the number of events sealed. The service runs it in the
+    /// background right after writes (and the audit before it checks), so
+    /// that transitions never wait on one another for it. Sealers take the
+    /// head's row lock: on PostgreSQL several instances seal in turn, each
+    /// seeing what the one before sealed. A place, once given, never
+    /// changes: an event that commits late simply gets a later one.
+    pub async fn seal_pending(&self) -> Result<u64, StoreError> {
+        const BATCH: i64 = 5_000;
+        let mut sealed = 0;
+        loop {
             let mut tx = self.writer.begin().await?;
             let lock = match self.backend {
                 Backend::Postgres => " for update",
                 Backend::Sqlite => "",
             };
+            let pending = "select event_id, digest from dossier_event where global_seq is null \
+                           order by event_id limit $1";
             let head = sqlx::query(&format!(
                 "select global_seq, global_digest from journal_head where singleton = 1{lock}"
             ))
@@ -331,15 +331,11 @@ impl Store {
             .await?;
             let (mut seq, mut digest): (i64, String) =
                 (head.try_get("global_seq")?, head.try_get("global_digest")?);
-            let order = match self.backend {
-                Backend::Postgres => "xact_id, event_id",
-                Backend::Sqlite => "event_id",
-            };
-            let rows = sqlx::query(&format!(
-                "select event_id, digest from dossier_event where global_seq is null order by {order}"
-            ))
-            .fetch_all(&mut *tx)
-            .await?;
+            let rows = sqlx::query(pending).bind(BATCH).fetch_all(&mut *tx).await?;
+            if rows.is_empty() {
+                tx.rollback().await?;
+                return Ok(sealed);
+            }
             for row in &rows {
                 let event_id: i64 = row.try_get("event_id")?;
                 let event_digest: String = row.try_get("digest")?;
@@ -362,7 +358,20 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            tracing::info!(events = rows.len(), "events chained into the global chain");
+            sealed += rows.len() as u64;
+            if (rows.len() as i64) < BATCH {
+                return Ok(sealed);
+            }
+        }
+    }
+
+    /// Brings rows written by an earlier version up to date: events get
+    /// their place in the global chain, and dossiers their folded search
+    /// key. Does nothing on a database that needs nothing.
+    pub(super) async fn upgrade_rows(&self) -> Result<(), StoreError> {
+        let sealed = self.seal_pending().await?;
+        if sealed > 0 {
+            tracing::info!(events = sealed, "events chained into the global chain");
         }
 
         let stale = sqlx::query("select dossier_id, body from dossier where search = ''")
@@ -413,6 +422,9 @@ impl Store {
         def: &Definition,
         kept: Option<&GlobalHead>,
     ) -> Result<AuditReport, StoreError> {
+        // What was committed before the audit gets its place first; what
+        // commits during it is counted as pending.
+        self.seal_pending().await?;
         let mut tx = self.reader.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("set transaction isolation level repeatable read, read only")
@@ -473,7 +485,7 @@ impl Store {
         {
             let mut rows = sqlx::query(
                 "select dossier_id, seq, digest, global_seq, global_digest from dossier_event \
-                 order by global_seq",
+                 where global_seq is not null order by global_seq",
             )
             .fetch(&mut *tx);
             let mut last = GlobalHead {
@@ -483,14 +495,7 @@ impl Store {
             let mut broken = false;
             let mut kept_found = kept.is_some_and(|k| k.seq == 0 && k.digest == GENESIS_DIGEST);
             while let Some(row) = rows.try_next().await? {
-                let global_seq: Option<i64> = row.try_get("global_seq")?;
-                let Some(global_seq) = global_seq else {
-                    report.findings.push(AuditFinding::Unsealed {
-                        dossier_id: row.try_get("dossier_id")?,
-                        seq: row.try_get("seq")?,
-                    });
-                    continue;
-                };
+                let global_seq: i64 = row.try_get("global_seq")?;
                 let digest: String = row.try_get("digest")?;
                 let global_digest: String = row.try_get("global_digest")?;
                 if !broken
@@ -539,6 +544,13 @@ impl Store {
                 });
             }
             report.head = Some(recorded);
+            report.pending =
+                sqlx::query("select count(*) as n from dossier_event where global_seq is null")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get::<i64, _>("n")?
+                    .try_into()
+                    .unwrap_or_default();
         }
         tx.rollback().await?;
         Ok(report)

@@ -1,18 +1,21 @@
 //! One transition, durably: the idempotency check, the dossier read, the
-//! engine's decision, then the event (with its place in the global chain),
-//! the projection and the chain's head written together.
+//! engine's decision, then the event and the projection written together.
+//! (The event's place in the global chain is given just after its commit,
+//! by [`Store::seal_pending`], so that commits of different dossiers never
+//! wait for each other.)
 //!
 //! SQLite, and deposits on both databases, run it all in one transaction:
 //! a deposit takes its reference number per wave and looks for the
 //! commune's other dossiers in the same transaction, so numbers have no gap
-//! and two deposits of one commune cannot both pass as the first.
-//! PostgreSQL transitions on an existing dossier read first, then write the
-//! event, the projection, the head and the idempotency record in one
-//! statement (one transaction) whose every part is conditional on the
-//! dossier's version being the one read: if another instance moved the
-//! dossier in between, nothing is written and the caller gets a conflict.
-//! That saves the round trips of an explicit transaction, which dominate the
-//! cost of a transition on PostgreSQL (docs/PERFORMANCE.md).
+//! (deposits of one wave wait for one another's commit), and two deposits
+//! of one commune cannot both pass as the first. PostgreSQL transitions on an existing dossier
+//! read first, then write the event, the projection and the idempotency
+//! record in one statement (one transaction) whose every part is
+//! conditional on the dossier's version being the one read: if another
+//! instance moved the dossier in between, nothing is written and the caller
+//! gets a conflict. That saves the round trips of an explicit transaction,
+//! which dominate the cost of a transition on PostgreSQL
+//! (docs/PERFORMANCE.md).
 
 use ami_core::{apply, authorize, awaiting, decide, Actor, Dossier, Effect, Event, Placement};
 use sqlx::any::AnyRow;
@@ -36,7 +39,7 @@ struct Prepared {
 
 impl Store {
     /// Runs one transition: idempotency, who may act, version check,
-    /// decision, then event, projection and global head written atomically.
+    /// decision, then event and projection written atomically.
     pub async fn execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
         let run = || async {
             match self.backend {
@@ -58,53 +61,62 @@ impl Store {
         &self,
         req: &TransitionRequest<'_>,
     ) -> Result<Executed, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        // The head first: every writer takes it, so global order is commit
-        // order, and deposits are serialized (the duplicate check holds).
-        let lock = match self.backend {
-            Backend::Postgres => " for update",
-            Backend::Sqlite => "",
-        };
-        let head = sqlx::query(&format!(
-            "select global_seq, global_digest from journal_head where singleton = 1{lock}"
-        ))
-        .fetch_one(&mut *tx)
-        .await?;
-        let (head_seq, head_digest): (i64, String) =
-            (head.try_get("global_seq")?, head.try_get("global_digest")?);
-        let actor = authenticate(&mut *tx, &req.principal).await?;
+        let mut conn = self.writer.acquire().await?;
+        let actor = authenticate(&mut *conn, &req.principal).await?;
+        // A replay that commits meanwhile is caught by the idempotency
+        // record's key when this one is written (`Duplicate`, run again).
+        if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
+            return Ok(replay);
+        }
+        // A deposit on PostgreSQL takes its number first, once the engine
+        // has accepted it, in a statement of its own: deposits of one wave
+        // then wait for that statement only, not for one another's whole
+        // transaction. A refused deposit takes no number; one that fails
+        // after taking it (the database going away, or a deposit of the
+        // same commune committed in between) leaves a gap. On SQLite the
+        // number is taken in the transaction, under the one writer's lock
+        // that every write waits for anyway: no gap at all.
+        let mut early_number = None;
+        if let (Backend::Postgres, Some(new)) = (self.backend, req.command.new_dossier.as_deref()) {
+            let same_commune = same_commune(&mut *conn, &new.code_insee).await?;
+            prepare(req, &actor, None, Some((0, same_commune)))?;
+            if let Placement::Wave(wave) = req.definition.campaign.placement(new.received_at) {
+                early_number = Some(next_reference_number(&mut *conn, wave).await?);
+            }
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let current = if creates(req) {
             None
         } else {
             Some(load_dossier(&mut *tx, req).await?)
         };
-        if let Some(replay) = find_replay(&mut *tx, req, &actor).await? {
-            return Ok(replay);
-        }
         let mut deposit = None;
         if let Some(new) = req.command.new_dossier.as_deref() {
-            let number = match req.definition.campaign.placement(new.received_at) {
-                Placement::Wave(wave) => next_reference_number(&mut tx, wave).await?,
+            // Deposits of one commune one at a time on PostgreSQL (SQLite
+            // has one writer), so that the duplicate check sees every
+            // earlier one; deposits of other communes do not wait.
+            if self.backend == Backend::Postgres {
+                sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(format!("ami:commune:{}", new.code_insee))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let same_commune = same_commune(&mut *tx, &new.code_insee).await?;
+            let number = match (
+                early_number,
+                req.definition.campaign.placement(new.received_at),
+            ) {
+                (Some(n), _) => n,
+                (None, Placement::Wave(wave)) => next_reference_number(&mut *tx, wave).await?,
                 // The engine refuses it; no number is taken.
-                _ => 0,
+                (None, _) => 0,
             };
-            let same_commune: Vec<String> = sqlx::query(
-                "select reference from dossier where code_insee = $1 order by received_at_us, dossier_id",
-            )
-            .bind(&new.code_insee)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get("reference"))
-            .collect::<Result<_, _>>()?;
             deposit = Some((number, same_commune));
         }
         let p = prepare(req, &actor, current, deposit)?;
-        let global_seq = head_seq + 1;
-        let global_digest = chain_digest(&head_digest, &p.digest);
         sqlx::query(
-            "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest, \
-             global_seq, global_digest) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(p.event.dossier_id.to_string())
         .bind(to_i64(p.event.seq))
@@ -114,8 +126,6 @@ impl Store {
         .bind(micros(p.event.at))
         .bind(&p.event_json)
         .bind(&p.digest)
-        .bind(global_seq)
-        .bind(&global_digest)
         .execute(&mut *tx)
         .await?;
         self.write_projection(
@@ -125,13 +135,6 @@ impl Store {
             p.previous_version,
             &p.digest,
         )
-        .await?;
-        sqlx::query(
-            "update journal_head set global_seq = $1, global_digest = $2 where singleton = 1",
-        )
-        .bind(global_seq)
-        .bind(&global_digest)
-        .execute(&mut *tx)
         .await?;
         if let Some(key) = &req.idempotency {
             sqlx::query(
@@ -174,11 +177,9 @@ impl Store {
             .previous_version
             .ok_or_else(|| StoreError::Other("a transition without a dossier".into()))?;
 
-        // The projection first (as `target`), then the head, the event and
-        // the answer selected from it: when the version moved, `target` is
-        // empty and nothing at all is written. The head's row lock is taken
-        // last and held until the commit, so places in the global chain
-        // follow commit order.
+        // The projection first (as `target`), then the event and the answer
+        // selected from it: when the version moved, `target` is empty and
+        // nothing at all is written.
         let mut binds = vec![
             Bind::Text(d.state.to_string()),
             Bind::Int(to_i64(d.version)),
@@ -199,14 +200,9 @@ impl Store {
             "with target as (update dossier set state = $1, version = $2, updated_at_us = $3, \
              last_digest = $4, body = $5, awaiting = $6 where dossier_id = $7 and version = $8 \
              returning dossier_id), \
-             head as (update journal_head set global_seq = global_seq + 1, \
-             global_digest = encode(sha256(convert_to(global_digest || $4, 'UTF8')), 'hex') \
-             where singleton = 1 and exists (select 1 from target) \
-             returning global_seq, global_digest), \
              appended as (insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, \
-             body, digest, global_seq, global_digest) \
-             select t.dossier_id, $9, $10, $11, $12, $13, $14, $4, h.global_seq, h.global_digest \
-             from target t, head h returning event_id)",
+             body, digest) select dossier_id, $9, $10, $11, $12, $13, $14, $4 from target \
+             returning event_id)",
         );
         if let Some(key) = &req.idempotency {
             binds.extend([
@@ -248,10 +244,10 @@ impl Store {
     }
 }
 
-/// The next reference number of a wave, under the transaction's lock on
-/// the wave's counter: rolled back with the transaction, so no gap.
-async fn next_reference_number(
-    tx: &mut sqlx::Transaction<'_, Any>,
+/// The next reference number of a wave; the wave's counter stays locked
+/// until the end of the transaction it is taken in.
+async fn next_reference_number<'e, E: Executor<'e, Database = Any>>(
+    executor: E,
     wave: u8,
 ) -> Result<u64, StoreError> {
     let n: i64 = sqlx::query(
@@ -259,10 +255,28 @@ async fn next_reference_number(
          on conflict (wave) do update set last = reference_counter.last + 1 returning last",
     )
     .bind(i64::from(wave))
-    .fetch_one(&mut **tx)
+    .fetch_one(executor)
     .await?
     .try_get("last")?;
     Ok(u64::try_from(n).unwrap_or_default())
+}
+
+/// References of the campaign's dossiers of a commune (by INSEE code): a
+/// handful at most in a real campaign; the refusal names ten.
+async fn same_commune<'e, E: Executor<'e, Database = Any>>(
+    executor: E,
+    code_insee: &str,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query(
+        "select reference from dossier where code_insee = $1 \
+         order by received_at_us, dossier_id limit 10",
+    )
+    .bind(code_insee)
+    .fetch_all(executor)
+    .await?
+    .iter()
+    .map(|r| r.try_get("reference").map_err(StoreError::from))
+    .collect()
 }
 
 fn creates(req: &TransitionRequest<'_>) -> bool {
