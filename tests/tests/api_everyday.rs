@@ -2310,7 +2310,69 @@ async fn a_refusal_names_the_action_the_agencies_and_the_roles_by_their_labels(b
     app.stop().await;
 }
 
+/// A search matches within one field: the end of the porteur's name and the
+/// start of the reference do not make a match together.
+async fn a_search_never_spans_two_fields(backend: Backend) {
+    // Arrange: porteur « Ville de Nevers », reference AMI2-V1-0001.
+    let app = TestApp::spawn(backend).await;
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+    let d = app
+        .deposit_body(
+            &dar,
+            &deposit_of(
+                "Nevers",
+                "58194",
+                "Ville de Nevers",
+                "2020-11-06T23:30:00+01:00",
+                &["acv"],
+            ),
+        )
+        .await;
+    assert_eq!(d["reference"], "AMI2-V1-0001");
+
+    // Act
+    let across = app.fetch(&dar, "/dossiers?q=nevers%20ami2").await;
+    let within = app.fetch(&dar, "/dossiers?q=de%20nevers").await;
+
+    // Assert
+    assert!(ids(across.assert_ok(StatusCode::OK)).is_empty());
+    assert_eq!(ids(within.assert_ok(StatusCode::OK)), [id_of(&d)]);
+    app.stop().await;
+}
+
+/// A pièce's size stays within what every JSON client reads exactly
+/// (2^53 − 1), since clients recompute digests over it.
+async fn a_piece_size_beyond_2_pow_53_is_refused_naming_the_field(backend: Backend) {
+    // Arrange
+    let app = TestApp::spawn(backend).await;
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+    let mut body = new_dossier("Nevers", &["acv"]);
+    body["pieces"][1]["size"] = json!(9_007_199_254_740_992_u64);
+    let mut largest = new_dossier("Vierzon", &["acv"]);
+    largest["pieces"][1]["size"] = json!(9_007_199_254_740_991_u64);
+
+    // Act
+    let too_big = app
+        .send_json(Method::POST, "/dossiers", &dar, &body, None)
+        .await;
+    let at_the_limit = app
+        .send_json(Method::POST, "/dossiers", &dar, &largest, None)
+        .await;
+
+    // Assert
+    too_big.assert_field_problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "pieces[1].size",
+    );
+    at_the_limit.assert_ok(StatusCode::CREATED);
+    assert_eq!(app.event_count().await, 1);
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_search_never_spans_two_fields,
+    a_piece_size_beyond_2_pow_53_is_refused_naming_the_field,
     search_ignores_accents_case_hyphens_and_spaces,
     search_folds_ligatures_and_typographic_apostrophes,
     search_finds_a_dossier_by_its_insee_code_or_part_of_its_reference,

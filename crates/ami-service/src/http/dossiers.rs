@@ -63,8 +63,24 @@ fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_piece(field: &str, filename: &str, sha256: Option<&str>) -> Result<(), ApiError> {
+/// The largest size a client in any language reads back exactly: JSON
+/// numbers are IEEE doubles in JavaScript (2^53 − 1), and the size is part
+/// of the event whose digest clients recompute.
+const MAX_SIZE: u64 = (1 << 53) - 1;
+
+fn check_piece(
+    field: &str,
+    filename: &str,
+    size: Option<u64>,
+    sha256: Option<&str>,
+) -> Result<(), ApiError> {
     check_line(&format!("{field}.filename"), filename, true)?;
+    if size.is_some_and(|n| n > MAX_SIZE) {
+        return Err(ApiError::invalid_field(
+            &format!("{field}.size"),
+            format!("La taille d'une pièce est un nombre d'octets d'au plus {MAX_SIZE}."),
+        ));
+    }
     if let Some(h) = sha256 {
         if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ApiError::invalid_field(
@@ -238,7 +254,12 @@ pub async fn create(
         ));
     }
     for (i, p) in body.pieces.iter().enumerate() {
-        check_piece(&format!("pieces[{i}]"), &p.filename, p.sha256.as_deref())?;
+        check_piece(
+            &format!("pieces[{i}]"),
+            &p.filename,
+            p.size,
+            p.sha256.as_deref(),
+        )?;
         if !def.has_piece(&p.kind) {
             return Err(ApiError::invalid_field(
                 &format!("pieces[{i}].kind"),
@@ -522,7 +543,7 @@ pub async fn put_piece(
             format!("Pièce inconnue « {kind} » ; pièces : {}.", piece_ids(def)),
         ));
     }
-    check_piece("piece", &body.filename, body.sha256.as_deref())?;
+    check_piece("piece", &body.filename, body.size, body.sha256.as_deref())?;
     check_text("comment", body.comment.as_deref())?;
     let action = def
         .actions

@@ -624,12 +624,12 @@ pub(super) fn list_column<'a>(items: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// What search looks in: the commune, the porteur, the reference and the
-/// INSEE code, folded (no accents, no case).
+/// INSEE code, each folded (no accents, no case), kept apart by a `/` that
+/// no folded query holds, so that a match never spans two of them.
 pub(super) fn search_column(d: &Dossier) -> String {
-    search_key(&format!(
-        "{} | {} | {} | {}",
-        d.commune, d.porteur.nom, d.reference, d.code_insee
-    ))
+    [&d.commune, &d.porteur.nom, &d.reference, &d.code_insee]
+        .map(|field| search_key(field))
+        .join(" / ")
 }
 
 /// A value bound to a query built at run time.
