@@ -50,7 +50,7 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 BASE="http://127.0.0.1:$PORT"
 
 "$AMI" migrate --database-url "$DB" >/dev/null
-TOKEN="$("$AMI" token create --agency dar --role agent --name "Schemathesis Robot" --database-url "$DB" | tail -n 1)"
+TOKEN="$("$AMI" token create --agency dar --role agent --name "Schemathesis Robot" --email schemathesis.robot@lecnam.net --database-url "$DB" | tail -n 1)"
 case "$TOKEN" in
     ami_*) ;;
     *) log "could not create a token"; exit 1 ;;
