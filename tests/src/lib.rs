@@ -75,6 +75,16 @@ impl TestDb {
     }
 }
 
+/// The four people a dossier meets on its way to lauréat: a DAR agent who
+/// deposits and instructs, a DAR responsable (another person) who decides,
+/// an ACV agent and a TI agent.
+pub struct Team {
+    pub dar: Person,
+    pub boss: Person,
+    pub acv: Person,
+    pub ti: Person,
+}
+
 /// A person of an agency with their token.
 #[derive(Debug, Clone)]
 pub struct Person {
@@ -169,6 +179,16 @@ impl TestApp {
             role: role.into(),
             token,
             token_id: record.id,
+        }
+    }
+
+    /// The four people of a [`Team`], each with a token.
+    pub async fn team(&self) -> Team {
+        Team {
+            dar: self.person("Camille Martin", "dar", "agent").await,
+            boss: self.person("Dominique Bernard", "dar", "responsable").await,
+            acv: self.person("Sophie Laurent", "acv", "agent").await,
+            ti: self.person("Karim Haddad", "ti", "agent").await,
         }
     }
 

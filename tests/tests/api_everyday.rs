@@ -47,22 +47,6 @@ fn encoded(text: &str) -> String {
         .collect()
 }
 
-struct Team {
-    dar: Person,
-    boss: Person,
-    acv: Person,
-    ti: Person,
-}
-
-async fn team(app: &TestApp) -> Team {
-    Team {
-        dar: app.person("Camille Martin", "dar", "agent").await,
-        boss: app.person("Dominique Bernard", "dar", "responsable").await,
-        acv: app.person("Sophie Laurent", "acv", "agent").await,
-        ti: app.person("Karim Haddad", "ti", "agent").await,
-    }
-}
-
 /// A deposit body for a commune with its INSEE code and porteur, received
 /// at `received_at`, with both pièces.
 fn deposit_of(
@@ -412,7 +396,7 @@ async fn hidden_characters_in_a_commune_or_porteur_name_are_refused_naming_the_f
 async fn hidden_characters_in_a_motivation_are_refused_and_nothing_is_written(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let id = id_of(&d);
 
@@ -570,7 +554,7 @@ async fn five_dossiers(app: &TestApp, t: &Team) -> Vec<String> {
 async fn one_call_with_several_values_returns_the_union_in_reception_order(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let ds = five_dossiers(&app, &t).await;
     let pick = |idx: &[usize]| idx.iter().map(|&i| ds[i].clone()).collect::<Vec<_>>();
 
@@ -1008,7 +992,7 @@ fn complement_request(version: u64) -> Value {
 async fn a_demande_de_complement_waits_on_the_porteur_until_the_piece_arrives(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let id = id_of(&d);
 
@@ -1087,7 +1071,7 @@ async fn a_demande_de_complement_waits_on_the_porteur_until_the_piece_arrives(ba
 async fn a_corrected_budget_after_instruction_keeps_the_state_and_acv_sees_it(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let id = id_of(&d);
     let instruit = app
@@ -1152,7 +1136,7 @@ async fn a_corrected_budget_after_instruction_keeps_the_state_and_acv_sees_it(ba
 async fn a_demande_of_two_pieces_stays_open_until_both_arrive(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let id = id_of(&d);
     let piece_path = |kind: &str| format!("/dossiers/{id}/pieces/{kind}");
@@ -1234,7 +1218,7 @@ async fn a_demande_de_complement_is_refused_when_incomplete_in_the_past_or_from_
 ) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let id = id_of(&d);
     let before = app.event_count().await;
@@ -1321,7 +1305,7 @@ async fn a_demande_de_complement_is_refused_when_incomplete_in_the_past_or_from_
 async fn pieces_or_due_on_sent_with_another_action_are_refused_naming_the_field(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let id = id_of(&d);
     let before = app.event_count().await;
@@ -1379,7 +1363,7 @@ async fn pieces_or_due_on_sent_with_another_action_are_refused_naming_the_field(
 async fn only_a_dar_responsable_classes_sans_suite_and_with_a_motivation(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let motivated = || json!({"motivation": "La commune retire sa candidature"});
 
@@ -1428,7 +1412,7 @@ async fn assert_same_offer(app: &TestApp, t: &Team, reopened: &Value, twin: &Val
 async fn rouvrir_brings_a_dossier_classed_from_recu_back_to_recu(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let twin = app.deposit(&t.dar, &["acv"]).await;
     app.must_act(
@@ -1496,7 +1480,7 @@ async fn rouvrir_brings_a_dossier_classed_from_recu_back_to_recu(backend: Backen
 async fn rouvrir_brings_a_dossier_classed_from_avis_acv_back_to_avis_acv(backend: Backend) {
     // Arrange: two dossiers of both programmes with the ACV avis given.
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let mut both = Vec::new();
     for _ in 0..2 {
         let d = app.deposit(&t.dar, &["acv", "ti"]).await;
@@ -2025,7 +2009,7 @@ async fn a_python_client_recomputes_every_digest_of_a_history_with_accents_quote
 ) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let mut body = new_dossier("x", &["acv"]);
     body["commune"] = json!("Saint-Dié-des-Vosges « \"la Déodatienne\" » 🌲");
     body["porteur"]["nom"] = json!("Ville d'Épinal — \"Cœur de ville\" \\ 🎉");
@@ -2109,7 +2093,7 @@ async fn sealed_feed(app: &TestApp, who: &Person, expected: usize) -> Vec<Value>
 async fn a_python_client_follows_the_global_chain_of_two_interleaved_dossiers(backend: Backend) {
     // Arrange: two dossiers whose events alternate in the journal.
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let a = app.deposit(&t.dar, &["acv"]).await;
     let b = app.deposit(&t.dar, &["ti"]).await;
     app.must_act(&t.dar, &a, "instruire", json!({"verdict": "favorable"}))
@@ -2264,7 +2248,7 @@ async fn instruction_without_the_budget_names_the_missing_piece_by_its_label(bac
 async fn a_refusal_names_the_action_the_agencies_and_the_roles_by_their_labels(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
 
     // Act

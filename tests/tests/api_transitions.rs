@@ -9,28 +9,12 @@ fn id_of(d: &Value) -> String {
     d["id"].as_str().expect("id").to_string()
 }
 
-struct Team {
-    dar: Person,
-    boss: Person,
-    acv: Person,
-    ti: Person,
-}
-
-async fn team(app: &TestApp) -> Team {
-    Team {
-        dar: app.person("Camille Martin", "dar", "agent").await,
-        boss: app.person("Dominique Bernard", "dar", "responsable").await,
-        acv: app.person("Sophie Laurent", "acv", "agent").await,
-        ti: app.person("Karim Haddad", "ti", "agent").await,
-    }
-}
-
 // ---- The paths to laureat --------------------------------------------------------
 
 async fn a_dossier_of_both_programmes_becomes_laureat_after_acv_then_ti(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv", "ti"]).await;
 
     // Act
@@ -87,7 +71,7 @@ async fn a_dossier_of_both_programmes_becomes_laureat_after_acv_then_ti(backend:
 async fn an_acv_only_dossier_becomes_laureat_after_the_acv_avis(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
 
     // Act
@@ -110,7 +94,7 @@ async fn an_acv_only_dossier_becomes_laureat_after_the_acv_avis(backend: Backend
 async fn a_ti_only_dossier_becomes_laureat_after_the_ti_avis(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["ti"]).await;
 
     // Act
@@ -135,7 +119,7 @@ async fn a_ti_only_dossier_becomes_laureat_after_the_ti_avis(backend: Backend) {
 async fn an_action_of_another_agency_is_403_wrong_agency(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv", "ti"]).await;
     let before = app.event_count().await;
 
@@ -162,7 +146,7 @@ async fn an_action_of_another_agency_is_403_wrong_agency(backend: Backend) {
 async fn a_dar_agent_declaring_laureat_is_403_role_too_low(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     app.must_act(&t.dar, &d, "instruire", json!({"verdict": "favorable"}))
         .await;
@@ -195,7 +179,7 @@ async fn a_dar_agent_declaring_laureat_is_403_role_too_low(backend: Backend) {
 async fn a_stale_expected_version_is_409_with_the_current_version(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let id = id_of(&d);
     app.must_act(&t.dar, &d, "instruire", json!({"verdict": "favorable"}))
@@ -222,7 +206,7 @@ async fn a_stale_expected_version_is_409_with_the_current_version(backend: Backe
 async fn a_stale_version_wins_over_every_refusal_about_the_dossier(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let id = id_of(&d);
     app.must_act(&t.dar, &d, "instruire", json!({"verdict": "favorable"}))
@@ -256,7 +240,7 @@ async fn a_stale_version_wins_over_every_refusal_about_the_dossier(backend: Back
 async fn a_caller_who_may_not_act_gets_403_even_with_a_stale_version(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let id = id_of(&d);
     app.must_act(&t.dar, &d, "instruire", json!({"verdict": "favorable"}))
@@ -297,7 +281,7 @@ async fn a_caller_who_may_not_act_gets_403_even_with_a_stale_version(backend: Ba
 async fn a_transition_on_an_unknown_dossier_is_404(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let body = json!({"action": "instruire", "expected_version": 1, "verdict": "favorable"});
 
     // Act
@@ -344,7 +328,7 @@ async fn assert_refused(
 
 async fn an_action_from_the_wrong_state_is_422_invalid_state(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     assert_refused(
         &app,
@@ -373,7 +357,7 @@ async fn an_avis_for_a_programme_the_dossier_is_not_in_is_422_programme_not_conc
     backend: Backend,
 ) {
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["ti"]).await;
     app.must_act(&t.dar, &d, "instruire", json!({"verdict": "favorable"}))
         .await;
@@ -392,7 +376,7 @@ async fn an_avis_for_a_programme_the_dossier_is_not_in_is_422_programme_not_conc
 
 async fn the_ti_avis_before_the_acv_avis_is_422_avis_missing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv", "ti"]).await;
     app.must_act(&t.dar, &d, "instruire", json!({"verdict": "favorable"}))
         .await;
@@ -424,7 +408,7 @@ async fn the_ti_avis_before_the_acv_avis_is_422_avis_missing(backend: Backend) {
 
 async fn instruction_without_every_piece_is_422_pieces_missing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let mut body = new_dossier("Nevers", &["acv"]);
     body["pieces"] = json!([]);
     let d = app.deposit_body(&t.dar, &body).await;
@@ -443,7 +427,7 @@ async fn instruction_without_every_piece_is_422_pieces_missing(backend: Backend)
 
 async fn verdicts_are_checked_missing_unknown_or_unmotivated(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     assert_refused(
         &app,
@@ -510,7 +494,7 @@ async fn verdicts_are_checked_missing_unknown_or_unmotivated(backend: Backend) {
 
 async fn a_defavorable_avis_blocks_the_laureat_declaration(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     app.must_act(&t.dar, &d, "instruire", json!({"verdict": "favorable"}))
         .await;
@@ -547,7 +531,7 @@ async fn a_defavorable_avis_blocks_the_laureat_declaration(backend: Backend) {
 async fn the_person_who_instructed_cannot_declare_laureat(backend: Backend) {
     // Arrange: one person with an agent token and a responsable token.
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let agent = app.person("Claire Dubois", "dar", "agent").await;
     let same_as_responsable = app.person("Claire  Dubois", "dar", "responsable").await;
     let d = app.deposit(&t.dar, &["acv"]).await;
@@ -586,7 +570,7 @@ async fn the_person_who_instructed_cannot_declare_laureat(backend: Backend) {
 
 async fn a_final_dossier_accepts_no_action(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let closed = app
         .must_act(
@@ -633,7 +617,7 @@ async fn a_final_dossier_accepts_no_action(backend: Backend) {
 
 async fn an_unknown_or_misplaced_action_is_422_naming_the_action(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     assert_refused(
         &app,
@@ -673,7 +657,7 @@ async fn an_unknown_or_misplaced_action_is_422_naming_the_action(backend: Backen
 async fn a_replayed_transition_gets_the_first_answer_and_writes_nothing(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let d = app.deposit(&t.dar, &["acv"]).await;
     let path = format!("/dossiers/{}/transitions", id_of(&d));
     let body = json!({"action": "instruire", "expected_version": 1, "verdict": "favorable"});
@@ -716,7 +700,7 @@ async fn a_replayed_transition_gets_the_first_answer_and_writes_nothing(backend:
 async fn a_replayed_deposit_answers_201_again_and_creates_no_second_dossier(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let body = new_dossier("Nevers", &["acv"]);
     let first = app
         .send_json(
@@ -770,7 +754,7 @@ async fn a_replayed_deposit_answers_201_again_and_creates_no_second_dossier(back
 async fn a_key_reused_for_a_different_request_is_422_idempotency_key_reused(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     app.send_json(
         Method::POST,
         "/dossiers",
@@ -836,7 +820,7 @@ async fn a_key_reused_for_a_different_request_is_422_idempotency_key_reused(back
 async fn a_refused_request_does_not_burn_its_idempotency_key(backend: Backend) {
     // Arrange
     let app = TestApp::spawn(backend).await;
-    let t = team(&app).await;
+    let t = app.team().await;
     let mut body = new_dossier("Nevers", &["acv"]);
     body["pieces"] = json!([{"kind": "dossier_candidature", "filename": "c.pdf"}]);
     let d = app.deposit_body(&t.dar, &body).await;
