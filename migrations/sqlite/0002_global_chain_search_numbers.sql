@@ -3,17 +3,25 @@
 -- index, and reference numbers counted per wave.
 
 -- Each event's place in the global chain: `global_digest` is SHA-256 over
--- the previous place's `global_digest` (hex) and this event's `digest`
--- (hex), so removing any event, the last ones included, is seen by `ami
--- audit verify` and by anyone who kept a head (`ami audit head`). Places are
--- given just after commit, in turn, under the head's row lock (the service
--- seals in the background), so that transitions of different dossiers
--- never wait on one another: null until then.
-alter table dossier_event add column global_seq integer;
-alter table dossier_event add column global_digest text;
-create unique index dossier_event_by_global_seq on dossier_event (global_seq);
--- What the sealer looks for, without reading the sealed journal.
-create index dossier_event_unsealed on dossier_event (event_id) where global_seq is null;
+-- the previous place's `global_digest` (hex) and the event's `digest` (hex),
+-- so removing any event, the last ones included, is seen by `ami audit
+-- verify` and by anyone who kept a head (`ami audit head`). Places are given
+-- just after commit, in turn, under the head's row lock (the service seals
+-- in the background), so that transitions of different dossiers never wait
+-- on one another. They live beside the journal, not in it: sealing adds a
+-- small row instead of rewriting the event and its indexes.
+create table journal_chain (
+    event_id integer primary key,
+    global_seq integer not null unique,
+    global_digest text not null
+);
+-- Events written but not sealed yet: each transition adds its event here,
+-- the sealer takes them out. Every event already in the journal waits here
+-- for its place, in the order it was written.
+create table journal_pending (
+    event_id integer primary key
+);
+insert into journal_pending (event_id) select event_id from dossier_event;
 
 -- The head of the global chain: the last event's place and digest.
 create table journal_head (

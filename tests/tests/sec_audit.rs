@@ -332,20 +332,32 @@ async fn a_tail_removed_with_its_traces_is_found_from_a_kept_head(backend: Backe
         "{out}"
     );
 
-    // Someone removes the last event (d3 classed sans suite), sets the head
-    // back to the event before, and rebuilds the projection to match.
+    // Someone removes the last event (d3 classed sans suite) and its place
+    // in the chain, sets the head back to the place before, and rebuilds the
+    // projection to match.
     let mut conn = raw(&app).await;
     let row =
-        sqlx::query("select global_seq, global_digest from dossier_event where global_seq = 6")
+        sqlx::query("select global_seq, global_digest from journal_chain where global_seq = 6")
             .fetch_one(&mut conn)
             .await
             .expect("place 6");
     let (seq, digest): (i64, String) = (row.get("global_seq"), row.get("global_digest"));
-    sqlx::query("delete from dossier_event where dossier_id = $1 and seq = 2")
+    let last = sqlx::query("select event_id from dossier_event where dossier_id = $1 and seq = 2")
         .bind(&d3)
-        .execute(&mut conn)
+        .fetch_one(&mut conn)
         .await
-        .expect("delete");
+        .expect("last event");
+    let last: i64 = last.get("event_id");
+    for sql in [
+        "delete from journal_chain where event_id = $1",
+        "delete from dossier_event where event_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(last)
+            .execute(&mut conn)
+            .await
+            .expect("delete");
+    }
     sqlx::query("update journal_head set global_seq = $1, global_digest = $2")
         .bind(seq)
         .bind(&digest)
@@ -435,7 +447,37 @@ async fn an_edited_projection_is_found_column_or_body(backend: Backend) {
     app.stop().await;
 }
 
+async fn an_event_slipped_in_behind_the_services_back_is_found(backend: Backend) {
+    let Journal { app, d1, .. } = journal(backend).await;
+    let rows = journal_rows(&app, &d1).await;
+    let (_, body, digest) = rows.last().expect("an event").clone();
+
+    // A copy of d1's last event as its next one, chained correctly, written
+    // straight into the journal (not through the service).
+    let mut event: Value = serde_json::from_str(&body).expect("event");
+    event["seq"] = json!(3);
+    event["from"] = event["to"].clone();
+    let forged = serde_jcs::to_string(&event).expect("jcs");
+    let forged_digest = chain_digest(&digest, &forged);
+    tamper(
+        &app,
+        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
+         values ($1, 3, 'instruire', 'dar', 'x', 0, $2, $3)",
+        &[&d1, &forged, &forged_digest],
+    )
+    .await;
+
+    let found = findings(&app).await;
+    assert!(
+        found.iter().any(|f| matches!(f,
+            AuditFinding::OutsideTheChain { dossier_id, seq } if *dossier_id == d1 && *seq == 3)),
+        "{found:?}"
+    );
+    app.stop().await;
+}
+
 on_both_backends!(
+    an_event_slipped_in_behind_the_services_back_is_found,
     an_untouched_journal_verifies_and_its_digests_chain,
     an_edited_event_is_named_by_the_audit,
     an_event_removed_in_the_middle_breaks_both_chains,

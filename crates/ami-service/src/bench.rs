@@ -430,22 +430,16 @@ async fn bare_write(
     event: &str,
     dossier: &str,
 ) -> Result<(), sqlx::Error> {
-    // Bare rows get a (negative) place of their own so that the service's
-    // sealer leaves them out of the global chain: they are deleted after
-    // each measure, and sealing them would lock them meanwhile.
-    static BARE_PLACE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-    let place = BARE_PLACE.fetch_sub(1, Ordering::Relaxed) - 1;
     let mut tx = pool.begin().await?;
     sqlx::query(
-        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest, global_seq) \
-         values ($1, $2, 'bench', 'dar', 'bench', $3, $4, $5, $6)",
+        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
+         values ($1, $2, 'bench', 'dar', 'bench', $3, $4, $5)",
     )
     .bind(id)
     .bind(seq)
     .bind(Utc::now().timestamp_micros())
     .bind(event)
     .bind(crate::store::GENESIS_DIGEST)
-    .bind(place)
     .execute(&mut *tx)
     .await?;
     if seq == 1 {

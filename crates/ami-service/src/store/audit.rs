@@ -69,6 +69,9 @@ pub enum AuditFinding {
     /// The global chain breaks at this place: a missing place, or a global
     /// digest that does not cover the previous one.
     GlobalChainBroken { global_seq: i64 },
+    /// An event that has no place in the global chain and is not waiting
+    /// for one: written behind the service's back.
+    OutsideTheChain { dossier_id: String, seq: i64 },
     /// The recorded head is not the last event of the chain: events after
     /// it were removed, or it was edited.
     HeadMismatch {
@@ -110,6 +113,10 @@ impl fmt::Display for AuditFinding {
             AuditFinding::GlobalChainBroken { global_seq } => write!(
                 f,
                 "chaîne globale rompue à la position {global_seq} (événement retiré ou modifié)"
+            ),
+            AuditFinding::OutsideTheChain { dossier_id, seq } => write!(
+                f,
+                "dossier {dossier_id}, événement {seq} : hors de la chaîne globale (ajouté en dehors du service)"
             ),
             AuditFinding::HeadMismatch { recorded, last } => write!(
                 f,
@@ -315,15 +322,13 @@ impl Store {
     /// changes: an event that commits late simply gets a later one.
     pub async fn seal_pending(&self) -> Result<u64, StoreError> {
         const BATCH: i64 = 5_000;
+        let lock = match self.backend {
+            Backend::Postgres => " for update",
+            Backend::Sqlite => "",
+        };
         let mut sealed = 0;
         loop {
             let mut tx = self.writer.begin().await?;
-            let lock = match self.backend {
-                Backend::Postgres => " for update",
-                Backend::Sqlite => "",
-            };
-            let pending = "select event_id, digest from dossier_event where global_seq is null \
-                           order by event_id limit $1";
             let head = sqlx::query(&format!(
                 "select global_seq, global_digest from journal_head where singleton = 1{lock}"
             ))
@@ -331,7 +336,14 @@ impl Store {
             .await?;
             let (mut seq, mut digest): (i64, String) =
                 (head.try_get("global_seq")?, head.try_get("global_digest")?);
-            let rows = sqlx::query(pending).bind(BATCH).fetch_all(&mut *tx).await?;
+            let rows = sqlx::query(
+                "select p.event_id, e.digest from journal_pending p \
+                 join dossier_event e on e.event_id = p.event_id \
+                 order by p.event_id limit $1",
+            )
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
             if rows.is_empty() {
                 tx.rollback().await?;
                 return Ok(sealed);
@@ -342,13 +354,17 @@ impl Store {
                 seq += 1;
                 digest = chain_digest(&digest, &event_digest);
                 sqlx::query(
-                    "update dossier_event set global_seq = $1, global_digest = $2 where event_id = $3",
+                    "insert into journal_chain (event_id, global_seq, global_digest) values ($1, $2, $3)",
                 )
+                .bind(event_id)
                 .bind(seq)
                 .bind(&digest)
-                .bind(event_id)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("delete from journal_pending where event_id = $1")
+                    .bind(event_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query(
                 "update journal_head set global_seq = $1, global_digest = $2 where singleton = 1",
@@ -394,22 +410,21 @@ impl Store {
         Ok(())
     }
 
-    /// SQLite keeps search keys in an FTS5 table of their own, filled by a
-    /// trigger on insert; rows written otherwise are copied here.
+    /// Search keys live in a table of their own (trigram-indexed), filled
+    /// by a trigger when a dossier is inserted; keys recomputed in place
+    /// are copied there again.
     async fn refill_search_index(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     ) -> Result<(), StoreError> {
-        if self.backend == Backend::Sqlite {
-            sqlx::query("delete from dossier_search")
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query(
-                "insert into dossier_search (dossier_id, search) select dossier_id, search from dossier",
-            )
+        sqlx::query("delete from dossier_search")
             .execute(&mut **tx)
             .await?;
-        }
+        sqlx::query(
+            "insert into dossier_search (dossier_id, search) select dossier_id, search from dossier",
+        )
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
@@ -481,11 +496,12 @@ impl Store {
                 });
         }
 
-        // The global chain, in commit order.
+        // The global chain, place by place. A place whose event is gone
+        // reads a null digest: the chain breaks there.
         {
             let mut rows = sqlx::query(
-                "select dossier_id, seq, digest, global_seq, global_digest from dossier_event \
-                 where global_seq is not null order by global_seq",
+                "select c.global_seq, c.global_digest, e.digest from journal_chain c \
+                 left join dossier_event e on e.event_id = c.event_id order by c.global_seq",
             )
             .fetch(&mut *tx);
             let mut last = GlobalHead {
@@ -496,12 +512,10 @@ impl Store {
             let mut kept_found = kept.is_some_and(|k| k.seq == 0 && k.digest == GENESIS_DIGEST);
             while let Some(row) = rows.try_next().await? {
                 let global_seq: i64 = row.try_get("global_seq")?;
-                let digest: String = row.try_get("digest")?;
+                let digest: Option<String> = row.try_get("digest")?;
                 let global_digest: String = row.try_get("global_digest")?;
-                if !broken
-                    && (global_seq != last.seq + 1
-                        || chain_digest(&last.digest, &digest) != global_digest)
-                {
+                let links = digest.is_some_and(|d| chain_digest(&last.digest, &d) == global_digest);
+                if !broken && (global_seq != last.seq + 1 || !links) {
                     report.findings.push(AuditFinding::GlobalChainBroken {
                         global_seq: last.seq + 1,
                     });
@@ -544,13 +558,28 @@ impl Store {
                 });
             }
             report.head = Some(recorded);
-            report.pending =
-                sqlx::query("select count(*) as n from dossier_event where global_seq is null")
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get::<i64, _>("n")?
-                    .try_into()
-                    .unwrap_or_default();
+            report.pending = sqlx::query("select count(*) as n from journal_pending")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get::<i64, _>("n")?
+                .try_into()
+                .unwrap_or_default();
+            // An event neither placed nor waiting for a place was slipped
+            // into the journal behind the service's back.
+            let outside = sqlx::query(
+                "select e.dossier_id, e.seq from dossier_event e \
+                 where not exists (select 1 from journal_chain c where c.event_id = e.event_id) \
+                 and not exists (select 1 from journal_pending p where p.event_id = e.event_id) \
+                 order by e.event_id limit 100",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &outside {
+                report.findings.push(AuditFinding::OutsideTheChain {
+                    dossier_id: row.try_get("dossier_id")?,
+                    seq: row.try_get("seq")?,
+                });
+            }
         }
         tx.rollback().await?;
         Ok(report)
@@ -615,11 +644,14 @@ impl Store {
             return Ok(report);
         }
         sqlx::query("delete from dossier").execute(&mut *tx).await?;
+        // The insert trigger fills it again.
+        sqlx::query("delete from dossier_search")
+            .execute(&mut *tx)
+            .await?;
         for (d, last) in &folded {
             self.write_projection(&mut tx, def, d, None, last).await?;
             report.rebuilt += 1;
         }
-        self.refill_search_index(&mut tx).await?;
         tx.commit().await?;
         report.applied = true;
         Ok(report)

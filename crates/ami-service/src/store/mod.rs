@@ -370,14 +370,11 @@ impl Store {
             // The folded key holds no LIKE wildcard (see `search_key`).
             binds.push(Bind::Text(format!("%{q}%")));
             let p = next();
-            sql += &match self.backend {
-                // The GIN trigram index serves the LIKE.
-                Backend::Postgres => format!(" and d.search like {p}"),
-                // The FTS5 trigram table serves it; the dossier table has none.
-                Backend::Sqlite => format!(
-                    " and d.dossier_id in (select dossier_id from dossier_search where search like {p})"
-                ),
-            };
+            // The search table's trigram index (GIN on PostgreSQL, FTS5 on
+            // SQLite) serves the LIKE.
+            sql += &format!(
+                " and d.dossier_id in (select dossier_id from dossier_search where search like {p})"
+            );
         }
         if let Some(after) = &filter.after {
             binds.push(Bind::Int(after.received_at_us));
@@ -427,8 +424,9 @@ impl Store {
     /// Every event of a dossier, in order, with its digest.
     pub async fn history(&self, id: DossierId) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
-            "select event_id, body, digest, global_seq, global_digest from dossier_event \
-             where dossier_id = $1 order by seq",
+            "select e.event_id, e.body, e.digest, c.global_seq, c.global_digest \
+             from dossier_event e left join journal_chain c on c.event_id = e.event_id \
+             where e.dossier_id = $1 order by e.seq",
         )
         .bind(id.to_string())
         .fetch_all(&self.reader)
@@ -448,8 +446,9 @@ impl Store {
             Backend::Sqlite => {
                 let after = cursor.map_or(0, |c| c.event_id);
                 sqlx::query(
-                    "select event_id, body, digest, global_seq, global_digest from dossier_event \
-                     where event_id > $1 order by event_id limit $2",
+                    "select e.event_id, e.body, e.digest, c.global_seq, c.global_digest \
+                     from dossier_event e left join journal_chain c on c.event_id = e.event_id \
+                     where e.event_id > $1 order by e.event_id limit $2",
                 )
                 .bind(after)
                 .bind(i64::from(limit))
@@ -459,11 +458,12 @@ impl Store {
             Backend::Postgres => {
                 let (xact, after) = cursor.map_or((0, 0), |c| (c.xact_id, c.event_id));
                 sqlx::query(
-                    "select event_id, xact_id::text as xact, body, digest, global_seq, global_digest \
-                     from dossier_event \
-                     where xact_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                     and (xact_id, event_id) > ($1::text::xid8, $2) \
-                     order by xact_id, event_id limit $3",
+                    "select e.event_id, e.xact_id::text as xact, e.body, e.digest, c.global_seq, \
+                     c.global_digest from dossier_event e \
+                     left join journal_chain c on c.event_id = e.event_id \
+                     where e.xact_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     and (e.xact_id, e.event_id) > ($1::text::xid8, $2) \
+                     order by e.xact_id, e.event_id limit $3",
                 )
                 .bind(xact.to_string())
                 .bind(after)

@@ -1,8 +1,8 @@
 //! One transition, durably: the idempotency check, the dossier read, the
 //! engine's decision, then the event and the projection written together.
-//! (The event's place in the global chain is given just after its commit,
-//! by [`Store::seal_pending`], so that commits of different dossiers never
-//! wait for each other.)
+//! The event is also listed as pending: its place in the global chain is
+//! given just after the commit, by [`Store::seal_pending`], so that commits
+//! of different dossiers never wait for each other.
 //!
 //! SQLite, and deposits on both databases, run it all in one transaction:
 //! a deposit takes its reference number per wave and looks for the
@@ -114,9 +114,9 @@ impl Store {
             deposit = Some((number, same_commune));
         }
         let p = prepare(req, &actor, current, deposit)?;
-        sqlx::query(
+        let event_id: i64 = sqlx::query(
             "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+             values ($1, $2, $3, $4, $5, $6, $7, $8) returning event_id",
         )
         .bind(p.event.dossier_id.to_string())
         .bind(to_i64(p.event.seq))
@@ -126,8 +126,14 @@ impl Store {
         .bind(micros(p.event.at))
         .bind(&p.event_json)
         .bind(&p.digest)
-        .execute(&mut *tx)
-        .await?;
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("event_id")?;
+        // The sealer gives it its place in the global chain after the commit.
+        sqlx::query("insert into journal_pending (event_id) values ($1)")
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
         self.write_projection(
             &mut tx,
             req.definition,
@@ -202,7 +208,8 @@ impl Store {
              returning dossier_id), \
              appended as (insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, \
              body, digest) select dossier_id, $9, $10, $11, $12, $13, $14, $4 from target \
-             returning event_id)",
+             returning event_id), \
+             pending as (insert into journal_pending (event_id) select event_id from appended)",
         );
         if let Some(key) = &req.idempotency {
             binds.extend([
