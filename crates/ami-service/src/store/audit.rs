@@ -322,6 +322,8 @@ impl Store {
     /// changes: an event that commits late simply gets a later one.
     pub async fn seal_pending(&self) -> Result<u64, StoreError> {
         const BATCH: i64 = 5_000;
+        // Rows per statement: 3 parameters each, within SQLite's 32,766.
+        const SEAL_CHUNK: usize = 500;
         let lock = match self.backend {
             Backend::Postgres => " for update",
             Backend::Sqlite => "",
@@ -348,23 +350,37 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(sealed);
             }
+            let mut places = Vec::with_capacity(rows.len());
             for row in &rows {
                 let event_id: i64 = row.try_get("event_id")?;
                 let event_digest: String = row.try_get("digest")?;
                 seq += 1;
                 digest = chain_digest(&digest, &event_digest);
-                sqlx::query(
-                    "insert into journal_chain (event_id, global_seq, global_digest) values ($1, $2, $3)",
-                )
-                .bind(event_id)
-                .bind(seq)
-                .bind(&digest)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("delete from journal_pending where event_id = $1")
-                    .bind(event_id)
-                    .execute(&mut *tx)
-                    .await?;
+                places.push((event_id, seq, digest.clone()));
+            }
+            // A few statements per sealing rather than two per event: on
+            // SQLite the sealer holds the one writer meanwhile.
+            for chunk in places.chunks(SEAL_CHUNK) {
+                let mut insert = String::from(
+                    "insert into journal_chain (event_id, global_seq, global_digest) values ",
+                );
+                let mut delete = String::from("delete from journal_pending where event_id in (");
+                for (i, _) in chunk.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    insert += &format!("{sep}(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3);
+                    delete += &format!("{sep}${}", i + 1);
+                }
+                delete.push(')');
+                let mut q = sqlx::query(&insert);
+                for (event_id, seq, digest) in chunk {
+                    q = q.bind(*event_id).bind(*seq).bind(digest.as_str());
+                }
+                q.execute(&mut *tx).await?;
+                let mut q = sqlx::query(&delete);
+                for (event_id, _, _) in chunk {
+                    q = q.bind(*event_id);
+                }
+                q.execute(&mut *tx).await?;
             }
             sqlx::query(
                 "update journal_head set global_seq = $1, global_digest = $2 where singleton = 1",
