@@ -268,22 +268,25 @@ async fn next_reference_number<'e, E: Executor<'e, Database = Any>>(
     Ok(u64::try_from(n).unwrap_or_default())
 }
 
-/// References of the campaign's dossiers of a commune (by INSEE code): a
-/// handful at most in a real campaign; the refusal names ten.
+/// References of the campaign's dossiers of a commune (by INSEE code), in
+/// reception order: a handful at most in a real campaign; the refusal names
+/// ten. Sorted here rather than in SQL: with `order by … limit` the planner
+/// may walk the whole reception index looking for a match that is not there.
 async fn same_commune<'e, E: Executor<'e, Database = Any>>(
     executor: E,
     code_insee: &str,
 ) -> Result<Vec<String>, StoreError> {
-    sqlx::query(
-        "select reference from dossier where code_insee = $1 \
-         order by received_at_us, dossier_id limit 10",
+    let mut found: Vec<(i64, String)> = sqlx::query(
+        "select received_at_us, reference from dossier where code_insee = $1",
     )
     .bind(code_insee)
     .fetch_all(executor)
     .await?
     .iter()
-    .map(|r| r.try_get("reference").map_err(StoreError::from))
-    .collect()
+    .map(|r| Ok((r.try_get("received_at_us")?, r.try_get("reference")?)))
+    .collect::<Result<_, StoreError>>()?;
+    found.sort();
+    Ok(found.into_iter().take(10).map(|(_, r)| r).collect())
 }
 
 fn creates(req: &TransitionRequest<'_>) -> bool {
