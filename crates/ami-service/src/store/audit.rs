@@ -338,10 +338,12 @@ impl Store {
             .await?;
             let (mut seq, mut digest): (i64, String) =
                 (head.try_get("global_seq")?, head.try_get("global_digest")?);
+            // One index lookup per pending event, whatever the planner
+            // thinks of a join with the whole journal.
             let rows = sqlx::query(
-                "select p.event_id, e.digest from journal_pending p \
-                 join dossier_event e on e.event_id = p.event_id \
-                 order by p.event_id limit $1",
+                "select p.event_id, (select e.digest from dossier_event e \
+                 where e.event_id = p.event_id) as digest \
+                 from journal_pending p order by p.event_id limit $1",
             )
             .bind(BATCH)
             .fetch_all(&mut *tx)
@@ -351,12 +353,24 @@ impl Store {
                 return Ok(sealed);
             }
             let mut places = Vec::with_capacity(rows.len());
+            let mut gone = Vec::new();
             for row in &rows {
                 let event_id: i64 = row.try_get("event_id")?;
-                let event_digest: String = row.try_get("digest")?;
+                // An event removed before its sealing gets no place; its
+                // dossier's chain shows the loss to the audit.
+                let Some(event_digest) = row.try_get::<Option<String>, _>("digest")? else {
+                    gone.push(event_id);
+                    continue;
+                };
                 seq += 1;
                 digest = chain_digest(&digest, &event_digest);
                 places.push((event_id, seq, digest.clone()));
+            }
+            for event_id in gone {
+                sqlx::query("delete from journal_pending where event_id = $1")
+                    .bind(event_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             // A few statements per sealing rather than two per event: on
             // SQLite the sealer holds the one writer meanwhile.
