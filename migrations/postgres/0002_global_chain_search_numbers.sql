@@ -60,14 +60,21 @@ $$;
 create trigger dossier_search_insert after insert on dossier
     for each row execute function dossier_search_insert();
 
--- Reference numbers per wave (AMI2-V2-0001 is wave 2's first dossier). A
--- database numbered across waves goes on after its last number in each wave
--- it used, so that no reference is given twice.
-create table reference_counter (
-    wave bigint primary key,
-    last bigint not null
-);
-insert into reference_counter (wave, last)
-select distinct wave, (select case when is_called then last_value else 0 end from dossier_number)
-from dossier;
+-- Reference numbers per wave (AMI2-V2-0001 is wave 2's first dossier), from
+-- one sequence per wave, `reference_wave_N`, which the service creates the
+-- first time a deposit falls in wave N: a sequence never makes a deposit
+-- wait for another one's commit. A database numbered across waves goes on
+-- after its last number in each wave it used, so that no reference is given
+-- twice.
+do $$
+declare
+    last_number bigint;
+    w record;
+begin
+    select case when is_called then last_value else 0 end into last_number from dossier_number;
+    for w in select distinct wave from dossier loop
+        execute format('create sequence reference_wave_%s start with %s', w.wave, last_number + 1);
+    end loop;
+end
+$$;
 drop sequence dossier_number;

@@ -330,7 +330,7 @@ impl Store {
         };
         let mut sealed = 0;
         loop {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.begin_write().await?;
             let head = sqlx::query(&format!(
                 "select global_seq, global_digest from journal_head where singleton = 1{lock}"
             ))
@@ -424,7 +424,7 @@ impl Store {
             .fetch_all(&self.reader)
             .await?;
         if !stale.is_empty() {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.begin_write().await?;
             for row in &stale {
                 let d: Dossier = serde_json::from_str(&row.try_get::<String, _>("body")?)?;
                 sqlx::query("update dossier set search = $1 where dossier_id = $2")
@@ -624,7 +624,7 @@ impl Store {
         def: &Definition,
         accept_loss: bool,
     ) -> Result<RebuildReport, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut report = RebuildReport::default();
         let mut versions: HashMap<String, (String, i64)> = HashMap::new();
         for r in sqlx::query("select dossier_id, reference, version from dossier")

@@ -219,6 +219,33 @@ impl Store {
         self.upgrade_rows().await
     }
 
+    /// A write transaction on the writer pool ([`Store::begin_write_on`]).
+    pub(super) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let begin = self.begin_statement();
+        Ok(self.writer.begin_with(begin).await?)
+    }
+
+    /// A write transaction on a connection. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), waiting for it up to the busy
+    /// timeout: a transaction that reads first and writes later fails at
+    /// once, without waiting, when another process (an `ami audit` or
+    /// `ami token create` beside the service) wrote in between.
+    pub(super) async fn begin_write_on<'c>(
+        &self,
+        conn: &'c mut sqlx::AnyConnection,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Any>, StoreError> {
+        Ok(sqlx::Connection::begin_with(conn, self.begin_statement()).await?)
+    }
+
+    fn begin_statement(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("select 1").execute(&self.reader).await?;

@@ -68,23 +68,24 @@ impl Store {
         if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
             return Ok(replay);
         }
-        // A deposit on PostgreSQL takes its number first, once the engine
-        // has accepted it, in a statement of its own: deposits of one wave
-        // then wait for that statement only, not for one another's whole
-        // transaction. A refused deposit takes no number; one that fails
-        // after taking it (the database going away, or a deposit of the
-        // same commune committed in between) leaves a gap. On SQLite the
-        // number is taken in the transaction, under the one writer's lock
-        // that every write waits for anyway: no gap at all.
-        let mut early_number = None;
-        if let (Backend::Postgres, Some(new)) = (self.backend, req.command.new_dossier.as_deref()) {
-            let same_commune = same_commune(&mut *conn, &new.code_insee).await?;
-            prepare(req, &actor, None, Some((0, same_commune)))?;
-            if let Placement::Wave(wave) = req.definition.campaign.placement(new.received_at) {
-                early_number = Some(next_reference_number(&mut *conn, wave).await?);
+        // A deposit's number: on SQLite from the wave's counter row, in the
+        // transaction, under the one writer's lock that every write waits
+        // for anyway; on PostgreSQL from the wave's sequence, which never
+        // waits (deposits of one wave do not queue behind one another's
+        // commit), taken once the engine has accepted the deposit under
+        // its commune's lock. A refused deposit takes no number; on
+        // PostgreSQL a deposit that fails after taking one (the database
+        // going away mid-write) leaves a gap.
+        let wave = req.command.new_dossier.as_deref().and_then(|new| {
+            match req.definition.campaign.placement(new.received_at) {
+                Placement::Wave(wave) => Some(wave),
+                _ => None,
             }
+        });
+        if let (Backend::Postgres, Some(wave)) = (self.backend, wave) {
+            ensure_wave_sequence(&mut conn, wave).await?;
         }
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = self.begin_write_on(&mut conn).await?;
         let current = if creates(req) {
             None
         } else {
@@ -102,14 +103,19 @@ impl Store {
                     .await?;
             }
             let same_commune = same_commune(&mut *tx, &new.code_insee).await?;
-            let number = match (
-                early_number,
-                req.definition.campaign.placement(new.received_at),
-            ) {
-                (Some(n), _) => n,
-                (None, Placement::Wave(wave)) => next_reference_number(&mut *tx, wave).await?,
+            let number = match (self.backend, wave) {
+                (Backend::Sqlite, Some(wave)) => next_reference_number(&mut *tx, wave).await?,
+                (Backend::Postgres, Some(wave)) => {
+                    prepare(req, &actor, None, Some((0, same_commune.clone())))?;
+                    let n: i64 = sqlx::query("select nextval($1) as n")
+                        .bind(wave_sequence(wave))
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("n")?;
+                    u64::try_from(n).unwrap_or_default()
+                }
                 // The engine refuses it; no number is taken.
-                (None, _) => 0,
+                (_, None) => 0,
             };
             deposit = Some((number, same_commune));
         }
@@ -251,8 +257,8 @@ impl Store {
     }
 }
 
-/// The next reference number of a wave; the wave's counter stays locked
-/// until the end of the transaction it is taken in.
+/// The next reference number of a wave on SQLite; the wave's counter stays
+/// locked until the end of the transaction.
 async fn next_reference_number<'e, E: Executor<'e, Database = Any>>(
     executor: E,
     wave: u8,
@@ -268,6 +274,37 @@ async fn next_reference_number<'e, E: Executor<'e, Database = Any>>(
     Ok(u64::try_from(n).unwrap_or_default())
 }
 
+/// The PostgreSQL sequence of a wave's reference numbers.
+fn wave_sequence(wave: u8) -> String {
+    format!("reference_wave_{wave}")
+}
+
+/// Creates the wave's sequence the first time a deposit falls in it (the
+/// definition, not the schema, knows the waves). Outside the deposit's
+/// transaction, which an error would abort; two instances creating it at
+/// once are fine.
+async fn ensure_wave_sequence(conn: &mut sqlx::AnyConnection, wave: u8) -> Result<(), StoreError> {
+    let present: bool = sqlx::query("select to_regclass($1) is not null as present")
+        .bind(wave_sequence(wave))
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("present")?;
+    if present {
+        return Ok(());
+    }
+    match sqlx::query(&format!(
+        "create sequence if not exists {}",
+        wave_sequence(wave)
+    ))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from)
+    {
+        Ok(_) | Err(StoreError::Duplicate) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// References of the campaign's dossiers of a commune (by INSEE code), in
 /// reception order: a handful at most in a real campaign; the refusal names
 /// ten. Sorted here rather than in SQL: with `order by … limit` the planner
@@ -276,15 +313,14 @@ async fn same_commune<'e, E: Executor<'e, Database = Any>>(
     executor: E,
     code_insee: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let mut found: Vec<(i64, String)> = sqlx::query(
-        "select received_at_us, reference from dossier where code_insee = $1",
-    )
-    .bind(code_insee)
-    .fetch_all(executor)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("received_at_us")?, r.try_get("reference")?)))
-    .collect::<Result<_, StoreError>>()?;
+    let mut found: Vec<(i64, String)> =
+        sqlx::query("select received_at_us, reference from dossier where code_insee = $1")
+            .bind(code_insee)
+            .fetch_all(executor)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("received_at_us")?, r.try_get("reference")?)))
+            .collect::<Result<_, StoreError>>()?;
     found.sort();
     Ok(found.into_iter().take(10).map(|(_, r)| r).collect())
 }
