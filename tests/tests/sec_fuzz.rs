@@ -626,7 +626,8 @@ impl Fixture {
         if after != before {
             self.written.fetch_add(1, Ordering::Relaxed);
         }
-        // A deposit that was accepted stores its strings as sent (trimmed).
+        // A deposit that was accepted stores its strings as sent, trimmed
+        // and in Unicode form C (« e » + combining accent is « é »).
         if status.as_u16() == 201 {
             let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if let Some(sent) = sent_json {
@@ -640,7 +641,13 @@ impl Fixture {
                         &sent[field]
                     };
                     if let Some(o) = original.as_str() {
-                        prop_assert_eq!(shown.as_str(), Some(o.trim()), "{} stored as sent", field);
+                        let stored = ami_core::text::nfc(o.trim());
+                        prop_assert_eq!(
+                            shown.as_str(),
+                            Some(stored.as_str()),
+                            "{} stored as sent",
+                            field
+                        );
                     }
                 }
             }
