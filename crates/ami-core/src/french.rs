@@ -44,13 +44,10 @@ pub fn french_instant(at: DateTime<Utc>, tz: Tz) -> String {
 /// An instant in `tz`, to the second, for messages where the second decides
 /// (a reception at the edge of a wave): « 6 novembre 2020 à 23 h 59 min 59 s ».
 pub fn french_instant_seconds(at: DateTime<Utc>, tz: Tz) -> String {
-    let local = at.with_timezone(&tz);
     format!(
-        "{} à {:02} h {:02} min {:02} s",
-        french_date(local.date_naive()),
-        local.hour(),
-        local.minute(),
-        local.second()
+        "{} min {:02} s",
+        french_instant(at, tz),
+        at.with_timezone(&tz).second()
     )
 }
 
