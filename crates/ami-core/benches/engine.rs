@@ -45,6 +45,7 @@ fn piece(kind: &str) -> Piece {
         filename: format!("{kind}.pdf"),
         size: Some(250_000),
         sha256: Some("0f".repeat(32)),
+        media_type: Some("application/pdf".into()),
     }
 }
 

@@ -130,6 +130,108 @@ pub struct Item {
     pub label: String,
 }
 
+/// A kind of pièce a dossier holds (« dossier de candidature »…).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PieceDef {
+    pub id: SmolStr,
+    pub label: String,
+    /// Its content must have been received before `pieces_complete` holds.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// The file types accepted for it ([`FILE_TYPES`] ids); empty: all of them.
+    #[serde(default)]
+    pub accept: Vec<SmolStr>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl PieceDef {
+    /// The file types this pièce accepts, in the order of [`FILE_TYPES`].
+    pub fn accepted_types(&self) -> impl Iterator<Item = &'static FileType> + '_ {
+        FILE_TYPES
+            .iter()
+            .filter(|t| self.accept.is_empty() || self.accept.iter().any(|a| a == t.id))
+    }
+}
+
+/// A type of file a pièce may be: what the service recognizes from a file's
+/// first bytes, and what a definition may name in a pièce's `accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileType {
+    pub id: &'static str,
+    /// As people name it (« PDF », « tableur OpenDocument (ods) »).
+    pub label: &'static str,
+    pub media_type: &'static str,
+    /// File name extensions that say this type (lower case, without dot).
+    pub extensions: &'static [&'static str],
+}
+
+/// Every file type a pièce may have: documents, spreadsheets and images.
+pub const FILE_TYPES: &[FileType] = &[
+    FileType {
+        id: "pdf",
+        label: "PDF",
+        media_type: "application/pdf",
+        extensions: &["pdf"],
+    },
+    FileType {
+        id: "odt",
+        label: "texte OpenDocument (odt)",
+        media_type: "application/vnd.oasis.opendocument.text",
+        extensions: &["odt"],
+    },
+    FileType {
+        id: "ods",
+        label: "tableur OpenDocument (ods)",
+        media_type: "application/vnd.oasis.opendocument.spreadsheet",
+        extensions: &["ods"],
+    },
+    FileType {
+        id: "docx",
+        label: "Word (docx)",
+        media_type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        extensions: &["docx"],
+    },
+    FileType {
+        id: "xlsx",
+        label: "Excel (xlsx)",
+        media_type: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        extensions: &["xlsx"],
+    },
+    FileType {
+        id: "doc",
+        label: "Word 97-2003 (doc)",
+        media_type: "application/msword",
+        extensions: &["doc"],
+    },
+    FileType {
+        id: "xls",
+        label: "Excel 97-2003 (xls)",
+        media_type: "application/vnd.ms-excel",
+        extensions: &["xls"],
+    },
+    FileType {
+        id: "jpeg",
+        label: "image JPEG",
+        media_type: "image/jpeg",
+        extensions: &["jpg", "jpeg"],
+    },
+    FileType {
+        id: "png",
+        label: "image PNG",
+        media_type: "image/png",
+        extensions: &["png"],
+    },
+];
+
+/// The file type of an id of [`FILE_TYPES`].
+pub fn file_type(id: &str) -> Option<&'static FileType> {
+    FILE_TYPES.iter().find(|t| t.id == id)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateDef {
@@ -229,7 +331,7 @@ pub struct Definition {
     /// Lowest first.
     pub roles: Vec<Item>,
     pub states: Vec<StateDef>,
-    pub pieces: Vec<Item>,
+    pub pieces: Vec<PieceDef>,
     pub verdicts: Vec<VerdictDef>,
     pub programmes: Vec<Programme>,
     pub actions: Vec<ActionDef>,
@@ -275,6 +377,35 @@ impl Definition {
         self.pieces.iter().any(|p| p.id == id)
     }
 
+    pub fn piece(&self, id: &str) -> Option<&PieceDef> {
+        self.pieces.iter().find(|p| p.id == id)
+    }
+
+    /// The programmes whose dossiers an agency may read, `None` for all.
+    /// Need to know: an agency that gives the avis of some programmes reads
+    /// only the dossiers of those programmes; the others (the instructing
+    /// agency) read every dossier.
+    pub fn readable_programmes(&self, agency: &str) -> Option<Vec<&str>> {
+        let own: Vec<&str> = self
+            .programmes
+            .iter()
+            .filter(|p| {
+                self.action(&p.avis_action)
+                    .is_some_and(|a| a.agency == agency)
+            })
+            .map(|p| p.id.as_str())
+            .collect();
+        (!own.is_empty()).then_some(own)
+    }
+
+    /// An agency may read a dossier of these programmes ([`Self::readable_programmes`]).
+    pub fn may_read(&self, agency: &str, programmes: &[SmolStr]) -> bool {
+        match self.readable_programmes(agency) {
+            None => true,
+            Some(own) => programmes.iter().any(|p| own.contains(&p.as_str())),
+        }
+    }
+
     /// Rank of a role (0 is the lowest), `None` when unknown.
     pub fn role_rank(&self, id: &str) -> Option<usize> {
         self.roles.iter().position(|r| r.id == id)
@@ -302,6 +433,21 @@ impl Definition {
         unique("verdicts", self.verdicts.iter().map(|a| &a.id))?;
         unique("programmes", self.programmes.iter().map(|a| &a.id))?;
         unique("actions", self.actions.iter().map(|a| &a.id))?;
+        for piece in &self.pieces {
+            if let Some(unknown) = piece.accept.iter().find(|a| file_type(a).is_none()) {
+                return Err(invalid(
+                    format!("pièce `{}`", piece.id),
+                    format!(
+                        "type de fichier inconnu `{unknown}` (types : {})",
+                        FILE_TYPES
+                            .iter()
+                            .map(|t| t.id)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
         for (what, empty) in [
             ("agencies", self.agencies.is_empty()),
             ("roles", self.roles.is_empty()),

@@ -36,7 +36,8 @@ pub struct Porteur {
     pub email: Option<String>,
 }
 
-/// A document of the dossier.
+/// A document of the dossier: declared (a name only), or received, when
+/// the service stored its content and recorded what it found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Piece {
     pub kind: SmolStr,
@@ -45,6 +46,46 @@ pub struct Piece {
     pub size: Option<u64>,
     #[serde(default)]
     pub sha256: Option<String>,
+    /// The file's type as read from its content; only a received pièce has
+    /// one (a declaration may name a size or a digest, never a type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+impl Piece {
+    /// The content was received and stored: what `pieces_complete` asks.
+    pub fn received(&self) -> bool {
+        self.media_type.is_some() && self.sha256.is_some() && self.size.is_some()
+    }
+
+    fn as_file(&self, version: u32, seq: u64, at: DateTime<Utc>) -> Option<PieceFile> {
+        Some(PieceFile {
+            kind: self.kind.clone(),
+            version,
+            filename: self.filename.clone(),
+            media_type: self.media_type.clone()?,
+            size: self.size?,
+            sha256: self.sha256.clone()?,
+            received_at: at,
+            seq,
+        })
+    }
+}
+
+/// One received version of a pièce: a corrected budget is version 2, and
+/// version 1 stays readable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceFile {
+    pub kind: SmolStr,
+    /// 1 for the first content of this kind, then +1.
+    pub version: u32,
+    pub filename: String,
+    pub media_type: String,
+    pub size: u64,
+    pub sha256: String,
+    pub received_at: DateTime<Utc>,
+    /// The event that recorded it.
+    pub seq: u64,
 }
 
 /// What a town sends: the content of a `create` command.
@@ -188,7 +229,11 @@ pub struct Dossier {
     pub version: u64,
     pub received_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The latest of each kind, declared or received.
     pub pieces: Vec<Piece>,
+    /// Every content received, oldest first, all kinds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PieceFile>,
     /// Verdicts given, keyed by the action that gave them (the last one wins).
     pub avis: ActionMap<Avis>,
     /// Who (the actor's id) last took each action, for the four-eyes rule.
@@ -392,6 +437,29 @@ impl Dossier {
     pub fn has_piece(&self, kind: &str) -> bool {
         self.pieces.iter().any(|p| p.kind == kind)
     }
+
+    /// The content of a pièce of this kind has been received.
+    pub fn has_content(&self, kind: &str) -> bool {
+        self.files.iter().any(|f| f.kind == kind)
+    }
+
+    /// The received versions of a pièce, oldest first.
+    pub fn versions<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a PieceFile> + 'a {
+        self.files.iter().filter(move |f| f.kind == kind)
+    }
+
+    /// Records a pièce; a received one adds a version.
+    fn add_piece(&mut self, piece: &Piece, seq: u64, at: DateTime<Utc>) {
+        let version = u32::try_from(self.versions(&piece.kind).count()).unwrap_or(u32::MAX - 1) + 1;
+        if let Some(file) = piece.as_file(version, seq, at) {
+            self.files.push(file);
+        }
+        // The latest of a kind replaces the earlier one.
+        match self.pieces.iter_mut().find(|p| p.kind == piece.kind) {
+            Some(p) => p.clone_from(piece),
+            None => self.pieces.push(piece.clone()),
+        }
+    }
 }
 
 /// Why an event could not be folded into a dossier: the journal is corrupt.
@@ -439,7 +507,7 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
     let n = &created.dossier;
     let mut actors = ActionMap::new();
     actors.insert(event.action.clone(), event.actor.id.clone());
-    Ok(Dossier {
+    let mut d = Dossier {
         id: n.id,
         reference: created.reference.clone(),
         commune: n.commune.clone(),
@@ -451,12 +519,17 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
         version: 1,
         received_at: n.received_at,
         updated_at: event.at,
-        pieces: n.pieces.clone(),
+        pieces: Vec::with_capacity(n.pieces.len()),
+        files: Vec::new(),
         avis: ActionMap::new(),
         actors,
         previous_state: None,
         complement: None,
-    })
+    };
+    for piece in &n.pieces {
+        d.add_piece(piece, 1, event.at);
+    }
+    Ok(d)
 }
 
 /// Folds one event into an existing dossier where it stands, without moving
@@ -484,11 +557,7 @@ pub fn apply_in_place(d: &mut Dossier, event: &Event) -> Result<(), FoldError> {
     d.updated_at = event.at;
     match &event.payload {
         Payload::Piece(piece) => {
-            // A pièce sent again replaces the earlier copy of the same kind.
-            match d.pieces.iter_mut().find(|p| p.kind == piece.kind) {
-                Some(p) => p.clone_from(piece),
-                None => d.pieces.push(piece.clone()),
-            }
+            d.add_piece(piece, event.seq, event.at);
             // The request is closed once every pièce it asked for is in.
             if let Some(request) = &mut d.complement {
                 request.pieces.retain(|k| *k != piece.kind);

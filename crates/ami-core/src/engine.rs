@@ -233,7 +233,7 @@ impl Rejection {
                 action(a)
             ),
             Rejection::PiecesMissing { missing } => format!(
-                "Pièces manquantes : {}. Ajoutez-les, ou demandez-les au porteur.",
+                "Pièces manquantes (fichier non reçu) : {}. Ajoutez leurs fichiers, ou demandez-les au porteur.",
                 listed(missing.iter().map(|p| piece(p)).collect())
             ),
             Rejection::UnknownPiece { piece: p } => format!(
@@ -605,7 +605,7 @@ fn check_dossier(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<()
                 let missing: Vec<SmolStr> = def
                     .pieces
                     .iter()
-                    .filter(|p| !d.has_piece(&p.id))
+                    .filter(|p| p.required && !d.has_content(&p.id))
                     .map(|p| p.id.clone())
                     .collect();
                 if !missing.is_empty() {

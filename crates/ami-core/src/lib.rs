@@ -12,12 +12,12 @@ pub mod mermaid;
 pub mod text;
 
 pub use definition::{
-    ActionDef, Campaign, Definition, DefinitionError, Effect, Guard, Placement, StateDef,
-    DEFAULT_DEFINITION_TOML,
+    file_type, ActionDef, Campaign, Definition, DefinitionError, Effect, FileType, Guard, PieceDef,
+    Placement, StateDef, DEFAULT_DEFINITION_TOML, FILE_TYPES,
 };
 pub use dossier::{
     apply, apply_in_place, fold, ActionMap, ActionMapIter, Actor, Avis, Command, ComplementRequest,
-    CreatedDossier, Dossier, DossierId, Event, FoldError, NewDossier, Payload, Piece,
+    CreatedDossier, Dossier, DossierId, Event, FoldError, NewDossier, Payload, Piece, PieceFile,
     PiecesRequested, Porteur,
 };
 pub use engine::{authorize, available_actions, awaiting, decide, Rejection, PORTEUR};

@@ -375,7 +375,7 @@ fn refusals_are_explained_with_labels_not_identifiers() {
     // Assert
     assert_eq!(
         missing,
-        "Pièces manquantes : Budget prévisionnel. Ajoutez-les, ou demandez-les au porteur."
+        "Pièces manquantes (fichier non reçu) : Budget prévisionnel. Ajoutez leurs fichiers, ou demandez-les au porteur."
     );
     assert_eq!(
         wrong_state,

@@ -64,6 +64,7 @@ pub fn piece(kind: &str) -> Piece {
         filename: format!("{kind}.pdf"),
         size: Some(12_345),
         sha256: Some("ab".repeat(32)),
+        media_type: Some("application/pdf".into()),
     }
 }
 
