@@ -8,10 +8,12 @@
 //! reached: a skipped backend must not pass for a tested one.
 
 pub mod process;
+pub mod s3;
 
 use std::sync::Arc;
 
 use ami_core::Definition;
+use ami_service::files::Files;
 use ami_service::http::{self, AppState};
 use ami_service::store::Store;
 use serde_json::{json, Value};
@@ -23,6 +25,66 @@ pub use reqwest::StatusCode;
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// Where a test's pièce files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// A temporary folder.
+    Local,
+    /// The shared S3-compatible server ([`s3::endpoint`]), under a prefix
+    /// of the test's own.
+    S3,
+}
+
+/// A fresh, empty file storage; its URL, the settings to open it, and the
+/// folder holding it for [`Storage::Local`].
+pub struct TestFiles {
+    pub url: String,
+    pub storage: Storage,
+    /// S3 settings (`aws_endpoint`…): for `Files::open_with`, or as `AWS_*`
+    /// variables of a child process.
+    pub settings: Vec<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestFiles {
+    pub fn new(storage: Storage) -> TestFiles {
+        match storage {
+            Storage::Local => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                TestFiles {
+                    url: format!("file://{}", dir.path().display()),
+                    storage,
+                    settings: Vec::new(),
+                    _dir: Some(dir),
+                }
+            }
+            Storage::S3 => TestFiles {
+                url: format!("s3://{}/{}", s3::BUCKET, uuid::Uuid::new_v4().simple()),
+                storage,
+                settings: s3::settings(&s3::endpoint()),
+                _dir: None,
+            },
+        }
+    }
+
+    pub fn open(&self) -> Files {
+        let settings: Vec<(&str, &str)> = self
+            .settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Files::open_with(&self.url, &settings).expect("open file storage")
+    }
+
+    /// The settings as the environment of an `ami` process.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.settings
+            .iter()
+            .map(|(k, v)| (k.to_uppercase(), v.clone()))
+            .collect()
+    }
 }
 
 /// A fresh, empty database; its URL and, for SQLite, the folder holding it.
@@ -102,6 +164,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub db: TestDb,
+    pub files: Files,
+    pub test_files: TestFiles,
     pub definition: Arc<Definition>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -114,7 +178,17 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb, definition: Arc<Definition>) -> TestApp {
+        TestApp::spawn_with(db, TestFiles::new(Storage::Local), definition).await
+    }
+
+    /// On a database and a file storage of the test's choice.
+    pub async fn spawn_with(
+        db: TestDb,
+        test_files: TestFiles,
+        definition: Arc<Definition>,
+    ) -> TestApp {
         let store = Store::connect(&db.url).await.expect("connect store");
+        let files = test_files.open();
         // Bound before the spawn: no sleep, no race.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -123,7 +197,9 @@ impl TestApp {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = AppState {
             store: store.clone(),
+            files: files.clone(),
             definition: definition.clone(),
+            max_piece_size: http::pieces::DEFAULT_MAX_PIECE_SIZE,
         };
         let server = tokio::spawn(async move {
             http::serve(listener, state, async {
@@ -138,6 +214,8 @@ impl TestApp {
             client: reqwest::Client::new(),
             store,
             db,
+            files,
+            test_files,
             definition,
             shutdown: Some(tx),
             server: Some(server),
@@ -192,6 +270,17 @@ impl TestApp {
         }
     }
 
+    /// The state the service runs with (for tests that drive the router
+    /// without a socket).
+    pub fn state(&self) -> AppState {
+        AppState {
+            store: self.store.clone(),
+            files: self.files.clone(),
+            definition: self.definition.clone(),
+            max_piece_size: http::pieces::DEFAULT_MAX_PIECE_SIZE,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -234,13 +323,73 @@ impl TestApp {
         read(res).await
     }
 
-    /// Deposits a dossier (as a DAR person) received in wave 1.
+    /// Deposits a dossier (as a DAR person) received in wave 1, with the
+    /// files of both pièces.
     pub async fn deposit(&self, dar: &Person, programmes: &[&str]) -> Value {
         let (status, body) = self
-            .post(dar, "/dossiers", &new_dossier("Nevers", programmes))
+            .deposit_form(dar, &new_dossier("Nevers", programmes))
             .await;
         assert_eq!(status, StatusCode::CREATED, "deposit: {body}");
         body
+    }
+
+    /// Deposits `body` as a form (`multipart/form-data`): the JSON in the
+    /// `dossier` part and a real file for each pièce it declares
+    /// ([`sample_file`]); status and JSON answer.
+    pub async fn deposit_form(&self, dar: &Person, body: &Value) -> (StatusCode, Value) {
+        let mut form = reqwest::multipart::Form::new().part(
+            "dossier",
+            reqwest::multipart::Part::text(body.to_string())
+                .mime_str("application/json")
+                .expect("mime"),
+        );
+        for piece in body["pieces"].as_array().into_iter().flatten() {
+            let kind = piece["kind"].as_str().unwrap_or_default().to_string();
+            let (filename, content) =
+                sample_file(piece["filename"].as_str().unwrap_or("piece.pdf"));
+            form = form.part(
+                kind,
+                reqwest::multipart::Part::bytes(content).file_name(filename),
+            );
+        }
+        let res = self
+            .client
+            .post(self.url("/dossiers"))
+            .bearer_auth(&dar.token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
+        read(res).await
+    }
+
+    /// Sends a pièce's file as the raw body of `PUT …/pieces/{kind}`.
+    pub async fn upload(
+        &self,
+        who: &Person,
+        id: &str,
+        kind: &str,
+        filename: &str,
+        content: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let disposition = format!(
+            "attachment; filename*=UTF-8''{}",
+            percent_encode(filename)
+        );
+        let mut all: Vec<(&str, &str)> = vec![
+            ("content-type", "application/octet-stream"),
+            ("content-disposition", &disposition),
+        ];
+        all.extend_from_slice(headers);
+        self.send(
+            reqwest::Method::PUT,
+            &format!("/dossiers/{id}/pieces/{kind}"),
+            Some(who),
+            &all,
+            Some(content),
+        )
+        .await
     }
 
     /// Takes an action at the dossier's current version; status and body.
@@ -268,6 +417,41 @@ impl TestApp {
     pub async fn journal_len(&self) -> usize {
         usize::try_from(self.event_count().await).expect("count")
     }
+}
+
+/// A real file for a pièce declared as `filename`: the demo's PDF for a
+/// `.pdf`, its Excel budget for a `.xlsx`; any other name becomes a PDF of
+/// the same stem.
+pub fn sample_file(filename: &str) -> (String, Vec<u8>) {
+    let stem = filename.rsplit_once('.').map_or(filename, |(s, _)| s);
+    if filename.to_lowercase().ends_with(".xlsx") {
+        (filename.to_string(), sample_xlsx())
+    } else {
+        (format!("{stem}.pdf"), sample_pdf())
+    }
+}
+
+/// A small real PDF.
+pub fn sample_pdf() -> Vec<u8> {
+    ami_service::demo_files::candidature_pdf("Nevers", "58194")
+}
+
+/// A small real Excel workbook.
+pub fn sample_xlsx() -> Vec<u8> {
+    ami_service::demo_files::budget_xlsx("Nevers").expect("xlsx")
+}
+
+/// RFC 8187 encoding of a file name for `filename*=UTF-8''…`.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// The professional address the tests give a person: « Camille Martin »
@@ -507,11 +691,12 @@ impl TestApp {
     }
 
     /// Deposits a dossier with a given body and asserts it was created.
+    /// Deposits `body` with a file for each pièce it declares
+    /// ([`TestApp::deposit_form`]); the dossier created.
     pub async fn deposit_body(&self, dar: &Person, body: &Value) -> Value {
-        let reply = self
-            .send_json(reqwest::Method::POST, "/dossiers", dar, body, None)
-            .await;
-        reply.assert_ok(StatusCode::CREATED).clone()
+        let (status, answer) = self.deposit_form(dar, body).await;
+        assert_eq!(status, StatusCode::CREATED, "deposit: {answer}");
+        answer
     }
 
     /// Number of events in the journal, counted in the database itself. On

@@ -279,7 +279,7 @@ impl JournalCheck {
         let mut check = JournalCheck::default();
         let mut cursor: Option<FeedCursor> = None;
         loop {
-            let page = store.events_after(cursor.as_ref(), 1000).await?;
+            let page = store.events_after(cursor.as_ref(), 1000, None).await?;
             if page.items.is_empty() {
                 break;
             }

@@ -137,8 +137,9 @@ fn command(def: &Definition, action: &ActionDef, programmes: &[SmolStr]) -> Comm
                     .map(|p| Piece {
                         kind: p.id.clone(),
                         filename: format!("{}.pdf", p.id),
-                        size: None,
-                        sha256: None,
+                        size: Some(1000),
+                        sha256: Some("ab".repeat(32)),
+                        media_type: Some("application/pdf".into()),
                     })
                     .collect(),
             }));
@@ -147,8 +148,9 @@ fn command(def: &Definition, action: &ActionDef, programmes: &[SmolStr]) -> Comm
             c.piece = Some(Piece {
                 kind: piece_kind(def),
                 filename: "complement.pdf".into(),
-                size: None,
-                sha256: None,
+                size: Some(1000),
+                sha256: Some("cd".repeat(32)),
+                media_type: Some("application/pdf".into()),
             });
         }
         Effect::RequestPieces => {

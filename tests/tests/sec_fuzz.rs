@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use ami_service::http::{self, AppState};
+use ami_service::http;
 use ami_tests::*;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request};
@@ -718,10 +718,7 @@ async fn fixture(app: &TestApp) -> Fixture {
         .await
         .expect("count pool");
     Fixture {
-        router: http::router(AppState {
-            store: app.store.clone(),
-            definition: app.definition.clone(),
-        }),
+        router: http::router(app.state()),
         pool,
         people: vec![dar, boss, acv, ti],
         revoked,

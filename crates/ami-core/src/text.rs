@@ -42,7 +42,12 @@ pub fn search_key(text: &str) -> String {
 /// spaces (U+200B), joiners, bidirectional overrides (U+202E) and isolates,
 /// the byte order mark, the soft hyphen and invisible operators.
 pub fn has_hidden_chars(text: &str) -> bool {
-    text.chars().any(|c| c.is_control() || is_format_char(c))
+    text.chars().any(is_hidden_char)
+}
+
+/// A character of [`has_hidden_chars`].
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control() || is_format_char(c)
 }
 
 /// Unicode's format characters (general category Cf).

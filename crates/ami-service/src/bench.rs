@@ -523,13 +523,15 @@ fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
                 kind: "dossier_candidature".into(),
                 filename: "candidature.pdf".into(),
                 size: Some(400_000),
-                sha256: None,
+                sha256: Some("ab".repeat(32)),
+                media_type: Some("application/pdf".into()),
             },
             Piece {
                 kind: "budget_previsionnel".into(),
                 filename: "budget.xlsx".into(),
                 size: Some(50_000),
-                sha256: None,
+                sha256: Some("ab".repeat(32)),
+                media_type: Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into()),
             },
         ],
     }));
@@ -538,7 +540,8 @@ fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
         kind: "budget_previsionnel".into(),
         filename: "budget-v2.xlsx".into(),
         size: Some(52_000),
-        sha256: None,
+        sha256: Some("ab".repeat(32)),
+        media_type: Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into()),
     });
     let mut steps = vec![
         (deposer, actor("Banc Agent", "dar", "agent")),

@@ -10,6 +10,7 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::http::{self, AppState};
+use crate::files::Files;
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -46,6 +47,26 @@ struct Db {
 }
 
 #[derive(Args, Clone)]
+struct FilesArgs {
+    /// Where the pièces' files are kept: file:///DIR, or s3://BUCKET/PREFIX
+    /// (credentials and endpoint from the AWS_* variables). Default: the
+    /// folder `ami-files` next to a SQLite database, else in the working
+    /// directory.
+    #[arg(long, env = "AMI_FILES_URL")]
+    files_url: Option<String>,
+}
+
+impl FilesArgs {
+    fn open(&self, db: &Db) -> anyhow::Result<Files> {
+        let url = self
+            .files_url
+            .clone()
+            .unwrap_or_else(|| Files::default_url(&db.database_url));
+        Files::open(&url).context("stockage des fichiers")
+    }
+}
+
+#[derive(Args, Clone)]
 struct Workflow {
     /// A workflow definition in TOML; the embedded second AMI by default.
     #[arg(long, env = "AMI_WORKFLOW")]
@@ -74,7 +95,12 @@ enum Cmd {
         #[command(flatten)]
         db: Db,
         #[command(flatten)]
+        files: FilesArgs,
+        #[command(flatten)]
         workflow: Workflow,
+        /// Largest file a pièce may have, in bytes.
+        #[arg(long, env = "AMI_MAX_PIECE_SIZE", default_value_t = crate::http::pieces::DEFAULT_MAX_PIECE_SIZE)]
+        max_piece_size: u64,
     },
     /// Apply the database migrations.
     Migrate {
@@ -95,6 +121,13 @@ enum Cmd {
     Demo {
         #[command(flatten)]
         db: Db,
+        #[command(flatten)]
+        files: FilesArgs,
+    },
+    /// The stored files of the pièces.
+    Files {
+        #[command(subcommand)]
+        command: FilesCmd,
     },
     /// Check the journal's digest chains.
     Audit {
@@ -160,6 +193,25 @@ enum WorkflowCmd {
 }
 
 #[derive(Subcommand)]
+enum FilesCmd {
+    /// Remove the stored files no pièce references (uploads whose event
+    /// never committed, uploads cut short), older than a delay.
+    Gc {
+        /// Only files written before this long ago (e.g. 24h, 30m, 7d):
+        /// a younger one may belong to an upload still under way.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        db: Db,
+        #[command(flatten)]
+        files: FilesArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCmd {
     /// Recompute every chain and compare every projection with its
     /// journal; exit 1 listing what does not match.
@@ -168,8 +220,14 @@ enum AuditCmd {
         /// nothing up to it changed.
         #[arg(long, value_name = "SEQ:DIGEST")]
         since_head: Option<crate::store::GlobalHead>,
+        /// Also read every stored file back and check its SHA-256 against
+        /// the journal.
+        #[arg(long)]
+        pieces: bool,
         #[command(flatten)]
         db: Db,
+        #[command(flatten)]
+        files: FilesArgs,
         #[command(flatten)]
         workflow: Workflow,
     },
@@ -246,21 +304,31 @@ pub fn redact(url: &str) -> String {
 
 async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        Cmd::Serve { addr, db, workflow } => {
+        Cmd::Serve {
+            addr,
+            db,
+            files,
+            workflow,
+            max_piece_size,
+        } => {
             let definition = Arc::new(workflow.load()?);
             let store = connect(&db).await?;
+            let files = files.open(&db)?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("écoute sur {addr}"))?;
             tracing::info!(
                 addr = %listener.local_addr()?,
                 database = %redact(&db.database_url),
+                files = %files.url(),
                 workflow = %definition.version,
                 "ami listening"
             );
             let state = AppState {
                 store: store.clone(),
+                files,
                 definition,
+                max_piece_size,
             };
             http::serve(listener, state, shutdown_signal()).await?;
             store.close().await;
@@ -284,21 +352,65 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Cmd::Demo { db } => {
+        Cmd::Demo { db, files } => {
             let store = connect(&db).await?;
-            crate::demo::fill(&store, &Definition::ami2()).await?;
+            let files = files.open(&db)?;
+            crate::demo::fill(&store, &files, &Definition::ami2()).await?;
+        }
+        Cmd::Files {
+            command:
+                FilesCmd::Gc {
+                    older_than,
+                    dry_run,
+                    db,
+                    files,
+                },
+        } => {
+            let store = connect_existing(&db).await?;
+            let files = files.open(&db)?;
+            let referenced = store.referenced_files().await?;
+            let before = Utc::now()
+                - chrono::Duration::from_std(older_than).context("--older-than")?;
+            let orphans = files.unreferenced(&referenced, before).await?;
+            let bytes: u64 = orphans.iter().map(|o| o.size).sum();
+            for orphan in &orphans {
+                if !dry_run {
+                    files.delete(&orphan.key).await?;
+                }
+                println!(
+                    "{} {} ({} octets, écrit le {})",
+                    if dry_run { "à supprimer" } else { "supprimé" },
+                    orphan.key,
+                    orphan.size,
+                    orphan.last_modified.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+            }
+            println!(
+                "{} fichier(s) non référencé(s), {bytes} octets{} ; {} contenu(s) référencé(s) gardé(s)",
+                orphans.len(),
+                if dry_run { ", rien supprimé (--dry-run)" } else { " supprimés" },
+                referenced.len()
+            );
         }
         Cmd::Audit {
             command:
                 AuditCmd::Verify {
                     since_head,
+                    pieces,
                     db,
+                    files,
                     workflow,
                 },
         } => {
             let def = workflow.load()?;
             let store = connect_existing(&db).await?;
-            let report = store.verify(&def, since_head.as_ref()).await?;
+            let mut report = store.verify(&def, since_head.as_ref()).await?;
+            if pieces {
+                let files = files.open(&db)?;
+                let checked = crate::files::verify_pieces(&store, &files).await?;
+                println!("{} fichier(s) de pièces relu(s)", checked.files);
+                report.findings.extend(checked.findings);
+            }
             let head = report
                 .head
                 .as_ref()

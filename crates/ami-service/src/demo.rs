@@ -6,6 +6,8 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::auth::create_token;
+use crate::demo_files::{budget_xlsx, candidature_pdf};
+use crate::files::Files;
 use crate::store::{Store, TransitionRequest};
 
 /// (commune, INSEE code, programmes)
@@ -72,7 +74,27 @@ const STOPS: [Stop; 8] = [
     Stop::SansSuite,
 ];
 
-pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
+/// Stores a demo file and returns the pièce that records it.
+async fn stored(
+    files: &Files,
+    kind: &str,
+    filename: String,
+    content: Vec<u8>,
+    media_type: &str,
+) -> anyhow::Result<Piece> {
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(content))]);
+    let received = files.receive(body, u64::MAX).await?;
+    files.keep(&received).await?;
+    Ok(Piece {
+        kind: kind.into(),
+        filename,
+        size: Some(received.size),
+        sha256: Some(received.sha256),
+        media_type: Some(media_type.into()),
+    })
+}
+
+pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Result<()> {
     if store.count_dossiers().await? > 0 {
         bail!("la base contient déjà des dossiers : « ami demo » ne remplit qu'une base vide");
     }
@@ -126,19 +148,37 @@ pub async fn fill(store: &Store, def: &Definition) -> anyhow::Result<()> {
         let stop = STOPS[i % STOPS.len()];
         counts[i % STOPS.len()] += 1;
         let id = DossierId(uuid::Uuid::now_v7());
-        let mut pieces = vec![Piece {
-            kind: "dossier_candidature".into(),
-            filename: format!("candidature-{}.pdf", insee),
-            size: Some(480_000 + i as u64 * 1000),
-            sha256: None,
-        }];
-        if !matches!(stop, Stop::RecuIncomplet) {
+        let label = domain_label(commune);
+        let mut pieces = vec![
+            stored(
+                files,
+                "dossier_candidature",
+                format!("candidature-{label}.pdf"),
+                candidature_pdf(commune, insee),
+                "application/pdf",
+            )
+            .await?,
+        ];
+        if matches!(stop, Stop::RecuIncomplet) {
+            // Named in the e-mail, not attached: waits for its file.
             pieces.push(Piece {
                 kind: "budget_previsionnel".into(),
-                filename: format!("budget-{}.xlsx", insee),
-                size: Some(52_000),
+                filename: format!("budget-{label}.xlsx"),
+                size: None,
                 sha256: None,
+                media_type: None,
             });
+        } else {
+            pieces.push(
+                stored(
+                    files,
+                    "budget_previsionnel",
+                    format!("budget-{label}.xlsx"),
+                    budget_xlsx(commune)?,
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                )
+                .await?,
+            );
         }
         let mut deposer = Command::new("deposer");
         deposer.new_dossier = Some(Box::new(NewDossier {

@@ -5,5 +5,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod demo_files;
+pub mod files;
 pub mod http;
 pub mod store;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, DossierPath, QueryPairs};
+use super::pieces::{form_error, is_multipart, receive_piece};
 use super::views::*;
 use super::{AppState, Caller, Credentials};
 use crate::store::{
@@ -46,7 +47,7 @@ fn check_line(field: &str, value: &str, required: bool) -> Result<(), ApiError> 
 }
 
 /// Free text (motivation, comment): line breaks and tabs allowed.
-fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
+pub(super) fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
     let Some(value) = value else { return Ok(()) };
     if value.chars().count() > MAX_TEXT {
         return Err(ApiError::invalid_field(
@@ -165,19 +166,19 @@ fn render(def: &ami_core::Definition, d: &ami_core::Dossier, actor: &ami_core::A
 }
 
 /// A command as received over HTTP, ready to run.
-struct Submission<'a> {
-    dossier_id: DossierId,
-    expected_version: Option<u64>,
-    command: Command,
+pub(super) struct Submission<'a> {
+    pub dossier_id: DossierId,
+    pub expected_version: Option<u64>,
+    pub command: Command,
     /// Method and path, hashed with the body for the idempotency check.
-    request_line: String,
-    body: &'a [u8],
+    pub request_line: String,
+    pub body: &'a [u8],
     /// Status of a successful answer.
-    status: StatusCode,
+    pub status: StatusCode,
 }
 
 /// Runs a command and answers with the dossier as the caller now sees it.
-async fn run(
+pub(super) async fn run(
     state: &AppState,
     credentials: Credentials,
     headers: &HeaderMap,
@@ -210,9 +211,12 @@ async fn run(
     }
 }
 
-/// Deposit a dossier (DAR).
+/// Deposit a dossier (DAR): JSON, or `multipart/form-data` with the JSON
+/// in a `dossier` part and one file part per pièce, named by its kind.
 #[utoipa::path(post, path = "/dossiers", tag = "dossiers",
-    request_body = NewDossierBody,
+    request_body(content(
+        (NewDossierBody = "application/json"),
+        (DepositForm = "multipart/form-data"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
     responses(
         (status = 201, description = "Dossier created", body = DossierView),
@@ -224,7 +228,111 @@ pub async fn create(
     State(state): State<AppState>,
     credentials: Credentials,
     headers: HeaderMap,
-    ApiJson(body, raw): ApiJson<NewDossierBody>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (body, fingerprint, files) = match is_multipart(&headers) {
+        None => {
+            let ApiJson(body, raw) =
+                <ApiJson<NewDossierBody> as axum::extract::FromRequest<AppState>>::from_request(
+                    request, &state,
+                )
+                .await?;
+            (body, canonical_json(&raw), Vec::new())
+        }
+        Some(boundary) => deposit_form(&state, &credentials, boundary, request).await?,
+    };
+    deposit(&state, credentials, &headers, body, &fingerprint, files).await
+}
+
+/// Reads a deposit form: the `dossier` part, then each file, streamed to
+/// storage as it comes. Who may deposit is checked before any file is read.
+async fn deposit_form(
+    state: &AppState,
+    credentials: &Credentials,
+    boundary: String,
+    request: axum::extract::Request,
+) -> Result<(NewDossierBody, Vec<u8>, Vec<Piece>), ApiError> {
+    let def = &state.definition;
+    let action = def
+        .creation_actions()
+        .next()
+        .ok_or_else(|| ApiError::Internal("no creation action".into()))?;
+    let actor = credentials
+        .0
+        .admit(state.store.find_token(credentials.0.id).await?)
+        .map_err(ApiError::unauthorized)?;
+    ami_core::authorize(def, &action.id, &actor)
+        .map_err(|r| ApiError::refused(&r, r.explain(def)))?;
+
+    let limits = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().for_field("dossier", super::BODY_LIMIT as u64));
+    let mut form = multer::Multipart::with_constraints(
+        request.into_body().into_data_stream(),
+        boundary,
+        limits,
+    );
+    let mut dossier = None;
+    let mut files: Vec<Piece> = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(form_error)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "dossier" {
+            let bytes = field.bytes().await.map_err(|e| match e {
+                multer::Error::FieldSizeExceeded { .. } => ApiError::TooLarge,
+                other => form_error(other),
+            })?;
+            let body: NewDossierBody = super::extract::decode(&bytes).map_err(|e| {
+                ApiError::BadRequest {
+                    code: e.code,
+                    field: e.field.map(|f| format!("dossier.{f}")).or(Some("dossier".into())),
+                    detail: e.detail,
+                }
+            })?;
+            dossier = Some((body, bytes));
+            continue;
+        }
+        let Some(piece) = def.piece(&name) else {
+            return Err(ApiError::bad_field(
+                &name,
+                format!(
+                    "Partie « {name} » inconnue : le formulaire porte « dossier » (le JSON) et un fichier par pièce ({}).",
+                    piece_ids(def)
+                ),
+            ));
+        };
+        if files.iter().any(|f| f.kind == name) {
+            return Err(ApiError::invalid_field(
+                &name,
+                format!("Deux fichiers pour la pièce « {} » : envoyez-en un.", piece.label),
+            ));
+        }
+        let filename = field.file_name().map(str::to_string);
+        files.push(receive_piece(state, piece, filename.as_deref(), field, &name).await?);
+    }
+    let (body, raw) = dossier.ok_or_else(|| {
+        ApiError::invalid_field(
+            "dossier",
+            "Le formulaire ne porte pas la partie « dossier » (le JSON du dépôt).",
+        )
+    })?;
+    // What the request asks, for its idempotency key: the dossier as
+    // parsed, and each file by its digest.
+    let fingerprint = serde_jcs::to_vec(&serde_json::json!({
+        "dossier": serde_json::from_slice::<serde_json::Value>(&raw).unwrap_or_default(),
+        "files": files.iter().map(|f| serde_json::json!({
+            "kind": f.kind, "filename": f.filename, "sha256": f.sha256,
+        })).collect::<Vec<_>>(),
+    }))
+    .unwrap_or_default();
+    Ok((body, fingerprint, files))
+}
+
+async fn deposit(
+    state: &AppState,
+    credentials: Credentials,
+    headers: &HeaderMap,
+    body: NewDossierBody,
+    fingerprint: &[u8],
+    files: Vec<Piece>,
 ) -> Result<Response, ApiError> {
     let def = &state.definition;
     let action = def
@@ -267,6 +375,18 @@ pub async fn create(
             ));
         }
     }
+    let declared: Vec<Piece> = body
+        .pieces
+        .iter()
+        .filter(|p| !files.iter().any(|f| f.kind.as_str() == p.kind))
+        .map(|p| Piece {
+            kind: p.kind.as_str().into(),
+            filename: nfc(&p.filename),
+            size: p.size,
+            sha256: p.sha256.clone(),
+            media_type: None,
+        })
+        .collect();
     let now = Utc::now();
     let id = DossierId(Uuid::now_v7());
     let command = Command {
@@ -282,16 +402,8 @@ pub async fn create(
             },
             programmes: body.programmes.iter().map(|p| p.as_str().into()).collect(),
             received_at: body.received_at.unwrap_or(now),
-            pieces: body
-                .pieces
-                .iter()
-                .map(|p| Piece {
-                    kind: p.kind.as_str().into(),
-                    filename: nfc(&p.filename),
-                    size: p.size,
-                    sha256: p.sha256.clone(),
-                })
-                .collect(),
+            // A file sent for a pièce stands for its declaration.
+            pieces: declared.into_iter().chain(files).collect(),
         })),
         doublon_confirme: body.doublon_confirme,
         ..Command::default()
@@ -301,10 +413,25 @@ pub async fn create(
         expected_version: None,
         command,
         request_line: "POST /dossiers".into(),
-        body: &raw,
+        body: fingerprint,
         status: StatusCode::CREATED,
     };
-    run(&state, credentials, &headers, submission).await
+    run(state, credentials, headers, submission).await
+}
+
+/// The dossier, if the caller may read it (need to know): a dossier of
+/// another agency's programme is as absent as one that does not exist.
+pub(super) async fn readable_dossier(
+    state: &AppState,
+    caller: &Caller,
+    id: DossierId,
+) -> Result<ami_core::Dossier, ApiError> {
+    state
+        .store
+        .get_dossier(id)
+        .await?
+        .filter(|d| state.definition.may_read(&caller.actor.agency, &d.programmes))
+        .ok_or_else(ApiError::dossier_not_found)
 }
 
 /// A dossier, with the actions the caller may take now.
@@ -318,11 +445,7 @@ pub async fn get(
     caller: Caller,
     DossierPath(id): DossierPath,
 ) -> Result<Json<DossierView>, ApiError> {
-    let d = state
-        .store
-        .get_dossier(DossierId(id))
-        .await?
-        .ok_or_else(ApiError::dossier_not_found)?;
+    let d = readable_dossier(&state, &caller, DossierId(id)).await?;
     Ok(Json(DossierView::new(&state.definition, &d, &caller.actor)))
 }
 
@@ -403,6 +526,9 @@ pub async fn list(
             )
         })?);
     }
+    filter.readable = def
+        .readable_programmes(&caller.actor.agency)
+        .map(|own| own.into_iter().map(str::to_string).collect());
     let page = state.store.list_dossiers(&filter).await?;
     Ok(Json(DossierPage {
         items: page
@@ -516,64 +642,6 @@ pub async fn transition(
     run(&state, credentials, &headers, submission).await
 }
 
-/// Record a pièce received after the dossier (DAR).
-#[utoipa::path(put, path = "/dossiers/{id}/pieces/{kind}", tag = "dossiers",
-    params(("id" = Uuid, Path, description = "Dossier id"),
-        ("kind" = String, Path, description = "`dossier_candidature` or `budget_previsionnel`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
-    request_body = PieceUpload,
-    responses((status = 200, body = DossierView),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem),
-        (status = 415, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)),
-    security(("bearer" = [])))]
-pub async fn put_piece(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    DossierPath(id): DossierPath,
-    path: axum::extract::Path<(String, String)>,
-    headers: HeaderMap,
-    ApiJson(body, raw): ApiJson<PieceUpload>,
-) -> Result<Response, ApiError> {
-    let kind = path.0 .1;
-    let def = &state.definition;
-    if !def.has_piece(&kind) {
-        return Err(ApiError::invalid_field(
-            "kind",
-            format!("Pièce inconnue « {kind} » ; pièces : {}.", piece_ids(def)),
-        ));
-    }
-    check_piece("piece", &body.filename, body.size, body.sha256.as_deref())?;
-    check_text("comment", body.comment.as_deref())?;
-    let action = def
-        .actions
-        .iter()
-        .find(|a| a.effect == Effect::AttachPiece)
-        .ok_or_else(|| {
-            ApiError::invalid_field("kind", "Ce workflow n'accepte pas de pièce ajoutée.")
-        })?;
-    let command = Command {
-        action: action.id.clone(),
-        comment: body.comment.as_deref().map(nfc),
-        piece: Some(Piece {
-            kind: kind.as_str().into(),
-            filename: nfc(&body.filename),
-            size: body.size,
-            sha256: body.sha256.clone(),
-        }),
-        ..Command::default()
-    };
-    let submission = Submission {
-        dossier_id: DossierId(id),
-        expected_version: body.expected_version,
-        command,
-        request_line: format!("PUT /dossiers/{id}/pieces/{kind}"),
-        body: &raw,
-        status: StatusCode::OK,
-    };
-    run(&state, credentials, &headers, submission).await
-}
-
 /// Every event of a dossier, in order, with its chained digest.
 #[utoipa::path(get, path = "/dossiers/{id}/history", tag = "dossiers",
     params(("id" = Uuid, Path, description = "Dossier id")),
@@ -582,9 +650,10 @@ pub async fn put_piece(
     security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     DossierPath(id): DossierPath,
 ) -> Result<Json<History>, ApiError> {
+    readable_dossier(&state, &caller, DossierId(id)).await?;
     let events = state.store.history(DossierId(id)).await?;
     if events.is_empty() {
         return Err(ApiError::dossier_not_found());

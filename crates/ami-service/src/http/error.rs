@@ -59,6 +59,15 @@ pub enum ApiError {
     },
     /// 503: the database is away; retry later.
     Unavailable,
+    /// Any other status with its own code and French title (a file too
+    /// large, of a refused type, a range outside it, the file storage away).
+    Other {
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        field: Option<String>,
+        detail: String,
+    },
     /// 500: logged with its cause, shown as a generic message.
     Internal(String),
 }
@@ -191,6 +200,20 @@ impl ApiError {
                 "Service momentanément indisponible",
                 "La base de données ne répond pas. Rien n'a été enregistré ; réessayez dans quelques secondes.".into(),
                 None,
+                None,
+            ),
+            ApiError::Other {
+                status,
+                code,
+                title,
+                field,
+                detail,
+            } => (
+                *status,
+                code.to_string(),
+                *title,
+                detail.clone(),
+                field.clone(),
                 None,
             ),
             ApiError::Internal(_) => (

@@ -23,7 +23,7 @@ use crate::store::FeedCursor;
     security(("bearer" = [])))]
 pub async fn events(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     query: QueryPairs,
 ) -> Result<Json<EventPage>, ApiError> {
     query.check(&["after", "limit"])?;
@@ -44,7 +44,11 @@ pub async fn events(
             .ok_or_else(|| ApiError::bad_field("limit", "La limite est un entier de 1 à 1000."))?,
         None => 100,
     };
-    let page = state.store.events_after(after.as_ref(), limit).await?;
+    let readable = state.definition.readable_programmes(&caller.actor.agency);
+    let page = state
+        .store
+        .events_after(after.as_ref(), limit, readable.as_deref())
+        .await?;
     Ok(Json(EventPage {
         items: page.items.iter().map(HistoryItem::from).collect(),
         next_cursor: page.next,
@@ -57,9 +61,10 @@ pub async fn events(
     security(("bearer" = [])))]
 pub async fn stats(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Json<StatsView>, ApiError> {
-    let stats = state.store.stats().await?;
+    let readable = state.definition.readable_programmes(&caller.actor.agency);
+    let stats = state.store.stats(readable.as_deref()).await?;
     let mut waves: Vec<WaveStats> = state
         .definition
         .campaign

@@ -4,6 +4,7 @@ pub mod dossiers;
 pub mod error;
 pub mod extract;
 pub mod feed;
+pub mod pieces;
 pub mod views;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::PresentedToken;
+use crate::files::Files;
 use crate::store::Store;
 use error::ApiError;
 
@@ -30,12 +32,17 @@ use error::ApiError;
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// A request still running after this gets 503 rather than hanging.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A file upload gets longer: 20 MiB over a slow line takes minutes.
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
-/// What every handler shares: the store and the active workflow.
+/// What every handler shares: the store, the files, the active workflow.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub files: Files,
     pub definition: Arc<Definition>,
+    /// Largest file a pièce may have (`--max-piece-size`).
+    pub max_piece_size: u64,
 }
 
 /// The token a request presents, read from its header but not yet checked
@@ -97,7 +104,7 @@ impl FromRequestParts<AppState> for Caller {
     info(title = "ami", description = "Instruction multi-agences des dossiers de l'AMI « Au cœur des territoires » (Cnam, ANCT). Errors are RFC 9457 problems with a stable `code`."),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
-    tags((name = "dossiers"), (name = "feed"), (name = "workflow"))
+    tags((name = "dossiers"), (name = "pieces"), (name = "feed"), (name = "workflow"))
 )]
 struct ApiDoc;
 
@@ -148,7 +155,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(dossiers::create, dossiers::list))
         .routes(routes!(dossiers::get))
         .routes(routes!(dossiers::transition))
-        .routes(routes!(dossiers::put_piece))
+        .routes(routes!(pieces::put_piece, pieces::get_piece))
+        .routes(routes!(pieces::get_piece_version))
         .routes(routes!(dossiers::history))
         .routes(routes!(feed::events))
         .routes(routes!(feed::stats))
@@ -212,7 +220,14 @@ async fn not_found() -> ApiError {
 }
 
 async fn timeout(req: Request, next: Next) -> Response {
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+    let uploads = req.method() == axum::http::Method::PUT && req.uri().path().contains("/pieces/")
+        || pieces::is_multipart(req.headers()).is_some();
+    let limit = if uploads {
+        UPLOAD_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,
         Err(_) => ApiError::Unavailable.into_response(),
     }

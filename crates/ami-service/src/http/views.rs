@@ -77,20 +77,83 @@ pub struct TransitionBody {
     pub due_on: Option<NaiveDate>,
 }
 
-/// Body of `PUT /dossiers/{id}/pieces/{kind}`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PieceUpload {
+/// The form of a deposit with its files (`multipart/form-data`).
+#[derive(Debug, Clone, ToSchema)]
+#[allow(dead_code)]
+pub struct DepositForm {
+    /// The JSON of `POST /dossiers` (a [`NewDossierBody`]).
+    pub dossier: String,
+    /// The file of the dossier de candidature.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    pub dossier_candidature: Option<Vec<u8>>,
+    /// The file of the budget prévisionnel.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    pub budget_previsionnel: Option<Vec<u8>>,
+}
+
+/// A pièce of a dossier: declared, or received with its versions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PieceView {
+    pub kind: String,
+    pub label: String,
+    /// The name of the latest file (or the name declared).
     pub filename: String,
-    #[serde(default)]
+    /// Its content has been received and stored.
+    pub received: bool,
     pub size: Option<u64>,
-    #[serde(default)]
     pub sha256: Option<String>,
-    /// When given, checked like a transition's.
-    #[serde(default)]
-    pub expected_version: Option<u64>,
-    #[serde(default)]
-    pub comment: Option<String>,
+    pub media_type: Option<String>,
+    pub received_at: Option<DateTime<Utc>>,
+    /// Where to download the latest version.
+    pub url: Option<String>,
+    /// Every file received for it, oldest first.
+    pub versions: Vec<PieceVersionView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PieceVersionView {
+    /// 1 for the first file received.
+    pub version: u32,
+    pub filename: String,
+    pub media_type: String,
+    pub size: u64,
+    pub sha256: String,
+    pub received_at: DateTime<Utc>,
+    pub url: String,
+}
+
+impl PieceView {
+    fn new(def: &Definition, d: &Dossier, p: &ami_core::Piece) -> PieceView {
+        let versions: Vec<PieceVersionView> = d
+            .versions(&p.kind)
+            .map(|f| PieceVersionView {
+                version: f.version,
+                filename: f.filename.clone(),
+                media_type: f.media_type.clone(),
+                size: f.size,
+                sha256: f.sha256.clone(),
+                received_at: f.received_at,
+                url: super::pieces::version_url(d, &p.kind, f.version),
+            })
+            .collect();
+        // The latest file received is the pièce, even if a name alone was
+        // declared after it.
+        let latest = versions.last();
+        PieceView {
+            kind: p.kind.to_string(),
+            label: def
+                .piece(&p.kind)
+                .map_or_else(|| p.kind.to_string(), |k| k.label.clone()),
+            filename: latest.map_or_else(|| p.filename.clone(), |v| v.filename.clone()),
+            received: latest.is_some(),
+            size: latest.map(|v| v.size).or(p.size),
+            sha256: latest.map(|v| v.sha256.clone()).or_else(|| p.sha256.clone()),
+            media_type: latest.map(|v| v.media_type.clone()),
+            received_at: latest.map(|v| v.received_at),
+            url: latest.map(|_| format!("/api/v1/dossiers/{}/pieces/{}", d.id, p.kind)),
+            versions,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -139,7 +202,7 @@ pub struct DossierView {
     pub version: u64,
     pub received_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub pieces: Vec<PieceBody>,
+    pub pieces: Vec<PieceView>,
     /// Verdicts given, per agency.
     pub avis: BTreeMap<String, AvisView>,
     /// Who the dossier is waiting on: agencies, or `porteur` while a
@@ -195,16 +258,7 @@ impl DossierView {
             version: d.version,
             received_at: d.received_at,
             updated_at: d.updated_at,
-            pieces: d
-                .pieces
-                .iter()
-                .map(|p| PieceBody {
-                    kind: p.kind.to_string(),
-                    filename: p.filename.clone(),
-                    size: p.size,
-                    sha256: p.sha256.clone(),
-                })
-                .collect(),
+            pieces: d.pieces.iter().map(|p| PieceView::new(def, d, p)).collect(),
             avis: d
                 .avis
                 .values()

@@ -96,6 +96,21 @@ pub enum AuditFinding {
     },
     /// A dossier with events but no projection.
     JournalWithoutProjection { dossier_id: String },
+    /// A pièce's file is not in the file storage.
+    PieceMissing {
+        reference: String,
+        kind: String,
+        version: u32,
+        sha256: String,
+    },
+    /// A pièce's file is there but its content is not the one recorded.
+    PieceAltered {
+        reference: String,
+        kind: String,
+        version: u32,
+        recorded: String,
+        found: String,
+    },
 }
 
 impl fmt::Display for AuditFinding {
@@ -147,6 +162,25 @@ impl fmt::Display for AuditFinding {
             } => write!(
                 f,
                 "dossier {reference} ({dossier_id}) : projection sans aucun événement au journal"
+            ),
+            AuditFinding::PieceMissing {
+                reference,
+                kind,
+                version,
+                sha256,
+            } => write!(
+                f,
+                "dossier {reference}, pièce {kind} version {version} : fichier absent du stockage (sha256 {sha256})"
+            ),
+            AuditFinding::PieceAltered {
+                reference,
+                kind,
+                version,
+                recorded,
+                found,
+            } => write!(
+                f,
+                "dossier {reference}, pièce {kind} version {version} : le contenu stocké a changé (sha256 enregistré {recorded}, relu {found})"
             ),
             AuditFinding::JournalWithoutProjection { dossier_id } => write!(
                 f,

@@ -368,6 +368,12 @@ impl Store {
         any_of(&mut sql, "d.awaiting", &filter.awaiting, true);
         any_of(&mut sql, "d.state", &filter.states, false);
         any_of(&mut sql, "d.programmes", &filter.programmes, true);
+        if let Some(readable) = &filter.readable {
+            if readable.is_empty() {
+                sql += " and 1 = 0";
+            }
+            any_of(&mut sql, "d.programmes", readable, true);
+        }
         if !filter.waves.is_empty() {
             let parts: Vec<String> = filter
                 .waves
@@ -448,6 +454,28 @@ impl Store {
         })
     }
 
+    /// Every received file of every dossier, with the dossier's reference.
+    pub async fn piece_files(&self) -> Result<Vec<(String, ami_core::PieceFile)>, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query("select body from dossier order by reference").fetch(&self.reader);
+        let mut found = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            let d: Dossier = serde_json::from_str(&row.try_get::<String, _>("body")?)?;
+            found.extend(d.files.into_iter().map(|f| (d.reference.clone(), f)));
+        }
+        Ok(found)
+    }
+
+    /// The SHA-256 of every file a pièce references.
+    pub async fn referenced_files(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        Ok(self
+            .piece_files()
+            .await?
+            .into_iter()
+            .map(|(_, f)| f.sha256)
+            .collect())
+    }
+
     /// Every event of a dossier, in order, with its digest.
     pub async fn history(&self, id: DossierId) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
@@ -467,16 +495,25 @@ impl Store {
         &self,
         cursor: Option<&FeedCursor>,
         limit: u32,
+        readable: Option<&[&str]>,
     ) -> Result<Page<StoredEvent>, StoreError> {
         let limit = limit.clamp(1, 1000);
+        // Need to know: events of the dossiers of these programmes only.
+        let (join, only) = match readable {
+            None => (String::new(), String::new()),
+            Some(programmes) => (
+                " join dossier d on d.dossier_id = e.dossier_id".to_string(),
+                format!(" and {}", in_programmes("d.programmes", programmes)),
+            ),
+        };
         let rows = match self.backend {
             Backend::Sqlite => {
                 let after = cursor.map_or(0, |c| c.event_id);
-                sqlx::query(
+                sqlx::query(&format!(
                     "select e.event_id, e.body, e.digest, c.global_seq, c.global_digest \
-                     from dossier_event e left join journal_chain c on c.event_id = e.event_id \
-                     where e.event_id > $1 order by e.event_id limit $2",
-                )
+                     from dossier_event e left join journal_chain c on c.event_id = e.event_id{join} \
+                     where e.event_id > $1{only} order by e.event_id limit $2",
+                ))
                 .bind(after)
                 .bind(i64::from(limit))
                 .fetch_all(&self.reader)
@@ -484,14 +521,14 @@ impl Store {
             }
             Backend::Postgres => {
                 let (xact, after) = cursor.map_or((0, 0), |c| (c.xact_id, c.event_id));
-                sqlx::query(
+                sqlx::query(&format!(
                     "select e.event_id, e.xact_id::text as xact, e.body, e.digest, c.global_seq, \
                      c.global_digest from dossier_event e \
-                     left join journal_chain c on c.event_id = e.event_id \
+                     left join journal_chain c on c.event_id = e.event_id{join} \
                      where e.xact_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                     and (e.xact_id, e.event_id) > ($1::text::xid8, $2) \
+                     and (e.xact_id, e.event_id) > ($1::text::xid8, $2){only} \
                      order by e.xact_id, e.event_id limit $3",
-                )
+                ))
                 .bind(xact.to_string())
                 .bind(after)
                 .bind(i64::from(limit))
@@ -513,10 +550,15 @@ impl Store {
     }
 
     /// Counts per wave and state, and per agency the dossiers awaiting it.
-    pub async fn stats(&self) -> Result<Stats, StoreError> {
-        let by_state = sqlx::query(
-            "select cast(wave as bigint) as wave, state, count(*) as n from dossier group by wave, state order by wave, state",
-        )
+    pub async fn stats(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError> {
+        // Need to know: counts over the dossiers of these programmes only.
+        let only = match readable {
+            None => String::new(),
+            Some(programmes) => format!(" where {}", in_programmes("programmes", programmes)),
+        };
+        let by_state = sqlx::query(&format!(
+            "select cast(wave as bigint) as wave, state, count(*) as n from dossier{only} group by wave, state order by wave, state",
+        ))
         .fetch_all(&self.reader)
         .await?
         .iter()
@@ -529,7 +571,9 @@ impl Store {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
         let mut awaiting: Vec<(String, i64)> = Vec::new();
-        for r in sqlx::query("select awaiting, count(*) as n from dossier group by awaiting")
+        for r in sqlx::query(&format!(
+            "select awaiting, count(*) as n from dossier{only} group by awaiting"
+        ))
             .fetch_all(&self.reader)
             .await?
         {
@@ -641,6 +685,19 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
 }
 
 /// `,a,b,` so that `like '%,a,%'` finds one item.
+/// The SQL condition « in one of these programmes » on a list column. The
+/// ids come from the validated definition; anything but an identifier is
+/// left out rather than quoted.
+fn in_programmes(column: &str, programmes: &[&str]) -> String {
+    let any: Vec<String> = programmes
+        .iter()
+        .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .map(|p| format!("{column} like '%,{p},%'"))
+        .chain(std::iter::once("1 = 0".to_string()))
+        .collect();
+    format!("({})", any.join(" or "))
+}
+
 pub(super) fn list_column<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let mut s = String::from(",");
     for item in items {

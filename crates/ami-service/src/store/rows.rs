@@ -31,6 +31,8 @@ pub struct DossierFilter {
     pub q: Option<String>,
     pub after: Option<ListCursor>,
     pub limit: u32,
+    /// Need to know: only dossiers of these programmes (`None`: all).
+    pub readable: Option<Vec<String>>,
 }
 
 /// A page of results and the cursor of the next one.

@@ -404,6 +404,13 @@ fn prepare(
         explanation: rejection.explain(def),
         rejection,
     };
+    // Need to know: a dossier outside the caller's programmes does not exist
+    // for them, whatever they ask of it.
+    if let Some((d, _)) = &current {
+        if !def.may_read(&actor.agency, &d.programmes) {
+            return Err(StoreError::NotFound);
+        }
+    }
     authorize(def, &req.command.action, actor).map_err(refused)?;
     let (current, previous_digest) = match current {
         Some((d, digest)) => (Some(d), digest),
