@@ -363,6 +363,40 @@ impl TestApp {
         read(res).await
     }
 
+    /// A deposit form with the `dossier` part given (or left out) and
+    /// these file parts (kind, file name, content); status and JSON answer.
+    pub async fn deposit_form_parts(
+        &self,
+        dar: &Person,
+        dossier: Option<&Value>,
+        files: &[(&str, &str, Vec<u8>)],
+    ) -> (StatusCode, Value) {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(body) = dossier {
+            form = form.part(
+                "dossier",
+                reqwest::multipart::Part::text(body.to_string())
+                    .mime_str("application/json")
+                    .expect("mime"),
+            );
+        }
+        for (kind, name, content) in files {
+            form = form.part(
+                kind.to_string(),
+                reqwest::multipart::Part::bytes(content.clone()).file_name(name.to_string()),
+            );
+        }
+        let res = self
+            .client
+            .post(self.url("/dossiers"))
+            .bearer_auth(&dar.token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
+        read(res).await
+    }
+
     /// Sends a pièce's file as the raw body of `PUT …/pieces/{kind}`.
     pub async fn upload(
         &self,
@@ -373,10 +407,7 @@ impl TestApp {
         content: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let disposition = format!(
-            "attachment; filename*=UTF-8''{}",
-            percent_encode(filename)
-        );
+        let disposition = format!("attachment; filename*=UTF-8''{}", percent_encode(filename));
         let mut all: Vec<(&str, &str)> = vec![
             ("content-type", "application/octet-stream"),
             ("content-disposition", &disposition),
@@ -778,4 +809,150 @@ pub fn new_dossier_in_wave(commune: &str, programmes: &[&str], wave: u8) -> Valu
         _ => "2021-05-15T10:00:00+02:00",
     });
     body
+}
+
+// Helpers added for the existing suites (issue 8).
+
+/// The deposit form of `body`, as [`TestApp::deposit_form`] sends it: the
+/// JSON in the `dossier` part and a real file ([`sample_file`]) for each
+/// pièce it declares. For clients of a child `ami` process too.
+pub fn deposit_multipart(body: &Value) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new().part(
+        "dossier",
+        reqwest::multipart::Part::text(body.to_string())
+            .mime_str("application/json")
+            .expect("mime"),
+    );
+    for piece in body["pieces"].as_array().into_iter().flatten() {
+        let kind = piece["kind"].as_str().unwrap_or_default().to_string();
+        let (filename, content) = sample_file(piece["filename"].as_str().unwrap_or("piece.pdf"));
+        form = form.part(
+            kind,
+            reqwest::multipart::Part::bytes(content).file_name(filename),
+        );
+    }
+    form
+}
+
+/// SHA-256 of `bytes`, in lower-case hex, as the API shows it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The pièce of `kind` in a dossier as the API shows it.
+pub fn piece_of<'a>(dossier: &'a Value, kind: &str) -> &'a Value {
+    dossier["pieces"]
+        .as_array()
+        .and_then(|pieces| pieces.iter().find(|p| p["kind"] == kind))
+        .unwrap_or_else(|| panic!("no pièce {kind} in {dossier}"))
+}
+
+impl TestApp {
+    /// Sends a `multipart/form-data` request with extra headers, as a
+    /// [`Reply`]; like [`TestApp::send`], no answer may be a 5xx.
+    pub async fn send_form(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &Person,
+        form: reqwest::multipart::Form,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method.clone(), self.url(path))
+            .bearer_auth(&who.token)
+            .multipart(form);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let header = |name: reqwest::header::HeaderName| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
+        let location = header(reqwest::header::LOCATION);
+        let text = res.text().await.unwrap_or_default();
+        assert!(
+            !status.is_server_error(),
+            "{method} {path} answered {status}: {text}"
+        );
+        Reply {
+            status,
+            content_type,
+            location,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    /// Deposits `body` with a file for each pièce it declares
+    /// ([`deposit_multipart`]), as a [`Reply`] (with its `Location`).
+    pub async fn deposit_reply(&self, dar: &Person, body: &Value) -> Reply {
+        self.send_form(
+            reqwest::Method::POST,
+            "/dossiers",
+            dar,
+            deposit_multipart(body),
+            &[],
+        )
+        .await
+    }
+
+    /// Sends a file as the raw body of a PUT to `path`, which may carry a
+    /// query (`?comment=…`); like [`TestApp::upload`] otherwise.
+    pub async fn upload_to(
+        &self,
+        who: &Person,
+        path: &str,
+        filename: &str,
+        content: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let disposition = format!("attachment; filename*=UTF-8''{}", percent_encode(filename));
+        let mut all: Vec<(&str, &str)> = vec![
+            ("content-type", "application/octet-stream"),
+            ("content-disposition", &disposition),
+        ];
+        all.extend_from_slice(headers);
+        self.send(reqwest::Method::PUT, path, Some(who), &all, Some(content))
+            .await
+    }
+
+    /// Sends a pièce's file as `multipart/form-data` to
+    /// `PUT …/pieces/{kind}`: the file in a `fichier` part, then `fields`
+    /// as text parts (`expected_version`, `comment`).
+    pub async fn upload_form(
+        &self,
+        who: &Person,
+        id: &str,
+        kind: &str,
+        filename: &str,
+        content: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        let mut form = reqwest::multipart::Form::new().part(
+            "fichier",
+            reqwest::multipart::Part::bytes(content).file_name(filename.to_string()),
+        );
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        self.send_form(
+            reqwest::Method::PUT,
+            &format!("/dossiers/{id}/pieces/{kind}"),
+            who,
+            form,
+            &[],
+        )
+        .await
+    }
 }

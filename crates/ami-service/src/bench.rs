@@ -531,7 +531,9 @@ fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
                 filename: "budget.xlsx".into(),
                 size: Some(50_000),
                 sha256: Some("ab".repeat(32)),
-                media_type: Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into()),
+                media_type: Some(
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
+                ),
             },
         ],
     }));
@@ -541,7 +543,9 @@ fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
         filename: "budget-v2.xlsx".into(),
         size: Some(52_000),
         sha256: Some("ab".repeat(32)),
-        media_type: Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into()),
+        media_type: Some(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
+        ),
     });
     let mut steps = vec![
         (deposer, actor("Banc Agent", "dar", "agent")),

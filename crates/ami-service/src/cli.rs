@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::http::{self, AppState};
 use crate::files::Files;
+use crate::http::{self, AppState};
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -369,8 +369,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let store = connect_existing(&db).await?;
             let files = files.open(&db)?;
             let referenced = store.referenced_files().await?;
-            let before = Utc::now()
-                - chrono::Duration::from_std(older_than).context("--older-than")?;
+            let before =
+                Utc::now() - chrono::Duration::from_std(older_than).context("--older-than")?;
             let orphans = files.unreferenced(&referenced, before).await?;
             let bytes: u64 = orphans.iter().map(|o| o.size).sum();
             for orphan in &orphans {

@@ -2,7 +2,7 @@
 //! and an Excel budget prévisionnel per commune, so that a newcomer has
 //! something to download and open.
 
-use rust_xlsxwriter::{Format, Workbook, XlsxError};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook, XlsxError};
 
 /// A one-page PDF (PDF 1.4, Helvetica) with the commune's name and a few
 /// lines; the cross-reference table is computed from the objects written.
@@ -46,7 +46,9 @@ pub fn candidature_pdf(commune: &str, insee: &str) -> Vec<u8> {
         pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
     }
     let xref = pdf.len();
-    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for offset in offsets {
         pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }
@@ -63,6 +65,13 @@ pub fn candidature_pdf(commune: &str, insee: &str) -> Vec<u8> {
 /// A budget prévisionnel as an Excel workbook: charges and produits.
 pub fn budget_xlsx(commune: &str) -> Result<Vec<u8>, XlsxError> {
     let mut workbook = Workbook::new();
+    // A fixed creation date: the same commune gives the same bytes.
+    let created = ExcelDateTime::from_ymd(2020, 9, 1)?;
+    workbook.set_properties(
+        &DocProperties::new()
+            .set_title("Budget prévisionnel")
+            .set_creation_datetime(&created),
+    );
     let sheet = workbook.add_worksheet();
     sheet.set_name("Budget prévisionnel")?;
     let bold = Format::new().set_bold();

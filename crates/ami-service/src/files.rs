@@ -101,8 +101,9 @@ impl Files {
         if url.starts_with("s3://") {
             let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
             for (key, value) in s3_settings {
-                let key: object_store::aws::AmazonS3ConfigKey =
-                    key.parse().map_err(|e: object_store::Error| config(e.to_string()))?;
+                let key: object_store::aws::AmazonS3ConfigKey = key
+                    .parse()
+                    .map_err(|e: object_store::Error| config(e.to_string()))?;
                 builder = builder.with_config(key, *value);
             }
             let s3 = builder.build().map_err(|e| config(e.to_string()))?;
@@ -142,7 +143,8 @@ impl Files {
         } else {
             dir
         };
-        let dir = std::path::absolute(dir.join("ami-files")).unwrap_or_else(|_| dir.join("ami-files"));
+        let dir =
+            std::path::absolute(dir.join("ami-files")).unwrap_or_else(|_| dir.join("ami-files"));
         format!("file://{}", dir.display())
     }
 
@@ -151,7 +153,10 @@ impl Files {
     }
 
     fn content_key(sha256: &str) -> Path {
-        Path::from(format!("sha256/{}/{sha256}", &sha256[..2.min(sha256.len())]))
+        Path::from(format!(
+            "sha256/{}/{sha256}",
+            &sha256[..2.min(sha256.len())]
+        ))
     }
 
     /// Streams a body to a temporary object while computing its SHA-256 and
@@ -231,12 +236,20 @@ impl Files {
     }
 
     /// The content of a file, or the bytes of `range` of it.
-    pub async fn get(&self, sha256: &str, range: Option<Range<u64>>) -> Result<GetResult, FilesError> {
+    pub async fn get(
+        &self,
+        sha256: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<GetResult, FilesError> {
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
-        match self.store.get_opts(&Self::content_key(sha256), options).await {
+        match self
+            .store
+            .get_opts(&Self::content_key(sha256), options)
+            .await
+        {
             Err(object_store::Error::NotFound { .. }) => Err(FilesError::Missing(sha256.into())),
             other => Ok(other?),
         }

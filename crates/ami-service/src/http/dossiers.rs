@@ -232,11 +232,10 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let (body, fingerprint, files) = match is_multipart(&headers) {
         None => {
-            let ApiJson(body, raw) =
-                <ApiJson<NewDossierBody> as axum::extract::FromRequest<AppState>>::from_request(
-                    request, &state,
-                )
-                .await?;
+            let ApiJson(body, raw) = <ApiJson<NewDossierBody> as axum::extract::FromRequest<
+                AppState,
+            >>::from_request(request, &state)
+            .await?;
             (body, canonical_json(&raw), Vec::new())
         }
         Some(boundary) => deposit_form(&state, &credentials, boundary, request).await?,
@@ -280,13 +279,15 @@ async fn deposit_form(
                 multer::Error::FieldSizeExceeded { .. } => ApiError::TooLarge,
                 other => form_error(other),
             })?;
-            let body: NewDossierBody = super::extract::decode(&bytes).map_err(|e| {
-                ApiError::BadRequest {
+            let body: NewDossierBody =
+                super::extract::decode(&bytes).map_err(|e| ApiError::BadRequest {
                     code: e.code,
-                    field: e.field.map(|f| format!("dossier.{f}")).or(Some("dossier".into())),
+                    field: e
+                        .field
+                        .map(|f| format!("dossier.{f}"))
+                        .or(Some("dossier".into())),
                     detail: e.detail,
-                }
-            })?;
+                })?;
             dossier = Some((body, bytes));
             continue;
         }
@@ -302,7 +303,10 @@ async fn deposit_form(
         if files.iter().any(|f| f.kind == name) {
             return Err(ApiError::invalid_field(
                 &name,
-                format!("Deux fichiers pour la pièce « {} » : envoyez-en un.", piece.label),
+                format!(
+                    "Deux fichiers pour la pièce « {} » : envoyez-en un.",
+                    piece.label
+                ),
             ));
         }
         let filename = field.file_name().map(str::to_string);
@@ -430,7 +434,11 @@ pub(super) async fn readable_dossier(
         .store
         .get_dossier(id)
         .await?
-        .filter(|d| state.definition.may_read(&caller.actor.agency, &d.programmes))
+        .filter(|d| {
+            state
+                .definition
+                .may_read(&caller.actor.agency, &d.programmes)
+        })
         .ok_or_else(ApiError::dossier_not_found)
 }
 

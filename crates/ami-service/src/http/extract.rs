@@ -621,7 +621,7 @@ impl QueryPairs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::views::{NewDossierBody, PieceUpload, TransitionBody};
+    use crate::http::views::{NewDossierBody, PieceBody, TransitionBody};
 
     /// Words of serde's, chrono's and uuid's English that must never reach
     /// a `detail` (outside the « » that quote a field name or a value).
@@ -915,10 +915,10 @@ mod tests {
         assert_eq!(e.code, "malformed_json");
         assert!(e.detail.contains("imbrication trop profonde"), "{e:?}");
 
-        let e = refusal::<PieceUpload>(r#"{"filename": "b.xlsx", "size": 1e30}"#);
+        let e = refusal::<PieceBody>(r#"{"kind": "b", "filename": "b.xlsx", "size": 1e30}"#);
         assert_eq!(e.field.as_deref(), Some("size"));
         assert!(e.detail.contains("un entier positif"), "{e:?}");
-        let e = refusal::<PieceUpload>(r#"{"filename": ["b.xlsx"]}"#);
+        let e = refusal::<PieceBody>(r#"{"kind": "b", "filename": ["b.xlsx"]}"#);
         assert_eq!(e.field.as_deref(), Some("filename"));
     }
 

@@ -78,7 +78,9 @@ fn files_error(e: FilesError, field: &str) -> ApiError {
         FilesError::Body(cause) => ApiError::BadRequest {
             code: "unreadable_body",
             field: Some(field.into()),
-            detail: format!("Le fichier n'a pas pu être lu jusqu'au bout ({cause}) ; rien n'a été enregistré."),
+            detail: format!(
+                "Le fichier n'a pas pu être lu jusqu'au bout ({cause}) ; rien n'a été enregistré."
+            ),
         },
         FilesError::Missing(_) | FilesError::Storage(_) | FilesError::Config { .. } => {
             tracing::warn!(error = %e, "file storage");
@@ -197,11 +199,7 @@ fn check_type(
 /// `x.pdf`), control and invisible characters replaced, in Unicode form C,
 /// 200 characters at most; `<kind>.<ext>` when nothing is left.
 pub fn safe_filename(raw: Option<&str>, kind: &str, file_type: &FileType) -> String {
-    let last = raw
-        .unwrap_or("")
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or("");
+    let last = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
         .map(|c| if is_hidden_char(c) { '_' } else { c })
@@ -317,7 +315,9 @@ fn attach_action(state: &AppState) -> Result<&ami_core::ActionDef, ApiError> {
         .actions
         .iter()
         .find(|a| a.effect == Effect::AttachPiece)
-        .ok_or_else(|| ApiError::invalid_field("kind", "Ce workflow n'accepte pas de pièce ajoutée."))
+        .ok_or_else(|| {
+            ApiError::invalid_field("kind", "Ce workflow n'accepte pas de pièce ajoutée.")
+        })
 }
 
 /// Send a pièce's file (DAR): a new version of it.
@@ -363,8 +363,7 @@ pub async fn put_piece(
     let caller = Caller { actor };
     let dossier = readable_dossier(&state, &caller, DossierId(id)).await?;
     let def = &state.definition;
-    authorize(def, &action.id, &caller.actor)
-        .map_err(|r| ApiError::refused(&r, r.explain(def)))?;
+    authorize(def, &action.id, &caller.actor).map_err(|r| ApiError::refused(&r, r.explain(def)))?;
     if expected.is_some_and(|v| v != dossier.version) {
         return Err(ApiError::Conflict {
             current: Some(dossier.version),
@@ -514,9 +513,16 @@ pub async fn get_piece_version(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, kind, version) = path;
-    let version = version.parse::<u32>().ok().filter(|v| *v >= 1).ok_or_else(|| {
-        ApiError::bad_field("version", "Le numéro de version est un entier à partir de 1.")
-    })?;
+    let version = version
+        .parse::<u32>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| {
+            ApiError::bad_field(
+                "version",
+                "Le numéro de version est un entier à partir de 1.",
+            )
+        })?;
     download(&state, &caller, id, &kind, Some(version), &headers).await
 }
 
@@ -564,9 +570,12 @@ async fn download(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let dossier = readable_dossier(state, caller, DossierId(id)).await?;
-    let piece = state.definition.piece(kind).ok_or_else(|| ApiError::NotFound {
-        detail: format!("Pièce inconnue « {kind} »."),
-    })?;
+    let piece = state
+        .definition
+        .piece(kind)
+        .ok_or_else(|| ApiError::NotFound {
+            detail: format!("Pièce inconnue « {kind} »."),
+        })?;
     let mut versions = dossier.versions(kind);
     let file = match version {
         None => versions.last(),
@@ -587,9 +596,21 @@ async fn download(
         }
     }
     set(&mut response_headers, header::ETAG, &etag);
-    set(&mut response_headers, header::CACHE_CONTROL, "private, no-cache");
-    set(&mut response_headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(&mut response_headers, header::CONTENT_SECURITY_POLICY, "sandbox");
+    set(
+        &mut response_headers,
+        header::CACHE_CONTROL,
+        "private, no-cache",
+    );
+    set(
+        &mut response_headers,
+        header::X_CONTENT_TYPE_OPTIONS,
+        "nosniff",
+    );
+    set(
+        &mut response_headers,
+        header::CONTENT_SECURITY_POLICY,
+        "sandbox",
+    );
     set(&mut response_headers, header::ACCEPT_RANGES, "bytes");
     let matches_etag = headers
         .get(header::IF_NONE_MATCH)
@@ -616,7 +637,11 @@ async fn download(
                 }
                 Ok(_) => None,
                 Err(_) => {
-                    set(&mut response_headers, header::CONTENT_RANGE, &format!("bytes */{}", file.size));
+                    set(
+                        &mut response_headers,
+                        header::CONTENT_RANGE,
+                        &format!("bytes */{}", file.size),
+                    );
                     let mut response = ApiError::Other {
                         status: StatusCode::RANGE_NOT_SATISFIABLE,
                         code: "range_not_satisfiable",
@@ -645,8 +670,15 @@ async fn download(
             }
             files_error(e, "file")
         })?;
-    set(&mut response_headers, header::CONTENT_TYPE, &file.media_type);
-    response_headers.insert(header::CONTENT_DISPOSITION, content_disposition(&file.filename));
+    set(
+        &mut response_headers,
+        header::CONTENT_TYPE,
+        &file.media_type,
+    );
+    response_headers.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(&file.filename),
+    );
     let status = match &range {
         Some(r) => {
             set(
@@ -654,11 +686,19 @@ async fn download(
                 header::CONTENT_RANGE,
                 &format!("bytes {}-{}/{}", r.start, r.end - 1, file.size),
             );
-            set(&mut response_headers, header::CONTENT_LENGTH, &(r.end - r.start).to_string());
+            set(
+                &mut response_headers,
+                header::CONTENT_LENGTH,
+                &(r.end - r.start).to_string(),
+            );
             StatusCode::PARTIAL_CONTENT
         }
         None => {
-            set(&mut response_headers, header::CONTENT_LENGTH, &file.size.to_string());
+            set(
+                &mut response_headers,
+                header::CONTENT_LENGTH,
+                &file.size.to_string(),
+            );
             StatusCode::OK
         }
     };
@@ -668,5 +708,8 @@ async fn download(
 
 /// The URL of a version of a pièce's file.
 pub fn version_url(dossier: &ami_core::Dossier, kind: &str, version: u32) -> String {
-    format!("/api/v1/dossiers/{}/pieces/{kind}/versions/{version}", dossier.id)
+    format!(
+        "/api/v1/dossiers/{}/pieces/{kind}/versions/{version}",
+        dossier.id
+    )
 }

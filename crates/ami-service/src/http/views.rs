@@ -147,7 +147,9 @@ impl PieceView {
             filename: latest.map_or_else(|| p.filename.clone(), |v| v.filename.clone()),
             received: latest.is_some(),
             size: latest.map(|v| v.size).or(p.size),
-            sha256: latest.map(|v| v.sha256.clone()).or_else(|| p.sha256.clone()),
+            sha256: latest
+                .map(|v| v.sha256.clone())
+                .or_else(|| p.sha256.clone()),
             media_type: latest.map(|v| v.media_type.clone()),
             received_at: latest.map(|v| v.received_at),
             url: latest.map(|_| format!("/api/v1/dossiers/{}/pieces/{}", d.id, p.kind)),

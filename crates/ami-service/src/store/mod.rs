@@ -457,7 +457,8 @@ impl Store {
     /// Every received file of every dossier, with the dossier's reference.
     pub async fn piece_files(&self) -> Result<Vec<(String, ami_core::PieceFile)>, StoreError> {
         use futures_util::TryStreamExt;
-        let mut rows = sqlx::query("select body from dossier order by reference").fetch(&self.reader);
+        let mut rows =
+            sqlx::query("select body from dossier order by reference").fetch(&self.reader);
         let mut found = Vec::new();
         while let Some(row) = rows.try_next().await? {
             let d: Dossier = serde_json::from_str(&row.try_get::<String, _>("body")?)?;
@@ -574,8 +575,8 @@ impl Store {
         for r in sqlx::query(&format!(
             "select awaiting, count(*) as n from dossier{only} group by awaiting"
         ))
-            .fetch_all(&self.reader)
-            .await?
+        .fetch_all(&self.reader)
+        .await?
         {
             let agencies: String = r.try_get("awaiting")?;
             let n: i64 = r.try_get("n")?;
