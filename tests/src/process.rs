@@ -631,3 +631,10 @@ pub async fn send_until_answered(
         tokio::time::sleep(limits.retry_every).await;
     }
 }
+
+impl AmiProcess {
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}

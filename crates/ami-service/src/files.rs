@@ -69,6 +69,9 @@ pub struct Files {
     /// Bytes gathered before each write to the store: S3 wants parts of
     /// 5 MiB at least; a local file takes smaller ones and less memory.
     part_size: usize,
+    /// The folder of a local storage: uploads cut short leave their partial
+    /// file there (`incoming/ID#N`), which object_store does not list.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl Files {
@@ -96,6 +99,7 @@ impl Files {
                 store: Arc::new(local),
                 url: url.to_string(),
                 part_size: 1 << 20,
+                local_root: Some(std::path::PathBuf::from(dir)),
             });
         }
         if url.starts_with("s3://") {
@@ -117,10 +121,14 @@ impl Files {
             } else {
                 Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
             };
+            // Uploads cut short are S3 multipart uploads never completed:
+            // a bucket lifecycle rule (AbortIncompleteMultipartUpload)
+            // removes them; they are not objects.
             return Ok(Files {
                 store,
                 url: url.to_string(),
                 part_size: 5 << 20,
+                local_root: None,
             });
         }
         Err(config(
@@ -295,11 +303,49 @@ impl Files {
                 });
             }
         }
+        found.extend(self.partial_uploads(before));
         found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
     }
 
+    /// Partial files of local uploads cut short (the server killed mid-file).
+    fn partial_uploads(&self, before: DateTime<Utc>) -> Vec<StoredObject> {
+        let Some(root) = &self.local_root else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(root.join("incoming")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let meta = entry.metadata().ok()?;
+                let modified: DateTime<Utc> = meta.modified().ok()?.into();
+                (name.contains('#') && meta.is_file() && modified < before).then(|| StoredObject {
+                    key: format!("incoming/{name}"),
+                    size: meta.len(),
+                    last_modified: modified,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes an object found by [`Files::unreferenced`].
     pub async fn delete(&self, key: &str) -> Result<(), FilesError> {
+        if let (Some(root), true) = (&self.local_root, key.contains('#')) {
+            // A partial upload, outside object_store's view.
+            let name = key.strip_prefix("incoming/").unwrap_or(key);
+            if name.contains('/') || name.contains("..") {
+                return Ok(());
+            }
+            return std::fs::remove_file(root.join("incoming").join(name)).map_err(|e| {
+                FilesError::Storage(object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(e),
+                })
+            });
+        }
         Ok(self.store.delete(&Path::from(key)).await?)
     }
 
