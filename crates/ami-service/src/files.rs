@@ -49,7 +49,79 @@ pub struct Received {
     pub size: u64,
     /// The first bytes ([`HEAD_LEN`] at most): what the type is read from.
     pub head: Bytes,
-    incoming: Path,
+    incoming: Incoming,
+}
+
+/// Where a received file waits for [`Files::keep`].
+#[derive(Debug)]
+enum Incoming {
+    /// A temporary object of the local storage.
+    Object(Path),
+    /// A local temporary file, removed when dropped.
+    Spool(tempfile::TempPath),
+}
+
+/// Where a body is written while it arrives.
+enum Sink {
+    Object(WriteMultipart, Path),
+    Spool(tokio::fs::File, tempfile::TempPath),
+}
+
+impl Sink {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), FilesError> {
+        match self {
+            Sink::Object(writer, _) => {
+                writer.wait_for_capacity(1).await?;
+                writer.put(chunk);
+                Ok(())
+            }
+            Sink::Spool(file, _) => {
+                use tokio::io::AsyncWriteExt;
+                file.write_all(&chunk).await.map_err(local_error)
+            }
+        }
+    }
+
+    async fn abort(self) {
+        if let Sink::Object(writer, key) = self {
+            if let Err(e) = writer.abort().await {
+                tracing::warn!(error = %e, %key, "abandoning an upload");
+            }
+        }
+    }
+
+    async fn finish(self) -> Result<Incoming, FilesError> {
+        match self {
+            Sink::Object(writer, key) => {
+                writer.finish().await?;
+                Ok(Incoming::Object(key))
+            }
+            Sink::Spool(mut file, path) => {
+                use tokio::io::AsyncWriteExt;
+                file.flush().await.map_err(local_error)?;
+                Ok(Incoming::Spool(path))
+            }
+        }
+    }
+}
+
+/// S3's smallest part (but the last).
+const S3_PART: usize = 5 << 20;
+
+/// Spooled files sent to S3 at once, across the service: each holds about
+/// two parts in memory, so ten concurrent uploads stay well under 100 MiB.
+static S3_SENDS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Where uploads bound for S3 wait, on this machine's disk.
+fn spool_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("ami-spool")
+}
+
+fn local_error(e: std::io::Error) -> FilesError {
+    FilesError::Storage(object_store::Error::Generic {
+        store: "local",
+        source: Box::new(e),
+    })
 }
 
 /// An object found by [`Files::unreferenced`].
@@ -66,9 +138,6 @@ pub struct Files {
     store: Arc<dyn ObjectStore>,
     /// The URL it was opened from, for messages.
     url: String,
-    /// Bytes gathered before each write to the store: S3 wants parts of
-    /// 5 MiB at least; a local file takes smaller ones and less memory.
-    part_size: usize,
     /// The folder of a local storage: uploads cut short leave their partial
     /// file there (`incoming/ID#N`), which object_store does not list.
     local_root: Option<std::path::PathBuf>,
@@ -98,7 +167,6 @@ impl Files {
             return Ok(Files {
                 store: Arc::new(local),
                 url: url.to_string(),
-                part_size: 1 << 20,
                 local_root: Some(std::path::PathBuf::from(dir)),
             });
         }
@@ -121,13 +189,12 @@ impl Files {
             } else {
                 Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
             };
-            // Uploads cut short are S3 multipart uploads never completed:
-            // a bucket lifecycle rule (AbortIncompleteMultipartUpload)
-            // removes them; they are not objects.
+            // An upload cut while sent on leaves an S3 multipart upload
+            // never completed: a bucket lifecycle rule
+            // (AbortIncompleteMultipartUpload) removes it; it is no object.
             return Ok(Files {
                 store,
                 url: url.to_string(),
-                part_size: 5 << 20,
                 local_root: None,
             });
         }
@@ -167,17 +234,17 @@ impl Files {
         ))
     }
 
-    /// Streams a body to a temporary object while computing its SHA-256 and
-    /// size; more than `limit` bytes stops it with `TooLarge`, nothing with
-    /// `Empty` (and nothing is left behind in either case).
+    /// Streams a body to a temporary place while computing its SHA-256
+    /// and size; more than `limit` bytes stops it with `TooLarge`, nothing
+    /// with `Empty` (and nothing is left behind in either case). A local
+    /// storage takes it as a temporary object; for S3 it is spooled to a
+    /// local temporary file, sent on by [`Files::keep`] (see [`S3_SENDS`]).
     pub async fn receive<S, E>(&self, mut body: S, limit: u64) -> Result<Received, FilesError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let incoming = Path::from(format!("incoming/{}", uuid::Uuid::now_v7()));
-        let upload = self.store.put_multipart(&incoming).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+        let mut sink = self.sink().await?;
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         let mut head = Vec::new();
@@ -196,21 +263,16 @@ impl Files {
                 head.extend_from_slice(&chunk[..take]);
             }
             hasher.update(&chunk);
-            // One part in flight at most: memory stays near two parts per
-            // upload, whatever the file's size.
-            if let Err(e) = writer.wait_for_capacity(1).await {
-                break Some(e.into());
+            if let Err(e) = sink.write(chunk).await {
+                break Some(e);
             }
-            writer.put(chunk);
         };
         let failure = failure.or((size == 0).then_some(FilesError::Empty));
         if let Some(failure) = failure {
-            if let Err(e) = writer.abort().await {
-                tracing::warn!(error = %e, "abandoning an upload");
-            }
+            sink.abort().await;
             return Err(failure);
         }
-        writer.finish().await?;
+        let incoming = sink.finish().await?;
         Ok(Received {
             sha256: hex::encode(hasher.finalize()),
             size,
@@ -219,28 +281,80 @@ impl Files {
         })
     }
 
+    async fn sink(&self) -> Result<Sink, FilesError> {
+        if self.local_root.is_some() {
+            let key = Path::from(format!("incoming/{}", uuid::Uuid::now_v7()));
+            let upload = self.store.put_multipart(&key).await?;
+            // Parts of 1 MiB, one written while the next fills.
+            let writer = WriteMultipart::new_with_chunk_size(upload, 1 << 20);
+            return Ok(Sink::Object(writer, key));
+        }
+        let dir = spool_dir();
+        tokio::fs::create_dir_all(&dir).await.map_err(local_error)?;
+        let spool = tempfile::Builder::new()
+            .prefix("upload-")
+            .tempfile_in(&dir)
+            .map_err(local_error)?;
+        let (file, path) = spool.into_parts();
+        Ok(Sink::Spool(tokio::fs::File::from_std(file), path))
+    }
+
     /// Gives a received file its content address. A content stored before
     /// (the same file sent twice) is kept as it is.
     pub async fn keep(&self, received: &Received) -> Result<(), FilesError> {
         let target = Self::content_key(&received.sha256);
-        match self.store.head(&target).await {
-            Ok(_) => {
-                self.store.delete(&received.incoming).await?;
-                Ok(())
-            }
-            Err(object_store::Error::NotFound { .. }) => {
-                self.store.rename(&received.incoming, &target).await?;
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
+        let exists = match self.store.head(&target).await {
+            Ok(_) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        match (&received.incoming, exists) {
+            (Incoming::Object(key), true) => Ok(self.store.delete(key).await?),
+            (Incoming::Object(key), false) => Ok(self.store.rename(key, &target).await?),
+            (Incoming::Spool(_), true) => Ok(()),
+            (Incoming::Spool(path), false) => self.send_spool(path, &target).await,
         }
+    }
+
+    /// Sends a spooled file to S3 in parts of 5 MiB (S3's smallest), a
+    /// bounded number at a time across the whole service.
+    async fn send_spool(&self, path: &std::path::Path, target: &Path) -> Result<(), FilesError> {
+        use tokio::io::AsyncReadExt;
+        let _permit = S3_SENDS
+            .acquire()
+            .await
+            .map_err(|e| FilesError::Body(e.to_string()))?;
+        let mut file = tokio::fs::File::open(path).await.map_err(local_error)?;
+        let upload = self.store.put_multipart(target).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, S3_PART);
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let n = match file.read(&mut buffer).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(local_error(e));
+                }
+            };
+            if let Err(e) = writer.wait_for_capacity(0).await {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
+            writer.write(&buffer[..n]);
+        }
+        writer.finish().await?;
+        Ok(())
     }
 
     /// Drops a received file that will not be kept (its type was refused).
     pub async fn discard(&self, received: Received) {
-        if let Err(e) = self.store.delete(&received.incoming).await {
-            tracing::warn!(error = %e, key = %received.incoming, "discarding a refused upload");
+        if let Incoming::Object(key) = &received.incoming {
+            if let Err(e) = self.store.delete(key).await {
+                tracing::warn!(error = %e, %key, "discarding a refused upload");
+            }
         }
+        // A spool file goes when `received` is dropped.
     }
 
     /// The content of a file, or the bytes of `range` of it.
@@ -308,12 +422,15 @@ impl Files {
         Ok(found)
     }
 
-    /// Partial files of local uploads cut short (the server killed mid-file).
+    /// Partial files of uploads cut short (the server killed mid-file): in
+    /// the local storage's `incoming/` (`ID#N`, which object_store does not
+    /// list), or in this machine's spool for S3.
     fn partial_uploads(&self, before: DateTime<Utc>) -> Vec<StoredObject> {
-        let Some(root) = &self.local_root else {
-            return Vec::new();
+        let (dir, prefix) = match &self.local_root {
+            Some(root) => (root.join("incoming"), "incoming/"),
+            None => (spool_dir(), "spool/"),
         };
-        let Ok(entries) = std::fs::read_dir(root.join("incoming")) else {
+        let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
         };
         entries
@@ -322,8 +439,9 @@ impl Files {
                 let name = entry.file_name().into_string().ok()?;
                 let meta = entry.metadata().ok()?;
                 let modified: DateTime<Utc> = meta.modified().ok()?.into();
-                (name.contains('#') && meta.is_file() && modified < before).then(|| StoredObject {
-                    key: format!("incoming/{name}"),
+                let partial = name.contains('#') || prefix == "spool/";
+                (partial && meta.is_file() && modified < before).then(|| StoredObject {
+                    key: format!("{prefix}{name}"),
                     size: meta.len(),
                     last_modified: modified,
                 })
@@ -333,20 +451,25 @@ impl Files {
 
     /// Removes an object found by [`Files::unreferenced`].
     pub async fn delete(&self, key: &str) -> Result<(), FilesError> {
-        if let (Some(root), true) = (&self.local_root, key.contains('#')) {
-            // A partial upload, outside object_store's view.
-            let name = key.strip_prefix("incoming/").unwrap_or(key);
-            if name.contains('/') || name.contains("..") {
-                return Ok(());
+        // Partial files live outside object_store's view.
+        let partial = match (&self.local_root, key.split_once('/')) {
+            (Some(root), Some(("incoming", name))) if name.contains('#') => {
+                Some(root.join("incoming").join(name))
             }
-            return std::fs::remove_file(root.join("incoming").join(name)).map_err(|e| {
-                FilesError::Storage(object_store::Error::Generic {
-                    store: "local",
-                    source: Box::new(e),
-                })
-            });
+            (None, Some(("spool", name))) => Some(spool_dir().join(name)),
+            _ => None,
+        };
+        match partial {
+            Some(path)
+                if path
+                    .file_name()
+                    .is_some_and(|n| !n.to_string_lossy().contains('/')) =>
+            {
+                std::fs::remove_file(path).map_err(local_error)
+            }
+            Some(_) => Ok(()),
+            None => Ok(self.store.delete(&Path::from(key)).await?),
         }
-        Ok(self.store.delete(&Path::from(key)).await?)
     }
 
     /// Removes a stored content (tests use it to damage the storage).
