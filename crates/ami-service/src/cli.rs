@@ -314,6 +314,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let definition = Arc::new(workflow.load()?);
             let store = connect(&db).await?;
             let files = files.open(&db)?;
+            if db.database_url.starts_with("postgres") && files.url().starts_with("file://") {
+                tracing::warn!(
+                    files = %files.url(),
+                    "pièce files in a local folder: instances on other machines will not see them; give them all one --files-url s3://…"
+                );
+            }
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("écoute sur {addr}"))?;
