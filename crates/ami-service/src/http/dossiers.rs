@@ -288,6 +288,9 @@ async fn deposit_form(
                         .or(Some("dossier".into())),
                     detail: e.detail,
                 })?;
+            // Checked now, before any file is stored for a deposit that
+            // would be refused anyway.
+            check_deposit(def, &body)?;
             dossier = Some((body, bytes));
             continue;
         }
@@ -330,19 +333,8 @@ async fn deposit_form(
     Ok((body, fingerprint, files))
 }
 
-async fn deposit(
-    state: &AppState,
-    credentials: Credentials,
-    headers: &HeaderMap,
-    body: NewDossierBody,
-    fingerprint: &[u8],
-    files: Vec<Piece>,
-) -> Result<Response, ApiError> {
-    let def = &state.definition;
-    let action = def
-        .creation_actions()
-        .next()
-        .ok_or_else(|| ApiError::Internal("no creation action".into()))?;
+/// The checks of a deposit's JSON that need no database.
+fn check_deposit(def: &ami_core::Definition, body: &NewDossierBody) -> Result<(), ApiError> {
     check_line("commune", &body.commune, true)?;
     check_line("porteur.nom", &body.porteur.nom, true)?;
     if let Some(email) = &body.porteur.email {
@@ -379,6 +371,23 @@ async fn deposit(
             ));
         }
     }
+    Ok(())
+}
+
+async fn deposit(
+    state: &AppState,
+    credentials: Credentials,
+    headers: &HeaderMap,
+    body: NewDossierBody,
+    fingerprint: &[u8],
+    files: Vec<Piece>,
+) -> Result<Response, ApiError> {
+    let def = &state.definition;
+    let action = def
+        .creation_actions()
+        .next()
+        .ok_or_else(|| ApiError::Internal("no creation action".into()))?;
+    check_deposit(def, &body)?;
     let declared: Vec<Piece> = body
         .pieces
         .iter()
