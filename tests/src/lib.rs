@@ -547,6 +547,30 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Runs an async scenario `fn(Backend, Storage)` as one test per database
+/// and file storage.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_local {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Sqlite, $crate::Storage::Local).await } )*
+        }
+        mod sqlite_s3 {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Sqlite, $crate::Storage::S3).await } )*
+        }
+        mod postgres_local {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Postgres, $crate::Storage::Local).await } )*
+        }
+        mod postgres_s3 {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Postgres, $crate::Storage::S3).await } )*
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------
 // Helpers of the API tests (tests/tests/api_*.rs).
 // ---------------------------------------------------------------------------

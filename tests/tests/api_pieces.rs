@@ -674,29 +674,7 @@ async fn an_agent_reads_only_the_dossiers_of_the_programme_it_gives_avis_on(
     app.stop().await;
 }
 
-/// One test per database and file storage.
-macro_rules! on_every_store {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_local {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(ami_tests::Backend::Sqlite, ami_tests::Storage::Local).await } )*
-        }
-        mod sqlite_s3 {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(ami_tests::Backend::Sqlite, ami_tests::Storage::S3).await } )*
-        }
-        mod postgres_local {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(ami_tests::Backend::Postgres, ami_tests::Storage::Local).await } )*
-        }
-        mod postgres_s3 {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(ami_tests::Backend::Postgres, ami_tests::Storage::S3).await } )*
-        }
-    };
-}
-
-on_every_store!(
+ami_tests::on_every_store!(
     a_deposit_with_its_files_is_complete_and_each_file_reads_back_byte_for_byte,
     a_declared_piece_is_not_received_and_instruire_waits_for_its_file,
     a_budget_sent_again_is_version_2_and_version_1_stays_downloadable,

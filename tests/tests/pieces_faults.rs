@@ -188,15 +188,19 @@ async fn a_server_killed_during_uploads_leaves_no_event_without_its_file(
     // What the cut uploads left behind goes with the garbage collection.
     let (ok, gc) = s.ami(&["files", "gc", "--older-than", "0s"]);
     assert!(ok, "{gc}");
-    if storage == Storage::Local {
-        // The partial files of the four cut uploads.
-        assert!(gc.matches("supprimé incoming/").count() >= 1, "{gc}");
-        let left =
-            std::fs::read_dir(s.files.url.trim_start_matches("file://").to_string() + "/incoming")
-                .map(|d| d.count())
-                .unwrap_or(0);
-        assert_eq!(left, 0, "{gc}");
-    }
+    // The partial files of the cut uploads: in the local storage, or in
+    // the spool of uploads bound for S3.
+    let partial_dir = match storage {
+        Storage::Local => {
+            std::path::PathBuf::from(s.files.url.trim_start_matches("file://")).join("incoming")
+        }
+        Storage::S3 => s.tmp.path().join("ami-spool"),
+    };
+    assert!(gc.contains("supprimé "), "{gc}");
+    let left = std::fs::read_dir(&partial_dir)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "{gc}");
     let (still_clean, after_gc) = s.ami(&["audit", "verify", "--pieces"]);
     assert!(still_clean, "{after_gc}");
     let res = s
@@ -396,28 +400,7 @@ async fn ten_concurrent_20_mib_uploads_stay_under_100_mib_on_s3() {
     ten_concurrent_20_mib_uploads_keep_the_server_under_100_mib(Storage::S3).await
 }
 
-macro_rules! on_every_store {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_local {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(ami_tests::Backend::Sqlite, ami_tests::Storage::Local).await } )*
-        }
-        mod sqlite_s3 {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(ami_tests::Backend::Sqlite, ami_tests::Storage::S3).await } )*
-        }
-        mod postgres_local {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(ami_tests::Backend::Postgres, ami_tests::Storage::Local).await } )*
-        }
-        mod postgres_s3 {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(ami_tests::Backend::Postgres, ami_tests::Storage::S3).await } )*
-        }
-    };
-}
-
-on_every_store!(
+ami_tests::on_every_store!(
     a_server_killed_during_uploads_leaves_no_event_without_its_file,
     files_gc_removes_only_unreferenced_files_older_than_asked,
     audit_verify_pieces_names_a_deleted_file_and_an_altered_one,
