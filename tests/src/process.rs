@@ -137,23 +137,62 @@ impl Program {
 pub struct AmiProcess {
     program: Program,
     database_url: String,
+    /// `--files-url`: where the pièces' files are kept; `None` when the
+    /// program's environment says it (`AMI_FILES_URL`).
+    pub files_url: Option<String>,
     pub addr: SocketAddr,
     child: Option<Child>,
     log_dir: tempfile::TempDir,
+    /// The folder of `files_url` when it is the process's own.
+    _files_dir: Option<tempfile::TempDir>,
     /// Number of starts, the first included.
     pub starts: u32,
 }
 
+/// `file:///DIR`, the `--files-url` of a folder.
+pub fn files_url_of(dir: &std::path::Path) -> String {
+    format!("file://{}", dir.display())
+}
+
 impl AmiProcess {
-    /// Starts `ami serve` on a free port and waits until `/healthz` answers 200.
+    /// Starts `ami serve` on a free port and waits until `/healthz` answers
+    /// 200. The pièces' files go where `AMI_FILES_URL` in the program's
+    /// environment says, else to a temporary folder of its own (kept across
+    /// restarts), never to the working directory.
     pub async fn start(program: &Program, database_url: &str) -> anyhow::Result<AmiProcess> {
+        if program.env.iter().any(|(k, _)| k == "AMI_FILES_URL") {
+            return AmiProcess::launch(program, database_url, None, None).await;
+        }
+        let dir = tempfile::tempdir()?;
+        let url = files_url_of(dir.path());
+        AmiProcess::launch(program, database_url, Some(url), Some(dir)).await
+    }
+
+    /// Like [`AmiProcess::start`], the files kept at `files_url`: instances
+    /// of one database share it.
+    pub async fn start_with_files(
+        program: &Program,
+        database_url: &str,
+        files_url: &str,
+    ) -> anyhow::Result<AmiProcess> {
+        AmiProcess::launch(program, database_url, Some(files_url.to_string()), None).await
+    }
+
+    async fn launch(
+        program: &Program,
+        database_url: &str,
+        files_url: Option<String>,
+        files_dir: Option<tempfile::TempDir>,
+    ) -> anyhow::Result<AmiProcess> {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let mut p = AmiProcess {
             program: program.clone(),
             database_url: database_url.to_string(),
+            files_url,
             addr,
             child: None,
             log_dir: tempfile::tempdir()?,
+            _files_dir: files_dir,
             starts: 0,
         };
         p.spawn_and_wait().await?;
@@ -177,16 +216,18 @@ impl AmiProcess {
     async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
         self.starts += 1;
         let log = std::fs::File::create(self.log_path())?;
-        let child = self
-            .program
-            .command()
-            .args([
-                "serve",
-                "--addr",
-                &self.addr.to_string(),
-                "--database-url",
-                &self.database_url,
-            ])
+        let mut command = self.program.command();
+        command.args([
+            "serve",
+            "--addr",
+            &self.addr.to_string(),
+            "--database-url",
+            &self.database_url,
+        ]);
+        if let Some(url) = &self.files_url {
+            command.args(["--files-url", url]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -413,6 +454,9 @@ pub struct Sent {
     pub token: String,
     pub path: String,
     pub body: serde_json::Value,
+    /// Sent as a deposit form: `body` in the `dossier` part and the file of
+    /// each pièce it declares ([`crate::deposit_multipart`]); else as JSON.
+    pub with_files: bool,
     /// `deposer` or the transition's action.
     pub action: String,
     pub attempts: Vec<Attempt>,
@@ -454,19 +498,27 @@ impl Sent {
         Some((DossierId(id), body["version"].as_u64()?))
     }
 
+    /// The request, as sent every time: same key, same body (a new form
+    /// of the same parts for a deposit with files).
+    pub fn request(&self, client: &reqwest::Client, api: &str) -> reqwest::RequestBuilder {
+        let req = client
+            .post(format!("{api}{}", self.path))
+            .bearer_auth(&self.token)
+            .header("Idempotency-Key", &self.key);
+        if self.with_files {
+            req.multipart(crate::deposit_multipart(&self.body))
+        } else {
+            req.json(&self.body)
+        }
+    }
+
     /// Sends once more with the same Idempotency-Key; status and body.
     pub async fn replay(
         &self,
         client: &reqwest::Client,
         api: &str,
     ) -> anyhow::Result<(u16, serde_json::Value)> {
-        let res = client
-            .post(format!("{api}{}", self.path))
-            .bearer_auth(&self.token)
-            .header("Idempotency-Key", &self.key)
-            .json(&self.body)
-            .send()
-            .await?;
+        let res = self.request(client, api).send().await?;
         let status = res.status().as_u16();
         let text = res.text().await?;
         Ok((
@@ -505,6 +557,8 @@ pub async fn walk(
             token: crew.dar.clone(),
             path: "/dossiers".into(),
             body: crate::new_dossier("Nevers", &["acv", "ti"]),
+            // With the pièces' files: the dossier goes on to be instructed.
+            with_files: true,
             action: "deposer".into(),
             attempts: Vec::new(),
             answer: None,
@@ -531,6 +585,7 @@ pub async fn walk(
                 token: token.clone(),
                 path: format!("/dossiers/{}/transitions", id.0),
                 body,
+                with_files: false,
                 action: action.into(),
                 attempts: Vec::new(),
                 answer: None,
@@ -567,13 +622,7 @@ pub async fn send_until_answered(
 ) -> Sent {
     loop {
         let started = Instant::now();
-        let result = client
-            .post(format!("{api}{}", s.path))
-            .bearer_auth(&s.token)
-            .header("Idempotency-Key", &s.key)
-            .json(&s.body)
-            .send()
-            .await;
+        let result = s.request(client, api).send().await;
         let answered = match result {
             Ok(res) => {
                 let status = res.status().as_u16();

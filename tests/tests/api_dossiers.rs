@@ -30,10 +30,8 @@ async fn a_deposit_answers_201_with_its_location_and_the_new_dossier(backend: Ba
     let mut body = new_dossier("Nevers", &["acv", "ti"]);
     body["code_insee"] = json!("58194");
 
-    // Act
-    let reply = app
-        .send_json(Method::POST, "/dossiers", &dar, &body, None)
-        .await;
+    // Act: the deposit form, with the file of each pièce.
+    let reply = app.deposit_reply(&dar, &body).await;
 
     // Assert
     let d = reply.assert_ok(StatusCode::CREATED);
@@ -52,6 +50,16 @@ async fn a_deposit_answers_201_with_its_location_and_the_new_dossier(backend: Ba
     assert_eq!(d["porteur"]["nom"], "Ville de Nevers");
     assert_eq!(d["programmes"], json!(["acv", "ti"]));
     assert_eq!(d["pieces"].as_array().map(Vec::len), Some(2));
+    for (kind, filename, content) in [
+        ("dossier_candidature", "candidature.pdf", sample_pdf()),
+        ("budget_previsionnel", "budget.xlsx", sample_xlsx()),
+    ] {
+        let piece = piece_of(d, kind);
+        assert_eq!(piece["received"], true, "{piece}");
+        assert_eq!(piece["filename"], filename, "{piece}");
+        assert_eq!(piece["size"], content.len(), "{piece}");
+        assert_eq!(piece["sha256"], sha256_hex(&content), "{piece}");
+    }
     assert_eq!(d["awaiting"], json!(["dar"]));
     let actions = d["actions"].as_array().expect("actions");
     assert!(actions.contains(&json!("instruire")), "{d}");
@@ -456,9 +464,11 @@ async fn awaiting_lists_only_the_dossiers_waiting_on_that_agency(backend: Backen
     let app = TestApp::spawn(backend).await;
     let dar = app.person("Camille Martin", "dar", "agent").await;
     let acv = app.person("Sophie Laurent", "acv", "agent").await;
+    let ti = app.person("Karim Haddad", "ti", "agent").await;
     let ds = campaign(&app, &dar).await;
     let [nevers, vierzon, autun, bourges] = [&ds[0], &ds[1], &ds[2], &ds[3]].map(id_of);
     // Vierzon (ti only) instruit: waits on TI. Autun (acv+ti) instruit: ACV first.
+    // Each agency lists what waits on it; ACV does not know of Vierzon.
     app.must_act(&dar, &ds[1], "instruire", json!({"verdict": "favorable"}))
         .await;
     let autun_d = app
@@ -467,12 +477,13 @@ async fn awaiting_lists_only_the_dossiers_waiting_on_that_agency(backend: Backen
 
     // Act
     let for_acv = app.fetch(&acv, "/dossiers?awaiting=acv").await;
-    let for_ti = app.fetch(&acv, "/dossiers?awaiting=ti").await;
+    let for_ti = app.fetch(&ti, "/dossiers?awaiting=ti").await;
     let for_dar = app.fetch(&acv, "/dossiers?awaiting=dar").await;
+    let ti_seen_by_acv = app.fetch(&acv, "/dossiers?awaiting=ti").await;
     app.must_act(&acv, &autun_d, "avis_acv", json!({"verdict": "favorable"}))
         .await;
     let for_acv_after = app.fetch(&acv, "/dossiers?awaiting=acv").await;
-    let for_ti_after = app.fetch(&acv, "/dossiers?awaiting=ti&limit=1").await;
+    let for_ti_after = app.fetch(&ti, "/dossiers?awaiting=ti&limit=1").await;
 
     // Assert
     assert_eq!(
@@ -486,6 +497,11 @@ async fn awaiting_lists_only_the_dossiers_waiting_on_that_agency(backend: Backen
         .all(|d| d["awaiting"] == json!(["acv"]) && d["actions"] == json!(["avis_acv"])));
     assert_eq!(ids(for_ti.assert_ok(StatusCode::OK)), [vierzon.as_str()]);
     assert_eq!(ids(for_dar.assert_ok(StatusCode::OK)), [bourges.as_str()]);
+    assert!(
+        ids(ti_seen_by_acv.assert_ok(StatusCode::OK)).is_empty(),
+        "Vierzon (TI only) is not listed to ACV: {}",
+        ti_seen_by_acv.text
+    );
     assert_eq!(
         ids(for_acv_after.assert_ok(StatusCode::OK)),
         [nevers.as_str()]
@@ -498,10 +514,7 @@ async fn awaiting_lists_only_the_dossiers_waiting_on_that_agency(backend: Backen
         .as_str()
         .expect("a second page");
     let page2 = app
-        .fetch(
-            &acv,
-            &format!("/dossiers?awaiting=ti&limit=1&cursor={next}"),
-        )
+        .fetch(&ti, &format!("/dossiers?awaiting=ti&limit=1&cursor={next}"))
         .await;
     assert_eq!(ids(page2.assert_ok(StatusCode::OK)), [autun.as_str()]);
     assert!(page2.body["next_cursor"].is_null());
@@ -715,15 +728,18 @@ async fn a_piece_received_later_is_recorded_and_makes_instruction_possible(backe
     assert_eq!(refused["code"], "pieces_missing");
     assert_eq!(refused["field"], "pieces");
 
-    // Act
-    let hash = "a".repeat(64);
+    // Act: the budget's file, at version 1, with a comment.
+    let budget = sample_xlsx();
     let reply = app
-        .send_json(
-            Method::PUT,
-            &format!("/dossiers/{id}/pieces/budget_previsionnel"),
+        .upload_to(
             &dar,
-            &json!({"filename": "budget 2021.xlsx", "size": 18432, "sha256": hash, "expected_version": 1, "comment": "Reçu par courriel"}),
-            None,
+            &format!(
+                "/dossiers/{id}/pieces/budget_previsionnel?comment={}",
+                percent_encode("Reçu par courriel")
+            ),
+            "budget 2021.xlsx",
+            budget.clone(),
+            &[("if-match", "\"1\"")],
         )
         .await;
 
@@ -731,10 +747,28 @@ async fn a_piece_received_later_is_recorded_and_makes_instruction_possible(backe
     let after = reply.assert_ok(StatusCode::OK);
     assert_eq!(after["state"], "recu");
     assert_eq!(after["version"], 2);
+    let piece = &after["pieces"][1];
+    assert_eq!(piece["kind"], "budget_previsionnel");
+    assert_eq!(piece["label"], "Budget prévisionnel");
+    assert_eq!(piece["filename"], "budget 2021.xlsx");
+    assert_eq!(piece["received"], true);
+    assert_eq!(piece["size"], budget.len());
+    assert_eq!(piece["sha256"], sha256_hex(&budget));
     assert_eq!(
-        after["pieces"][1],
-        json!({"kind": "budget_previsionnel", "filename": "budget 2021.xlsx", "size": 18432, "sha256": hash})
+        piece["media_type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     );
+    assert_eq!(
+        piece["url"],
+        format!("/api/v1/dossiers/{id}/pieces/budget_previsionnel")
+    );
+    assert_eq!(
+        piece["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{piece}"
+    );
+    assert_eq!(piece["versions"][0]["version"], 1);
+    assert_eq!(piece["versions"][0]["sha256"], piece["sha256"]);
     assert!(after["actions"]
         .as_array()
         .expect("actions")
@@ -762,43 +796,49 @@ async fn a_piece_is_refused_when_unknown_from_another_agency_stale_or_too_late(b
     let acv = app.person("Sophie Laurent", "acv", "agent").await;
     let d = app.deposit(&dar, &["acv"]).await;
     let id = id_of(&d);
-    let piece = json!({"filename": "budget.xlsx"});
-    let path = format!("/dossiers/{id}/pieces/budget_previsionnel");
+    let kind = "budget_previsionnel";
+    let path = format!("/dossiers/{id}/pieces/{kind}");
     let before = app.event_count().await;
 
     // Act
     let unknown_kind = app
-        .send_json(
-            Method::PUT,
-            &format!("/dossiers/{id}/pieces/photo"),
+        .upload(&dar, &id, "photo", "budget.xlsx", sample_xlsx(), &[])
+        .await;
+    let by_acv = app
+        .upload(&acv, &id, kind, "budget.xlsx", sample_xlsx(), &[])
+        .await;
+    let stale = app
+        .upload(
             &dar,
-            &piece,
-            None,
+            &id,
+            kind,
+            "budget.xlsx",
+            sample_xlsx(),
+            &[("if-match", "\"7\"")],
         )
         .await;
-    let by_acv = app.send_json(Method::PUT, &path, &acv, &piece, None).await;
-    let stale = app
+    // The pièce is its file: an empty one, or the former JSON
+    // declaration sent in its place, is no pièce.
+    let empty_file = app
+        .upload(&dar, &id, kind, "budget.xlsx", Vec::new(), &[])
+        .await;
+    let declaration = app
         .send_json(
             Method::PUT,
             &path,
             &dar,
-            &json!({"filename": "budget.xlsx", "expected_version": 7}),
+            &json!({"filename": "budget.xlsx"}),
             None,
         )
         .await;
-    let no_filename = app
-        .send_json(Method::PUT, &path, &dar, &json!({"filename": ""}), None)
-        .await;
     let unknown_dossier = app
-        .send_json(
-            Method::PUT,
-            &format!(
-                "/dossiers/{}/pieces/budget_previsionnel",
-                uuid::Uuid::new_v4()
-            ),
+        .upload(
             &dar,
-            &piece,
-            None,
+            &uuid::Uuid::new_v4().to_string(),
+            kind,
+            "budget.xlsx",
+            sample_xlsx(),
+            &[],
         )
         .await;
     let unchanged = app.event_count().await;
@@ -809,22 +849,28 @@ async fn a_piece_is_refused_when_unknown_from_another_agency_stale_or_too_late(b
         json!({"motivation": "La commune retire sa candidature"}),
     )
     .await;
-    let on_sans_suite = app.send_json(Method::PUT, &path, &dar, &piece, None).await;
+    let on_sans_suite = app
+        .upload(&dar, &id, kind, "budget.xlsx", sample_xlsx(), &[])
+        .await;
 
     // Assert
     unknown_kind.assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "kind");
     by_acv.assert_problem(StatusCode::FORBIDDEN, "wrong_agency");
     let conflict = stale.assert_problem(StatusCode::CONFLICT, "version_conflict");
     assert_eq!(conflict["current_version"], 1);
-    no_filename.assert_field_problem(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
-        "piece.filename",
-    );
+    empty_file.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "empty_file");
+    declaration.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "file_type_refused");
     unknown_dossier.assert_problem(StatusCode::NOT_FOUND, "not_found");
     on_sans_suite.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "terminal_state");
     assert_eq!(unchanged, before);
     assert_eq!(app.event_count().await, before + 1);
+    let (_, now) = app.get(&dar, &format!("/dossiers/{id}")).await;
+    let budget = piece_of(&now, kind);
+    assert_eq!(
+        budget["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{budget}"
+    );
     app.stop().await;
 }
 
@@ -988,8 +1034,9 @@ async fn stats_count_dossiers_per_wave_and_state_and_what_each_agency_awaits(bac
     )
     .await; // Bourges: waits on the town
 
-    // Act
-    let reply = app.fetch(&acv, "/stats").await;
+    // Act: DAR counts every dossier; ACV those of its programme.
+    let reply = app.fetch(&dar, "/stats").await;
+    let for_acv = app.fetch(&acv, "/stats").await;
 
     // Assert
     let stats = reply.assert_ok(StatusCode::OK);
@@ -1007,6 +1054,22 @@ async fn stats_count_dossiers_per_wave_and_state_and_what_each_agency_awaits(bac
         json!({"acv": 0, "dar": 1, "ti": 1, "porteur": 1})
     );
     assert_eq!(stats["complement_demande"], 1);
+    // Need to know: ACV counts neither Vierzon (TI only) nor what waits on TI.
+    let acv_stats = for_acv.assert_ok(StatusCode::OK);
+    assert_eq!(acv_stats["total"], 3);
+    assert_eq!(
+        acv_stats["waves"],
+        json!([
+            {"wave": 1, "total": 2, "states": {"avis_acv": 1, "recu": 1}},
+            {"wave": 2, "total": 0, "states": {}},
+            {"wave": 3, "total": 1, "states": {"sans_suite": 1}},
+        ])
+    );
+    assert_eq!(
+        acv_stats["awaiting"],
+        json!({"acv": 0, "dar": 1, "ti": 0, "porteur": 1})
+    );
+    assert_eq!(acv_stats["complement_demande"], 1);
     app.stop().await;
 }
 

@@ -252,7 +252,75 @@ async fn a_wrong_type_or_unknown_field_is_400_naming_the_field(backend: Backend)
         (app.send_json(Method::POST, "/dossiers", &dar, &deposit_nested, None).await, "siret"),
         (app.send_json(Method::POST, "/dossiers", &dar, &deposit_bad_date, None).await, "received_at"),
         (app.send_json(Method::POST, "/dossiers", &dar, &json!({"commune": "Nevers", "code_insee": 58194, "porteur": {"nom": "V"}, "programmes": ["acv"]}), None).await, "code_insee"),
-        (app.send_json(Method::PUT, &format!("/dossiers/{}/pieces/budget_previsionnel", id_of(&d)), &dar, &json!({"filename": ["b.xlsx"]}), None).await, "filename"),
+        (app.deposit_reply(&dar, &deposit_unknown).await, "priorite"),
+        (app.deposit_reply(&dar, &deposit_bad_date).await, "received_at"),
+    ];
+    // A pièce is a file: its version and comment travel as parameters or
+    // form fields, which are checked as such.
+    let budget = |query: &str| format!("/dossiers/{}/pieces/budget_previsionnel{query}", id_of(&d));
+    let piece_cases = [
+        (
+            app.upload_to(
+                &dar,
+                &budget("?expected_version=un"),
+                "b.xlsx",
+                sample_xlsx(),
+                &[],
+            )
+            .await,
+            "expected_version",
+        ),
+        (
+            app.upload_to(
+                &dar,
+                &budget("?expected_version=-1"),
+                "b.xlsx",
+                sample_xlsx(),
+                &[],
+            )
+            .await,
+            "expected_version",
+        ),
+        (
+            app.upload_to(&dar, &budget("?urgent=1"), "b.xlsx", sample_xlsx(), &[])
+                .await,
+            "urgent",
+        ),
+        (
+            app.upload_to(
+                &dar,
+                &budget(""),
+                "b.xlsx",
+                sample_xlsx(),
+                &[("if-match", "\"un\"")],
+            )
+            .await,
+            "If-Match",
+        ),
+        (
+            app.upload_form(
+                &dar,
+                &id_of(&d),
+                "budget_previsionnel",
+                "b.xlsx",
+                sample_xlsx(),
+                &[("expected_version", "1.0")],
+            )
+            .await,
+            "expected_version",
+        ),
+        (
+            app.upload_form(
+                &dar,
+                &id_of(&d),
+                "budget_previsionnel",
+                "b.xlsx",
+                sample_xlsx(),
+                &[("filename", "b.xlsx")],
+            )
+            .await,
+            "filename",
+        ),
     ];
     let missing = app
         .send_json(Method::POST, "/dossiers", &dar, &deposit_missing, None)
@@ -268,6 +336,9 @@ async fn a_wrong_type_or_unknown_field_is_400_naming_the_field(backend: Backend)
             "field {named:?} for {field}: {}",
             reply.text
         );
+    }
+    for (reply, field) in &piece_cases {
+        reply.assert_field_problem(StatusCode::BAD_REQUEST, "invalid_parameter", field);
     }
     missing.assert_problem(StatusCode::BAD_REQUEST, "invalid_body");
     assert!(
@@ -464,9 +535,26 @@ async fn sql_and_html_in_text_fields_are_stored_and_returned_byte_for_byte(backe
     body["porteur"]["nom"] = json!(html);
     body["porteur"]["email"] = json!("x'@\"example\".fr");
     body["pieces"][0]["filename"] = json!(quotes);
+    // A file's name is kept as sent too, but for what would make it a path
+    // (a slash or a backslash) or hide characters.
+    let budget_name = r#"L'Haÿ "<b>" %_ '; drop table dossier; --.xlsx"#;
 
-    // Act
-    let d = app.deposit_body(&dar, &body).await;
+    // Act: the pièces declared in JSON, then the budget's file.
+    let d = app
+        .send_json(Method::POST, "/dossiers", &dar, &body, None)
+        .await
+        .assert_ok(StatusCode::CREATED)
+        .clone();
+    app.upload(
+        &dar,
+        &id_of(&d),
+        "budget_previsionnel",
+        budget_name,
+        sample_xlsx(),
+        &[],
+    )
+    .await
+    .assert_ok(StatusCode::OK);
     let closed = app
         .must_act(
             &boss,
@@ -489,13 +577,22 @@ async fn sql_and_html_in_text_fields_are_stored_and_returned_byte_for_byte(backe
         assert_eq!(view["porteur"]["email"], "x'@\"example\".fr");
         assert_eq!(view["pieces"][0]["filename"], quotes);
     }
+    for view in [&closed, &read.body] {
+        let budget = piece_of(view, "budget_previsionnel");
+        assert_eq!(budget["filename"], budget_name);
+        assert_eq!(budget["versions"][0]["filename"], budget_name);
+    }
     assert_eq!(found.assert_ok(StatusCode::OK)["items"][0]["id"], d["id"]);
     assert_eq!(
         found_html.assert_ok(StatusCode::OK)["items"][0]["id"],
         d["id"]
     );
-    assert_eq!(history.body["events"][1]["motivation"], html);
-    assert_eq!(history.body["events"][1]["comment"], sql);
+    assert_eq!(
+        history.body["events"][1]["content"]["payload"]["filename"],
+        budget_name
+    );
+    assert_eq!(history.body["events"][2]["motivation"], html);
+    assert_eq!(history.body["events"][2]["comment"], sql);
     assert!(
         read.text.contains("<script>") || read.text.contains("\\u003cscript"),
         "JSON, not HTML-escaped text"

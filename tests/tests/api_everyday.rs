@@ -447,12 +447,26 @@ async fn hidden_characters_in_a_motivation_are_refused_and_nothing_is_written(ba
     )
     .await
     .assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "comment");
-    app.send_json(
-        Method::PUT,
-        &format!("/dossiers/{id}/pieces/budget_previsionnel"),
+    let hidden_comment = "Reçu\u{FEFF} par courriel";
+    app.upload_to(
         &t.dar,
-        &json!({"filename": "budget.xlsx", "comment": "Reçu\u{FEFF} par courriel"}),
-        None,
+        &format!(
+            "/dossiers/{id}/pieces/budget_previsionnel?comment={}",
+            encoded(hidden_comment)
+        ),
+        "budget.xlsx",
+        sample_xlsx(),
+        &[],
+    )
+    .await
+    .assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "comment");
+    app.upload_form(
+        &t.dar,
+        &id,
+        "budget_previsionnel",
+        "budget.xlsx",
+        sample_xlsx(),
+        &[("comment", hidden_comment)],
     )
     .await
     .assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "comment");
@@ -576,7 +590,7 @@ async fn one_call_with_several_values_returns_the_union_in_reception_order(backe
         ("awaiting=acv,ti&q=dole", pick(&[4])),
     ];
     for (query, expected) in cases {
-        let reply = app.fetch(&t.acv, &format!("/dossiers?{query}")).await;
+        let reply = app.fetch(&t.dar, &format!("/dossiers?{query}")).await;
 
         // Assert
         assert_eq!(
@@ -586,13 +600,29 @@ async fn one_call_with_several_values_returns_the_union_in_reception_order(backe
             reply.text
         );
     }
+    // ACV and TI get the same union, of the dossiers of their programme.
+    for (who, query, expected) in [
+        (&t.acv, "programme=acv,ti", pick(&[0, 3, 4])),
+        (&t.acv, "awaiting=acv,ti", pick(&[4])),
+        (&t.ti, "programme=acv,ti", pick(&[1, 2, 4])),
+        (&t.ti, "state=laureat,refuse", pick(&[2])),
+    ] {
+        let reply = app.fetch(who, &format!("/dossiers?{query}")).await;
+        assert_eq!(
+            ids(reply.assert_ok(StatusCode::OK)),
+            expected,
+            "{query} for {}: {}",
+            who.name,
+            reply.text
+        );
+    }
     // Paging a multi-value filter visits each match once.
-    let first = app.fetch(&t.acv, "/dossiers?wave=1,3&limit=2").await;
+    let first = app.fetch(&t.dar, "/dossiers?wave=1,3&limit=2").await;
     assert_eq!(ids(first.assert_ok(StatusCode::OK)), pick(&[0, 1]));
     let cursor = first.body["next_cursor"].as_str().expect("a second page");
     let second = app
         .fetch(
-            &t.acv,
+            &t.dar,
             &format!("/dossiers?wave=1,3&limit=2&cursor={cursor}"),
         )
         .await;
@@ -1002,12 +1032,13 @@ async fn a_demande_de_complement_waits_on_the_porteur_until_the_piece_arrives(ba
     let waiting_on_dar = app.fetch(&t.acv, "/dossiers?awaiting=dar").await;
     let stats = app.fetch(&t.acv, "/stats").await;
     let piece = app
-        .send_json(
-            Method::PUT,
-            &format!("/dossiers/{id}/pieces/budget_previsionnel"),
+        .upload(
             &t.dar,
-            &json!({"filename": "budget-v2.xlsx"}),
-            None,
+            &id,
+            "budget_previsionnel",
+            "budget-v2.xlsx",
+            sample_xlsx(),
+            &[],
         )
         .await;
     let waiting_after = app.fetch(&t.acv, "/dossiers?awaiting=porteur").await;
@@ -1052,6 +1083,12 @@ async fn a_demande_de_complement_waits_on_the_porteur_until_the_piece_arrives(ba
         .find(|p| p["kind"] == "budget_previsionnel")
         .expect("budget");
     assert_eq!(budget["filename"], "budget-v2.xlsx");
+    assert_eq!(budget["received"], true);
+    assert_eq!(
+        budget["versions"].as_array().map(Vec::len),
+        Some(2),
+        "{budget}"
+    );
     assert!(ids(waiting_after.assert_ok(StatusCode::OK)).is_empty());
     let stats_after = stats_after.assert_ok(StatusCode::OK);
     assert_eq!(stats_after["awaiting"]["porteur"], 0);
@@ -1083,13 +1120,15 @@ async fn a_corrected_budget_after_instruction_keeps_the_state_and_acv_sees_it(ba
     let asked = app.transition(&t.dar, &id, &complement_request(2)).await;
     let for_acv_while_waiting = app.fetch(&t.acv, "/dossiers?awaiting=acv").await;
     let stats = app.fetch(&t.acv, "/stats").await;
+    let corrected = sample_xlsx();
     let piece = app
-        .send_json(
-            Method::PUT,
-            &format!("/dossiers/{id}/pieces/budget_previsionnel"),
+        .upload(
             &t.dar,
-            &json!({"filename": "budget-v2.xlsx", "expected_version": 3}),
-            None,
+            &id,
+            "budget_previsionnel",
+            "budget-v2.xlsx",
+            corrected.clone(),
+            &[("if-match", "\"3\"")],
         )
         .await;
     let seen_by_acv = app.fetch(&t.acv, &format!("/dossiers/{id}")).await;
@@ -1123,6 +1162,33 @@ async fn a_corrected_budget_after_instruction_keeps_the_state_and_acv_sees_it(ba
         .find(|p| p["kind"] == "budget_previsionnel")
         .expect("budget");
     assert_eq!(budget["filename"], "budget-v2.xlsx");
+    assert_eq!(budget["sha256"], sha256_hex(&corrected));
+    let versions = budget["versions"].as_array().expect("versions");
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| v["filename"].clone())
+            .collect::<Vec<_>>(),
+        [json!("budget.xlsx"), json!("budget-v2.xlsx")],
+        "the budget of the deposit, then the corrected one"
+    );
+    let download = app
+        .client
+        .get(format!(
+            "http://{}{}",
+            app.addr,
+            budget["url"].as_str().expect("url")
+        ))
+        .bearer_auth(&t.acv.token)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(
+        download.status(),
+        StatusCode::OK,
+        "ACV downloads the corrected budget"
+    );
+    assert_eq!(download.bytes().await.expect("file").to_vec(), corrected);
     assert_eq!(seen["state"], "instruit");
     assert_eq!(seen["actions"], json!(["avis_acv"]));
     assert_eq!(ids(for_acv_after.assert_ok(StatusCode::OK)), [id.as_str()]);
@@ -1152,21 +1218,22 @@ async fn a_demande_of_two_pieces_stays_open_until_both_arrive(backend: Backend) 
         )
         .await;
     let after_budget = app
-        .send_json(
-            Method::PUT,
-            &piece_path("budget_previsionnel"),
+        .upload(
             &t.dar,
-            &json!({"filename": "budget-v2.xlsx"}),
-            None,
+            &id,
+            "budget_previsionnel",
+            "budget-v2.xlsx",
+            sample_xlsx(),
+            &[],
         )
         .await;
     let after_both = app
-        .send_json(
-            Method::PUT,
-            &piece_path("dossier_candidature"),
+        .upload_to(
             &t.dar,
-            &json!({"filename": "candidature-v2.pdf"}),
-            None,
+            &piece_path("dossier_candidature"),
+            "candidature-v2.pdf",
+            sample_pdf(),
+            &[],
         )
         .await;
 
@@ -1219,8 +1286,11 @@ async fn a_demande_de_complement_is_refused_when_incomplete_in_the_past_or_from_
     // Arrange
     let app = TestApp::spawn(backend).await;
     let t = app.team().await;
-    let d = app.deposit(&t.dar, &["acv"]).await;
+    // Of both programmes, so that ACV and TI may read it and be refused
+    // the action itself.
+    let d = app.deposit(&t.dar, &["acv", "ti"]).await;
     let id = id_of(&d);
+    let acv_only = app.deposit(&t.dar, &["acv"]).await;
     let before = app.event_count().await;
     let without = |field: &str| {
         let mut body = complement_request(1);
@@ -1251,6 +1321,9 @@ async fn a_demande_de_complement_is_refused_when_incomplete_in_the_past_or_from_
         .await;
     let by_acv = app.transition(&t.acv, &id, &complement_request(1)).await;
     let by_ti = app.transition(&t.ti, &id, &complement_request(1)).await;
+    let by_ti_not_its_own = app
+        .transition(&t.ti, &id_of(&acv_only), &complement_request(1))
+        .await;
 
     // Assert
     no_pieces.assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "pieces");
@@ -1295,6 +1368,8 @@ async fn a_demande_de_complement_is_refused_when_incomplete_in_the_past_or_from_
     );
     by_acv.assert_problem(StatusCode::FORBIDDEN, "wrong_agency");
     by_ti.assert_problem(StatusCode::FORBIDDEN, "wrong_agency");
+    // Need to know: TI learns nothing of a dossier of ACV only.
+    by_ti_not_its_own.assert_problem(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(app.event_count().await, before);
     let unchanged = app.fetch(&t.dar, &format!("/dossiers/{id}")).await;
     assert_eq!(unchanged.body["version"], 1);
@@ -1395,13 +1470,25 @@ async fn only_a_dar_responsable_classes_sans_suite_and_with_a_motivation(backend
 }
 
 /// Asserts that `reopened` shows each person the same actions and awaits
-/// the same agencies as `twin`, a dossier that never left that state.
+/// the same agencies as `twin`, a dossier that never left that state (of
+/// the same programmes: an agency of another programme reads neither).
 async fn assert_same_offer(app: &TestApp, t: &Team, reopened: &Value, twin: &Value) {
+    assert_eq!(reopened["programmes"], twin["programmes"]);
     for who in [&t.dar, &t.boss, &t.acv, &t.ti] {
         let a = app
             .fetch(who, &format!("/dossiers/{}", id_of(reopened)))
             .await;
         let b = app.fetch(who, &format!("/dossiers/{}", id_of(twin))).await;
+        let concerned = who.agency == "dar"
+            || reopened["programmes"]
+                .as_array()
+                .expect("programmes")
+                .contains(&json!(who.agency));
+        if !concerned {
+            a.assert_problem(StatusCode::NOT_FOUND, "not_found");
+            b.assert_problem(StatusCode::NOT_FOUND, "not_found");
+            continue;
+        }
         let (a, b) = (a.assert_ok(StatusCode::OK), b.assert_ok(StatusCode::OK));
         assert_eq!(a["state"], b["state"]);
         assert_eq!(a["actions"], b["actions"], "actions for {}", who.name);
@@ -2016,13 +2103,16 @@ async fn a_python_client_recomputes_every_digest_of_a_history_with_accents_quote
     body["pieces"] = json!([{"kind": "dossier_candidature", "filename": "candidature été.pdf"}]);
     let d = app.deposit_body(&t.dar, &body).await;
     let piece = app
-        .send_json(
-            Method::PUT,
-            &format!("/dossiers/{}/pieces/budget_previsionnel", id_of(&d)),
+        .upload_to(
             &t.dar,
-            &json!({"filename": "budget « révisé » 📊.xlsx", "size": 52011,
-                    "sha256": "ab".repeat(32), "comment": "Reçu par courriel"}),
-            None,
+            &format!(
+                "/dossiers/{}/pieces/budget_previsionnel?comment={}",
+                id_of(&d),
+                encoded("Reçu par courriel")
+            ),
+            "budget « révisé » 📊.xlsx",
+            sample_xlsx(),
+            &[],
         )
         .await;
     piece.assert_ok(StatusCode::OK);
@@ -2121,8 +2211,8 @@ async fn a_python_client_follows_the_global_chain_of_two_interleaved_dossiers(ba
         (id_of(&a), 4),
     ];
 
-    // Act
-    let feed = sealed_feed(&app, &t.acv, 7).await;
+    // Act: DAR follows every dossier (ACV and TI, only their programme's).
+    let feed = sealed_feed(&app, &t.dar, 7).await;
     let (genuine, genuine_out) = verify_in_python(&feed).await;
     let mut forged_global = feed.clone();
     let g = forged_global[3]["global_digest"]
@@ -2170,6 +2260,15 @@ async fn a_python_client_follows_the_global_chain_of_two_interleaved_dossiers(ba
     // The history of one dossier checks on its own too.
     let (alone, alone_out) = verify_in_python(&history(&app, &t.ti, &b).await).await;
     assert_eq!(alone, Some(0), "{alone_out}");
+    // So does the feed an agency follows, only its programme's events: each
+    // dossier's chain is whole in it.
+    let (for_acv, _) = app.follow_feed(&t.acv, None, 1000, 4).await;
+    assert!(
+        for_acv.iter().all(|e| e["dossier_id"] == a["id"]),
+        "{for_acv:?}"
+    );
+    let (own, own_out) = verify_in_python(&for_acv).await;
+    assert_eq!(own, Some(0), "{own_out}");
     app.stop().await;
 }
 
@@ -2238,7 +2337,11 @@ async fn instruction_without_the_budget_names_the_missing_piece_by_its_label(bac
         reply.assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "pieces_missing", "pieces");
     let detail = problem["detail"].as_str().expect("detail");
     assert!(
-        detail.contains("Pièces manquantes : Budget prévisionnel"),
+        detail.contains("Pièces manquantes (fichier non reçu) : Budget prévisionnel."),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Ajoutez leurs fichiers, ou demandez-les au porteur."),
         "{detail}"
     );
     assert!(!detail.contains("budget_previsionnel"), "{detail}");

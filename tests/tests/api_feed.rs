@@ -40,8 +40,9 @@ async fn following_the_feed_two_by_two_sees_every_event_exactly_once(backend: Ba
     app.must_act(&dar, &c, "instruire", json!({"verdict": "favorable"}))
         .await;
 
-    // Act
-    let (events, cursor) = app.follow_feed(&acv, None, 2, 7).await;
+    // Act: DAR follows every dossier; ACV only those of its programme.
+    let (events, cursor) = app.follow_feed(&dar, None, 2, 7).await;
+    let (for_acv, acv_cursor) = app.follow_feed(&acv, None, 2, 5).await;
 
     // Assert
     let keys: Vec<(String, u64)> = events.iter().map(key).collect();
@@ -65,6 +66,16 @@ async fn following_the_feed_two_by_two_sees_every_event_exactly_once(backend: Ba
         assert!(e["actor"]["name"].is_string());
     }
     assert_eq!(events[6]["cursor"].as_str(), cursor.as_deref());
+    // ACV sees every event of a and c (acv, acv+ti), once, in the same
+    // order, and nothing of b (ti only).
+    let acv_keys: Vec<(String, u64)> = for_acv.iter().map(key).collect();
+    let expected_for_acv: Vec<(String, u64)> = keys
+        .iter()
+        .filter(|(id, _)| *id != id_of(&b))
+        .cloned()
+        .collect();
+    assert_eq!(acv_keys, expected_for_acv);
+    assert_eq!(for_acv[4]["cursor"].as_str(), acv_cursor.as_deref());
     // Each event is the same as in its dossier's history.
     let history = app
         .fetch(&acv, &format!("/dossiers/{}/history", id_of(&a)))

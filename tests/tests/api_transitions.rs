@@ -247,10 +247,24 @@ async fn a_caller_who_may_not_act_gets_403_even_with_a_stale_version(backend: Ba
         .await;
     let cases = [
         (
-            &t.ti,
+            &t.acv,
             json!({"action": "instruire", "expected_version": 1, "verdict": "favorable"}),
             StatusCode::FORBIDDEN,
             "wrong_agency",
+        ),
+        // TI, who may not know of an ACV-only dossier, learns not even that
+        // it exists.
+        (
+            &t.ti,
+            json!({"action": "instruire", "expected_version": 1, "verdict": "favorable"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            &t.ti,
+            json!({"action": "avis_ti", "expected_version": 1, "verdict": "favorable"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
         ),
         (
             &t.dar,
@@ -353,24 +367,64 @@ async fn an_action_from_the_wrong_state_is_422_invalid_state(backend: Backend) {
     app.stop().await;
 }
 
+/// The engine refuses an avis for a programme the dossier is not in
+/// (`programme_not_concerned`). Over HTTP the agency of that programme does
+/// not even know of the dossier (need to know): its avis is a 404 that
+/// writes nothing.
 async fn an_avis_for_a_programme_the_dossier_is_not_in_is_422_programme_not_concerned(
     backend: Backend,
 ) {
     let app = TestApp::spawn(backend).await;
     let t = app.team().await;
     let d = app.deposit(&t.dar, &["ti"]).await;
+    let id = id_of(&d);
     app.must_act(&t.dar, &d, "instruire", json!({"verdict": "favorable"}))
         .await;
-    assert_refused(
-        &app,
-        &t.acv,
-        &d,
-        "avis_acv",
-        json!({"verdict": "favorable"}),
-        "programme_not_concerned",
-        None,
-    )
-    .await;
+    let before = app.event_count().await;
+    let (_, current) = app.get(&t.dar, &format!("/dossiers/{id}")).await;
+
+    // Act
+    let over_http = app
+        .transition(
+            &t.acv,
+            &id,
+            &json!({"action": "avis_acv", "expected_version": current["version"], "verdict": "favorable"}),
+        )
+        .await;
+    let dossier = app
+        .store
+        .get_dossier(ami_core::DossierId(
+            uuid::Uuid::try_parse(&id).expect("uuid"),
+        ))
+        .await
+        .expect("read")
+        .expect("the dossier");
+    let acv = ami_core::Actor {
+        id: email_of(&t.acv.name).into(),
+        name: t.acv.name.as_str().into(),
+        agency: "acv".into(),
+        role: "agent".into(),
+    };
+    let by_the_engine = ami_core::decide(
+        &app.definition,
+        Some(&dossier),
+        &ami_core::Command {
+            action: "avis_acv".into(),
+            verdict: Some("favorable".into()),
+            ..ami_core::Command::default()
+        },
+        &acv,
+        chrono::Utc::now(),
+    );
+
+    // Assert
+    let problem = over_http.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    assert!(problem.get("current_version").is_none(), "{problem}");
+    assert_eq!(app.event_count().await, before);
+    let (_, after) = app.get(&t.dar, &format!("/dossiers/{id}")).await;
+    assert_eq!(after, current);
+    let refusal = by_the_engine.expect_err("an ACV avis on a TI-only dossier");
+    assert_eq!(refusal.code(), "programme_not_concerned");
     app.stop().await;
 }
 
@@ -832,12 +886,13 @@ async fn a_refused_request_does_not_burn_its_idempotency_key(backend: Backend) {
     let early = app
         .send_json(Method::POST, &path, &t.dar, &instruire, Some("k-instruire"))
         .await;
-    app.send_json(
-        Method::PUT,
-        &format!("/dossiers/{id}/pieces/budget_previsionnel"),
+    app.upload(
         &t.dar,
-        &json!({"filename": "b.xlsx"}),
-        None,
+        &id,
+        "budget_previsionnel",
+        "b.xlsx",
+        sample_xlsx(),
+        &[],
     )
     .await
     .assert_ok(StatusCode::OK);

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use ami_core::DossierId;
 use ami_service::store::Store;
-use ami_tests::process::{AmiProcess, Crew, JournalCheck, Program};
-use ami_tests::{new_dossier, Backend, TestDb};
+use ami_tests::process::{files_url_of, AmiProcess, Crew, JournalCheck, Program};
+use ami_tests::{deposit_multipart, new_dossier, Backend, TestDb};
 use serde_json::{json, Value};
 
 const INSTANCES: usize = 3;
@@ -33,20 +33,25 @@ struct Cluster {
     db: TestDb,
     program: Program,
     servers: Vec<AmiProcess>,
+    /// The pièces' files, one folder for every instance.
+    _files: tempfile::TempDir,
 }
 
 impl Cluster {
     async fn start() -> anyhow::Result<Cluster> {
         let db = TestDb::new(Backend::Postgres).await;
         let program = program();
+        let files = tempfile::tempdir()?;
+        let files_url = files_url_of(files.path());
         let mut servers = Vec::new();
         for _ in 0..INSTANCES {
-            servers.push(AmiProcess::start(&program, &db.url).await?);
+            servers.push(AmiProcess::start_with_files(&program, &db.url, &files_url).await?);
         }
         Ok(Cluster {
             db,
             program,
             servers,
+            _files: files,
         })
     }
 
@@ -83,7 +88,8 @@ async fn race_dossier(
             .post(format!("{api}/dossiers"))
             .bearer_auth(&crews[0].dar)
             .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-            .json(&new_dossier("Nevers", &["acv", "ti"])),
+            // With the pièces' files: the dossier goes on to be instructed.
+            .multipart(deposit_multipart(&new_dossier("Nevers", &["acv", "ti"]))),
     )
     .await?;
     anyhow::ensure!(status == 201, "deposit: {status} {body}");

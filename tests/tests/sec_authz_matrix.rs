@@ -1,8 +1,9 @@
 //! Authorization matrix: every action of the workflow × every caller (each
 //! agency × each role, no token, a revoked token), on a dossier brought to a
 //! state from which the action is possible. The expected answer is computed
-//! from the definition (the action's agency and minimum role), so an action
-//! added to the workflow is covered without editing this test.
+//! from the definition (the action's agency and minimum role, and the
+//! programmes each agency may read), so an action added to the workflow is
+//! covered without editing this test.
 //!
 //! The path that brings a dossier where an action is possible is found by a
 //! breadth-first search run on the pure engine (`decide` + `apply`), each step
@@ -48,7 +49,12 @@ struct Expected {
     code: Option<&'static str>,
 }
 
-fn expected(def: &Definition, action: &ActionDef, caller: &Caller) -> Expected {
+fn expected(
+    def: &Definition,
+    action: &ActionDef,
+    caller: &Caller,
+    programmes: &[SmolStr],
+) -> Expected {
     match caller {
         Caller::NoToken => Expected {
             status: 401,
@@ -59,7 +65,14 @@ fn expected(def: &Definition, action: &ActionDef, caller: &Caller) -> Expected {
             code: Some("revoked_token"),
         },
         Caller::As { agency, role } => {
-            if *agency != action.agency {
+            if action.effect != Effect::Create && !def.may_read(agency, programmes) {
+                // Need to know: a dossier of another agency's programmes
+                // is as absent as one that does not exist.
+                Expected {
+                    status: 404,
+                    code: Some("not_found"),
+                }
+            } else if *agency != action.agency {
                 Expected {
                     status: 403,
                     code: Some("wrong_agency"),
@@ -321,14 +334,24 @@ async fn send(
                 .iter()
                 .map(|p| json!({"kind": p.id, "filename": format!("{}.pdf", p.id)}))
                 .collect::<Vec<_>>());
-            app.client.post(app.url("/dossiers")).json(&body)
+            // The deposit form: the JSON and the file of each pièce.
+            app.client
+                .post(app.url("/dossiers"))
+                .multipart(deposit_multipart(&body))
         }
         Effect::AttachPiece => {
+            // The pièce's file itself, at the version read.
             let (id, version) = dossier.expect("a dossier");
             let piece = c.piece.expect("a piece");
+            let (filename, content) = sample_file(&piece.filename);
             app.client
                 .put(app.url(&format!("/dossiers/{id}/pieces/{}", piece.kind)))
-                .json(&json!({"filename": piece.filename, "expected_version": version}))
+                .header(
+                    "content-disposition",
+                    format!("attachment; filename*=UTF-8''{}", percent_encode(&filename)),
+                )
+                .header("if-match", format!("\"{version}\""))
+                .body(content)
         }
         Effect::Transition | Effect::RequestPieces | Effect::Reopen => {
             let (id, version) = dossier.expect("a dossier");
@@ -456,7 +479,7 @@ async fn every_action_answers_every_caller_as_the_definition_says(backend: Backe
 
         let mut ready: Option<(String, u64)> = None;
         for (caller, person) in &callers {
-            let want = expected(&def, action, caller);
+            let want = expected(&def, action, caller, &plan.programmes);
             let token = match caller {
                 Caller::NoToken => None,
                 Caller::Revoked => Some(revoked.token.as_str()),

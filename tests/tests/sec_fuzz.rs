@@ -799,7 +799,8 @@ async fn stored_strings_come_back_byte_for_byte(backend: Backend) {
     let mut body = new_dossier("x", &["acv", "ti"]);
     body["commune"] = json!(commune);
     body["porteur"]["nom"] = json!(nom);
-    let (s, d) = app.post(dar, "/dossiers", &body).await;
+    // With the pièces' files: the dossier is instructed below.
+    let (s, d) = app.deposit_form(dar, &body).await;
     assert_eq!(s, StatusCode::CREATED, "{d}");
     assert_eq!(d["commune"], commune);
     assert_eq!(d["porteur"]["nom"], nom);

@@ -44,7 +44,11 @@ async fn every_read_follows_need_to_know(backend: Backend) {
     for agency in &def.agencies {
         for role in &def.roles {
             let who = app
-                .person(&format!("Lecteur {} {}", agency.id, role.id), &agency.id, &role.id)
+                .person(
+                    &format!("Lecteur {} {}", agency.id, role.id),
+                    &agency.id,
+                    &role.id,
+                )
                 .await;
             let case = format!("{}/{}", agency.id, role.id);
             let (_, list) = app.get(&who, "/dossiers?limit=500").await;

@@ -197,7 +197,8 @@ fn check_type(
 
 /// The name kept for a file: its last path component (`../../x.pdf` is
 /// `x.pdf`), control and invisible characters replaced, in Unicode form C,
-/// 200 characters at most; `<kind>.<ext>` when nothing is left.
+/// 200 characters at most, never hidden; `<kind>.<ext>` when nothing is
+/// left.
 pub fn safe_filename(raw: Option<&str>, kind: &str, file_type: &FileType) -> String {
     let last = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
@@ -205,12 +206,18 @@ pub fn safe_filename(raw: Option<&str>, kind: &str, file_type: &FileType) -> Str
         .map(|c| if is_hidden_char(c) { '_' } else { c })
         .take(200)
         .collect();
-    let cleaned = nfc(cleaned.trim().trim_start_matches('.').trim());
-    if cleaned.is_empty() {
+    let trimmed = cleaned.trim();
+    // No hidden file: `.budget.pdf` is `budget.pdf`, and `.pdf` alone keeps
+    // its extension after the pièce's kind.
+    let visible = trimmed.trim_start_matches('.').trim();
+    let name = if visible.is_empty() {
         format!("{kind}.{}", file_type.extensions[0])
+    } else if trimmed.starts_with('.') && !visible.contains('.') {
+        format!("{kind}.{visible}")
     } else {
-        cleaned
-    }
+        visible.to_string()
+    };
+    nfc(&name)
 }
 
 /// Streams a file to storage and checks it; the pièce as the journal will
@@ -712,4 +719,26 @@ pub fn version_url(dossier: &ami_core::Dossier, kind: &str, version: u32) -> Str
         "/api/v1/dossiers/{}/pieces/{kind}/versions/{version}",
         dossier.id
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_filename;
+
+    #[test]
+    fn a_file_name_keeps_its_last_component_visible_and_its_extension() {
+        let pdf = ami_core::file_type("pdf").expect("pdf");
+        let name = |raw: &str| safe_filename(Some(raw), "budget_previsionnel", pdf);
+        assert_eq!(name("../../etc/budget.pdf"), "budget.pdf");
+        assert_eq!(name("C:\\Users\\x\\budget v2.pdf"), "budget v2.pdf");
+        assert_eq!(name(".pdf"), "budget_previsionnel.pdf");
+        assert_eq!(name("x/\\.pdf"), "budget_previsionnel.pdf");
+        assert_eq!(name(".budget.pdf"), "budget.pdf");
+        assert_eq!(name(".."), "budget_previsionnel.pdf");
+        assert_eq!(name("bud\u{7}get\u{202E}.pdf"), "bud_get_.pdf");
+        assert_eq!(
+            safe_filename(None, "dossier_candidature", pdf),
+            "dossier_candidature.pdf"
+        );
+    }
 }
