@@ -371,7 +371,7 @@ async fn an_action_from_the_wrong_state_is_422_invalid_state(backend: Backend) {
 /// (`programme_not_concerned`). Over HTTP the agency of that programme does
 /// not even know of the dossier (need to know): its avis is a 404 that
 /// writes nothing.
-async fn an_avis_for_a_programme_the_dossier_is_not_in_is_422_programme_not_concerned(
+async fn an_avis_for_a_programme_the_dossier_is_not_in_is_404_over_http_and_programme_not_concerned_in_the_engine(
     backend: Backend,
 ) {
     let app = TestApp::spawn(backend).await;
@@ -918,7 +918,7 @@ on_both_backends!(
     a_caller_who_may_not_act_gets_403_even_with_a_stale_version,
     a_transition_on_an_unknown_dossier_is_404,
     an_action_from_the_wrong_state_is_422_invalid_state,
-    an_avis_for_a_programme_the_dossier_is_not_in_is_422_programme_not_concerned,
+    an_avis_for_a_programme_the_dossier_is_not_in_is_404_over_http_and_programme_not_concerned_in_the_engine,
     the_ti_avis_before_the_acv_avis_is_422_avis_missing,
     instruction_without_every_piece_is_422_pieces_missing,
     verdicts_are_checked_missing_unknown_or_unmotivated,
