@@ -1,5 +1,6 @@
 //! The JSON API, version 1: routes, authentication, request tracing.
 
+pub mod assets;
 pub mod dossiers;
 pub mod error;
 pub mod extract;
@@ -188,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .route("/healthz", get(feed::healthz))
+        .route("/static/dsfr/{version}/{*path}", get(assets::dsfr))
         .nest("/api/v1", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
