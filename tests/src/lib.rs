@@ -200,6 +200,7 @@ impl TestApp {
             files: files.clone(),
             definition: definition.clone(),
             max_piece_size: http::pieces::DEFAULT_MAX_PIECE_SIZE,
+            secure_cookies: false,
         };
         let server = tokio::spawn(async move {
             http::serve(listener, state, async {
@@ -278,6 +279,7 @@ impl TestApp {
             files: self.files.clone(),
             definition: self.definition.clone(),
             max_piece_size: http::pieces::DEFAULT_MAX_PIECE_SIZE,
+            secure_cookies: false,
         }
     }
 

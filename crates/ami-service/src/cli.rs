@@ -98,6 +98,10 @@ enum Cmd {
         files: FilesArgs,
         #[command(flatten)]
         workflow: Workflow,
+        /// The address people reach the service at, e.g.
+        /// https://ami.lecnam.net (cookies are then `Secure`).
+        #[arg(long, env = "AMI_PUBLIC_URL")]
+        public_url: Option<String>,
         /// Largest file a pièce may have, in bytes.
         #[arg(long, env = "AMI_MAX_PIECE_SIZE", default_value_t = crate::http::pieces::DEFAULT_MAX_PIECE_SIZE)]
         max_piece_size: u64,
@@ -309,6 +313,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             db,
             files,
             workflow,
+            public_url,
             max_piece_size,
         } => {
             let definition = Arc::new(workflow.load()?);
@@ -335,6 +340,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 files,
                 definition,
                 max_piece_size,
+                secure_cookies: public_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://")),
             };
             http::serve(listener, state, shutdown_signal()).await?;
             store.close().await;

@@ -9,3 +9,4 @@ pub mod demo_files;
 pub mod files;
 pub mod http;
 pub mod store;
+pub mod web;

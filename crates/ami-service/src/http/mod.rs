@@ -44,6 +44,9 @@ pub struct AppState {
     pub definition: Arc<Definition>,
     /// Largest file a pièce may have (`--max-piece-size`).
     pub max_piece_size: u64,
+    /// Cookies are `Secure` (the service is reached over https,
+    /// `--public-url`).
+    pub secure_cookies: bool,
 }
 
 /// The token a request presents, read from its header but not yet checked
@@ -190,11 +193,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(feed::healthz))
         .route("/static/dsfr/{version}/{*path}", get(assets::dsfr))
+        .merge(crate::web::routes())
         .nest("/api/v1", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(timeout))
+        .layer(middleware::from_fn(crate::web::security_headers))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

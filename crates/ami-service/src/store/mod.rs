@@ -9,6 +9,7 @@
 mod audit;
 mod error;
 mod rows;
+mod sessions;
 mod transition;
 
 use std::str::FromStr;
@@ -26,6 +27,7 @@ use crate::auth::PresentedToken;
 pub use audit::{AuditFinding, AuditReport, GlobalHead, RebuildReport};
 pub use error::StoreError;
 pub use rows::*;
+pub use sessions::WebSession;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
