@@ -300,19 +300,14 @@ impl Files {
     }
 
     /// Gives a received file its content address. A content stored before
-    /// (the same file sent twice) is kept as it is.
+    /// (the same file sent twice) is written again all the same: that makes
+    /// it young, so that `files gc` cannot take it, as unreferenced, between
+    /// now and the commit of the event that references it.
     pub async fn keep(&self, received: &Received) -> Result<(), FilesError> {
         let target = Self::content_key(&received.sha256);
-        let exists = match self.store.head(&target).await {
-            Ok(_) => true,
-            Err(object_store::Error::NotFound { .. }) => false,
-            Err(e) => return Err(e.into()),
-        };
-        match (&received.incoming, exists) {
-            (Incoming::Object(key), true) => Ok(self.store.delete(key).await?),
-            (Incoming::Object(key), false) => Ok(self.store.rename(key, &target).await?),
-            (Incoming::Spool(_), true) => Ok(()),
-            (Incoming::Spool(path), false) => self.send_spool(path, &target).await,
+        match &received.incoming {
+            Incoming::Object(key) => Ok(self.store.rename(key, &target).await?),
+            Incoming::Spool(path) => self.send_spool(path, &target).await,
         }
     }
 
