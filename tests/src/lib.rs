@@ -339,26 +339,11 @@ impl TestApp {
     /// `dossier` part and a real file for each pièce it declares
     /// ([`sample_file`]); status and JSON answer.
     pub async fn deposit_form(&self, dar: &Person, body: &Value) -> (StatusCode, Value) {
-        let mut form = reqwest::multipart::Form::new().part(
-            "dossier",
-            reqwest::multipart::Part::text(body.to_string())
-                .mime_str("application/json")
-                .expect("mime"),
-        );
-        for piece in body["pieces"].as_array().into_iter().flatten() {
-            let kind = piece["kind"].as_str().unwrap_or_default().to_string();
-            let (filename, content) =
-                sample_file(piece["filename"].as_str().unwrap_or("piece.pdf"));
-            form = form.part(
-                kind,
-                reqwest::multipart::Part::bytes(content).file_name(filename),
-            );
-        }
         let res = self
             .client
             .post(self.url("/dossiers"))
             .bearer_auth(&dar.token)
-            .multipart(form)
+            .multipart(deposit_multipart(body))
             .send()
             .await
             .expect("request");
@@ -409,20 +394,8 @@ impl TestApp {
         content: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let disposition = format!("attachment; filename*=UTF-8''{}", percent_encode(filename));
-        let mut all: Vec<(&str, &str)> = vec![
-            ("content-type", "application/octet-stream"),
-            ("content-disposition", &disposition),
-        ];
-        all.extend_from_slice(headers);
-        self.send(
-            reqwest::Method::PUT,
-            &format!("/dossiers/{id}/pieces/{kind}"),
-            Some(who),
-            &all,
-            Some(content),
-        )
-        .await
+        let path = format!("/dossiers/{id}/pieces/{kind}");
+        self.upload_to(who, &path, filename, content, headers).await
     }
 
     /// Takes an action at the dossier's current version; status and body.
@@ -518,6 +491,31 @@ pub fn new_dossier(commune: &str, programmes: &[&str]) -> Value {
             {"kind": "budget_previsionnel", "filename": "budget.xlsx"}
         ]
     })
+}
+
+/// A response as a [`Reply`]; no answer may be a 5xx.
+async fn reply_of(method: &reqwest::Method, path: &str, res: reqwest::Response) -> Reply {
+    let status = res.status();
+    let header = |name: reqwest::header::HeaderName| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
+    let location = header(reqwest::header::LOCATION);
+    let text = res.text().await.unwrap_or_default();
+    assert!(
+        !status.is_server_error(),
+        "{method} {path} answered {status}: {text}"
+    );
+    Reply {
+        status,
+        content_type,
+        location,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    }
 }
 
 async fn read(res: reqwest::Response) -> (StatusCode, Value) {
@@ -669,27 +667,7 @@ impl TestApp {
             req = req.body(body);
         }
         let res = req.send().await.expect("request");
-        let status = res.status();
-        let header = |name: reqwest::header::HeaderName| {
-            res.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
-        let location = header(reqwest::header::LOCATION);
-        let text = res.text().await.unwrap_or_default();
-        assert!(
-            !status.is_server_error(),
-            "{method} {path} answered {status}: {text}"
-        );
-        Reply {
-            status,
-            content_type,
-            location,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
+        reply_of(&method, path, res).await
     }
 
     /// Sends a JSON body, with an Idempotency-Key when given.
@@ -897,27 +875,7 @@ impl TestApp {
             req = req.header(*name, *value);
         }
         let res = req.send().await.expect("request");
-        let status = res.status();
-        let header = |name: reqwest::header::HeaderName| {
-            res.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
-        let location = header(reqwest::header::LOCATION);
-        let text = res.text().await.unwrap_or_default();
-        assert!(
-            !status.is_server_error(),
-            "{method} {path} answered {status}: {text}"
-        );
-        Reply {
-            status,
-            content_type,
-            location,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
+        reply_of(&method, path, res).await
     }
 
     /// Deposits `body` with a file for each pièce it declares
@@ -934,7 +892,7 @@ impl TestApp {
     }
 
     /// Sends a file as the raw body of a PUT to `path`, which may carry a
-    /// query (`?comment=…`); like [`TestApp::upload`] otherwise.
+    /// query (`?comment=…`), its name in `Content-Disposition`.
     pub async fn upload_to(
         &self,
         who: &Person,

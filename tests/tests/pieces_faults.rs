@@ -71,17 +71,7 @@ impl Setup {
     }
 
     async fn upload(&self, id: &str, body: reqwest::Body) -> reqwest::Result<reqwest::Response> {
-        self.client
-            .put(format!(
-                "{}/dossiers/{id}/pieces/{BUDGET}",
-                self.server.api()
-            ))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/pdf")
-            .header("content-disposition", "attachment; filename=\"budget.pdf\"")
-            .body(body)
-            .send()
-            .await
+        upload_budget(&self.client, &self.server.api(), &self.token, id, body).await
     }
 
     /// `ami ARGS --database-url …`: exit success, and stdout then stderr.
@@ -100,6 +90,23 @@ impl Setup {
         );
         (out.status.success(), text)
     }
+}
+
+/// `PUT` of a budget's file, the body streamed as it comes.
+async fn upload_budget(
+    client: &reqwest::Client,
+    api: &str,
+    token: &str,
+    id: &str,
+    body: reqwest::Body,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .put(format!("{api}/dossiers/{id}/pieces/{BUDGET}"))
+        .bearer_auth(token)
+        .header("content-disposition", "attachment; filename=\"budget.pdf\"")
+        .body(body)
+        .send()
+        .await
 }
 
 /// A PDF of `len` bytes, sent in chunks of 64 KiB with a pause between
@@ -143,19 +150,13 @@ async fn a_server_killed_during_uploads_leaves_no_event_without_its_file(
         .iter()
         .map(|id| {
             let body = slow_pdf(3 * 1024 * 1024, Duration::from_millis(20));
-            let id = id.clone();
-            let client = s.client.clone();
-            let url = format!("{}/dossiers/{id}/pieces/{BUDGET}", s.server.api());
-            let token = s.token.clone();
-            tokio::spawn(async move {
-                client
-                    .put(url)
-                    .bearer_auth(token)
-                    .header("content-disposition", "attachment; filename=\"budget.pdf\"")
-                    .body(body)
-                    .send()
-                    .await
-            })
+            let (id, client, api, token) = (
+                id.clone(),
+                s.client.clone(),
+                s.server.api(),
+                s.token.clone(),
+            );
+            tokio::spawn(async move { upload_budget(&client, &api, &token, &id, body).await })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -350,16 +351,14 @@ async fn ten_concurrent_20_mib_uploads_keep_the_server_under_100_mib(storage: St
         .iter()
         .map(|id| {
             let body = slow_pdf(20 * 1024 * 1024, Duration::ZERO);
-            let client = s.client.clone();
-            let url = format!("{}/dossiers/{id}/pieces/{BUDGET}", s.server.api());
-            let token = s.token.clone();
+            let (id, client, api, token) = (
+                id.clone(),
+                s.client.clone(),
+                s.server.api(),
+                s.token.clone(),
+            );
             tokio::spawn(async move {
-                client
-                    .put(url)
-                    .bearer_auth(token)
-                    .header("content-disposition", "attachment; filename=\"budget.pdf\"")
-                    .body(body)
-                    .send()
+                upload_budget(&client, &api, &token, &id, body)
                     .await
                     .map(|r| r.status().as_u16())
             })
