@@ -9,7 +9,6 @@ use ami_tests::{
 };
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 const CANDIDATURE: &str = "dossier_candidature";
 const BUDGET: &str = "budget_previsionnel";
@@ -24,11 +23,7 @@ async fn app(backend: Backend, storage: Storage) -> TestApp {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    ami_tests::sha256_hex(bytes)
 }
 
 /// GET with a token and extra headers: status, headers and raw bytes.
