@@ -740,6 +740,28 @@ pub fn available_actions<'d>(
         .collect()
 }
 
+/// The actions of `actor`'s agency and role that the dossier's state and
+/// programmes call for but a rule holds back now (a missing pièce, an avis
+/// still awaited, four eyes), each with the engine's refusal: what a page
+/// shows beside the buttons of [`available_actions`] so that nobody wonders
+/// why one is missing.
+pub fn held_back_actions<'d>(
+    def: &'d Definition,
+    dossier: &Dossier,
+    actor: &Actor,
+) -> Vec<(&'d ActionDef, Rejection)> {
+    if def.is_terminal(&dossier.state) {
+        return Vec::new();
+    }
+    def.actions
+        .iter()
+        .filter(|a| a.effect != Effect::Create && a.is_possible_from(&dossier.state))
+        .filter(|a| a.programme.as_ref().is_none_or(|p| dossier.in_programme(p)))
+        .filter(|a| check_actor(def, a, actor).is_ok())
+        .filter_map(|a| check_allowed(def, dossier, a, actor).err().map(|r| (a, r)))
+        .collect()
+}
+
 /// Who the dossier is waiting on: [`PORTEUR`] while a « demande de
 /// complément » is open, else the agencies of the `next_step` actions that
 /// its state, programmes and avis order allow.

@@ -20,6 +20,8 @@ pub use dossier::{
     CreatedDossier, Dossier, DossierId, Event, FoldError, NewDossier, Payload, Piece, PieceFile,
     PiecesRequested, Porteur,
 };
-pub use engine::{authorize, available_actions, awaiting, decide, Rejection, PORTEUR};
+pub use engine::{
+    authorize, available_actions, awaiting, decide, held_back_actions, Rejection, PORTEUR,
+};
 pub use french::{french_date, french_instant, french_instant_seconds};
 pub use mermaid::to_mermaid;

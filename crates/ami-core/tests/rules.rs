@@ -2833,3 +2833,40 @@ fn an_unknown_field_in_a_definition_is_rejected() {
         "{error}"
     );
 }
+
+#[test]
+fn held_back_actions_name_the_rule_that_keeps_a_persons_button_away() {
+    let def = Definition::ami2();
+    // A deposit without its files: the DAR agent's « Instruire » waits for them.
+    let (d, _) = deposited(&def, &["acv", "ti"], &[]);
+    let held: Vec<(&str, &str)> = ami_core::held_back_actions(&def, &d, &dar_agent())
+        .iter()
+        .map(|(a, r)| (a.id.as_str(), r.code()))
+        .collect();
+    assert_eq!(held, vec![("instruire", "pieces_missing")]);
+
+    // Instructed by the DAR agent and given every avis: the responsable who
+    // instructed may not declare (four eyes), another one may.
+    let (d, _) = all_avis_given(&def, &["acv", "ti"]);
+    let instructor = ami_core::Actor {
+        role: "responsable".into(),
+        ..dar_agent()
+    };
+    let held: Vec<(&str, &str)> = ami_core::held_back_actions(&def, &d, &instructor)
+        .iter()
+        .map(|(a, r)| (a.id.as_str(), r.code()))
+        .collect();
+    assert_eq!(held, vec![("declarer_laureat", "four_eyes")]);
+    assert!(ami_core::held_back_actions(&def, &d, &dar_responsable()).is_empty());
+
+    // The TI avis of a dossier in both programmes waits for the ACV one; an
+    // agency with nothing to do on the dossier is told nothing.
+    let (d, _) = instructed(&def, &["acv", "ti"]);
+    let held: Vec<(&str, &str)> = ami_core::held_back_actions(&def, &d, &ti_agent())
+        .iter()
+        .map(|(a, r)| (a.id.as_str(), r.code()))
+        .collect();
+    assert_eq!(held, vec![("avis_ti", "avis_missing")]);
+    let (acv_only, _) = instructed(&def, &["acv"]);
+    assert!(ami_core::held_back_actions(&def, &acv_only, &ti_agent()).is_empty());
+}
