@@ -28,8 +28,13 @@ mkdir -p "$DEST/fonts" "$DEST/favicon"
 cp "$DIST/dsfr.min.css" "$DIST/dsfr.module.min.js" "$DIST/dsfr.nomodule.min.js" "$DEST/"
 cp "$DIST"/fonts/*.woff2 "$DIST"/fonts/*.woff "$DEST/fonts/"
 cp "$DIST"/favicon/* "$DEST/favicon/"
-# Icons (fr-icon-… classes, 4.2 MB in all) are added one by one when a page
-# uses one; the components' own icons are inside dsfr.min.css.
+# The icons the components draw (alerts, breadcrumbs, downloads, the menu),
+# which dsfr.min.css loads from icons/…: those it names, not all 4.2 MB.
+grep -o 'url(icons/[^)]*)' "$DIST/dsfr.min.css" | sed 's/^url(//; s/)$//' | sort -u |
+  while read -r icon; do
+    mkdir -p "$DEST/$(dirname "$icon")"
+    cp "$DIST/$icon" "$DEST/$icon"
+  done
 cp "$WORK/package/LICENSE.md" "$DEST/LICENSE.md" 2>/dev/null || true
 
 # The list the binary embeds (include_bytes!), generated here so that it

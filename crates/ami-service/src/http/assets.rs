@@ -65,6 +65,11 @@ pub async fn dsfr(Path((version, path)): Path<(String, String)>, headers: Header
     let Some((bytes, etag)) = find(&path) else {
         return not_found();
     };
+    serve(bytes, etag, &path, &headers)
+}
+
+/// A file forever: its URL changes when it does.
+fn serve(bytes: &'static [u8], etag: &str, path: &str, headers: &HeaderMap) -> Response {
     let mut out = HeaderMap::new();
     let mut set = |name, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -73,7 +78,7 @@ pub async fn dsfr(Path((version, path)): Path<(String, String)>, headers: Header
     };
     set(header::ETAG, etag);
     set(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
-    set(header::CONTENT_TYPE, content_type(&path));
+    set(header::CONTENT_TYPE, content_type(path));
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
@@ -83,4 +88,42 @@ pub async fn dsfr(Path((version, path)): Path<(String, String)>, headers: Header
         return (StatusCode::NOT_MODIFIED, out).into_response();
     }
     (StatusCode::OK, out, bytes).into_response()
+}
+
+/// The service's own script and style sheet (live updates, a few layout
+/// rules the DSFR has no class for).
+const OWN: &[(&str, &[u8])] = &[
+    ("ami.js", include_bytes!("../../assets/ami/ami.js")),
+    ("ami.css", include_bytes!("../../assets/ami/ami.css")),
+];
+
+/// The version in the own files' URLs: a digest of their content, so that
+/// a new binary's files are never taken from a browser's cache of the old.
+fn own_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let mut h = sha2::Sha256::new();
+        for (_, bytes) in OWN {
+            h.update(bytes);
+        }
+        hex::encode(h.finalize())[..12].to_string()
+    })
+}
+
+pub fn own_url(file: &str) -> String {
+    format!("/static/ami/{}/{file}", own_version())
+}
+
+/// `GET /static/ami/{version}/{file}`
+pub async fn own(Path((version, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    match OWN.iter().find(|(name, _)| *name == file) {
+        Some((_, bytes)) if version == own_version() => {
+            let etag = format!("\"{}-{file}\"", own_version());
+            serve(bytes, &etag, &file, &headers)
+        }
+        _ => ApiError::NotFound {
+            detail: "Cette ressource n'existe pas.".into(),
+        }
+        .into_response(),
+    }
 }

@@ -47,7 +47,7 @@ fn check_line(field: &str, value: &str, required: bool) -> Result<(), ApiError> 
 }
 
 /// Free text (motivation, comment): line breaks and tabs allowed.
-pub(super) fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
     let Some(value) = value else { return Ok(()) };
     if value.chars().count() > MAX_TEXT {
         return Err(ApiError::invalid_field(
@@ -166,7 +166,7 @@ fn render(def: &ami_core::Definition, d: &ami_core::Dossier, actor: &ami_core::A
 }
 
 /// A command as received over HTTP, ready to run.
-pub(super) struct Submission<'a> {
+pub(crate) struct Submission<'a> {
     pub dossier_id: DossierId,
     pub expected_version: Option<u64>,
     pub command: Command,
@@ -178,9 +178,9 @@ pub(super) struct Submission<'a> {
 }
 
 /// Runs a command and answers with the dossier as the caller now sees it.
-pub(super) async fn run(
+pub(crate) async fn run(
     state: &AppState,
-    credentials: Credentials,
+    principal: Principal,
     headers: &HeaderMap,
     submission: Submission<'_>,
 ) -> Result<Response, ApiError> {
@@ -191,7 +191,7 @@ pub(super) async fn run(
         dossier_id: submission.dossier_id,
         expected_version: submission.expected_version,
         command: submission.command,
-        principal: Principal::Token(credentials.0),
+        principal,
         now: Utc::now(),
         idempotency: idempotency(
             headers,
@@ -240,7 +240,15 @@ pub async fn create(
         }
         Some(boundary) => deposit_form(&state, &credentials, boundary, request).await?,
     };
-    deposit(&state, credentials, &headers, body, &fingerprint, files).await
+    deposit(
+        &state,
+        Principal::Token(credentials.0),
+        &headers,
+        body,
+        &fingerprint,
+        files,
+    )
+    .await
 }
 
 /// Reads a deposit form: the `dossier` part, then each file, streamed to
@@ -334,7 +342,10 @@ async fn deposit_form(
 }
 
 /// The checks of a deposit's JSON that need no database.
-fn check_deposit(def: &ami_core::Definition, body: &NewDossierBody) -> Result<(), ApiError> {
+pub(crate) fn check_deposit(
+    def: &ami_core::Definition,
+    body: &NewDossierBody,
+) -> Result<(), ApiError> {
     check_line("commune", &body.commune, true)?;
     check_line("porteur.nom", &body.porteur.nom, true)?;
     if let Some(email) = &body.porteur.email {
@@ -374,9 +385,9 @@ fn check_deposit(def: &ami_core::Definition, body: &NewDossierBody) -> Result<()
     Ok(())
 }
 
-async fn deposit(
+pub(crate) async fn deposit(
     state: &AppState,
-    credentials: Credentials,
+    principal: Principal,
     headers: &HeaderMap,
     body: NewDossierBody,
     fingerprint: &[u8],
@@ -429,7 +440,7 @@ async fn deposit(
         body: fingerprint,
         status: StatusCode::CREATED,
     };
-    run(state, credentials, headers, submission).await
+    run(state, principal, headers, submission).await
 }
 
 /// The dossier, if the caller may read it (need to know): a dossier of
@@ -557,30 +568,14 @@ pub async fn list(
     }))
 }
 
-/// Take an action on a dossier.
-#[utoipa::path(post, path = "/dossiers/{id}/transitions", tag = "dossiers",
-    params(("id" = Uuid, Path, description = "Dossier id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
-    request_body = TransitionBody,
-    responses((status = 200, body = DossierView),
-        (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, description = "The caller's agency or role may not take this action", body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "Stale expected_version", body = Problem),
-        (status = 413, body = Problem), (status = 415, body = Problem),
-        (status = 422, description = "Not possible now; `code` says which rule", body = Problem),
-        (status = 503, body = Problem)),
-    security(("bearer" = [])))]
-pub async fn transition(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    DossierPath(id): DossierPath,
-    headers: HeaderMap,
-    ApiJson(body, raw): ApiJson<TransitionBody>,
-) -> Result<Response, ApiError> {
+/// The command a transition's body asks for, with every check that needs no
+/// database (the web pages' forms come through here too).
+pub(crate) fn transition_command(
+    def: &ami_core::Definition,
+    body: &TransitionBody,
+) -> Result<Command, ApiError> {
     check_text("motivation", body.motivation.as_deref())?;
     check_text("comment", body.comment.as_deref())?;
-    let def = &state.definition;
     let effect = def.action(&body.action).map(|a| a.effect);
     if matches!(effect, Some(Effect::Create | Effect::AttachPiece)) {
         return Err(ApiError::invalid_field(
@@ -640,14 +635,38 @@ pub async fn transition(
         }
         _ => None,
     };
-    let command = Command {
+    Ok(Command {
         action: body.action.as_str().into(),
         verdict: body.verdict.as_deref().map(Into::into),
         motivation: body.motivation.as_deref().map(nfc),
         comment: body.comment.as_deref().map(nfc),
         pieces_requested,
         ..Command::default()
-    };
+    })
+}
+
+/// Take an action on a dossier.
+#[utoipa::path(post, path = "/dossiers/{id}/transitions", tag = "dossiers",
+    params(("id" = Uuid, Path, description = "Dossier id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
+    request_body = TransitionBody,
+    responses((status = 200, body = DossierView),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, description = "The caller's agency or role may not take this action", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "Stale expected_version", body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, description = "Not possible now; `code` says which rule", body = Problem),
+        (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn transition(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    DossierPath(id): DossierPath,
+    headers: HeaderMap,
+    ApiJson(body, raw): ApiJson<TransitionBody>,
+) -> Result<Response, ApiError> {
+    let command = transition_command(&state.definition, &body)?;
     let submission = Submission {
         dossier_id: DossierId(id),
         expected_version: Some(body.expected_version),
@@ -656,7 +675,13 @@ pub async fn transition(
         body: &raw,
         status: StatusCode::OK,
     };
-    run(&state, credentials, &headers, submission).await
+    run(
+        &state,
+        Principal::Token(credentials.0),
+        &headers,
+        submission,
+    )
+    .await
 }
 
 /// Every event of a dossier, in order, with its chained digest.

@@ -108,7 +108,7 @@ impl ApiError {
         }
     }
 
-    fn problem(&self) -> Problem {
+    pub(crate) fn problem(&self) -> Problem {
         let (status, code, title, detail, field, current_version): (
             StatusCode,
             String,

@@ -195,7 +195,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/dsfr/{version}/{*path}", get(assets::dsfr))
         .merge(crate::web::routes())
         .nest("/api/v1", api)
-        .fallback(not_found)
+        .fallback(crate::web::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(timeout))

@@ -467,7 +467,13 @@ pub async fn put_piece(
         body: fingerprint.as_bytes(),
         status: StatusCode::OK,
     };
-    run(&state, credentials, &headers, submission).await
+    run(
+        &state,
+        crate::store::Principal::Token(credentials.0),
+        &headers,
+        submission,
+    )
+    .await
 }
 
 pub fn form_error(e: multer::Error) -> ApiError {
@@ -568,7 +574,7 @@ pub fn content_disposition(filename: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-async fn download(
+pub(crate) async fn download(
     state: &AppState,
     caller: &Caller,
     id: Uuid,

@@ -335,90 +335,12 @@ impl Store {
     pub async fn list_dossiers(&self, filter: &DossierFilter) -> Result<Page<Dossier>, StoreError> {
         // Reception instant and id never change, so a cursor on them stays
         // correct while dossiers move between states.
-        let mut sql = String::from("select d.body, d.received_at_us, d.dossier_id from dossier d");
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            format!("${n}")
-        };
-        sql += " where 1 = 1";
-        let mut binds: Vec<Bind> = Vec::new();
-        // One value or several: `state in (…)`; lists kept as `,a,b,`
-        // columns match any of the values.
-        let mut any_of = |sql: &mut String, column: &str, values: &[String], listed: bool| {
-            if values.is_empty() {
-                return;
-            }
-            let parts: Vec<String> = values
-                .iter()
-                .map(|v| {
-                    binds.push(Bind::Text(if listed {
-                        format!("%,{v},%")
-                    } else {
-                        v.clone()
-                    }));
-                    let p = next();
-                    if listed {
-                        format!("{column} like {p}")
-                    } else {
-                        format!("{column} = {p}")
-                    }
-                })
-                .collect();
-            *sql += &format!(" and ({})", parts.join(" or "));
-        };
-        any_of(&mut sql, "d.awaiting", &filter.awaiting, true);
-        any_of(&mut sql, "d.state", &filter.states, false);
-        any_of(&mut sql, "d.programmes", &filter.programmes, true);
-        if let Some(readable) = &filter.readable {
-            if readable.is_empty() {
-                sql += " and 1 = 0";
-            }
-            any_of(&mut sql, "d.programmes", readable, true);
-        }
-        if !filter.waves.is_empty() {
-            let parts: Vec<String> = filter
-                .waves
-                .iter()
-                .map(|w| {
-                    binds.push(Bind::Int(i64::from(*w)));
-                    next()
-                })
-                .collect();
-            sql += &format!(" and d.wave in ({})", parts.join(", "));
-        }
-        // A search with nothing searchable in it (only `%`, say) finds nothing.
-        if filter
-            .q
-            .as_deref()
-            .map(search_key)
-            .is_some_and(|q| q.is_empty())
-        {
-            sql += " and 1 = 0";
-        }
-        if let Some(q) = filter
-            .q
-            .as_deref()
-            .map(search_key)
-            .filter(|q| !q.is_empty())
-        {
-            // The folded key holds no LIKE wildcard (see `search_key`).
-            binds.push(Bind::Text(format!("%{q}%")));
-            let p = next();
-            // The search table's trigram index (GIN on PostgreSQL, FTS5 on
-            // SQLite) serves the LIKE.
-            sql += &format!(
-                " and d.dossier_id in (select dossier_id from dossier_search where search like {p})"
-            );
-        }
-        if let Some(after) = &filter.after {
-            binds.push(Bind::Int(after.received_at_us));
-            binds.push(Bind::Text(after.dossier_id.to_string()));
-            let (a, b) = (next(), next());
-            sql += &format!(" and (d.received_at_us, d.dossier_id) > ({a}, {b})");
-        }
-        sql += &format!(" order by d.received_at_us, d.dossier_id limit {}", next());
-
+        let (conditions, binds) = where_clause(filter, true);
+        let sql = format!(
+            "select d.body, d.received_at_us, d.dossier_id from dossier d where {conditions} \
+             order by d.received_at_us, d.dossier_id limit ${}",
+            binds.len() + 1
+        );
         let mut query = sqlx::query(&sql);
         for bind in binds {
             query = match bind {
@@ -454,6 +376,20 @@ impl Store {
             items,
             next: next_cursor.map(|c| c.encode()),
         })
+    }
+
+    /// How many dossiers match `filter`, whatever its cursor and limit.
+    pub async fn count_matching(&self, filter: &DossierFilter) -> Result<i64, StoreError> {
+        let (conditions, binds) = where_clause(filter, false);
+        let sql = format!("select count(*) as n from dossier d where {conditions}");
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(t) => query.bind(t),
+                Bind::Int(i) => query.bind(i),
+            };
+        }
+        Ok(query.fetch_one(&self.reader).await?.try_get("n")?)
     }
 
     /// Every received file of every dossier, with the dossier's reference.
@@ -550,6 +486,45 @@ impl Store {
             .map(|e| e.position.clone())
             .or_else(|| cursor.map(|c| c.encode()));
         Ok(Page { items, next })
+    }
+
+    /// The feed's position now: following the feed from here gives every
+    /// event committed later and none before (a page's live updates start
+    /// here, read before the page's dossiers).
+    pub async fn feed_end(&self) -> Result<FeedCursor, StoreError> {
+        let row =
+            match self.backend {
+                Backend::Sqlite => sqlx::query(
+                    "select 0 as xact, coalesce(max(event_id), 0) as event_id from dossier_event",
+                )
+                .fetch_one(&self.reader)
+                .await?,
+                // Every transaction below the snapshot's xmin has ended: the last
+                // of their events is a place no later event can come before.
+                Backend::Postgres => {
+                    let row = sqlx::query(
+                        "select e.xact_id::text as xact, e.event_id from dossier_event e \
+                     where e.xact_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     order by e.xact_id desc, e.event_id desc limit 1",
+                    )
+                    .fetch_optional(&self.reader)
+                    .await?;
+                    match row {
+                        Some(row) => row,
+                        None => return Ok(FeedCursor::default()),
+                    }
+                }
+            };
+        let xact: String = match self.backend {
+            Backend::Sqlite => "0".into(),
+            Backend::Postgres => row.try_get("xact")?,
+        };
+        Ok(FeedCursor {
+            xact_id: xact
+                .parse()
+                .map_err(|e: std::num::ParseIntError| StoreError::Corrupt(e.to_string()))?,
+            event_id: row.try_get("event_id")?,
+        })
     }
 
     /// Counts per wave and state, and per agency the dossiers awaiting it.
@@ -673,6 +648,93 @@ async fn fetch_token<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     .await?;
     row.map(|r| Ok((token_record(&r)?, r.try_get("secret_sha256")?)))
         .transpose()
+}
+
+/// The conditions of a dossier query (`d` is the dossier table) and their
+/// values, numbered from `$1`.
+fn where_clause(filter: &DossierFilter, with_after: bool) -> (String, Vec<Bind>) {
+    let mut sql = String::from("1 = 1");
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    let mut binds: Vec<Bind> = Vec::new();
+    // One value or several: `state in (…)`; lists kept as `,a,b,`
+    // columns match any of the values.
+    let mut any_of = |sql: &mut String, column: &str, values: &[String], listed: bool| {
+        if values.is_empty() {
+            return;
+        }
+        let parts: Vec<String> = values
+            .iter()
+            .map(|v| {
+                binds.push(Bind::Text(if listed {
+                    format!("%,{v},%")
+                } else {
+                    v.clone()
+                }));
+                let p = next();
+                if listed {
+                    format!("{column} like {p}")
+                } else {
+                    format!("{column} = {p}")
+                }
+            })
+            .collect();
+        *sql += &format!(" and ({})", parts.join(" or "));
+    };
+    any_of(&mut sql, "d.awaiting", &filter.awaiting, true);
+    any_of(&mut sql, "d.state", &filter.states, false);
+    any_of(&mut sql, "d.programmes", &filter.programmes, true);
+    if let Some(readable) = &filter.readable {
+        if readable.is_empty() {
+            sql += " and 1 = 0";
+        }
+        any_of(&mut sql, "d.programmes", readable, true);
+    }
+    if !filter.waves.is_empty() {
+        let parts: Vec<String> = filter
+            .waves
+            .iter()
+            .map(|w| {
+                binds.push(Bind::Int(i64::from(*w)));
+                next()
+            })
+            .collect();
+        sql += &format!(" and d.wave in ({})", parts.join(", "));
+    }
+    // A search with nothing searchable in it (only `%`, say) finds nothing.
+    if filter
+        .q
+        .as_deref()
+        .map(search_key)
+        .is_some_and(|q| q.is_empty())
+    {
+        sql += " and 1 = 0";
+    }
+    if let Some(q) = filter
+        .q
+        .as_deref()
+        .map(search_key)
+        .filter(|q| !q.is_empty())
+    {
+        // The folded key holds no LIKE wildcard (see `search_key`).
+        binds.push(Bind::Text(format!("%{q}%")));
+        let p = next();
+        // The search table's trigram index (GIN on PostgreSQL, FTS5 on
+        // SQLite) serves the LIKE.
+        sql += &format!(
+            " and d.dossier_id in (select dossier_id from dossier_search where search like {p})"
+        );
+    }
+    if let Some(after) = filter.after.as_ref().filter(|_| with_after) {
+        binds.push(Bind::Int(after.received_at_us));
+        binds.push(Bind::Text(after.dossier_id.to_string()));
+        let (a, b) = (next(), next());
+        sql += &format!(" and (d.received_at_us, d.dossier_id) > ({a}, {b})");
+    }
+    (sql, binds)
 }
 
 fn backend_of(url: &str) -> Result<Backend, StoreError> {

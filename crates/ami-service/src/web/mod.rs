@@ -20,8 +20,15 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::auth::PresentedToken;
+use crate::http::error::ApiError;
 use crate::http::{assets, AppState};
-use crate::store::DossierFilter;
+
+mod board;
+mod deposit;
+mod dossier;
+mod format;
+mod lists;
+mod live;
 
 const SESSION_COOKIE: &str = "ami_session";
 /// The CSRF token of the sign-in form, before any session exists.
@@ -30,11 +37,32 @@ const SIGN_IN_COOKIE: &str = "ami_connexion";
 const IDLE: chrono::Duration = chrono::Duration::hours(8);
 
 pub fn routes() -> Router<AppState> {
+    use axum::routing::post;
     Router::new()
         .route("/", get(home))
         .route("/connexion", get(sign_in_page).post(sign_in))
-        .route("/deconnexion", axum::routing::post(sign_out))
-        .route("/a-traiter", get(queue))
+        .route("/deconnexion", post(sign_out))
+        .route("/a-traiter", get(lists::queue))
+        .route("/dossiers", get(lists::all))
+        .route(
+            "/dossiers/nouveau",
+            get(deposit::form).post(deposit::submit),
+        )
+        .route("/dossiers/{id}", get(dossier::page))
+        .route("/dossiers/{id}/actions/{action}", post(dossier::act))
+        .route("/dossiers/{id}/pieces", post(dossier::attach))
+        .route(
+            "/dossiers/{id}/pieces/{kind}",
+            get(dossier::download_latest),
+        )
+        .route(
+            "/dossiers/{id}/pieces/{kind}/versions/{version}",
+            get(dossier::download_version),
+        )
+        .route("/tableau-de-bord", get(board::dashboard))
+        .route("/circuit", get(board::circuit))
+        .route("/evenements", get(live::events))
+        .route("/static/ami/{version}/{file}", get(assets::own))
 }
 
 /// A random value for a cookie or a form: 32 bytes, URL-safe base64.
@@ -64,11 +92,34 @@ fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static
 /// What every page's frame shows.
 pub struct Layout {
     pub person: Option<PersonView>,
+    /// The navigation entry of this page (`a-traiter`, `dossiers`…).
+    pub current: &'static str,
 }
 
 impl Layout {
     pub fn asset(&self, path: &str) -> String {
         assets::dsfr_url(path)
+    }
+
+    pub fn own_asset(&self, file: &str) -> String {
+        assets::own_url(file)
+    }
+
+    /// The session's form token (empty when signed out).
+    pub fn csrf(&self) -> &str {
+        self.person.as_ref().map_or("", |p| p.csrf.as_str())
+    }
+
+    /// `aria-current="page"` on the entry of this page.
+    pub fn is(&self, entry: &str) -> bool {
+        self.current == entry
+    }
+
+    fn signed_out() -> Layout {
+        Layout {
+            person: None,
+            current: "",
+        }
     }
 }
 
@@ -77,6 +128,10 @@ pub struct PersonView {
     pub name: String,
     pub agency_label: String,
     pub csrf: String,
+    /// Reads every dossier: « Tous les dossiers ».
+    pub reads_all: bool,
+    /// May deposit: « Nouveau dossier ».
+    pub deposits: bool,
 }
 
 /// A page of a signed-in person: their session, read from its cookie. A
@@ -88,21 +143,108 @@ pub struct SignedIn {
 }
 
 impl SignedIn {
-    fn layout(&self, state: &AppState) -> Layout {
-        let agency_label = state
-            .definition
-            .agencies
-            .iter()
-            .find(|a| a.id == self.actor.agency)
-            .map_or_else(|| self.actor.agency.to_string(), |a| a.label.clone());
+    fn layout(&self, state: &AppState, current: &'static str) -> Layout {
+        let def = &state.definition;
         Layout {
             person: Some(PersonView {
                 name: self.actor.name.to_string(),
-                agency_label,
+                agency_label: agency_label(def, &self.actor.agency),
                 csrf: self.csrf.clone(),
+                reads_all: self.reads_all(state),
+                deposits: self.deposits(state),
             }),
+            current,
         }
     }
+
+    fn reads_all(&self, state: &AppState) -> bool {
+        state
+            .definition
+            .readable_programmes(&self.actor.agency)
+            .is_none()
+    }
+
+    fn deposits(&self, state: &AppState) -> bool {
+        let def = &state.definition;
+        def.creation_actions()
+            .any(|a| ami_core::authorize(def, &a.id, &self.actor).is_ok())
+    }
+
+    /// The programmes whose dossiers this person may read (`None`: all).
+    fn readable(&self, state: &AppState) -> Option<Vec<String>> {
+        state
+            .definition
+            .readable_programmes(&self.actor.agency)
+            .map(|own| own.into_iter().map(str::to_string).collect())
+    }
+
+    /// The form token of a POST matches the session's.
+    fn check_csrf(&self, sent: &str) -> Result<(), Response> {
+        if same(&self.csrf, sent) {
+            Ok(())
+        } else {
+            Err(expired_form())
+        }
+    }
+}
+
+/// A POST whose form token is not the session's: refused, nothing written.
+fn expired_form() -> Response {
+    error_page(
+        None,
+        ApiError::Other {
+            status: StatusCode::FORBIDDEN,
+            code: "form_expired",
+            title: "Formulaire expiré",
+            field: None,
+            detail: "Ce formulaire n'appartient pas à votre session : rien n'a été enregistré. Rechargez la page et recommencez.".into(),
+        },
+    )
+}
+
+/// The DSFR badge of a state: the creation state is new, the final state a
+/// `next_step` action reaches is a success, the other final states are
+/// errors or plain, everything in between is information.
+fn state_badge(def: &ami_core::Definition, state: &str) -> &'static str {
+    let reached_by_next_step = || {
+        def.actions
+            .iter()
+            .any(|a| a.next_step && a.to.as_deref() == Some(state))
+    };
+    if def.is_terminal(state) {
+        if reached_by_next_step() {
+            "fr-badge--success"
+        } else if def
+            .states
+            .iter()
+            .find(|s| {
+                def.is_terminal(&s.id)
+                    && !def
+                        .actions
+                        .iter()
+                        .any(|a| a.next_step && a.to.as_deref() == Some(s.id.as_str()))
+            })
+            .is_some_and(|s| s.id == state)
+        {
+            "fr-badge--error"
+        } else {
+            ""
+        }
+    } else if def
+        .creation_actions()
+        .any(|a| a.to.as_deref() == Some(state))
+    {
+        "fr-badge--new"
+    } else {
+        "fr-badge--info"
+    }
+}
+
+pub(crate) fn agency_label(def: &ami_core::Definition, agency: &str) -> String {
+    def.agencies
+        .iter()
+        .find(|a| a.id == agency)
+        .map_or_else(|| agency.to_string(), |a| a.label.clone())
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -117,7 +259,7 @@ impl FromRequestParts<AppState> for SignedIn {
             .store
             .find_session(&session_sha256, Utc::now(), IDLE)
             .await
-            .map_err(|e| crate::http::error::ApiError::from(e).into_response())?
+            .map_err(|e| error_page(None, ApiError::from(e)))?
             .ok_or_else(to_sign_in)?;
         Ok(SignedIn {
             actor: ami_core::Actor {
@@ -135,8 +277,60 @@ impl FromRequestParts<AppState> for SignedIn {
 fn render(page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => Html(html).into_response(),
-        Err(e) => crate::http::error::ApiError::Internal(e.to_string()).into_response(),
+        Err(e) => error_page(None, ApiError::Internal(e.to_string())),
     }
+}
+
+#[derive(Template)]
+#[template(path = "erreur.html")]
+struct ErrorPage {
+    layout: Layout,
+    title: String,
+    detail: String,
+}
+
+/// An error as a page, with the status of the API's answer and its French
+/// words: 404 « Page introuvable », 503 « Service momentanément
+/// indisponible »…
+fn error_page(layout: Option<Layout>, error: ApiError) -> Response {
+    if let ApiError::Internal(cause) = &error {
+        tracing::error!(%cause, "internal error");
+    }
+    let problem = error.problem();
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (title, detail) = if status == StatusCode::NOT_FOUND {
+        (
+            "Page introuvable".to_string(),
+            "Cette page n'existe pas, ou elle concerne un dossier que votre direction n'a pas à connaître.".to_string(),
+        )
+    } else {
+        (problem.title, problem.detail.clone())
+    };
+    let page = ErrorPage {
+        layout: layout.unwrap_or_else(Layout::signed_out),
+        title,
+        detail,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => (status, problem.detail).into_response(),
+    }
+}
+
+/// Unknown addresses outside the API: the 404 page, with the person's
+/// header when signed in.
+pub async fn not_found(State(state): State<AppState>, parts: Parts) -> Response {
+    let mut parts = parts;
+    let layout = match SignedIn::from_request_parts(&mut parts, &state).await {
+        Ok(signed) => Some(signed.layout(&state, "")),
+        Err(_) => None,
+    };
+    error_page(
+        layout,
+        ApiError::NotFound {
+            detail: String::new(),
+        },
+    )
 }
 
 async fn home(jar: CookieJar) -> Redirect {
@@ -160,7 +354,7 @@ fn sign_in_form(state: &AppState, jar: CookieJar, error: Option<String>) -> (Coo
     let csrf = random_token();
     let jar = jar.add(cookie(state, SIGN_IN_COOKIE, csrf.clone()));
     let page = SignInPage {
-        layout: Layout { person: None },
+        layout: Layout::signed_out(),
         csrf,
         error,
     };
@@ -207,7 +401,7 @@ async fn sign_in(
     };
     let stored = match state.store.find_token(presented.id).await {
         Ok(stored) => stored,
-        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
+        Err(e) => return error_page(None, ApiError::from(e)),
     };
     if presented.admit(stored).is_err() {
         return refused(jar);
@@ -223,7 +417,7 @@ async fn sign_in(
         .create_session(&sha256_hex(&id), presented.id, &csrf, Utc::now())
         .await
     {
-        return crate::http::error::ApiError::from(e).into_response();
+        return error_page(None, ApiError::from(e));
     }
     let jar = jar
         .remove(Cookie::build(SIGN_IN_COOKIE).path("/"))
@@ -243,95 +437,14 @@ async fn sign_out(
     signed: SignedIn,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !same(&signed.csrf, &form.csrf) {
-        return (
-            StatusCode::FORBIDDEN,
-            "Formulaire expiré : rechargez la page et recommencez.",
-        )
-            .into_response();
+    if let Err(refused) = signed.check_csrf(&form.csrf) {
+        return refused;
     }
     if let Err(e) = state.store.end_session(&signed.session_sha256).await {
-        return crate::http::error::ApiError::from(e).into_response();
+        return error_page(None, ApiError::from(e));
     }
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     (jar, Redirect::to("/connexion")).into_response()
-}
-
-/// A dossier as a line of a list.
-struct Row {
-    reference: String,
-    commune: String,
-    programmes: String,
-    wave: u8,
-    state_label: String,
-    received: String,
-}
-
-#[derive(Template)]
-#[template(path = "a_traiter.html")]
-struct QueuePage {
-    layout: Layout,
-    total_label: String,
-    rows: Vec<Row>,
-    next: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct QueueQuery {
-    apres: Option<String>,
-}
-
-async fn queue(
-    State(state): State<AppState>,
-    signed: SignedIn,
-    axum::extract::Query(query): axum::extract::Query<QueueQuery>,
-) -> Response {
-    let def = &state.definition;
-    let filter = DossierFilter {
-        awaiting: vec![signed.actor.agency.to_string()],
-        readable: def
-            .readable_programmes(&signed.actor.agency)
-            .map(|own| own.into_iter().map(str::to_string).collect()),
-        after: query
-            .apres
-            .as_deref()
-            .and_then(crate::store::ListCursor::decode),
-        limit: 50,
-        ..DossierFilter::default()
-    };
-    let page = match state.store.list_dossiers(&filter).await {
-        Ok(page) => page,
-        Err(e) => return crate::http::error::ApiError::from(e).into_response(),
-    };
-    let tz = def.campaign.time_zone;
-    let rows: Vec<Row> = page
-        .items
-        .iter()
-        .map(|d| Row {
-            reference: d.reference.clone(),
-            commune: d.commune.clone(),
-            programmes: d
-                .programmes
-                .iter()
-                .map(|p| def.programme(p).map_or(p.as_str(), |p| p.label.as_str()))
-                .collect::<Vec<_>>()
-                .join(", "),
-            wave: d.wave,
-            state_label: def.state_label(&d.state).to_string(),
-            received: ami_core::french_instant(d.received_at, tz),
-        })
-        .collect();
-    let total_label = match rows.len() {
-        0 => "Rien en attente.".to_string(),
-        1 => "1 dossier sur cette page.".to_string(),
-        n => format!("{n} dossiers sur cette page."),
-    };
-    render(&QueuePage {
-        layout: signed.layout(&state),
-        total_label,
-        rows,
-        next: page.next,
-    })
 }
 
 /// The security headers of every page: no inline script, no framing, no
