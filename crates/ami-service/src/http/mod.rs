@@ -249,7 +249,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let store = state.store.clone();
     let sealer = tokio::spawn(seal_continuously(store.clone()));
-    let served = axum::serve(listener, router(state))
+    // Live pages' streams never end by themselves: told of the shutdown,
+    // they close, so that the requests in flight can finish.
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let app = router(state).layer(axum::Extension(Closing(closed)));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing.send(true);
+    };
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     sealer.abort();
@@ -259,6 +267,10 @@ pub async fn serve(
     }
     served
 }
+
+/// Becomes true when the service begins to shut down.
+#[derive(Clone)]
+pub struct Closing(pub tokio::sync::watch::Receiver<bool>);
 
 /// How often the sealer looks for new events when the last look found none.
 const SEAL_IDLE: Duration = Duration::from_millis(100);

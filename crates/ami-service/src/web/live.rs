@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 
 use super::{agency_label, SignedIn, IDLE};
-use crate::http::AppState;
+use crate::http::{AppState, Closing};
 use crate::store::{FeedCursor, StoredEvent};
 
 /// How often the feed is read when nothing was new.
@@ -52,11 +52,34 @@ struct Follow {
     pending: std::collections::VecDeque<StoredEvent>,
     checked_at: Instant,
     over: bool,
+    /// The service is shutting down (absent when served without
+    /// [`crate::http::serve`]).
+    closing: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl Follow {
+    /// Waits `pause`, or less if the service begins to shut down.
+    async fn wait(&mut self, pause: Duration) {
+        match &mut self.closing {
+            Some(closing) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = closing.changed() => {}
+                }
+            }
+            None => tokio::time::sleep(pause).await,
+        }
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.as_ref().is_some_and(|c| *c.borrow())
+    }
 }
 
 /// `GET /evenements`
 pub async fn events(
     State(state): State<AppState>,
+    closing: Option<axum::Extension<Closing>>,
     signed: SignedIn,
     headers: HeaderMap,
     query: Result<Query<LiveQuery>, axum::extract::rejection::QueryRejection>,
@@ -83,6 +106,7 @@ pub async fn events(
         pending: Default::default(),
         checked_at: Instant::now(),
         over: false,
+        closing: closing.map(|c| c.0 .0),
     };
     Sse::new(changes(follow))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -92,7 +116,7 @@ pub async fn events(
 fn changes(follow: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(follow, |mut f| async move {
         loop {
-            if f.over {
+            if f.over || f.closing() {
                 return None;
             }
             if let Some(e) = f.pending.pop_front() {
@@ -127,10 +151,10 @@ fn changes(follow: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
                     }
                     f.pending.extend(page.items);
                 }
-                Ok(_) => tokio::time::sleep(POLL).await,
+                Ok(_) => f.wait(POLL).await,
                 // The database is away: the page keeps what it shows and
                 // the stream tries again.
-                Err(_) => tokio::time::sleep(POLL * 4).await,
+                Err(_) => f.wait(POLL * 4).await,
             }
         }
     })
