@@ -9,6 +9,7 @@
 
 pub mod process;
 pub mod s3;
+pub mod web;
 
 use std::sync::Arc;
 
