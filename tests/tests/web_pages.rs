@@ -421,12 +421,21 @@ async fn the_live_stream_sends_what_others_do(backend: Backend) {
     app.stop().await;
 }
 
-async fn unknown_pages_are_french_html(backend: Backend) {
+async fn unknown_pages_are_french_html_for_browsers_and_problems_for_programs(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut browser = Browser::new(&app);
 
-    let (status, headers, page) = browser.get("/nulle-part").await;
+    let page = browser
+        .client
+        .get(format!("{}/nulle-part", browser.base))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .expect("get");
+    let (status, headers) = (page.status(), page.headers().clone());
+    let page = page.text().await.expect("page");
     let (api, api_headers, _) = browser.get("/api/v1/nulle-part").await;
+    let (program, program_headers, _) = browser.get("/nulle-part").await;
 
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(headers["content-type"]
@@ -436,6 +445,11 @@ async fn unknown_pages_are_french_html(backend: Backend) {
     assert!(page.contains("<html lang=\"fr\"") && page.contains("Page introuvable"));
     assert_eq!(api, StatusCode::NOT_FOUND);
     assert_eq!(api_headers["content-type"], "application/problem+json");
+    assert_eq!(program, StatusCode::NOT_FOUND);
+    assert_eq!(
+        program_headers["content-type"], "application/problem+json",
+        "a program that does not ask for HTML gets a problem"
+    );
     app.stop().await;
 }
 
@@ -447,5 +461,5 @@ on_both_backends!(
     each_person_sees_their_own_buttons_and_dossiers_only,
     the_queue_filters_searches_and_counts,
     the_live_stream_sends_what_others_do,
-    unknown_pages_are_french_html,
+    unknown_pages_are_french_html_for_browsers_and_problems_for_programs,
 );

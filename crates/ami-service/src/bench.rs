@@ -69,7 +69,12 @@ impl Measure {
         token: &str,
     ) -> anyhow::Result<()> {
         let t = Instant::now();
-        let r = client.get(url).bearer_auth(token).send().await?;
+        // A web session's cookie, or an API token.
+        let request = match token.strip_prefix("cookie:") {
+            Some(cookie) => client.get(url).header(reqwest::header::COOKIE, cookie),
+            None => client.get(url).bearer_auth(token),
+        };
+        let r = request.send().await?;
         let ok = r.status().is_success();
         r.bytes().await?;
         if ok {
@@ -312,12 +317,19 @@ async fn http_load(
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks: Vec<ClientTask> = Vec::new();
+    // Instruction needs both files: every deposit sends the same two small
+    // ones (stored once, as content-addressed files are).
+    let files = Arc::new((
+        crate::demo_files::candidature_pdf("Banc", "00000"),
+        crate::demo_files::budget_xlsx("Banc").unwrap_or_default(),
+    ));
     for c in 0..clients {
-        let (client, base, tokens, stop) = (
+        let (client, base, tokens, stop, files) = (
             client.clone(),
             base.to_string(),
             tokens.clone(),
             stop.clone(),
+            files.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -329,15 +341,23 @@ async fn http_load(
                     "commune": format!("Banc {c}-{n}"), "code_insee": format!("{:05}", (c * 7919 + n) % 100_000),
                     "porteur": {"nom": "Ville de démonstration"}, "programmes": ["acv", "ti"],
                     "received_at": "2020-11-06T23:30:00+01:00",
-                    "pieces": [{"kind": "dossier_candidature", "filename": "c.pdf"},
-                               {"kind": "budget_previsionnel", "filename": "b.xlsx"}],
                     "doublon_confirme": true
                 });
+                let form = reqwest::multipart::Form::new()
+                    .text("dossier", body.to_string())
+                    .part(
+                        "dossier_candidature",
+                        reqwest::multipart::Part::bytes(files.0.clone()).file_name("c.pdf"),
+                    )
+                    .part(
+                        "budget_previsionnel",
+                        reqwest::multipart::Part::bytes(files.1.clone()).file_name("b.xlsx"),
+                    );
                 let t = Instant::now();
                 let res = client
                     .post(format!("{base}/api/v1/dossiers"))
                     .bearer_auth(&tokens[0])
-                    .json(&body)
+                    .multipart(form)
                     .send()
                     .await;
                 let Some(dossier) = ok_json(res).await else {
@@ -691,5 +711,84 @@ async fn read_load(
         search.latencies.len(),
         search.errors
     );
+    page_load(client, base, token, &ids).await
+}
+
+/// The same person's web pages: « À traiter » (its first page, filtered,
+/// searched) and the dossier page, each rendered whole.
+async fn page_load(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    ids: &[String],
+) -> anyhow::Result<()> {
+    let cookie = format!("cookie:{}", sign_in(client, base, token).await?);
+    let mut queue = Measure::empty();
+    let mut dossier = Measure::empty();
+    let queues = [
+        "/a-traiter",
+        "/a-traiter?vague=2",
+        "/a-traiter?etat=recu&programme=ti",
+        "/a-traiter?q=commune%2012",
+    ];
+    for i in 0..2000 {
+        let url = format!("{base}/dossiers/{}", ids[(i * 7) % ids.len()]);
+        dossier.time_get(client, &url, &cookie).await?;
+        if i % 2 == 0 {
+            let url = format!("{base}{}", queues[(i / 2) % queues.len()]);
+            queue.time_get(client, &url, &cookie).await?;
+        }
+    }
+    for (name, m) in [
+        ("page À traiter     ", &mut queue),
+        ("page du dossier    ", &mut dossier),
+    ] {
+        println!(
+            "{name} p50 {:.2} ms  p99 {:.2} ms  ({} requests, {} errors)",
+            ms(m.percentile(0.5)),
+            ms(m.percentile(0.99)),
+            m.latencies.len(),
+            m.errors
+        );
+    }
     Ok(())
+}
+
+/// Signs in on « Se connecter » as a browser does; the session cookie.
+async fn sign_in(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
+    let form = client.get(format!("{base}/connexion")).send().await?;
+    let csrf_cookie = form
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("ami_connexion="))
+        })
+        .map(str::to_string)
+        .context("pas de jeton de formulaire sur « Se connecter »")?;
+    let csrf = csrf_cookie.trim_start_matches("ami_connexion=").to_string();
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let signed = no_redirect
+        .post(format!("{base}/connexion"))
+        .header(reqwest::header::COOKIE, &csrf_cookie)
+        .form(&[("csrf", csrf.as_str()), ("jeton", token)])
+        .send()
+        .await?;
+    signed
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("ami_session="))
+        })
+        .map(str::to_string)
+        .context("la connexion n'a pas ouvert de session")
 }

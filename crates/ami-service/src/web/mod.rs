@@ -320,6 +320,20 @@ fn error_page(layout: Option<Layout>, error: ApiError) -> Response {
 /// Unknown addresses outside the API: the 404 page, with the person's
 /// header when signed in.
 pub async fn not_found(State(state): State<AppState>, parts: Parts) -> Response {
+    // A program that does not ask for HTML gets the API's problem.
+    let wants_html = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if !wants_html {
+        return ApiError::NotFound {
+            detail:
+                "Cette adresse n'existe pas ; la liste des routes est dans /api/v1/openapi.json."
+                    .into(),
+        }
+        .into_response();
+    }
     let mut parts = parts;
     let layout = match SignedIn::from_request_parts(&mut parts, &state).await {
         Ok(signed) => Some(signed.layout(&state, "")),
