@@ -95,6 +95,10 @@ fn serve(bytes: &'static [u8], etag: &str, path: &str, headers: &HeaderMap) -> R
 const OWN: &[(&str, &[u8])] = &[
     ("ami.js", include_bytes!("../../assets/ami/ami.js")),
     ("ami.css", include_bytes!("../../assets/ami/ami.css")),
+    (
+        "sans-js.css",
+        include_bytes!("../../assets/ami/sans-js.css"),
+    ),
 ];
 
 /// The version in the own files' URLs: a digest of their content, so that

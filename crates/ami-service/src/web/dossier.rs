@@ -310,7 +310,15 @@ fn forms(
     typed: Option<&Typed>,
     mut errors: Option<FormErrors>,
 ) -> Vec<ActionForm> {
-    ami_core::available_actions(def, d, &signed.actor)
+    let mut actions = ami_core::available_actions(def, d, &signed.actor);
+    // What moves the dossier forward first, then what closes it, then the
+    // pièces and the requests to the porteur.
+    actions.sort_by_key(|a| match a.effect {
+        _ if a.next_step => 0,
+        Effect::AttachPiece | Effect::RequestPieces => 2,
+        _ => 1,
+    });
+    actions
         .into_iter()
         .map(|a| {
             let mine = typed.filter(|t| t.action == a.id);
