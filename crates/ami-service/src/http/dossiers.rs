@@ -527,7 +527,12 @@ pub async fn list(
     filter.programmes = query.list("programme", &programmes)?;
     let mut awaitable: Vec<&str> = def.agencies.iter().map(|a| a.id.as_str()).collect();
     awaitable.push(ami_core::PORTEUR);
-    filter.awaiting = query.list("awaiting", &awaitable)?;
+    filter.awaiting_columns =
+        crate::store::awaiting_columns(def, &query.list("awaiting", &awaitable)?);
+    if query.get("awaiting").is_some() && filter.awaiting_columns.is_empty() {
+        // Agencies that never take a next step: nothing waits on them.
+        filter.awaiting_columns = vec![String::new()];
+    }
     if let Some(q) = query.get("q") {
         if q.chars().count() > 200 || q.chars().any(char::is_control) {
             return Err(ApiError::bad_field(

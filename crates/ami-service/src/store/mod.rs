@@ -378,10 +378,15 @@ impl Store {
         })
     }
 
-    /// How many dossiers match `filter`, whatever its cursor and limit.
-    pub async fn count_matching(&self, filter: &DossierFilter) -> Result<i64, StoreError> {
+    /// How many dossiers match `filter`, whatever its cursor and limit,
+    /// counted up to `cap + 1`: a page says « plus de 1 000 » rather than
+    /// read 100,000 rows to be exact (the waiting-on column has no index).
+    pub async fn count_matching(&self, filter: &DossierFilter, cap: u32) -> Result<i64, StoreError> {
         let (conditions, binds) = where_clause(filter, false);
-        let sql = format!("select count(*) as n from dossier d where {conditions}");
+        let sql = format!(
+            "select count(*) as n from (select 1 from dossier d where {conditions} limit {}) matching",
+            i64::from(cap) + 1
+        );
         let mut query = sqlx::query(&sql);
         for bind in binds {
             query = match bind {
@@ -684,7 +689,7 @@ fn where_clause(filter: &DossierFilter, with_after: bool) -> (String, Vec<Bind>)
             .collect();
         *sql += &format!(" and ({})", parts.join(" or "));
     };
-    any_of(&mut sql, "d.awaiting", &filter.awaiting, true);
+    any_of(&mut sql, "d.awaiting", &filter.awaiting_columns, false);
     any_of(&mut sql, "d.state", &filter.states, false);
     any_of(&mut sql, "d.programmes", &filter.programmes, true);
     if let Some(readable) = &filter.readable {
@@ -763,6 +768,39 @@ fn in_programmes(column: &str, programmes: &[&str]) -> String {
     format!("({})", any.join(" or "))
 }
 
+/// Every value the `awaiting` column may hold that names one of `wanted`
+/// (agencies, or `porteur`). A dossier waits on the agencies of its next
+/// steps, listed in the order of the definition's actions, or on the
+/// porteur alone: the values are the ordered subsets of those agencies, a
+/// few for any real circuit.
+pub fn awaiting_columns(def: &Definition, wanted: &[String]) -> Vec<String> {
+    let mut agencies: Vec<&str> = Vec::new();
+    for a in def.actions.iter().filter(|a| a.next_step) {
+        if !agencies.contains(&a.agency.as_str()) {
+            agencies.push(a.agency.as_str());
+        }
+    }
+    // 2^n subsets; a circuit with more than 16 agencies taking next steps
+    // would be a different kind of thing.
+    let n = agencies.len().min(16);
+    let mut values: Vec<String> = (1u32..(1 << n))
+        .map(|mask| {
+            list_column(
+                agencies[..n]
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, a)| *a),
+            )
+        })
+        .filter(|v| wanted.iter().any(|w| v.contains(&format!(",{w},"))))
+        .collect();
+    if wanted.iter().any(|w| w == ami_core::PORTEUR) {
+        values.push(list_column(std::iter::once(ami_core::PORTEUR)));
+    }
+    values
+}
+
 pub(super) fn list_column<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let mut s = String::from(",");
     for item in items {
@@ -793,4 +831,23 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
 
 pub(super) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_awaiting_values_of_an_agency_are_the_lists_that_name_it() {
+        let def = Definition::ami2();
+        let dar = awaiting_columns(&def, &["dar".to_string()]);
+        assert!(dar.contains(&",dar,".to_string()), "{dar:?}");
+        assert!(dar.iter().all(|v| v.contains(",dar,")));
+        assert_eq!(dar.len(), 4, "dar with any subset of acv and ti: {dar:?}");
+        assert_eq!(
+            awaiting_columns(&def, &[ami_core::PORTEUR.to_string()]),
+            vec![",porteur,".to_string()]
+        );
+        assert!(awaiting_columns(&def, &["nobody".to_string()]).is_empty());
+    }
 }

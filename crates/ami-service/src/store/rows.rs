@@ -26,8 +26,11 @@ pub struct DossierFilter {
     pub states: Vec<String>,
     pub waves: Vec<u8>,
     pub programmes: Vec<String>,
-    /// Agencies, or `porteur`.
-    pub awaiting: Vec<String>,
+    /// Dossiers waiting on some agencies (or `porteur`): the values of the
+    /// `awaiting` column that name one of them, from
+    /// [`super::awaiting_columns`]. Exact values, so that an index serves
+    /// them.
+    pub awaiting_columns: Vec<String>,
     pub q: Option<String>,
     pub after: Option<ListCursor>,
     pub limit: u32,

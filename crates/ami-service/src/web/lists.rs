@@ -13,6 +13,8 @@ use crate::store::{DossierFilter, ListCursor};
 
 /// Rows per page.
 const PAGE: u32 = 50;
+/// Counts stop here: « plus de 1 000 dossiers ».
+const COUNT_CAP: u32 = 1000;
 
 /// A dossier as a line of a list.
 pub struct Row {
@@ -115,7 +117,12 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         ..DossierFilter::default()
     };
     if queue {
-        filter.awaiting = vec![signed.actor.agency.to_string()];
+        filter.awaiting_columns =
+            crate::store::awaiting_columns(def, &[signed.actor.agency.to_string()]);
+        if filter.awaiting_columns.is_empty() {
+            // An agency that takes no next step: nothing ever waits on it.
+            filter.awaiting_columns = vec![String::new()];
+        }
     }
     let mut error = None;
     let mut refuse = |message: &str| {
@@ -160,7 +167,7 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
     };
     let (page, total) = match tokio::try_join!(
         state.store.list_dossiers(&filter),
-        state.store.count_matching(&filter)
+        state.store.count_matching(&filter, COUNT_CAP)
     ) {
         Ok(found) => found,
         Err(e) => return error_page(Some(signed.layout(state, "")), ApiError::from(e)),
@@ -249,7 +256,11 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         || !filter.waves.is_empty()
         || !filter.programmes.is_empty()
         || filter.q.is_some();
-    let count = format::dossiers(total);
+    let count = if total > i64::from(COUNT_CAP) {
+        format!("plus de {}", format::dossiers(i64::from(COUNT_CAP)))
+    } else {
+        format::dossiers(total)
+    };
     let (title, intro, caption, action, current) = if queue {
         (
             "À traiter",
