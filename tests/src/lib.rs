@@ -7,6 +7,7 @@
 //! fresh database each. They fail, rather than skip, when it cannot be
 //! reached: a skipped backend must not pass for a tested one.
 
+pub mod browser;
 pub mod process;
 pub mod s3;
 pub mod web;
