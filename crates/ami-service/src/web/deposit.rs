@@ -301,7 +301,7 @@ async fn read_and_deposit(
         let text = field.text().await.map_err(form_error)?;
         match name.as_str() {
             "csrf" => {
-                if signed.check_csrf(&text).is_err() {
+                if !signed.csrf_ok(&text) {
                     return Ok(Outcome::Expired);
                 }
                 csrf_checked = true;

@@ -663,8 +663,8 @@ pub async fn act(
 ) -> Response {
     let def = &state.definition;
     let fields = read_fields(&body, &action);
-    if let Err(refused) = signed.check_csrf(&fields.csrf) {
-        return refused;
+    if !signed.csrf_ok(&fields.csrf) {
+        return super::expired_form();
     }
     let (Some(id), Some(_)) = (dossier_id(&id), def.action(&action)) else {
         return error_page(
@@ -882,7 +882,9 @@ async fn attach_form(
             .map_err(crate::http::pieces::form_error)?;
         match name.as_str() {
             "csrf" => {
-                signed.check_csrf(&text).map_err(|_| AttachError::Csrf)?;
+                if !signed.csrf_ok(&text) {
+                    return Err(AttachError::Csrf);
+                }
                 csrf_checked = true;
             }
             "version" => *version = text.trim().parse().unwrap_or(0),

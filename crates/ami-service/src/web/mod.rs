@@ -179,12 +179,8 @@ impl SignedIn {
     }
 
     /// The form token of a POST matches the session's.
-    fn check_csrf(&self, sent: &str) -> Result<(), Response> {
-        if same(&self.csrf, sent) {
-            Ok(())
-        } else {
-            Err(expired_form())
-        }
+    fn csrf_ok(&self, sent: &str) -> bool {
+        same(&self.csrf, sent)
     }
 }
 
@@ -451,8 +447,8 @@ async fn sign_out(
     signed: SignedIn,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = signed.check_csrf(&form.csrf) {
-        return refused;
+    if !signed.csrf_ok(&form.csrf) {
+        return expired_form();
     }
     if let Err(e) = state.store.end_session(&signed.session_sha256).await {
         return error_page(None, ApiError::from(e));
