@@ -729,7 +729,7 @@ async fn page_load(
         "/a-traiter",
         "/a-traiter?vague=2",
         "/a-traiter?etat=recu&programme=ti",
-        "/a-traiter?q=commune%2012",
+        "/a-traiter?q=commune%204242",
     ];
     for i in 0..2000 {
         let url = format!("{base}/dossiers/{}", ids[(i * 7) % ids.len()]);

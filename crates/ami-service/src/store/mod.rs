@@ -187,6 +187,20 @@ impl Store {
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(3))
                     .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // Statements are prepared once per connection;
+                            // after five runs PostgreSQL may plan them once
+                            // for any value, and a list filtered on « waits
+                            // on the DAR » then reads the table instead of
+                            // its index (20 ms, not 2, at 100,000 dossiers).
+                            // Planning each run costs a fraction of that.
+                            sqlx::query("set plan_cache_mode = force_custom_plan")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 Store {
