@@ -334,6 +334,33 @@ async fn each_person_sees_their_own_buttons_and_dossiers_only(backend: Backend) 
     app.stop().await;
 }
 
+async fn an_action_without_a_form_on_the_page_is_refused_above_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let team = app.team().await;
+    let dossier = app.deposit(&team.dar, &["acv"]).await;
+    let id = id_of(&dossier);
+    let mut acv = Browser::signed_in(&app, &team.acv.token).await;
+    let (_, _, page) = acv.get(&format!("/dossiers/{id}")).await;
+    let before = app.journal_len().await;
+    let forged = [
+        ("csrf".to_string(), csrf_of(&page)),
+        ("version".to_string(), "1".to_string()),
+        ("cle".to_string(), "forged-1".to_string()),
+        ("verdict".to_string(), "favorable".to_string()),
+    ];
+
+    let (status, _, page) = send(&mut acv, &id, "instruire", &forged).await;
+
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Action refusée"), "shown above the page");
+    assert!(
+        page.contains("revient à « Cnam – Direction de l&#39;action régionale »"),
+        "the engine's words"
+    );
+    assert_eq!(app.journal_len().await, before, "nothing written");
+    app.stop().await;
+}
+
 async fn the_queue_filters_searches_and_counts(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let team = app.team().await;
@@ -459,6 +486,7 @@ on_both_backends!(
     a_stale_form_says_what_changed_and_writes_nothing,
     a_form_of_another_session_or_without_its_token_is_refused,
     each_person_sees_their_own_buttons_and_dossiers_only,
+    an_action_without_a_form_on_the_page_is_refused_above_it,
     the_queue_filters_searches_and_counts,
     the_live_stream_sends_what_others_do,
     unknown_pages_are_french_html_for_browsers_and_problems_for_programs,

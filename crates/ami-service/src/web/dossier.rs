@@ -159,6 +159,8 @@ struct DossierPage {
     forms: Vec<ActionForm>,
     held: Vec<HeldBack>,
     notice: Option<String>,
+    /// A refusal of an action that has no form on the page.
+    refusal: Option<String>,
     /// What others did since the version the person's form was read at.
     changes: Vec<String>,
     live_from: String,
@@ -477,6 +479,25 @@ async fn show(
             reason: r.explain(def),
         })
         .collect();
+    // A refusal of an action the page offers no form for (sent from an old
+    // page, or forged) is shown above everything.
+    let offered = |action: &str| {
+        ami_core::available_actions(def, &d, &signed.actor)
+            .iter()
+            .any(|a| a.id == action)
+    };
+    let refusal = match (&extras.typed, &extras.errors) {
+        (Some(t), Some(e)) if !offered(&t.action) => Some(
+            e.alert
+                .iter()
+                .chain(e.fields.values())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => None,
+    };
+    let forms = forms(def, &d, signed, extras.typed.as_ref(), extras.errors);
     let page = DossierPage {
         layout: layout(),
         d: identity(def, &d),
@@ -484,7 +505,8 @@ async fn show(
         pieces: pieces(def, &d),
         avis: avis(def, &d),
         history: history.iter().rev().map(|s| history_line(def, s)).collect(),
-        forms: forms(def, &d, signed, extras.typed.as_ref(), extras.errors),
+        forms,
+        refusal,
         held,
         notice: extras.notice,
         changes: extras
@@ -594,8 +616,17 @@ fn form_field(field: &str) -> String {
 fn form_errors(error: &ApiError) -> FormErrors {
     let problem = error.problem();
     let mut errors = FormErrors::default();
+    // Fields the forms show; a refusal about anything else goes above.
+    const SHOWN: [&str; 6] = [
+        "verdict",
+        "motivation",
+        "comment",
+        "pieces",
+        "due_on",
+        "fichier",
+    ];
     match problem.field.as_deref().map(form_field) {
-        Some(field) if field != "version" && field != "Idempotency-Key" => {
+        Some(field) if SHOWN.contains(&field.as_str()) => {
             errors.alert = Some(format!("{} : voir le champ signalé.", problem.title));
             errors.fields.insert(field, problem.detail);
         }

@@ -202,26 +202,20 @@ fn expired_form() -> Response {
 /// `next_step` action reaches is a success, the other final states are
 /// errors or plain, everything in between is information.
 fn state_badge(def: &ami_core::Definition, state: &str) -> &'static str {
-    let reached_by_next_step = || {
+    let by_next_step = |s: &str| {
         def.actions
             .iter()
-            .any(|a| a.next_step && a.to.as_deref() == Some(state))
+            .any(|a| a.next_step && a.to.as_deref() == Some(s))
     };
     if def.is_terminal(state) {
-        if reached_by_next_step() {
-            "fr-badge--success"
-        } else if def
+        let first_other_end = def
             .states
             .iter()
-            .find(|s| {
-                def.is_terminal(&s.id)
-                    && !def
-                        .actions
-                        .iter()
-                        .any(|a| a.next_step && a.to.as_deref() == Some(s.id.as_str()))
-            })
-            .is_some_and(|s| s.id == state)
-        {
+            .map(|s| s.id.as_str())
+            .find(|s| def.is_terminal(s) && !by_next_step(s));
+        if by_next_step(state) {
+            "fr-badge--success"
+        } else if first_other_end == Some(state) {
             "fr-badge--error"
         } else {
             ""
