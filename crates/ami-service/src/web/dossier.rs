@@ -347,10 +347,12 @@ fn forms(
             ActionForm {
                 id: a.id.to_string(),
                 label: a.label.clone(),
+                // The fragment brings a refused form back into view (on a
+                // phone it is below the dossier).
                 url: if kind == "attach" {
-                    format!("/dossiers/{}/pieces", d.id)
+                    format!("/dossiers/{}/pieces#action-{}", d.id, a.id)
                 } else {
-                    format!("/dossiers/{}/actions/{}", d.id, a.id)
+                    format!("/dossiers/{}/actions/{}#action-{}", d.id, a.id, a.id)
                 },
                 kind,
                 verdicts: if a.verdict {
