@@ -46,7 +46,7 @@ pub enum Rejection {
     PiecesMissing { missing: Vec<SmolStr> },
     #[error("pièce inconnue « {piece} »")]
     UnknownPiece { piece: SmolStr },
-    #[error("l'action « {action} » doit porter un verdict (favorable, reserve ou defavorable)")]
+    #[error("l'action « {action} » doit porter un verdict")]
     VerdictMissing { action: SmolStr },
     #[error("l'action « {action} » ne porte pas de verdict")]
     VerdictNotExpected { action: SmolStr },
@@ -54,9 +54,7 @@ pub enum Rejection {
     UnknownVerdict { verdict: SmolStr },
     #[error("une motivation est obligatoire pour {reason}")]
     MotivationMissing { reason: String },
-    #[error(
-        "le verdict « {verdict} » de l'action « {by} » empêche de déclarer le dossier lauréat"
-    )]
+    #[error("le verdict « {verdict} » de l'action « {by} » est bloquant")]
     BlockingVerdict { by: SmolStr, verdict: SmolStr },
     #[error("quatre yeux : la personne qui a pris l'action « {previous} » ne peut pas prendre l'action « {action} »")]
     FourEyes { action: SmolStr, previous: SmolStr },
@@ -255,11 +253,25 @@ impl Rejection {
             Rejection::MotivationMissing { reason } => {
                 format!("Une motivation est obligatoire pour {reason}.")
             }
-            Rejection::BlockingVerdict { by, verdict: v } => format!(
-                "Le verdict « {} » donné par l'action « {} » empêche de déclarer le dossier lauréat.",
-                verdict(v),
-                action(by)
-            ),
+            Rejection::BlockingVerdict { by, verdict: v } => {
+                // The actions this verdict stops, in the definition's words.
+                let stopped: Vec<String> = def
+                    .actions
+                    .iter()
+                    .filter(|a| a.guards.contains(&Guard::NoBlockingVerdict))
+                    .map(|a| format!("« {} »", a.label))
+                    .collect();
+                format!(
+                    "Le verdict « {} » donné par l'action « {} » empêche {}.",
+                    verdict(v),
+                    action(by),
+                    if stopped.is_empty() {
+                        "cette action".to_string()
+                    } else {
+                        format!("l'action {}", stopped.join(" ou "))
+                    }
+                )
+            }
             Rejection::FourEyes {
                 action: a,
                 previous,

@@ -432,3 +432,172 @@ fn the_diagram_of_the_other_definition_shows_the_region() {
     );
     assert!(!diagram.contains("sans_suite"));
 }
+
+/// Every label and identifier of the default definition that `def` does not
+/// have: words a message for `def` must never use.
+fn foreign_words(def: &Definition) -> Vec<String> {
+    let ami2 = Definition::ami2();
+    let words = |d: &Definition| -> Vec<String> {
+        let mut w: Vec<String> = Vec::new();
+        w.extend(
+            d.states
+                .iter()
+                .flat_map(|s| [s.id.to_string(), s.label.clone()]),
+        );
+        w.extend(
+            d.actions
+                .iter()
+                .flat_map(|a| [a.id.to_string(), a.label.clone()]),
+        );
+        w.extend(
+            d.verdicts
+                .iter()
+                .flat_map(|v| [v.id.to_string(), v.label.clone()]),
+        );
+        w.extend(
+            d.agencies
+                .iter()
+                .flat_map(|a| [a.id.to_string(), a.label.clone()]),
+        );
+        w.extend(
+            d.roles
+                .iter()
+                .flat_map(|r| [r.id.to_string(), r.label.clone()]),
+        );
+        w.extend(
+            d.programmes
+                .iter()
+                .flat_map(|p| [p.id.to_string(), p.label.clone()]),
+        );
+        w.extend(
+            d.pieces
+                .iter()
+                .flat_map(|p| [p.id.to_string(), p.label.clone()]),
+        );
+        w
+    };
+    let own = words(def);
+    // Short identifiers (`ti`, `dar`) appear inside ordinary words.
+    words(&ami2)
+        .into_iter()
+        .filter(|w| w.chars().count() > 4 && !own.iter().any(|o| o.contains(w.as_str())))
+        .collect()
+}
+
+#[test]
+fn every_refusal_speaks_the_words_of_the_definition_it_runs() {
+    let def = other();
+    let s = SmolStr::new;
+    let when = at("2020-10-01T10:00:00+02:00");
+    let rejections = vec![
+        Rejection::UnknownAction {
+            action: s("publier"),
+        },
+        Rejection::WrongAgency {
+            action: s("avis_region"),
+            required: s("region"),
+            actual: s("dar"),
+        },
+        Rejection::RoleTooLow {
+            action: s("declarer_laureat"),
+            required: s("directeur"),
+            actual: s("agent"),
+        },
+        Rejection::Terminal {
+            state: s("laureat"),
+        },
+        Rejection::InvalidState {
+            action: s("avis_acv"),
+            state: s("recu"),
+        },
+        Rejection::NoDossier {
+            action: s("instruire"),
+        },
+        Rejection::AlreadyExists {
+            action: s("deposer"),
+        },
+        Rejection::ProgrammeNotConcerned {
+            action: s("avis_region"),
+            programme: s("ruralite"),
+        },
+        Rejection::AvisMissing {
+            action: s("avis_acv"),
+            missing: s("avis_ti"),
+        },
+        Rejection::PiecesMissing {
+            missing: vec![s("budget_previsionnel")],
+        },
+        Rejection::UnknownPiece { piece: s("plan") },
+        Rejection::VerdictMissing {
+            action: s("instruire"),
+        },
+        Rejection::VerdictNotExpected {
+            action: s("declarer_laureat"),
+        },
+        Rejection::UnknownVerdict {
+            verdict: s("mitige"),
+        },
+        Rejection::MotivationMissing {
+            reason: "un verdict « Défavorable »".into(),
+        },
+        Rejection::BlockingVerdict {
+            by: s("avis_ti"),
+            verdict: s("defavorable"),
+        },
+        Rejection::FourEyes {
+            action: s("declarer_laureat"),
+            previous: s("instruire"),
+        },
+        Rejection::NoProgramme,
+        Rejection::UnknownProgramme {
+            programme: s("culture"),
+        },
+        Rejection::NotOpen {
+            received_at: when,
+            opens_at: when,
+        },
+        Rejection::Closed {
+            received_at: when,
+            closed_at: when,
+        },
+        Rejection::ReceivedInFuture { received_at: when },
+        Rejection::MalformedCommand {
+            action: s("instruire"),
+            expected: "un verdict".into(),
+        },
+        Rejection::Doublon {
+            existing: vec!["AMI3-V1-0001".into()],
+        },
+        Rejection::DueInPast {
+            due_on: when.date_naive(),
+        },
+        Rejection::NothingToReopen,
+    ];
+    let foreign = foreign_words(&def);
+    assert!(
+        foreign.iter().any(|w| w == "Réservé"),
+        "the check has teeth: {foreign:?}"
+    );
+
+    for r in &rejections {
+        for message in [r.explain(&def), r.to_string()] {
+            for word in &foreign {
+                assert!(
+                    !message.contains(word.as_str()),
+                    "« {message} » ({}) names « {word} », which this definition lacks",
+                    r.code()
+                );
+            }
+        }
+    }
+    // And the words it does use are this definition's.
+    let blocking = Rejection::BlockingVerdict {
+        by: s("avis_ti"),
+        verdict: s("defavorable"),
+    };
+    assert!(
+        blocking.explain(&def).contains("« Déclarer lauréat »"),
+        "{}",
+        blocking.explain(&def)
+    );
+}
