@@ -62,6 +62,21 @@ async fn act(
     send(browser, id, action, &fields).await
 }
 
+/// A service, its four people, and an ACV dossier the DAR has instructed.
+async fn instructed_acv_dossier(backend: Backend) -> (TestApp, Team, Value) {
+    let app = TestApp::spawn(backend).await;
+    let team = app.team().await;
+    let dossier = app.deposit(&team.dar, &["acv"]).await;
+    app.must_act(
+        &team.dar,
+        &dossier,
+        "instruire",
+        json!({"verdict": "favorable"}),
+    )
+    .await;
+    (app, team, dossier)
+}
+
 async fn state_of(app: &TestApp, who: &Person, id: &str) -> Value {
     let (status, body) = app.get(who, &format!("/dossiers/{id}")).await;
     assert_eq!(status, StatusCode::OK);
@@ -160,16 +175,7 @@ async fn the_whole_review_runs_through_the_forms(backend: Backend) {
 }
 
 async fn a_refusal_is_shown_next_to_its_field_with_what_was_typed(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let team = app.team().await;
-    let dossier = app.deposit(&team.dar, &["acv"]).await;
-    app.must_act(
-        &team.dar,
-        &dossier,
-        "instruire",
-        json!({"verdict": "favorable"}),
-    )
-    .await;
+    let (app, team, dossier) = instructed_acv_dossier(backend).await;
     let id = id_of(&dossier);
     let before = app.journal_len().await;
     let mut acv = Browser::signed_in(&app, &team.acv.token).await;
@@ -203,16 +209,7 @@ async fn a_refusal_is_shown_next_to_its_field_with_what_was_typed(backend: Backe
 }
 
 async fn a_stale_form_says_what_changed_and_writes_nothing(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let team = app.team().await;
-    let dossier = app.deposit(&team.dar, &["acv"]).await;
-    app.must_act(
-        &team.dar,
-        &dossier,
-        "instruire",
-        json!({"verdict": "favorable"}),
-    )
-    .await;
+    let (app, team, dossier) = instructed_acv_dossier(backend).await;
     let id = id_of(&dossier);
     let mut boss = Browser::signed_in(&app, &team.boss.token).await;
     let (_, _, read) = boss.get(&format!("/dossiers/{id}")).await;

@@ -445,7 +445,7 @@ pub(crate) async fn deposit(
 
 /// The dossier, if the caller may read it (need to know): a dossier of
 /// another agency's programme is as absent as one that does not exist.
-pub(super) async fn readable_dossier(
+pub(crate) async fn readable_dossier(
     state: &AppState,
     caller: &Caller,
     id: DossierId,

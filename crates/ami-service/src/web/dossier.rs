@@ -199,12 +199,7 @@ fn identity(def: &Definition, d: &Dossier) -> Identity {
         code_insee: d.code_insee.clone(),
         porteur: d.porteur.nom.clone(),
         email: d.porteur.email.clone(),
-        programmes: d
-            .programmes
-            .iter()
-            .map(|p| def.programme(p).map_or(p.as_str(), |p| p.label.as_str()))
-            .collect::<Vec<_>>()
-            .join(", "),
+        programmes: super::programme_labels(def, d),
         wave: d.wave,
         state_label: def.state_label(&d.state).to_string(),
         state_badge: state_badge(def, &d.state),
@@ -522,17 +517,12 @@ async fn show(
     response
 }
 
+/// The dossier if this person may read it, through the API's own check.
 async fn readable(state: &AppState, signed: &SignedIn, id: DossierId) -> Result<Dossier, ApiError> {
-    state
-        .store
-        .get_dossier(id)
-        .await?
-        .filter(|d| {
-            state
-                .definition
-                .may_read(&signed.actor.agency, &d.programmes)
-        })
-        .ok_or_else(ApiError::dossier_not_found)
+    let caller = Caller {
+        actor: signed.actor.clone(),
+    };
+    crate::http::dossiers::readable_dossier(state, &caller, id).await
 }
 
 fn dossier_id(raw: &str) -> Option<DossierId> {

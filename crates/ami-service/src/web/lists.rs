@@ -181,12 +181,7 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
             id: d.id.to_string(),
             reference: d.reference.clone(),
             commune: d.commune.clone(),
-            programmes: d
-                .programmes
-                .iter()
-                .map(|p| def.programme(p).map_or(p.as_str(), |p| p.label.as_str()))
-                .collect::<Vec<_>>()
-                .join(", "),
+            programmes: super::programme_labels(def, d),
             wave: d.wave,
             state_label: def.state_label(&d.state).to_string(),
             state_badge: state_badge(def, &d.state),

@@ -230,6 +230,15 @@ fn state_badge(def: &ami_core::Definition, state: &str) -> &'static str {
     }
 }
 
+/// « Action Cœur de Ville, Territoires d'industrie »
+fn programme_labels(def: &ami_core::Definition, d: &ami_core::Dossier) -> String {
+    d.programmes
+        .iter()
+        .map(|p| def.programme(p).map_or(p.as_str(), |p| p.label.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn agency_label(def: &ami_core::Definition, agency: &str) -> String {
     def.agencies
         .iter()
