@@ -54,13 +54,20 @@ impl Browser {
     }
 
     pub async fn get(&mut self, path: &str) -> (StatusCode, HeaderMap, String) {
-        let res = self
-            .client
-            .get(format!("{}{path}", self.base))
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    /// Sends a request with the cookies kept, and keeps those it sets.
+    pub async fn send(
+        &mut self,
+        request: reqwest::RequestBuilder,
+    ) -> (StatusCode, HeaderMap, String) {
+        let res = request
             .header("cookie", self.cookie_header())
             .send()
             .await
-            .expect("get");
+            .expect("request");
         let (status, headers) = (res.status(), res.headers().clone());
         self.keep(&headers);
         (status, headers, res.text().await.unwrap_or_default())
@@ -71,17 +78,8 @@ impl Browser {
         path: &str,
         form: &[(&str, &str)],
     ) -> (StatusCode, HeaderMap, String) {
-        let res = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .form(form)
-            .send()
-            .await
-            .expect("post");
-        let (status, headers) = (res.status(), res.headers().clone());
-        self.keep(&headers);
-        (status, headers, res.text().await.unwrap_or_default())
+        let request = self.client.post(format!("{}{path}", self.base)).form(form);
+        self.send(request).await
     }
 
     /// Opens « Se connecter » and sends the token with the form's CSRF.
@@ -108,17 +106,11 @@ impl Browser {
         path: &str,
         form: reqwest::multipart::Form,
     ) -> (StatusCode, HeaderMap, String) {
-        let res = self
+        let request = self
             .client
             .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .multipart(form)
-            .send()
-            .await
-            .expect("post");
-        let (status, headers) = (res.status(), res.headers().clone());
-        self.keep(&headers);
-        (status, headers, res.text().await.unwrap_or_default())
+            .multipart(form);
+        self.send(request).await
     }
 
     /// Signs in with `token` and asserts it worked.

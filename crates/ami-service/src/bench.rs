@@ -757,17 +757,7 @@ async fn page_load(
 /// Signs in on « Se connecter » as a browser does; the session cookie.
 async fn sign_in(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
     let form = client.get(format!("{base}/connexion")).send().await?;
-    let csrf_cookie = form
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with("ami_connexion="))
-        })
-        .map(str::to_string)
+    let csrf_cookie = set_cookie(&form, "ami_connexion")
         .context("pas de jeton de formulaire sur « Se connecter »")?;
     let csrf = csrf_cookie.trim_start_matches("ami_connexion=").to_string();
     let no_redirect = reqwest::Client::builder()
@@ -779,16 +769,17 @@ async fn sign_in(client: &reqwest::Client, base: &str, token: &str) -> anyhow::R
         .form(&[("csrf", csrf.as_str()), ("jeton", token)])
         .send()
         .await?;
-    signed
+    set_cookie(&signed, "ami_session").context("la connexion n'a pas ouvert de session")
+}
+
+/// `name=value` of the cookie `name` a response sets.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with("ami_session="))
-        })
+        .filter_map(|v| v.split(';').next())
+        .find(|c| c.split_once('=').is_some_and(|(n, _)| n == name))
         .map(str::to_string)
-        .context("la connexion n'a pas ouvert de session")
 }
