@@ -5,6 +5,7 @@
 //! [`Rejection`] with a precise reason. No I/O, no clock: callers pass `now`.
 
 pub mod definition;
+pub mod diff;
 pub mod dossier;
 pub mod engine;
 pub mod french;

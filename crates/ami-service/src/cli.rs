@@ -194,6 +194,24 @@ enum WorkflowCmd {
         #[command(flatten)]
         workflow: Workflow,
     },
+    /// Explain in French what changes from one definition to another
+    /// (states, actions, rules, verdicts, pièces, waves and deadlines).
+    Diff {
+        /// The definition in use (TOML), or `ami2` for the embedded one.
+        old: std::path::PathBuf,
+        /// The definition to compare it with.
+        new: std::path::PathBuf,
+    },
+}
+
+/// A definition from a TOML file, or the embedded one for `ami2`.
+fn definition_at(path: &std::path::Path) -> anyhow::Result<Definition> {
+    if path.as_os_str() == "ami2" {
+        return Ok(Definition::ami2());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("lecture de {}", path.display()))?;
+    Definition::from_toml(&text).with_context(|| format!("workflow {}", path.display()))
 }
 
 #[derive(Subcommand)]
@@ -364,6 +382,17 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     Some(path) => print!("{}", std::fs::read_to_string(path)?),
                     None => print!("{}", ami_core::DEFAULT_DEFINITION_TOML),
                 }
+            }
+        }
+        Cmd::Workflow {
+            command: WorkflowCmd::Diff { old, new },
+        } => {
+            let changes = ami_core::diff::diff(&definition_at(&old)?, &definition_at(&new)?);
+            if changes.is_empty() {
+                println!("Aucun changement.");
+            }
+            for c in changes {
+                println!("{}", c.text);
             }
         }
         Cmd::Demo { db, files } => {
