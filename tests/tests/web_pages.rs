@@ -358,6 +358,30 @@ async fn an_action_without_a_form_on_the_page_is_refused_above_it(backend: Backe
     app.stop().await;
 }
 
+async fn a_motivation_of_ten_thousand_accented_characters_goes_through_the_form(backend: Backend) {
+    let (app, team, dossier) = instructed_acv_dossier(backend).await;
+    let id = id_of(&dossier);
+    let mut acv = Browser::signed_in(&app, &team.acv.token).await;
+    let motivation = "é".repeat(10_000);
+
+    let (status, _, _) = act(
+        &mut acv,
+        &id,
+        "avis_acv",
+        &[
+            ("verdict", "reserve"),
+            ("motivation", &motivation),
+            ("comment", &motivation),
+        ],
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let avis = &state_of(&app, &team.acv, &id).await["avis"]["acv"];
+    assert_eq!(avis["motivation"], motivation.as_str(), "kept whole");
+    app.stop().await;
+}
+
 async fn the_queue_filters_searches_and_counts(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let team = app.team().await;
@@ -484,6 +508,7 @@ on_both_backends!(
     a_form_of_another_session_or_without_its_token_is_refused,
     each_person_sees_their_own_buttons_and_dossiers_only,
     an_action_without_a_form_on_the_page_is_refused_above_it,
+    a_motivation_of_ten_thousand_accented_characters_goes_through_the_form,
     the_queue_filters_searches_and_counts,
     the_live_stream_sends_what_others_do,
     unknown_pages_are_french_html_for_browsers_and_problems_for_programs,

@@ -33,6 +33,9 @@ mod live;
 const SESSION_COOKIE: &str = "ami_session";
 /// The CSRF token of the sign-in form, before any session exists.
 const SIGN_IN_COOKIE: &str = "ami_connexion";
+/// Largest action form: two texts of 10,000 characters, each up to 6 bytes
+/// a character once form-encoded.
+const FORM_LIMIT: usize = 160 * 1024;
 /// A session idle this long is over.
 const IDLE: chrono::Duration = chrono::Duration::hours(8);
 
@@ -49,7 +52,12 @@ pub fn routes() -> Router<AppState> {
             get(deposit::form).post(deposit::submit),
         )
         .route("/dossiers/{id}", get(dossier::page))
-        .route("/dossiers/{id}/actions/{action}", post(dossier::act))
+        // A motivation and a comment of 10,000 characters each, accented
+        // and form-encoded, take up to 120 KB.
+        .route(
+            "/dossiers/{id}/actions/{action}",
+            post(dossier::act).layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT)),
+        )
         .route("/dossiers/{id}/pieces", post(dossier::attach))
         .route(
             "/dossiers/{id}/pieces/{kind}",
