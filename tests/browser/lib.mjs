@@ -251,11 +251,13 @@ export class Run {
     }
     const html = await page.content();
     const url = page.url();
+    // A request's URL has no fragment (a form's action may carry one).
+    const address = url.split('#')[0];
     const copy = await this.replayContext.newPage();
     await copy.setViewportSize(page.viewportSize());
     await copy.route('**/*', (route) => {
       const request = route.request();
-      if (request.url() === url && request.isNavigationRequest()) {
+      if (request.url() === address && request.isNavigationRequest()) {
         return route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html });
       }
       if (request.resourceType() === 'script' || request.resourceType() === 'eventsource') return route.abort();

@@ -350,6 +350,10 @@ async fn an_action_without_a_form_on_the_page_is_refused_above_it(backend: Backe
 
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(page.contains("Action refusée"), "shown above the page");
+    // The form's address, opened again without its form: the dossier.
+    let (again, headers, _) = acv.get(&format!("/dossiers/{id}/actions/instruire")).await;
+    assert_eq!(again, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], format!("/dossiers/{id}").as_str());
     assert!(
         page.contains("revient à « Cnam – Direction de l&#39;action régionale »"),
         "the engine's words"

@@ -677,6 +677,17 @@ fn idempotency_header(cle: &str) -> HeaderMap {
     headers
 }
 
+/// `GET` of a form's address (a refused form's page reloaded, or kept as a
+/// bookmark): the dossier.
+pub async fn back_to_dossier(Path(params): Path<Vec<(String, String)>>) -> Redirect {
+    let id = params
+        .iter()
+        .find(|(k, _)| k == "id")
+        .and_then(|(_, v)| dossier_id(v))
+        .map_or_else(|| "/".to_string(), |id| format!("/dossiers/{id}"));
+    Redirect::to(&id)
+}
+
 /// `POST /dossiers/{id}/actions/{action}`
 pub async fn act(
     State(state): State<AppState>,

@@ -56,9 +56,14 @@ pub fn routes() -> Router<AppState> {
         // and form-encoded, take up to 120 KB.
         .route(
             "/dossiers/{id}/actions/{action}",
-            post(dossier::act).layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT)),
+            get(dossier::back_to_dossier)
+                .post(dossier::act)
+                .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT)),
         )
-        .route("/dossiers/{id}/pieces", post(dossier::attach))
+        .route(
+            "/dossiers/{id}/pieces",
+            get(dossier::back_to_dossier).post(dossier::attach),
+        )
         .route(
             "/dossiers/{id}/pieces/{kind}",
             get(dossier::download_latest),
