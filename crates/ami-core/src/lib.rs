@@ -3,6 +3,59 @@
 //! a dossier is the fold of its events ([`apply`], [`fold`]); [`decide`] says
 //! whether an actor may take an action now and returns the event, or a
 //! [`Rejection`] with a precise reason. No I/O, no clock: callers pass `now`.
+//!
+//! # Example
+//!
+//! A town's dossier deposited with its two files, instructed by the DAR;
+//! what each person may do next; the journal folded back into the dossier.
+//!
+//! ```
+//! use ami_core::{apply, available_actions, decide, fold, Actor, Command, Definition};
+//! use ami_core::{DossierId, NewDossier, Piece, Porteur};
+//! use chrono::{TimeZone, Utc};
+//!
+//! let def = Definition::ami2();
+//! let person = |id: &str, agency: &str, role: &str| Actor {
+//!     id: id.into(), name: id.into(), agency: agency.into(), role: role.into(),
+//! };
+//! let (dar, acv) = (person("camille", "dar", "agent"), person("sophie", "acv", "agent"));
+//! let now = Utc.with_ymd_and_hms(2020, 10, 1, 8, 0, 0).unwrap();
+//! let file = |kind: &str| Piece {
+//!     kind: kind.into(), filename: format!("{kind}.pdf"), size: Some(1_000),
+//!     sha256: Some("ab".repeat(32)), media_type: Some("application/pdf".into()),
+//! };
+//! let deposit = Command {
+//!     new_dossier: Some(Box::new(NewDossier {
+//!         id: DossierId(uuid::Uuid::from_u128(1)), number: 1,
+//!         commune: "Nevers".into(), code_insee: "58194".into(),
+//!         porteur: Porteur { nom: "Ville de Nevers".into(), email: None },
+//!         programmes: vec!["acv".into()], received_at: now,
+//!         pieces: vec![file("dossier_candidature"), file("budget_previsionnel")],
+//!     })),
+//!     ..Command::new("deposer")
+//! };
+//!
+//! let created = decide(&def, None, &deposit, &dar, now)?;
+//! let dossier = apply(None, &created).unwrap();
+//! assert_eq!((dossier.reference.as_str(), dossier.state.as_str()), ("AMI2-V1-0001", "recu"));
+//!
+//! // ACV may not instruct, and is told why in French.
+//! let instruire = Command::new("instruire").with_verdict("favorable");
+//! let refusal = decide(&def, Some(&dossier), &instruire, &acv, now).unwrap_err();
+//! assert_eq!(refusal.code(), "wrong_agency");
+//! assert!(refusal.explain(&def).contains("Cnam – Direction de l'action régionale"));
+//!
+//! let instructed = decide(&def, Some(&dossier), &instruire, &dar, now)?;
+//! let dossier = apply(Some(dossier), &instructed).unwrap();
+//! let next: Vec<&str> = available_actions(&def, &dossier, &acv).iter().map(|a| a.id.as_str()).collect();
+//! assert_eq!(next, ["avis_acv"]);
+//!
+//! assert_eq!(fold([&created, &instructed]).unwrap(), Some(dossier));
+//! # Ok::<(), ami_core::Rejection>(())
+//! ```
+//!
+//! `cargo run -p ami-core --example campaign` runs a small campaign the same
+//! way.
 
 pub mod definition;
 pub mod diff;
