@@ -94,6 +94,25 @@ impl Changes {
     fn changed(&mut self, subject: &str, text: String) {
         self.push(ChangeKind::Changed, subject.to_string(), text);
     }
+
+    /// « Pièce « Budget » (budget) supprimée. » (`gone`: the noun's ending).
+    fn removed(&mut self, kind: &str, noun: &str, gone: &str, id: &str, label: &str) {
+        self.push(
+            ChangeKind::Removed,
+            format!("{kind}:{id}"),
+            format!("{noun} « {label} » ({id}) {gone}."),
+        );
+    }
+
+    /// « État instruit : libellé « A » → « B ». », when they differ.
+    fn relabelled(&mut self, kind: &str, noun: &str, id: &str, old: &str, new: &str) {
+        if old != new {
+            self.changed(
+                &format!("{kind}:{id}"),
+                format!("{noun} {id} : libellé « {old} » → « {new} »."),
+            );
+        }
+    }
 }
 
 /// Items of `old` and `new` paired by id: removed, added, in both.
@@ -233,11 +252,7 @@ fn campaign(out: &mut Changes, old: &Definition, new: &Definition) {
 fn states(out: &mut Changes, old: &Definition, new: &Definition) {
     let (removed, added, both) = pair(&old.states, &new.states, |s| s.id.clone());
     for s in removed {
-        out.push(
-            ChangeKind::Removed,
-            format!("state:{}", s.id),
-            format!("État « {} » ({}) supprimé.", s.label, s.id),
-        );
+        out.removed("state", "État", "supprimé", &s.id, &s.label);
     }
     for s in added {
         out.push(
@@ -253,12 +268,7 @@ fn states(out: &mut Changes, old: &Definition, new: &Definition) {
     }
     for (a, b) in both {
         let subject = format!("state:{}", a.id);
-        if a.label != b.label {
-            out.changed(
-                &subject,
-                format!("État {} : libellé « {} » → « {} ».", a.id, a.label, b.label),
-            );
-        }
+        out.relabelled("state", "État", &a.id, &a.label, &b.label);
         if a.terminal != b.terminal {
             out.changed(
                 &subject,
@@ -279,11 +289,7 @@ fn states(out: &mut Changes, old: &Definition, new: &Definition) {
 fn pieces(out: &mut Changes, old: &Definition, new: &Definition) {
     let (removed, added, both) = pair(&old.pieces, &new.pieces, |p| p.id.clone());
     for p in removed {
-        out.push(
-            ChangeKind::Removed,
-            format!("piece:{}", p.id),
-            format!("Pièce « {} » ({}) supprimée.", p.label, p.id),
-        );
+        out.removed("piece", "Pièce", "supprimée", &p.id, &p.label);
     }
     for p in added {
         out.push(
@@ -303,15 +309,7 @@ fn pieces(out: &mut Changes, old: &Definition, new: &Definition) {
     }
     for (a, b) in both {
         let subject = format!("piece:{}", a.id);
-        if a.label != b.label {
-            out.changed(
-                &subject,
-                format!(
-                    "Pièce {} : libellé « {} » → « {} ».",
-                    a.id, a.label, b.label
-                ),
-            );
-        }
+        out.relabelled("piece", "Pièce", &a.id, &a.label, &b.label);
         if a.required != b.required {
             out.changed(
                 &subject,
@@ -349,11 +347,7 @@ fn pieces(out: &mut Changes, old: &Definition, new: &Definition) {
 fn verdicts(out: &mut Changes, old: &Definition, new: &Definition) {
     let (removed, added, both) = pair(&old.verdicts, &new.verdicts, |v| v.id.clone());
     for v in removed {
-        out.push(
-            ChangeKind::Removed,
-            format!("verdict:{}", v.id),
-            format!("Verdict « {} » ({}) supprimé.", v.label, v.id),
-        );
+        out.removed("verdict", "Verdict", "supprimé", &v.id, &v.label);
     }
     for v in added {
         out.push(
@@ -364,15 +358,7 @@ fn verdicts(out: &mut Changes, old: &Definition, new: &Definition) {
     }
     for (a, b) in both {
         let subject = format!("verdict:{}", a.id);
-        if a.label != b.label {
-            out.changed(
-                &subject,
-                format!(
-                    "Verdict {} : libellé « {} » → « {} ».",
-                    a.id, a.label, b.label
-                ),
-            );
-        }
+        out.relabelled("verdict", "Verdict", &a.id, &a.label, &b.label);
         if a.requires_motivation != b.requires_motivation {
             out.changed(
                 &subject,
@@ -407,11 +393,7 @@ fn verdicts(out: &mut Changes, old: &Definition, new: &Definition) {
 fn programmes(out: &mut Changes, old: &Definition, new: &Definition) {
     let (removed, added, both) = pair(&old.programmes, &new.programmes, |p| p.id.clone());
     for p in removed {
-        out.push(
-            ChangeKind::Removed,
-            format!("programme:{}", p.id),
-            format!("Programme « {} » ({}) supprimé.", p.label, p.id),
-        );
+        out.removed("programme", "Programme", "supprimé", &p.id, &p.label);
     }
     for p in added {
         out.push(
@@ -427,15 +409,7 @@ fn programmes(out: &mut Changes, old: &Definition, new: &Definition) {
     }
     for (a, b) in both {
         let subject = format!("programme:{}", a.id);
-        if a.label != b.label {
-            out.changed(
-                &subject,
-                format!(
-                    "Programme {} : libellé « {} » → « {} ».",
-                    a.id, a.label, b.label
-                ),
-            );
-        }
+        out.relabelled("programme", "Programme", &a.id, &a.label, &b.label);
         if a.avis_action != b.avis_action {
             out.changed(
                 &subject,
@@ -508,11 +482,7 @@ fn guards(a: &ActionDef) -> String {
 fn actions(out: &mut Changes, old: &Definition, new: &Definition) {
     let (removed, added, both) = pair(&old.actions, &new.actions, |a| a.id.clone());
     for a in removed {
-        out.push(
-            ChangeKind::Removed,
-            format!("action:{}", a.id),
-            format!("Action « {} » ({}) supprimée.", a.label, a.id),
-        );
+        out.removed("action", "Action", "supprimée", &a.id, &a.label);
     }
     for a in added {
         out.push(

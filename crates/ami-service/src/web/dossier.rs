@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
 use super::{
-    agency_label, error_page, format, random_token, render, state_badge, Layout, SignedIn,
+    action_label, agency_label, error_page, format, random_token, render, state_badge,
+    verdict_label, Layout, SignedIn,
 };
 use crate::http::dossiers::{run, transition_command, Submission};
 use crate::http::error::ApiError;
@@ -266,9 +267,7 @@ fn avis(def: &Definition, d: &Dossier) -> Vec<AvisCard> {
             agency_label: agency_label(def, &a.agency),
             action_label: a.label.clone(),
             given: d.avis.get(&a.id).map(|v| AvisGiven {
-                verdict_label: def
-                    .verdict(&v.verdict)
-                    .map_or_else(|| v.verdict.to_string(), |x| x.label.clone()),
+                verdict_label: verdict_label(def, &v.verdict),
                 badge: verdict_badge(def, &v.verdict),
                 motivation: v.motivation.clone(),
                 by: actor_line(def, &v.actor),
@@ -281,17 +280,12 @@ fn avis(def: &Definition, d: &Dossier) -> Vec<AvisCard> {
 fn history_line(def: &Definition, s: &StoredEvent) -> HistoryLine {
     let e = &s.event;
     HistoryLine {
-        action_label: def
-            .action(&e.action)
-            .map_or_else(|| e.action.to_string(), |a| a.label.clone()),
+        action_label: action_label(def, &e.action),
         person: e.actor.name.to_string(),
         agency_label: agency_label(def, &e.actor.agency),
         at: ami_core::french_instant(e.at, def.campaign.time_zone),
         state_label: def.state_label(&e.to).to_string(),
-        verdict_label: e.verdict.as_ref().map(|v| {
-            def.verdict(v)
-                .map_or_else(|| v.to_string(), |x| x.label.clone())
-        }),
+        verdict_label: e.verdict.as_ref().map(|v| verdict_label(def, v)),
         motivation: e.motivation.clone(),
         comment: e.comment.clone(),
         digest: s.digest.chars().take(12).collect(),
@@ -305,7 +299,7 @@ fn forms(
     d: &Dossier,
     signed: &SignedIn,
     typed: Option<&Typed>,
-    mut errors: Option<FormErrors>,
+    errors: &mut Option<FormErrors>,
 ) -> Vec<ActionForm> {
     let mut actions = ami_core::available_actions(def, d, &signed.actor);
     // What moves the dossier forward first, then what closes it, then the
@@ -476,25 +470,18 @@ async fn show(
             reason: r.explain(def),
         })
         .collect();
-    // A refusal of an action the page offers no form for (sent from an old
+    let mut errors = extras.errors;
+    let forms = forms(def, &d, signed, extras.typed.as_ref(), &mut errors);
+    // A refusal no form took (its action is not offered: sent from an old
     // page, or forged) is shown above everything.
-    let offered = |action: &str| {
-        ami_core::available_actions(def, &d, &signed.actor)
+    let refusal = errors.map(|e| {
+        e.alert
             .iter()
-            .any(|a| a.id == action)
-    };
-    let refusal = match (&extras.typed, &extras.errors) {
-        (Some(t), Some(e)) if !offered(&t.action) => Some(
-            e.alert
-                .iter()
-                .chain(e.fields.values())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        _ => None,
-    };
-    let forms = forms(def, &d, signed, extras.typed.as_ref(), extras.errors);
+            .chain(e.fields.values())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
     let page = DossierPage {
         layout: layout(),
         d: identity(def, &d),

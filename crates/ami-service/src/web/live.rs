@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 
-use super::{agency_label, SignedIn, IDLE};
+use super::{action_label, agency_label, SignedIn, IDLE};
 use crate::http::{AppState, Closing};
 use crate::store::{FeedCursor, StoredEvent};
 
@@ -168,9 +168,7 @@ fn render(f: &Follow, s: &StoredEvent) -> Event {
         version: e.seq,
         state: e.to.to_string(),
         state_label: def.state_label(&e.to).to_string(),
-        action_label: def
-            .action(&e.action)
-            .map_or_else(|| e.action.to_string(), |a| a.label.clone()),
+        action_label: action_label(def, &e.action),
         person: e.actor.name.to_string(),
         agency_label: agency_label(def, &e.actor.agency),
         at: ami_core::french_instant(e.at, def.campaign.time_zone),

@@ -252,6 +252,18 @@ fn programme_labels(def: &ami_core::Definition, d: &ami_core::Dossier) -> String
         .join(", ")
 }
 
+/// An action's label, or its id when the definition no longer has it.
+fn action_label(def: &ami_core::Definition, id: &str) -> String {
+    def.action(id)
+        .map_or_else(|| id.to_string(), |a| a.label.clone())
+}
+
+/// A verdict's label, or its id when the definition no longer has it.
+fn verdict_label(def: &ami_core::Definition, id: &str) -> String {
+    def.verdict(id)
+        .map_or_else(|| id.to_string(), |v| v.label.clone())
+}
+
 pub(crate) fn agency_label(def: &ami_core::Definition, agency: &str) -> String {
     def.agencies
         .iter()
