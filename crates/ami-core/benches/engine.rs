@@ -15,14 +15,21 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 
+use std::sync::OnceLock;
+
 use ami_core::{
     apply, apply_in_place, decide, Actor, Command, Definition, Dossier, DossierId, Event,
-    NewDossier, Piece, Porteur, Rejection,
+    NewDossier, Piece, Porteur, Rejection, Target,
 };
 use chrono::{DateTime, Duration, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use smol_str::SmolStr;
 use uuid::Uuid;
+
+/// The default definition, where the benchmark's words come from.
+fn ami2() -> &'static Definition {
+    static AMI2: OnceLock<Definition> = OnceLock::new();
+    AMI2.get_or_init(Definition::ami2)
+}
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -34,14 +41,18 @@ fn actor(id: &str, agency: &str, role: &str) -> Actor {
     Actor {
         id: id.into(),
         name: format!("Personne {id}").into(),
-        agency: agency.into(),
-        role: role.into(),
+        agency: ami2().agency_id(agency).expect("agency"),
+        role: ami2().role_id(role).expect("role"),
     }
+}
+
+fn command(action: &str) -> Command {
+    Command::transition(ami2().action_id(action).expect("action"))
 }
 
 fn piece(kind: &str) -> Piece {
     Piece {
-        kind: kind.into(),
+        kind: ami2().piece_kind(kind).expect("pièce"),
         filename: format!("{kind}.pdf"),
         size: Some(250_000),
         sha256: Some("0f".repeat(32)),
@@ -59,14 +70,16 @@ fn new_dossier(i: u64) -> NewDossier {
     let received = at("2020-07-20T09:00:00+02:00") + Duration::minutes(97 * i as i64 % 400_000);
     NewDossier {
         id: DossierId(Uuid::from_u128(i as u128 + 1)),
-        number: i + 1,
         commune: format!("Commune {i}"),
         code_insee: format!("{:05}", 1000 + i % 90_000),
         porteur: Porteur {
             nom: format!("Mairie de la commune {i}"),
             email: Some(format!("mairie{i}@example.org")),
         },
-        programmes: programmes.iter().map(SmolStr::new).collect(),
+        programmes: programmes
+            .iter()
+            .map(|p| ami2().programme_id(p).expect("programme"))
+            .collect(),
         received_at: received,
         pieces: if i % 5 == 0 {
             vec![piece("dossier_candidature")]
@@ -93,9 +106,35 @@ fn cast(i: u64) -> Cast {
 }
 
 fn with_verdict(action: &str, verdict: &str, motivation: Option<&str>) -> Command {
-    Command {
-        motivation: motivation.map(str::to_owned),
-        ..Command::new(action).with_verdict(verdict)
+    let command = Command::verdict(
+        ami2().action_id(action).expect("action"),
+        ami2().verdict_id(verdict).expect("verdict"),
+    );
+    match motivation {
+        Some(m) => command.with_motivation(m),
+        None => command,
+    }
+}
+
+fn deposit(new: NewDossier) -> Command {
+    Command::deposit(ami2().action_id("deposer").expect("deposer"), new)
+}
+
+fn attach(kind: &str) -> Command {
+    Command::attach_piece(
+        ami2().action_id("ajouter_piece").expect("ajouter_piece"),
+        piece(kind),
+    )
+}
+
+/// What a decision is taken on: the dossier, or dossier `i`'s number.
+fn target(dossier: Option<&Dossier>, i: u64) -> Target<'_> {
+    match dossier {
+        Some(d) => Target::Dossier(d),
+        None => Target::New {
+            number: i + 1,
+            same_commune: &[],
+        },
     }
 }
 
@@ -108,13 +147,7 @@ fn script(i: u64) -> Vec<(Command, Actor)> {
     let acv = new.programmes.iter().any(|p| p == "acv");
     let ti = new.programmes.iter().any(|p| p == "ti");
     let complete = new.pieces.len() == 2;
-    let mut steps = vec![(
-        Command {
-            new_dossier: Some(Box::new(new)),
-            ..Command::new("deposer")
-        },
-        c.instructor.clone(),
-    )];
+    let mut steps = vec![(deposit(new), c.instructor.clone())];
     let instruire = if i % 9 == 0 {
         with_verdict(
             "instruire",
@@ -127,13 +160,7 @@ fn script(i: u64) -> Vec<(Command, Actor)> {
     if !complete {
         // Refused (pièce missing), then the pièce arrives.
         steps.push((instruire.clone(), c.instructor.clone()));
-        steps.push((
-            Command {
-                piece: Some(piece("budget_previsionnel")),
-                ..Command::new("ajouter_piece")
-            },
-            c.instructor.clone(),
-        ));
+        steps.push((attach("budget_previsionnel"), c.instructor.clone()));
     }
     if i % 4 == 1 {
         // Refused: not the DAR's avis to give.
@@ -153,21 +180,21 @@ fn script(i: u64) -> Vec<(Command, Actor)> {
     if i % 8 == 3 {
         // Refused: four-eyes, the instructor promoted.
         let mut same = c.instructor.clone();
-        same.role = "responsable".into();
-        steps.push((Command::new("declarer_laureat"), same));
+        same.role = ami2().role_id("responsable").expect("role");
+        steps.push((command("declarer_laureat"), same));
     }
     if i % 10 == 9 {
         steps.push((
-            Command::new("refuser").with_motivation("Projet hors du périmètre du programme"),
+            command("refuser").with_motivation("Projet hors du périmètre du programme"),
             c.responsable.clone(),
         ));
     } else {
-        steps.push((Command::new("declarer_laureat"), c.responsable.clone()));
+        steps.push((command("declarer_laureat"), c.responsable.clone()));
     }
     if i % 12 == 5 {
         // Refused: the dossier is final.
         steps.push((
-            Command::new("classer_sans_suite").with_motivation("Doublon"),
+            command("classer_sans_suite").with_motivation("Doublon"),
             c.instructor.clone(),
         ));
     }
@@ -177,6 +204,8 @@ fn script(i: u64) -> Vec<(Command, Actor)> {
 /// One decision to take: the dossier as it stands before it, the command, the
 /// actor and the clock.
 struct Op {
+    /// The dossier's index, whose number a deposit takes.
+    index: u64,
     dossier: Option<Dossier>,
     command: Command,
     actor: Actor,
@@ -201,11 +230,12 @@ fn realistic_ops(def: &Definition, n: u64) -> (Vec<Op>, usize) {
             progressed = true;
             now += Duration::seconds(1);
             let before = dossiers[i].clone();
-            match decide(def, before.as_ref(), &command, &actor, now) {
+            match decide(def, target(before.as_ref(), i as u64), &command, &actor, now) {
                 Ok(event) => dossiers[i] = Some(apply(before.clone(), &event).expect("folds")),
                 Err(_) => refused += 1,
             }
             ops.push(Op {
+                index: i as u64,
                 dossier: before,
                 command,
                 actor,
@@ -251,7 +281,8 @@ fn decide_apply(c: &mut Criterion) {
                 // The dossier comes back either way, so that its drop is not
                 // timed.
                 let op = &ops[i];
-                match decide(&def, dossier.as_ref(), &op.command, &op.actor, op.now) {
+                let on = target(dossier.as_ref(), op.index);
+                match decide(&def, on, &op.command, &op.actor, op.now) {
                     Ok(event) => (Some(apply(dossier, &event).expect("folds")), None),
                     Err(rejection) => (dossier, Some(rejection)),
                 }
@@ -280,13 +311,7 @@ fn journals(def: &Definition, dossiers: u64) -> Vec<Vec<Event>> {
             new.pieces.push(piece("budget_previsionnel"));
         }
         let mut steps = vec![
-            (
-                Command {
-                    new_dossier: Some(Box::new(new)),
-                    ..Command::new("deposer")
-                },
-                c.instructor.clone(),
-            ),
+            (deposit(new), c.instructor.clone()),
             (
                 with_verdict("instruire", "favorable", None),
                 c.instructor.clone(),
@@ -302,13 +327,7 @@ fn journals(def: &Definition, dossiers: u64) -> Vec<Vec<Event>> {
             // Five events each: the missing pièce comes before instruction.
             steps.insert(
                 1,
-                (
-                    Command {
-                        piece: Some(piece("budget_previsionnel")),
-                        ..Command::new("ajouter_piece")
-                    },
-                    c.instructor.clone(),
-                ),
+                (attach("budget_previsionnel"), c.instructor.clone()),
             );
             if acv {
                 steps.push((with_verdict("avis_acv", "favorable", None), c.acv));
@@ -316,12 +335,12 @@ fn journals(def: &Definition, dossiers: u64) -> Vec<Vec<Event>> {
                 steps.push((with_verdict("avis_ti", "favorable", None), c.ti));
             }
         }
-        steps.push((Command::new("declarer_laureat"), responsable.clone()));
+        steps.push((command("declarer_laureat"), responsable.clone()));
         let mut d: Option<Dossier> = None;
         let mut events = Vec::with_capacity(5);
         for (command, who) in &steps {
             now += Duration::seconds(1);
-            let event = decide(def, d.as_ref(), command, who, now).expect("accepted");
+            let event = decide(def, target(d.as_ref(), i), command, who, now).expect("accepted");
             d = Some(apply(d, &event).expect("folds"));
             events.push(event);
         }

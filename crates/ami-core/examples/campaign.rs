@@ -88,7 +88,7 @@ fn main() {
     let mut journal = Vec::new();
     let mut dossiers = Vec::new();
 
-    println!("{} — définition {}", def.campaign.name, def.version);
+    println!("{} — définition {}", def.campaign().name, def.version());
     for (n, (commune, insee, programmes)) in [
         ("Nevers", "58194", vec!["acv"]),
         ("Vierzon", "18279", vec!["acv", "ti"]),

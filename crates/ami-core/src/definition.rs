@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
 use crate::french::french_date;
+use crate::ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
 
 /// The definition of the second AMI "Au cœur des territoires", embedded so that
 /// every part of the project runs on the same one unless told otherwise.
@@ -68,36 +69,49 @@ pub enum Guard {
     NoBlockingVerdict,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A wave of the campaign: dossiers received before its end are selected
+/// together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Wave {
+    /// 1, 2, 3…, as the references say (`AMI2-V2-0001`).
     pub number: u8,
     /// Last day of the wave, in the campaign's time zone.
     pub closes_on: NaiveDate,
     /// First instant after the wave (the end of `closes_on`), computed on load.
-    #[serde(default = "epoch", skip_deserializing)]
-    pub closes_at: DateTime<Utc>,
+    closes_at: DateTime<Utc>,
 }
 
-fn epoch() -> DateTime<Utc> {
-    DateTime::<Utc>::UNIX_EPOCH
+impl Wave {
+    /// The first instant after the wave: the end of `closes_on` in the
+    /// campaign's time zone.
+    pub fn closes_at(&self) -> DateTime<Utc> {
+        self.closes_at
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The call for applications: its name, its calendar and its waves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Campaign {
+    /// As people name it (« Deuxième AMI « Au cœur des territoires » »).
     pub name: String,
     /// Prefix of dossier references, e.g. `AMI2` in `AMI2-V1-0007`.
     pub reference_prefix: String,
+    /// The time zone in which its days begin and end.
     pub time_zone: Tz,
+    /// The first day a dossier may be received.
     pub opens_on: NaiveDate,
+    /// In order; each starts the day after the previous one closes.
     pub waves: Vec<Wave>,
     /// Start of `opens_on` in the time zone, computed on load.
-    #[serde(default = "epoch", skip_deserializing)]
-    pub opens_at: DateTime<Utc>,
+    opens_at: DateTime<Utc>,
 }
 
 impl Campaign {
+    /// The first instant a dossier may be received: the start of `opens_on`.
+    pub fn opens_at(&self) -> DateTime<Utc> {
+        self.opens_at
+    }
+
     /// The instant after which no dossier may be received (end of the last wave).
     pub fn closes_at(&self) -> DateTime<Utc> {
         self.waves.last().map_or(self.opens_at, |w| w.closes_at)
@@ -118,15 +132,31 @@ impl Campaign {
 /// Where an instant falls in a campaign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
+    /// Before the campaign opens.
     NotOpen,
+    /// In this wave.
     Wave(u8),
+    /// After the last wave.
     Closed,
 }
 
+/// An agency whose people take some of the actions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Item {
-    pub id: SmolStr,
+pub struct AgencyDef {
+    /// Its identifier (`dar`).
+    pub id: AgencyId,
+    /// As people name it (« Cnam – Direction de l'action régionale »).
+    pub label: String,
+}
+
+/// A role within the agencies; roles are ranked, lowest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDef {
+    /// Its identifier (`agent`).
+    pub id: RoleId,
+    /// As people name it (« Agent »).
     pub label: String,
 }
 
@@ -134,7 +164,9 @@ pub struct Item {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PieceDef {
-    pub id: SmolStr,
+    /// Its identifier (`budget_previsionnel`).
+    pub id: PieceKind,
+    /// As people name it (« Budget prévisionnel »).
     pub label: String,
     /// Its content must have been received before `pieces_complete` holds.
     #[serde(default = "yes")]
@@ -161,9 +193,11 @@ impl PieceDef {
 /// first bytes, and what a definition may name in a pièce's `accept`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileType {
+    /// What a definition names in a pièce's `accept` (`pdf`, `ods`…).
     pub id: &'static str,
     /// As people name it (« PDF », « tableur OpenDocument (ods) »).
     pub label: &'static str,
+    /// The media type the service records for it.
     pub media_type: &'static str,
     /// File name extensions that say this type (lower case, without dot).
     pub extensions: &'static [&'static str],
@@ -232,19 +266,26 @@ pub fn file_type(id: &str) -> Option<&'static FileType> {
     FILE_TYPES.iter().find(|t| t.id == id)
 }
 
+/// A state a dossier may be in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateDef {
-    pub id: SmolStr,
+    /// Its identifier (`instruit`).
+    pub id: StateId,
+    /// As people name it (« Instruit par la DAR »).
     pub label: String,
+    /// A final state: the dossier accepts no more action (but a reopening).
     #[serde(default)]
     pub terminal: bool,
 }
 
+/// A verdict an avis or an instruction may carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerdictDef {
-    pub id: SmolStr,
+    /// Its identifier (`reserve`).
+    pub id: VerdictId,
+    /// As people name it (« Favorable avec réserves »).
     pub label: String,
     /// A motivation must accompany this verdict.
     #[serde(default)]
@@ -254,34 +295,43 @@ pub struct VerdictDef {
     pub blocking: bool,
 }
 
+/// A programme a dossier may fall under; each has its own avis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Programme {
-    pub id: SmolStr,
+    /// Its identifier (`acv`).
+    pub id: ProgrammeId,
+    /// As people name it (« Action Cœur de Ville »).
     pub label: String,
     /// The action that gives this programme's avis.
-    pub avis_action: SmolStr,
+    pub avis_action: ActionId,
 }
 
+/// An action people take on dossiers: who may take it, from where, to
+/// where, and under which rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionDef {
-    pub id: SmolStr,
+    /// Its identifier (`instruire`).
+    pub id: ActionId,
+    /// As people name it (« Instruire le dossier »).
     pub label: String,
+    /// What it does besides moving the dossier.
     #[serde(default)]
     pub effect: Effect,
     /// States the action may be taken from; `"*"` stands for every
     /// non-terminal state and is expanded on load.
     #[serde(default)]
-    pub from: Vec<SmolStr>,
+    pub from: Vec<StateId>,
     /// The state the action leads to; absent for actions that keep the
     /// state ([`Effect::keeps_state`]) or reopen a dossier (it goes back to
     /// the state it left).
     #[serde(default)]
-    pub to: Option<SmolStr>,
-    pub agency: SmolStr,
+    pub to: Option<StateId>,
+    /// The agency whose people take it.
+    pub agency: AgencyId,
     /// Minimum role.
-    pub role: SmolStr,
+    pub role: RoleId,
     /// The action carries a verdict.
     #[serde(default)]
     pub verdict: bool,
@@ -290,15 +340,16 @@ pub struct ActionDef {
     pub motivation: bool,
     /// Only for dossiers in this programme.
     #[serde(default)]
-    pub programme: Option<SmolStr>,
+    pub programme: Option<ProgrammeId>,
     /// For dossiers in these programmes, their avis must already be given.
     #[serde(default)]
-    pub avis_before: Vec<SmolStr>,
+    pub avis_before: Vec<ProgrammeId>,
+    /// Conditions on the dossier checked before it may be taken.
     #[serde(default)]
     pub guards: Vec<Guard>,
     /// The actor must not be the person who last took this other action.
     #[serde(default)]
-    pub distinct_from: Option<SmolStr>,
+    pub distinct_from: Option<ActionId>,
     /// The action moves the dossier forward: the agency that may take it is
     /// the one the dossier is waiting on.
     #[serde(default)]
@@ -306,6 +357,7 @@ pub struct ActionDef {
 }
 
 impl ActionDef {
+    /// The action may be taken from this state.
     pub fn is_possible_from(&self, state: &str) -> bool {
         self.from.iter().any(|s| s == state)
     }
@@ -321,20 +373,53 @@ impl ActionDef {
     }
 }
 
-/// A validated workflow definition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A validated workflow definition: the only way to get one is
+/// [`Definition::from_toml`] (or [`Definition::ami2`]), which checks it
+/// whole, so that the engine never runs on a definition with an unknown
+/// state, an unreachable one or a wave that ends before it starts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Definition {
-    pub version: SmolStr,
-    pub campaign: Campaign,
-    pub agencies: Vec<Item>,
-    /// Lowest first.
-    pub roles: Vec<Item>,
-    pub states: Vec<StateDef>,
-    pub pieces: Vec<PieceDef>,
-    pub verdicts: Vec<VerdictDef>,
-    pub programmes: Vec<Programme>,
-    pub actions: Vec<ActionDef>,
+    version: SmolStr,
+    campaign: Campaign,
+    agencies: Vec<AgencyDef>,
+    roles: Vec<RoleDef>,
+    states: Vec<StateDef>,
+    pieces: Vec<PieceDef>,
+    verdicts: Vec<VerdictDef>,
+    programmes: Vec<Programme>,
+    actions: Vec<ActionDef>,
+}
+
+/// The TOML document as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    version: SmolStr,
+    campaign: CampaignDocument,
+    agencies: Vec<AgencyDef>,
+    roles: Vec<RoleDef>,
+    states: Vec<StateDef>,
+    pieces: Vec<PieceDef>,
+    verdicts: Vec<VerdictDef>,
+    programmes: Vec<Programme>,
+    actions: Vec<ActionDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignDocument {
+    name: String,
+    reference_prefix: String,
+    time_zone: Tz,
+    opens_on: NaiveDate,
+    waves: Vec<WaveDocument>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaveDocument {
+    number: u8,
+    closes_on: NaiveDate,
 }
 
 impl Definition {
@@ -347,36 +432,162 @@ impl Definition {
 
     /// Parses and validates a TOML workflow definition.
     pub fn from_toml(text: &str) -> Result<Definition, DefinitionError> {
-        let mut def: Definition =
+        let doc: Document =
             toml::from_str(text).map_err(|e| DefinitionError::Syntax(e.to_string()))?;
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        let mut def = Definition {
+            version: doc.version,
+            campaign: Campaign {
+                name: doc.campaign.name,
+                reference_prefix: doc.campaign.reference_prefix,
+                time_zone: doc.campaign.time_zone,
+                opens_on: doc.campaign.opens_on,
+                waves: doc
+                    .campaign
+                    .waves
+                    .into_iter()
+                    .map(|w| Wave {
+                        number: w.number,
+                        closes_on: w.closes_on,
+                        closes_at: epoch,
+                    })
+                    .collect(),
+                opens_at: epoch,
+            },
+            agencies: doc.agencies,
+            roles: doc.roles,
+            states: doc.states,
+            pieces: doc.pieces,
+            verdicts: doc.verdicts,
+            programmes: doc.programmes,
+            actions: doc.actions,
+        };
         def.resolve_and_validate()?;
         Ok(def)
     }
 
+    /// The definition's version (`ami2-2020.1`), recorded in every event
+    /// decided under it.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The campaign: its name, calendar and waves.
+    pub fn campaign(&self) -> &Campaign {
+        &self.campaign
+    }
+
+    /// The agencies, in the definition's order.
+    pub fn agencies(&self) -> &[AgencyDef] {
+        &self.agencies
+    }
+
+    /// The roles, lowest first.
+    pub fn roles(&self) -> &[RoleDef] {
+        &self.roles
+    }
+
+    /// The states, in the definition's order.
+    pub fn states(&self) -> &[StateDef] {
+        &self.states
+    }
+
+    /// The kinds of pièce a dossier holds.
+    pub fn pieces(&self) -> &[PieceDef] {
+        &self.pieces
+    }
+
+    /// The verdicts actions may carry.
+    pub fn verdicts(&self) -> &[VerdictDef] {
+        &self.verdicts
+    }
+
+    /// The programmes a dossier may fall under.
+    pub fn programmes(&self) -> &[Programme] {
+        &self.programmes
+    }
+
+    /// The actions, in the definition's order (the order pages list them in).
+    pub fn actions(&self) -> &[ActionDef] {
+        &self.actions
+    }
+
+    /// The action with this identifier.
     pub fn action(&self, id: &str) -> Option<&ActionDef> {
         self.actions.iter().find(|a| a.id == id)
     }
 
+    /// The state with this identifier.
     pub fn state(&self, id: &str) -> Option<&StateDef> {
         self.states.iter().find(|s| s.id == id)
     }
 
+    /// The verdict with this identifier.
     pub fn verdict(&self, id: &str) -> Option<&VerdictDef> {
         self.verdicts.iter().find(|v| v.id == id)
     }
 
+    /// The programme with this identifier.
     pub fn programme(&self, id: &str) -> Option<&Programme> {
         self.programmes.iter().find(|p| p.id == id)
     }
 
+    /// The agency with this identifier.
+    pub fn agency(&self, id: &str) -> Option<&AgencyDef> {
+        self.agencies.iter().find(|a| a.id == id)
+    }
+
+    /// The role with this identifier.
+    pub fn role(&self, id: &str) -> Option<&RoleDef> {
+        self.roles.iter().find(|r| r.id == id)
+    }
+
+    /// The action `id` names, if the definition has it.
+    pub fn action_id(&self, id: &str) -> Option<ActionId> {
+        self.action(id).map(|a| a.id.clone())
+    }
+
+    /// The state `id` names, if the definition has it.
+    pub fn state_id(&self, id: &str) -> Option<StateId> {
+        self.state(id).map(|s| s.id.clone())
+    }
+
+    /// The verdict `id` names, if the definition has it.
+    pub fn verdict_id(&self, id: &str) -> Option<VerdictId> {
+        self.verdict(id).map(|v| v.id.clone())
+    }
+
+    /// The programme `id` names, if the definition has it.
+    pub fn programme_id(&self, id: &str) -> Option<ProgrammeId> {
+        self.programme(id).map(|p| p.id.clone())
+    }
+
+    /// The agency `id` names, if the definition has it.
+    pub fn agency_id(&self, id: &str) -> Option<AgencyId> {
+        self.agency(id).map(|a| a.id.clone())
+    }
+
+    /// The role `id` names, if the definition has it.
+    pub fn role_id(&self, id: &str) -> Option<RoleId> {
+        self.role(id).map(|r| r.id.clone())
+    }
+
+    /// The kind of pièce `id` names, if the definition has it.
+    pub fn piece_kind(&self, id: &str) -> Option<PieceKind> {
+        self.piece(id).map(|p| p.id.clone())
+    }
+
+    /// The definition has this agency.
     pub fn has_agency(&self, id: &str) -> bool {
         self.agencies.iter().any(|a| a.id == id)
     }
 
+    /// The definition has this kind of pièce.
     pub fn has_piece(&self, id: &str) -> bool {
         self.pieces.iter().any(|p| p.id == id)
     }
 
+    /// The kind of pièce with this identifier.
     pub fn piece(&self, id: &str) -> Option<&PieceDef> {
         self.pieces.iter().find(|p| p.id == id)
     }
@@ -399,7 +610,7 @@ impl Definition {
     }
 
     /// An agency may read a dossier of these programmes ([`Self::readable_programmes`]).
-    pub fn may_read(&self, agency: &str, programmes: &[SmolStr]) -> bool {
+    pub fn may_read(&self, agency: &str, programmes: &[ProgrammeId]) -> bool {
         match self.readable_programmes(agency) {
             None => true,
             Some(own) => programmes.iter().any(|p| own.contains(&p.as_str())),
@@ -411,10 +622,13 @@ impl Definition {
         self.roles.iter().position(|r| r.id == id)
     }
 
+    /// The state is final (an unknown state is not).
     pub fn is_terminal(&self, state: &str) -> bool {
         self.state(state).is_some_and(|s| s.terminal)
     }
 
+    /// The state's label, or its identifier when the definition lacks it
+    /// (an old event's state after a migration).
     pub fn state_label<'a>(&'a self, state: &'a str) -> &'a str {
         self.state(state).map_or(state, |s| s.label.as_str())
     }
@@ -426,13 +640,13 @@ impl Definition {
 
     fn resolve_and_validate(&mut self) -> Result<(), DefinitionError> {
         self.resolve_campaign()?;
-        unique("agencies", self.agencies.iter().map(|a| &a.id))?;
-        unique("roles", self.roles.iter().map(|a| &a.id))?;
-        unique("states", self.states.iter().map(|a| &a.id))?;
-        unique("pieces", self.pieces.iter().map(|a| &a.id))?;
-        unique("verdicts", self.verdicts.iter().map(|a| &a.id))?;
-        unique("programmes", self.programmes.iter().map(|a| &a.id))?;
-        unique("actions", self.actions.iter().map(|a| &a.id))?;
+        unique("agencies", self.agencies.iter().map(|a| a.id.as_str()))?;
+        unique("roles", self.roles.iter().map(|a| a.id.as_str()))?;
+        unique("states", self.states.iter().map(|a| a.id.as_str()))?;
+        unique("pieces", self.pieces.iter().map(|a| a.id.as_str()))?;
+        unique("verdicts", self.verdicts.iter().map(|a| a.id.as_str()))?;
+        unique("programmes", self.programmes.iter().map(|a| a.id.as_str()))?;
+        unique("actions", self.actions.iter().map(|a| a.id.as_str()))?;
         for piece in &self.pieces {
             if let Some(unknown) = piece.accept.iter().find(|a| file_type(a).is_none()) {
                 return Err(invalid(
@@ -459,7 +673,7 @@ impl Definition {
             }
         }
 
-        let non_terminal: Vec<SmolStr> = self
+        let non_terminal: Vec<StateId> = self
             .states
             .iter()
             .filter(|s| !s.terminal)
@@ -549,7 +763,7 @@ impl Definition {
 
     fn validate_action(&self, action: &ActionDef) -> Result<(), DefinitionError> {
         let item = format!("action `{}`", action.id);
-        let state_known = |s: &SmolStr| self.state(s).is_some();
+        let state_known = |s: &StateId| self.state(s).is_some();
         if !self.has_agency(&action.agency) {
             return Err(invalid(
                 item,
@@ -699,7 +913,7 @@ impl Definition {
     }
 }
 
-fn unique<'a>(what: &str, ids: impl Iterator<Item = &'a SmolStr>) -> Result<(), DefinitionError> {
+fn unique<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> Result<(), DefinitionError> {
     let mut seen = BTreeSet::new();
     for id in ids {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -708,7 +922,7 @@ fn unique<'a>(what: &str, ids: impl Iterator<Item = &'a SmolStr>) -> Result<(), 
                 "identifiant invalide (lettres ASCII, chiffres et _ seulement)",
             ));
         }
-        if !seen.insert(id.as_str()) {
+        if !seen.insert(id) {
             return Err(invalid(format!("{what} `{id}`"), "identifiant en double"));
         }
     }

@@ -35,7 +35,7 @@ pub fn diff(old: &Definition, new: &Definition) -> Vec<Change> {
     let mut out = Changes(Vec::new());
     campaign(&mut out, old, new);
     let agencies = |d: &Definition| -> Vec<(String, String)> {
-        d.agencies
+        d.agencies()
             .iter()
             .map(|a| (a.id.to_string(), a.label.clone()))
             .collect()
@@ -48,24 +48,24 @@ pub fn diff(old: &Definition, new: &Definition) -> Vec<Change> {
         &agencies(new),
     );
     let roles = |d: &Definition| -> Vec<(String, String)> {
-        d.roles
+        d.roles()
             .iter()
             .map(|r| (r.id.to_string(), r.label.clone()))
             .collect()
     };
     labelled(&mut out, "role", "Rôle", &roles(old), &roles(new));
     let order = |d: &Definition| {
-        d.roles
+        d.roles()
             .iter()
             .map(|r| r.label.as_str())
             .collect::<Vec<_>>()
             .join(" < ")
     };
     if old
-        .roles
+        .roles()
         .iter()
         .map(|r| &r.id)
-        .ne(new.roles.iter().map(|r| &r.id))
+        .ne(new.roles().iter().map(|r| &r.id))
     {
         out.changed(
             "roles",
@@ -170,16 +170,16 @@ fn labelled(
 }
 
 fn campaign(out: &mut Changes, old: &Definition, new: &Definition) {
-    if old.version != new.version {
+    if old.version() != new.version() {
         out.changed(
             "campaign",
             format!(
                 "Version de la définition : {} → {}.",
-                old.version, new.version
+                old.version(), new.version()
             ),
         );
     }
-    let (a, b) = (&old.campaign, &new.campaign);
+    let (a, b) = (&old.campaign(), &new.campaign());
     if a.name != b.name {
         out.changed(
             "campaign",
@@ -250,7 +250,7 @@ fn campaign(out: &mut Changes, old: &Definition, new: &Definition) {
 }
 
 fn states(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.states, &new.states, |s| s.id.clone());
+    let (removed, added, both) = pair(&old.states(), &new.states(), |s| s.id.clone());
     for s in removed {
         out.removed("state", "État", "supprimé", &s.id, &s.label);
     }
@@ -287,7 +287,7 @@ fn states(out: &mut Changes, old: &Definition, new: &Definition) {
 }
 
 fn pieces(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.pieces, &new.pieces, |p| p.id.clone());
+    let (removed, added, both) = pair(&old.pieces(), &new.pieces(), |p| p.id.clone());
     for p in removed {
         out.removed("piece", "Pièce", "supprimée", &p.id, &p.label);
     }
@@ -345,7 +345,7 @@ fn pieces(out: &mut Changes, old: &Definition, new: &Definition) {
 }
 
 fn verdicts(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.verdicts, &new.verdicts, |v| v.id.clone());
+    let (removed, added, both) = pair(&old.verdicts(), &new.verdicts(), |v| v.id.clone());
     for v in removed {
         out.removed("verdict", "Verdict", "supprimé", &v.id, &v.label);
     }
@@ -391,7 +391,7 @@ fn verdicts(out: &mut Changes, old: &Definition, new: &Definition) {
 }
 
 fn programmes(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.programmes, &new.programmes, |p| p.id.clone());
+    let (removed, added, both) = pair(&old.programmes(), &new.programmes(), |p| p.id.clone());
     for p in removed {
         out.removed("programme", "Programme", "supprimé", &p.id, &p.label);
     }
@@ -450,12 +450,12 @@ fn from_states(def: &Definition, a: &ActionDef) -> String {
 /// « Cnam – DAR, rôle Agent »
 fn agency_and_role(def: &Definition, a: &ActionDef) -> String {
     let agency = def
-        .agencies
+        .agencies()
         .iter()
         .find(|x| x.id == a.agency)
         .map_or(a.agency.as_str(), |x| x.label.as_str());
     let role = def
-        .roles
+        .roles()
         .iter()
         .find(|x| x.id == a.role)
         .map_or(a.role.as_str(), |x| x.label.as_str());
@@ -480,7 +480,7 @@ fn guards(a: &ActionDef) -> String {
 }
 
 fn actions(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.actions, &new.actions, |a| a.id.clone());
+    let (removed, added, both) = pair(&old.actions(), &new.actions(), |a| a.id.clone());
     for a in removed {
         out.removed("action", "Action", "supprimée", &a.id, &a.label);
     }

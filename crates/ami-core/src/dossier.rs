@@ -8,7 +8,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smol_str::SmolStr;
 use uuid::Uuid;
 
-/// Identifier of a dossier, chosen by whoever deposits it.
+use crate::ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
+
+/// Identifier of a dossier, chosen by whoever deposits it (a UUID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DossierId(pub Uuid);
@@ -24,14 +26,20 @@ impl std::fmt::Display for DossierId {
 pub struct Actor {
     /// Stable identifier of the person (the four-eyes rule compares it).
     pub id: SmolStr,
+    /// As the person is named in histories and pages.
     pub name: SmolStr,
-    pub agency: SmolStr,
-    pub role: SmolStr,
+    /// The agency the person acts for.
+    pub agency: AgencyId,
+    /// The person's role in that agency.
+    pub role: RoleId,
 }
 
+/// Who carries the application: the town (or its groupement).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Porteur {
+    /// « Ville de Nevers ».
     pub nom: String,
+    /// Where the town's letters go.
     #[serde(default)]
     pub email: Option<String>,
 }
@@ -40,10 +48,14 @@ pub struct Porteur {
 /// the service stored its content and recorded what it found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Piece {
-    pub kind: SmolStr,
+    /// Which pièce of the definition it is.
+    pub kind: PieceKind,
+    /// The file's name as sent.
     pub filename: String,
+    /// Its size in bytes, when known.
     #[serde(default)]
     pub size: Option<u64>,
+    /// The SHA-256 of its content (64 lower-case hex digits), when known.
     #[serde(default)]
     pub sha256: Option<String>,
     /// The file's type as read from its content; only a received pièce has
@@ -76,50 +88,70 @@ impl Piece {
 /// version 1 stays readable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PieceFile {
-    pub kind: SmolStr,
+    /// Which pièce of the definition it is.
+    pub kind: PieceKind,
     /// 1 for the first content of this kind, then +1.
     pub version: u32,
+    /// The file's name as sent.
     pub filename: String,
+    /// Its type, as read from its content.
     pub media_type: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// The SHA-256 of its content.
     pub sha256: String,
+    /// When it was recorded.
     pub received_at: DateTime<Utc>,
     /// The event that recorded it.
     pub seq: u64,
 }
 
-/// What a town sends: the content of a `create` command.
+/// What a town sends: the content of a deposit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewDossier {
+    /// Chosen by whoever deposits it.
     pub id: DossierId,
-    /// Number given by the store; the reference is built from it and the wave.
-    pub number: u64,
+    /// The town's name (« Nevers »).
     pub commune: String,
+    /// Its INSEE code (five characters, `58194`).
     pub code_insee: String,
+    /// Who carries the application.
     pub porteur: Porteur,
-    pub programmes: Vec<SmolStr>,
+    /// The programmes it applies to; at least one.
+    pub programmes: Vec<ProgrammeId>,
+    /// When the AMI received it: this instant decides its wave.
     pub received_at: DateTime<Utc>,
+    /// The pièces sent with it, declared or received.
     pub pieces: Vec<Piece>,
 }
 
 /// A verdict given on a dossier, with who gave it and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Avis {
-    pub action: SmolStr,
-    pub agency: SmolStr,
-    pub verdict: SmolStr,
+    /// The action that gave it (`avis_acv`).
+    pub action: ActionId,
+    /// The agency of the person who gave it.
+    pub agency: AgencyId,
+    /// The verdict.
+    pub verdict: VerdictId,
+    /// Why, in the person's words.
     pub motivation: Option<String>,
+    /// Who gave it.
     pub actor: Actor,
+    /// When.
     pub at: DateTime<Utc>,
 }
 
-/// What a command adds besides the action and its verdict.
+/// What an event adds besides the action and its verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Payload {
+    /// Nothing: a plain transition.
     #[default]
     None,
+    /// The dossier a deposit created.
     Create(Box<CreatedDossier>),
+    /// A pièce received after the deposit.
     Piece(Piece),
     /// A « demande de complément »: the pièces asked of the porteur.
     Complement(PiecesRequested),
@@ -128,7 +160,8 @@ pub enum Payload {
 /// The pièces a DAR agent asks the porteur for, and by when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PiecesRequested {
-    pub pieces: Vec<SmolStr>,
+    /// The kinds asked for, each once.
+    pub pieces: Vec<PieceKind>,
     /// The last day the porteur has (in the campaign's time zone).
     pub due_on: NaiveDate,
 }
@@ -137,19 +170,29 @@ pub struct PiecesRequested {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplementRequest {
     /// The pièces asked for that have not arrived yet.
-    pub pieces: Vec<SmolStr>,
+    pub pieces: Vec<PieceKind>,
+    /// The last day the porteur has.
     pub due_on: NaiveDate,
+    /// Why they were asked for.
     pub motivation: Option<String>,
+    /// Who asked.
     pub requested_by: Actor,
+    /// When.
     pub requested_at: DateTime<Utc>,
 }
 
 /// A dossier as created: what was sent, the wave it falls in and its reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedDossier {
+    /// What the town sent (programmes listed once each).
     #[serde(flatten)]
     pub dossier: NewDossier,
+    /// Its number in its wave, given by whoever keeps the campaign's
+    /// dossiers (passed to [`decide`](crate::decide) in [`Target::New`](crate::Target::New)).
+    pub number: u64,
+    /// The wave its reception falls in.
     pub wave: u8,
+    /// Its reference (`AMI2-V1-0007`).
     pub reference: String,
     /// References of the commune's other dossiers, when the DAR confirmed
     /// that this one is not a duplicate (a town may send a second project).
@@ -157,77 +200,239 @@ pub struct CreatedDossier {
     pub doublon_de: Vec<String>,
 }
 
-/// A request to take an action on a dossier.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Command {
-    pub action: SmolStr,
-    pub verdict: Option<SmolStr>,
-    pub motivation: Option<String>,
-    pub comment: Option<String>,
-    pub new_dossier: Option<Box<NewDossier>>,
-    pub piece: Option<Piece>,
-    /// The pièces a « demande de complément » asks for.
-    pub pieces_requested: Option<PiecesRequested>,
-    /// A deposit: the DAR confirms it is not a duplicate of the commune's
-    /// other dossiers.
+/// A request to take an action on a dossier: one variant per kind of
+/// action, each carrying exactly what that kind needs. Whether the action
+/// named is of that kind is the definition's to say (it is data): a verdict
+/// sent to an action that gives none is refused by [`decide`](crate::decide).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Creates the dossier (an action whose effect is `create`).
+    Deposit(Box<Deposit>),
+    /// Moves the dossier to another state, closes or reopens it.
+    Transition {
+        /// The action to take.
+        action: ActionId,
+        /// Why; required by some actions.
+        motivation: Option<String>,
+        /// A remark for the history.
+        comment: Option<String>,
+    },
+    /// An action that carries a verdict: an instruction, an avis.
+    Verdict {
+        /// The action to take.
+        action: ActionId,
+        /// The verdict given.
+        verdict: VerdictId,
+        /// Why; required by some verdicts and actions.
+        motivation: Option<String>,
+        /// A remark for the history.
+        comment: Option<String>,
+    },
+    /// Records a pièce received after the deposit (a new version of it).
+    AttachPiece {
+        /// The action to take (effect `attach_piece`).
+        action: ActionId,
+        /// The pièce received.
+        piece: Piece,
+        /// A remark for the history.
+        comment: Option<String>,
+    },
+    /// Asks the porteur for pièces, by a date (« demande de complément »).
+    RequestPieces {
+        /// The action to take (effect `request_pieces`).
+        action: ActionId,
+        /// What is asked, by when.
+        request: PiecesRequested,
+        /// Why.
+        motivation: Option<String>,
+        /// A remark for the history.
+        comment: Option<String>,
+    },
+}
+
+/// What a deposit carries: the town's dossier, and the DAR's word that a
+/// second dossier of the same commune is not a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deposit {
+    /// The creating action (`deposer`).
+    pub action: ActionId,
+    /// The dossier as the town sent it.
+    pub dossier: NewDossier,
+    /// The DAR confirms it is not a duplicate of the commune's other
+    /// dossiers.
     pub doublon_confirme: bool,
-    /// A deposit: references of the campaign's dossiers with the same INSEE
-    /// code, as the store knows them.
-    pub same_commune: Vec<String>,
+    /// A remark for the history.
+    pub comment: Option<String>,
 }
 
 impl Command {
-    pub fn new(action: &str) -> Command {
-        Command {
-            action: action.into(),
-            ..Command::default()
+    /// A deposit of `dossier` by the creating action `action`.
+    pub fn deposit(action: ActionId, dossier: NewDossier) -> Command {
+        Command::Deposit(Box::new(Deposit {
+            action,
+            dossier,
+            doublon_confirme: false,
+            comment: None,
+        }))
+    }
+
+    /// An action that moves the dossier, with nothing else.
+    pub fn transition(action: ActionId) -> Command {
+        Command::Transition {
+            action,
+            motivation: None,
+            comment: None,
         }
     }
 
-    pub fn with_verdict(mut self, verdict: &str) -> Command {
-        self.verdict = Some(verdict.into());
+    /// An action that carries `verdict`.
+    pub fn verdict(action: ActionId, verdict: VerdictId) -> Command {
+        Command::Verdict {
+            action,
+            verdict,
+            motivation: None,
+            comment: None,
+        }
+    }
+
+    /// A pièce received after the deposit.
+    pub fn attach_piece(action: ActionId, piece: Piece) -> Command {
+        Command::AttachPiece {
+            action,
+            piece,
+            comment: None,
+        }
+    }
+
+    /// A « demande de complément » of `pieces` by `due_on`.
+    pub fn request_pieces(action: ActionId, pieces: Vec<PieceKind>, due_on: NaiveDate) -> Command {
+        Command::RequestPieces {
+            action,
+            request: PiecesRequested { pieces, due_on },
+            motivation: None,
+            comment: None,
+        }
+    }
+
+    /// The same command with a motivation (a deposit has none: it is left
+    /// as it is).
+    pub fn with_motivation(mut self, text: impl Into<String>) -> Command {
+        match &mut self {
+            Command::Transition { motivation, .. }
+            | Command::Verdict { motivation, .. }
+            | Command::RequestPieces { motivation, .. } => *motivation = Some(text.into()),
+            Command::Deposit(_) | Command::AttachPiece { .. } => {}
+        }
         self
     }
 
-    pub fn with_motivation(mut self, motivation: &str) -> Command {
-        self.motivation = Some(motivation.into());
+    /// The same command with a comment for the history.
+    pub fn with_comment(mut self, text: impl Into<String>) -> Command {
+        let text = Some(text.into());
+        match &mut self {
+            Command::Deposit(d) => d.comment = text,
+            Command::Transition { comment, .. }
+            | Command::Verdict { comment, .. }
+            | Command::AttachPiece { comment, .. }
+            | Command::RequestPieces { comment, .. } => *comment = text,
+        }
         self
+    }
+
+    /// The action it asks for.
+    pub fn action(&self) -> &ActionId {
+        match self {
+            Command::Deposit(d) => &d.action,
+            Command::Transition { action, .. }
+            | Command::Verdict { action, .. }
+            | Command::AttachPiece { action, .. }
+            | Command::RequestPieces { action, .. } => action,
+        }
+    }
+
+    /// The verdict it carries, if any.
+    pub fn verdict_given(&self) -> Option<&VerdictId> {
+        match self {
+            Command::Verdict { verdict, .. } => Some(verdict),
+            _ => None,
+        }
+    }
+
+    /// Its motivation, if any.
+    pub fn motivation(&self) -> Option<&str> {
+        match self {
+            Command::Transition { motivation, .. }
+            | Command::Verdict { motivation, .. }
+            | Command::RequestPieces { motivation, .. } => motivation.as_deref(),
+            Command::Deposit(_) | Command::AttachPiece { .. } => None,
+        }
+    }
+
+    /// Its comment, if any.
+    pub fn comment(&self) -> Option<&str> {
+        match self {
+            Command::Deposit(d) => d.comment.as_deref(),
+            Command::Transition { comment, .. }
+            | Command::Verdict { comment, .. }
+            | Command::AttachPiece { comment, .. }
+            | Command::RequestPieces { comment, .. } => comment.as_deref(),
+        }
     }
 }
 
 /// A fact in a dossier's journal. Events are never changed once written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
+    /// The dossier it belongs to.
     pub dossier_id: DossierId,
     /// 1 for the creation, then +1 per event.
     pub seq: u64,
-    pub action: SmolStr,
+    /// The action taken.
+    pub action: ActionId,
     /// `None` for the creation.
-    pub from: Option<SmolStr>,
-    pub to: SmolStr,
+    pub from: Option<StateId>,
+    /// The state after it (the same as `from` for an action that keeps it).
+    pub to: StateId,
+    /// Who took it.
     pub actor: Actor,
+    /// When.
     pub at: DateTime<Utc>,
-    pub verdict: Option<SmolStr>,
+    /// The verdict given, for an action that carries one.
+    pub verdict: Option<VerdictId>,
+    /// Why, in the person's words.
     pub motivation: Option<String>,
+    /// A remark for the history.
     pub comment: Option<String>,
+    /// The version of the definition it was decided under.
     pub definition_version: SmolStr,
+    /// What it adds besides the action and its verdict.
     pub payload: Payload,
 }
 
 /// The current state of a dossier: the fold of its events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dossier {
+    /// Its identifier.
     pub id: DossierId,
+    /// Its reference (`AMI2-V1-0007`).
     pub reference: String,
+    /// The town's name.
     pub commune: String,
+    /// The town's INSEE code.
     pub code_insee: String,
+    /// Who carries the application.
     pub porteur: Porteur,
-    pub programmes: Vec<SmolStr>,
+    /// The programmes it applies to.
+    pub programmes: Vec<ProgrammeId>,
+    /// The wave its reception falls in.
     pub wave: u8,
-    pub state: SmolStr,
+    /// Where it is in the workflow.
+    pub state: StateId,
     /// Sequence number of the last event.
     pub version: u64,
+    /// When the AMI received it.
     pub received_at: DateTime<Utc>,
+    /// When its last event happened.
     pub updated_at: DateTime<Utc>,
     /// The latest of each kind, declared or received.
     pub pieces: Vec<Piece>,
@@ -235,12 +440,12 @@ pub struct Dossier {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<PieceFile>,
     /// Verdicts given, keyed by the action that gave them (the last one wins).
-    pub avis: ActionMap<Avis>,
+    avis: ActionMap<Avis>,
     /// Who (the actor's id) last took each action, for the four-eyes rule.
-    pub actors: ActionMap<SmolStr>,
+    actors: ActionMap<SmolStr>,
     /// The state before the last change of state: where a reopening leads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_state: Option<SmolStr>,
+    pub previous_state: Option<StateId>,
     /// The « demande de complément » still open, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complement: Option<ComplementRequest>,
@@ -250,17 +455,16 @@ pub struct Dossier {
 /// per action (its avis, who took it). A dossier has a handful of actions: a
 /// sorted vector holds them in a fraction of the memory of a `BTreeMap`
 /// (every node of which has room for eleven entries) and is as quick to
-/// search. It reads like a map (`get`, `contains_key`, `iter`, `keys`,
-/// `values`, `map["action"]`) and is (de)serialized as one.
+/// search. (De)serialized as a map.
 #[derive(PartialEq, Eq)]
-pub struct ActionMap<V> {
-    entries: Vec<(SmolStr, V)>,
+struct ActionMap<V> {
+    entries: Vec<(ActionId, V)>,
 }
 
 /// Room for one more entry: a dossier is copied (or loaded) to take its next
 /// action, which most often adds an entry, and growing an exactly sized
 /// vector would reallocate it every time.
-fn with_room<V>(entries: impl ExactSizeIterator<Item = (SmolStr, V)>) -> Vec<(SmolStr, V)> {
+fn with_room<V>(entries: impl ExactSizeIterator<Item = (ActionId, V)>) -> Vec<(ActionId, V)> {
     let mut out = Vec::with_capacity(entries.len() + 1);
     out.extend(entries);
     out
@@ -274,137 +478,31 @@ impl<V: Clone> Clone for ActionMap<V> {
     }
 }
 
-impl<V> Default for ActionMap<V> {
-    fn default() -> Self {
+impl<V> ActionMap<V> {
+    fn new() -> Self {
         ActionMap {
             entries: Vec::new(),
         }
-    }
-}
-
-impl<V> ActionMap<V> {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     fn position(&self, key: &str) -> Result<usize, usize> {
         self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key))
     }
 
-    pub fn get(&self, key: &str) -> Option<&V> {
+    fn get(&self, key: &str) -> Option<&V> {
         self.position(key).ok().map(|i| &self.entries[i].1)
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        self.position(key).ok().map(|i| &mut self.entries[i].1)
-    }
-
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.position(key).is_ok()
-    }
-
-    /// Sets the value of `key`; returns the one it replaces.
-    pub fn insert(&mut self, key: SmolStr, value: V) -> Option<V> {
-        match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
-            Err(i) => {
-                self.entries.insert(i, (key, value));
-                None
-            }
+    /// Sets the value of `key`, reusing the room of the one it replaces.
+    fn set(&mut self, key: &ActionId, value: V) {
+        match self.position(key) {
+            Ok(i) => self.entries[i].1 = value,
+            Err(i) => self.entries.insert(i, (key.clone(), value)),
         }
     }
 
-    /// The entries in key order.
-    pub fn iter(&self) -> ActionMapIter<'_, V> {
-        ActionMapIter(self.entries.iter())
-    }
-
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &SmolStr> + ExactSizeIterator + Clone {
-        self.entries.iter().map(|(k, _)| k)
-    }
-
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator + Clone {
-        self.entries.iter().map(|(_, v)| v)
-    }
-}
-
-impl<V> std::ops::Index<&str> for ActionMap<V> {
-    type Output = V;
-
-    /// Panics when `key` is absent, like `BTreeMap`.
-    fn index(&self, key: &str) -> &V {
-        self.get(key)
-            .unwrap_or_else(|| panic!("no entry for action `{key}`"))
-    }
-}
-
-impl<V> std::ops::Index<&SmolStr> for ActionMap<V> {
-    type Output = V;
-
-    /// Panics when `key` is absent, like `BTreeMap`.
-    fn index(&self, key: &SmolStr) -> &V {
-        &self[key.as_str()]
-    }
-}
-
-impl<V> IntoIterator for ActionMap<V> {
-    type Item = (SmolStr, V);
-    type IntoIter = std::vec::IntoIter<(SmolStr, V)>;
-
-    /// The entries in key order.
-    fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter()
-    }
-}
-
-impl<'a, V> IntoIterator for &'a ActionMap<V> {
-    type Item = (&'a SmolStr, &'a V);
-    type IntoIter = ActionMapIter<'a, V>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
-    }
-}
-
-/// The entries of an [`ActionMap`], in key order.
-#[derive(Debug, Clone)]
-pub struct ActionMapIter<'a, V>(std::slice::Iter<'a, (SmolStr, V)>);
-
-impl<'a, V> Iterator for ActionMapIter<'a, V> {
-    type Item = (&'a SmolStr, &'a V);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(k, v)| (k, v))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
-
-impl<V> DoubleEndedIterator for ActionMapIter<'_, V> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        self.0.next_back().map(|(k, v)| (k, v))
-    }
-}
-
-impl<V> ExactSizeIterator for ActionMapIter<'_, V> {}
-
-impl<V> FromIterator<(SmolStr, V)> for ActionMap<V> {
-    fn from_iter<I: IntoIterator<Item = (SmolStr, V)>>(iter: I) -> Self {
-        let mut map = ActionMap::new();
-        for (k, v) in iter {
-            map.insert(k, v);
-        }
-        map
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (&ActionId, &V)> + ExactSizeIterator {
+        self.entries.iter().map(|(k, v)| (k, v))
     }
 }
 
@@ -422,7 +520,7 @@ impl<V: Serialize> Serialize for ActionMap<V> {
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for ActionMap<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<SmolStr, V>::deserialize(deserializer)?;
+        let map = BTreeMap::<ActionId, V>::deserialize(deserializer)?;
         Ok(ActionMap {
             entries: with_room(map.into_iter()),
         })
@@ -430,10 +528,35 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for ActionMap<V> {
 }
 
 impl Dossier {
+    /// The avis given by `action`, if it was taken (the last one wins).
+    pub fn avis(&self, action: &str) -> Option<&Avis> {
+        self.avis.get(action)
+    }
+
+    /// Every avis given so far, in the order of their actions' identifiers.
+    pub fn avis_given(&self) -> impl DoubleEndedIterator<Item = &Avis> + ExactSizeIterator {
+        self.avis.iter().map(|(_, a)| a)
+    }
+
+    /// Who (the person's id) last took `action` on this dossier: what the
+    /// four-eyes rule compares.
+    pub fn taken_by(&self, action: &str) -> Option<&str> {
+        self.actors.get(action).map(SmolStr::as_str)
+    }
+
+    /// Every action taken, with who last took it, in identifier order.
+    pub fn actions_taken(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = (&ActionId, &str)> + ExactSizeIterator {
+        self.actors.iter().map(|(a, who)| (a, who.as_str()))
+    }
+
+    /// The dossier falls under this programme.
     pub fn in_programme(&self, programme: &str) -> bool {
         self.programmes.iter().any(|p| p == programme)
     }
 
+    /// A pièce of this kind was declared or received.
     pub fn has_piece(&self, kind: &str) -> bool {
         self.pieces.iter().any(|p| p.kind == kind)
     }
@@ -506,7 +629,7 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
     }
     let n = &created.dossier;
     let mut actors = ActionMap::new();
-    actors.insert(event.action.clone(), event.actor.id.clone());
+    actors.set(&event.action, event.actor.id.clone());
     let mut d = Dossier {
         id: n.id,
         reference: created.reference.clone(),
@@ -586,15 +709,9 @@ pub fn apply_in_place(d: &mut Dossier, event: &Event) -> Result<(), FoldError> {
             actor: event.actor.clone(),
             at: event.at,
         };
-        d.avis.insert(event.action.clone(), avis);
+        d.avis.set(&event.action, avis);
     }
-    match d.actors.get_mut(&event.action) {
-        Some(who) => who.clone_from(&event.actor.id),
-        None => {
-            d.actors
-                .insert(event.action.clone(), event.actor.id.clone());
-        }
-    }
+    d.actors.set(&event.action, event.actor.id.clone());
     Ok(())
 }
 

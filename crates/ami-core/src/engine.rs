@@ -5,7 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use smol_str::SmolStr;
 
 use crate::definition::{ActionDef, Definition, Effect, Guard, Placement};
-use crate::dossier::{Actor, Command, CreatedDossier, Dossier, Event, Payload};
+use crate::dossier::{Actor, Command, CreatedDossier, Deposit, Dossier, Event, Payload};
+use crate::ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
 use crate::french::{french_date, french_instant, french_instant_seconds};
 
 /// What `awaiting` names when a dossier waits on the town that applied (a
@@ -16,70 +17,100 @@ pub const PORTEUR: &str = "porteur";
 /// ([`Rejection::code`]) and a French message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    /// The definition has no such action.
     #[error("action inconnue « {action} » : les actions possibles sont décrites par le workflow")]
     UnknownAction { action: SmolStr },
+    /// The action belongs to another agency.
     #[error("l'action « {action} » revient à l'agence « {required} », pas à « {actual} »")]
     WrongAgency {
-        action: SmolStr,
-        required: SmolStr,
-        actual: SmolStr,
+        action: ActionId,
+        required: AgencyId,
+        actual: AgencyId,
     },
+    /// The action needs a higher role.
     #[error("l'action « {action} » demande le rôle « {required} » au moins ; votre rôle est « {actual} »")]
     RoleTooLow {
-        action: SmolStr,
-        required: SmolStr,
-        actual: SmolStr,
+        action: ActionId,
+        required: RoleId,
+        actual: RoleId,
     },
+    /// The dossier is in a final state.
     #[error("le dossier est à l'état final « {state} » : il n'accepte plus aucune action")]
-    Terminal { state: SmolStr },
+    Terminal { state: StateId },
+    /// The action is not possible from the dossier's state.
     #[error("l'action « {action} » n'est pas possible depuis l'état « {state} »")]
-    InvalidState { action: SmolStr, state: SmolStr },
+    InvalidState { action: ActionId, state: StateId },
+    /// Only a deposit can be decided on a dossier that does not exist.
     #[error("le dossier n'existe pas encore : seule une action de dépôt peut le créer")]
-    NoDossier { action: SmolStr },
+    NoDossier { action: ActionId },
+    /// A deposit was sent for a dossier that exists.
     #[error("le dossier existe déjà : l'action « {action} » ne peut que créer un dossier")]
-    AlreadyExists { action: SmolStr },
+    AlreadyExists { action: ActionId },
+    /// The action is for another programme's dossiers.
     #[error("le dossier ne relève pas du programme « {programme} » : l'action « {action} » ne le concerne pas")]
-    ProgrammeNotConcerned { action: SmolStr, programme: SmolStr },
+    ProgrammeNotConcerned {
+        action: ActionId,
+        programme: ProgrammeId,
+    },
+    /// An avis must come first.
     #[error("l'avis « {missing} » doit être rendu avant l'action « {action} »")]
-    AvisMissing { action: SmolStr, missing: SmolStr },
+    AvisMissing { action: ActionId, missing: ActionId },
+    /// Required pièces have not been received.
     #[error("pièces manquantes : {}", .missing.join(", "))]
-    PiecesMissing { missing: Vec<SmolStr> },
+    PiecesMissing { missing: Vec<PieceKind> },
+    /// The definition has no such pièce.
     #[error("pièce inconnue « {piece} »")]
     UnknownPiece { piece: SmolStr },
+    /// The action carries a verdict and the command gives none.
     #[error("l'action « {action} » doit porter un verdict")]
-    VerdictMissing { action: SmolStr },
+    VerdictMissing { action: ActionId },
+    /// The command gives a verdict to an action that carries none.
     #[error("l'action « {action} » ne porte pas de verdict")]
-    VerdictNotExpected { action: SmolStr },
+    VerdictNotExpected { action: ActionId },
+    /// The definition has no such verdict.
     #[error("verdict inconnu « {verdict} »")]
     UnknownVerdict { verdict: SmolStr },
+    /// A motivation is required, and missing.
     #[error("une motivation est obligatoire pour {reason}")]
     MotivationMissing { reason: String },
+    /// A blocking verdict stops the action.
     #[error("le verdict « {verdict} » de l'action « {by} » est bloquant")]
-    BlockingVerdict { by: SmolStr, verdict: SmolStr },
+    BlockingVerdict { by: ActionId, verdict: VerdictId },
+    /// The same person may not take both actions.
     #[error("quatre yeux : la personne qui a pris l'action « {previous} » ne peut pas prendre l'action « {action} »")]
-    FourEyes { action: SmolStr, previous: SmolStr },
+    FourEyes { action: ActionId, previous: ActionId },
+    /// A deposit names no programme.
     #[error("le dossier doit relever d'au moins un programme")]
     NoProgramme,
+    /// The definition has no such programme.
     #[error("programme inconnu « {programme} »")]
     UnknownProgramme { programme: SmolStr },
+    /// Received before the campaign opened.
     #[error("la campagne n'ouvre que le {opens_at} : un dossier reçu le {received_at} ne peut être déposé")]
     NotOpen {
         received_at: DateTime<Utc>,
         opens_at: DateTime<Utc>,
     },
+    /// Received after the last wave closed.
     #[error("la campagne est close depuis le {closed_at} : un dossier reçu le {received_at} ne peut être déposé")]
     Closed {
         received_at: DateTime<Utc>,
         closed_at: DateTime<Utc>,
     },
+    /// Received in the future.
     #[error("la date de réception {received_at} est dans le futur")]
     ReceivedInFuture { received_at: DateTime<Utc> },
+    /// The command is not of the action's kind (a pièce sent to a
+    /// transition, a deposit to an existing dossier's action…).
     #[error("l'action « {action} » attend {expected}")]
-    MalformedCommand { action: SmolStr, expected: String },
+    MalformedCommand { action: ActionId, expected: String },
+    /// The commune already has a dossier and the DAR did not confirm.
     #[error("doublon : la commune a déjà un dossier dans la campagne ({})", .existing.join(", "))]
     Doublon { existing: Vec<String> },
+    /// A « demande de complément » due before today.
     #[error("la date limite {due_on} est déjà passée")]
     DueInPast { due_on: NaiveDate },
+    /// A reopening of a dossier whose earlier state is unknown.
     #[error("le dossier n'a pas d'état antérieur où revenir")]
     NothingToReopen,
 }
@@ -151,19 +182,19 @@ impl Rejection {
         let action = |id: &str| def.action(id).map_or(id.to_string(), |a| a.label.clone());
         let state = |id: &str| def.state_label(id).to_string();
         let agency = |id: &str| {
-            def.agencies
+            def.agencies()
                 .iter()
                 .find(|a| a.id == id)
                 .map_or(id.to_string(), |a| a.label.clone())
         };
         let role = |id: &str| {
-            def.roles
+            def.roles()
                 .iter()
                 .find(|r| r.id == id)
                 .map_or(id.to_string(), |r| r.label.to_lowercase())
         };
         let piece = |id: &str| {
-            def.pieces
+            def.pieces()
                 .iter()
                 .find(|p| p.id == id)
                 .map_or(id.to_string(), |p| p.label.clone())
@@ -173,13 +204,13 @@ impl Rejection {
                 .map_or(id.to_string(), |p| p.label.clone())
         };
         let verdict = |id: &str| def.verdict(id).map_or(id.to_string(), |v| v.label.clone());
-        let tz = def.campaign.time_zone;
+        let tz = def.campaign().time_zone;
         let instant = |at: &DateTime<Utc>| french_instant(*at, tz);
         let listed = |ids: Vec<String>| ids.join(", ");
         match self {
             Rejection::UnknownAction { action: a } => format!(
                 "Action inconnue « {a} » ; actions du workflow : {}.",
-                listed(def.actions.iter().map(|a| a.id.to_string()).collect())
+                listed(def.actions().iter().map(|a| a.id.to_string()).collect())
             ),
             Rejection::WrongAgency {
                 action: a,
@@ -236,19 +267,19 @@ impl Rejection {
             ),
             Rejection::UnknownPiece { piece: p } => format!(
                 "Pièce inconnue « {p} » ; pièces : {}.",
-                listed(def.pieces.iter().map(|p| format!("{} ({})", p.id, p.label)).collect())
+                listed(def.pieces().iter().map(|p| format!("{} ({})", p.id, p.label)).collect())
             ),
             Rejection::VerdictMissing { action: a } => format!(
                 "L'action « {} » doit porter un verdict : {}.",
                 action(a),
-                listed(def.verdicts.iter().map(|v| format!("{} ({})", v.id, v.label)).collect())
+                listed(def.verdicts().iter().map(|v| format!("{} ({})", v.id, v.label)).collect())
             ),
             Rejection::VerdictNotExpected { action: a } => {
                 format!("L'action « {} » ne porte pas de verdict.", action(a))
             }
             Rejection::UnknownVerdict { verdict: v } => format!(
                 "Verdict inconnu « {v} » ; verdicts : {}.",
-                listed(def.verdicts.iter().map(|v| v.id.to_string()).collect())
+                listed(def.verdicts().iter().map(|v| v.id.to_string()).collect())
             ),
             Rejection::MotivationMissing { reason } => {
                 format!("Une motivation est obligatoire pour {reason}.")
@@ -256,7 +287,7 @@ impl Rejection {
             Rejection::BlockingVerdict { by, verdict: v } => {
                 // The actions this verdict stops, in the definition's words.
                 let stopped: Vec<String> = def
-                    .actions
+                    .actions()
                     .iter()
                     .filter(|a| a.guards.contains(&Guard::NoBlockingVerdict))
                     .map(|a| format!("« {} »", a.label))
@@ -282,11 +313,11 @@ impl Rejection {
             ),
             Rejection::NoProgramme => format!(
                 "Le dossier doit relever d'au moins un programme : {}.",
-                listed(def.programmes.iter().map(|p| format!("{} ({})", p.id, p.label)).collect())
+                listed(def.programmes().iter().map(|p| format!("{} ({})", p.id, p.label)).collect())
             ),
             Rejection::UnknownProgramme { programme: p } => format!(
                 "Programme inconnu « {p} » ; programmes : {}.",
-                listed(def.programmes.iter().map(|p| p.id.to_string()).collect())
+                listed(def.programmes().iter().map(|p| p.id.to_string()).collect())
             ),
             Rejection::NotOpen {
                 received_at,
@@ -327,83 +358,112 @@ impl Rejection {
     }
 }
 
-/// Decides whether `actor` may run `command` on `dossier` (`None` before it
-/// exists) at `now`, and returns the event that records it.
+/// What a command is decided on.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A dossier that does not exist yet: only a deposit may create it. The
+    /// caller keeps the campaign's dossiers, so it says what the engine
+    /// cannot know: the dossier's number in its wave (its reference is built
+    /// from it) and the references of the campaign's dossiers of the same
+    /// commune (a deposit among them is a duplicate unless confirmed).
+    New {
+        /// The dossier's number in its wave, from 1.
+        number: u64,
+        /// References of the dossiers that have the deposit's INSEE code.
+        same_commune: &'a [String],
+    },
+    /// An existing dossier, as folded from its journal.
+    Dossier(&'a Dossier),
+}
+
+impl<'a> From<&'a Dossier> for Target<'a> {
+    fn from(dossier: &'a Dossier) -> Self {
+        Target::Dossier(dossier)
+    }
+}
+
+/// Decides whether `actor` may run `command` on `target` at `now`, and
+/// returns the event that records it.
 pub fn decide(
     def: &Definition,
-    dossier: Option<&Dossier>,
+    target: Target<'_>,
     command: &Command,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Event, Rejection> {
+    let id = command.action();
     let action = def
-        .action(&command.action)
+        .action(id)
         .ok_or_else(|| Rejection::UnknownAction {
-            action: command.action.clone(),
+            action: SmolStr::new(id.as_str()),
         })?;
-    match dossier {
-        None => decide_creation(def, action, command, actor, now),
-        Some(d) => {
-            check_allowed(def, d, action, actor)?;
-            check_content(def, d, action, command)?;
-            let payload = match action.effect {
-                Effect::AttachPiece => {
-                    let piece = command
-                        .piece
-                        .clone()
-                        .ok_or_else(|| malformed(action, "une pièce"))?;
-                    if !def.has_piece(&piece.kind) {
-                        return Err(Rejection::UnknownPiece { piece: piece.kind });
-                    }
-                    Payload::Piece(piece)
-                }
-                Effect::RequestPieces => {
-                    let asked = command
-                        .pieces_requested
-                        .clone()
-                        .filter(|r| !r.pieces.is_empty())
-                        .ok_or_else(|| malformed(action, "la liste des pièces demandées"))?;
-                    if let Some(p) = asked.pieces.iter().find(|p| !def.has_piece(p)) {
-                        return Err(Rejection::UnknownPiece { piece: p.clone() });
-                    }
-                    let today = now.with_timezone(&def.campaign.time_zone).date_naive();
-                    if asked.due_on < today {
-                        return Err(Rejection::DueInPast {
-                            due_on: asked.due_on,
-                        });
-                    }
-                    let mut pieces = asked.pieces;
-                    dedup_in_order(&mut pieces);
-                    Payload::Complement(crate::dossier::PiecesRequested {
-                        pieces,
-                        due_on: asked.due_on,
-                    })
-                }
-                _ => Payload::None,
-            };
-            let to = match action.effect {
-                Effect::Reopen => d.previous_state.clone().ok_or(Rejection::NothingToReopen)?,
-                _ => action
-                    .target(&d.state)
-                    .map(SmolStr::from)
-                    .unwrap_or_else(|| d.state.clone()),
-            };
-            Ok(Event {
-                dossier_id: d.id,
-                seq: d.version + 1,
-                action: action.id.clone(),
-                from: Some(d.state.clone()),
-                to,
-                actor: actor.clone(),
-                at: now,
-                verdict: command.verdict.clone(),
-                motivation: command.motivation.clone(),
-                comment: command.comment.clone(),
-                definition_version: def.version.clone(),
-                payload,
+    let d = match target {
+        Target::New {
+            number,
+            same_commune,
+        } => {
+            return decide_creation(def, action, command, actor, now, number, same_commune);
+        }
+        Target::Dossier(d) => d,
+    };
+    check_allowed(def, d, action, actor)?;
+    check_content(def, action, command)?;
+    let payload = match (action.effect, command) {
+        (Effect::AttachPiece, Command::AttachPiece { piece, .. }) => {
+            if !def.has_piece(&piece.kind) {
+                return Err(Rejection::UnknownPiece {
+                    piece: SmolStr::new(piece.kind.as_str()),
+                });
+            }
+            Payload::Piece(piece.clone())
+        }
+        (Effect::AttachPiece, _) => return Err(malformed(action, "une pièce")),
+        (Effect::RequestPieces, Command::RequestPieces { request, .. }) => {
+            if request.pieces.is_empty() {
+                return Err(malformed(action, "la liste des pièces demandées"));
+            }
+            if let Some(p) = request.pieces.iter().find(|p| !def.has_piece(p)) {
+                return Err(Rejection::UnknownPiece {
+                    piece: SmolStr::new(p.as_str()),
+                });
+            }
+            let today = now.with_timezone(&def.campaign().time_zone).date_naive();
+            if request.due_on < today {
+                return Err(Rejection::DueInPast {
+                    due_on: request.due_on,
+                });
+            }
+            let mut pieces = request.pieces.clone();
+            dedup_in_order(&mut pieces);
+            Payload::Complement(crate::dossier::PiecesRequested {
+                pieces,
+                due_on: request.due_on,
             })
         }
-    }
+        (Effect::RequestPieces, _) => {
+            return Err(malformed(action, "la liste des pièces demandées"))
+        }
+        _ => Payload::None,
+    };
+    let to = match action.effect {
+        Effect::Reopen => d.previous_state.clone().ok_or(Rejection::NothingToReopen)?,
+        _ if action.effect.keeps_state() => d.state.clone(),
+        _ => action.to.clone().unwrap_or_else(|| d.state.clone()),
+    };
+    Ok(Event {
+        dossier_id: d.id,
+        seq: d.version + 1,
+        action: action.id.clone(),
+        from: Some(d.state.clone()),
+        to,
+        actor: actor.clone(),
+        at: now,
+        verdict: command.verdict_given().cloned(),
+        motivation: command.motivation().map(str::to_owned),
+        comment: command.comment().map(str::to_owned),
+        definition_version: SmolStr::new(def.version()),
+        payload,
+    })
 }
 
 /// Keeps the first copy of each item, in order (`Vec::dedup` would only drop
@@ -432,6 +492,8 @@ fn decide_creation(
     command: &Command,
     actor: &Actor,
     now: DateTime<Utc>,
+    number: u64,
+    same_commune: &[String],
 ) -> Result<Event, Rejection> {
     if action.effect != Effect::Create {
         return Err(Rejection::NoDossier {
@@ -439,26 +501,31 @@ fn decide_creation(
         });
     }
     check_actor(def, action, actor)?;
-    let new = command
-        .new_dossier
-        .as_deref()
-        .ok_or_else(|| malformed(action, "le contenu du dossier déposé"))?;
-    if command.verdict.is_some() {
-        return Err(Rejection::VerdictNotExpected {
-            action: action.id.clone(),
+    let Command::Deposit(deposit) = command else {
+        return Err(match command {
+            Command::Verdict { .. } => Rejection::VerdictNotExpected {
+                action: action.id.clone(),
+            },
+            _ => malformed(action, "le contenu du dossier déposé"),
         });
-    }
+    };
+    let Deposit {
+        dossier: new,
+        doublon_confirme,
+        comment,
+        ..
+    } = deposit.as_ref();
     if new.programmes.is_empty() {
         return Err(Rejection::NoProgramme);
     }
     if let Some(p) = new.programmes.iter().find(|p| def.programme(p).is_none()) {
         return Err(Rejection::UnknownProgramme {
-            programme: p.clone(),
+            programme: SmolStr::new(p.as_str()),
         });
     }
     if let Some(p) = new.pieces.iter().find(|p| !def.has_piece(&p.kind)) {
         return Err(Rejection::UnknownPiece {
-            piece: p.kind.clone(),
+            piece: SmolStr::new(p.kind.as_str()),
         });
     }
     if new.received_at > now {
@@ -466,12 +533,12 @@ fn decide_creation(
             received_at: new.received_at,
         });
     }
-    let campaign = &def.campaign;
+    let campaign = def.campaign();
     let wave = match campaign.placement(new.received_at) {
         Placement::NotOpen => {
             return Err(Rejection::NotOpen {
                 received_at: new.received_at,
-                opens_at: campaign.opens_at,
+                opens_at: campaign.opens_at(),
             })
         }
         Placement::Closed => {
@@ -482,15 +549,15 @@ fn decide_creation(
         }
         Placement::Wave(n) => n,
     };
-    if !command.same_commune.is_empty() && !command.doublon_confirme {
+    if !same_commune.is_empty() && !doublon_confirme {
         return Err(Rejection::Doublon {
-            existing: command.same_commune.clone(),
+            existing: same_commune.to_vec(),
         });
     }
     let mut dossier = new.clone();
     // A programme listed twice is kept once, where it first appears.
     dedup_in_order(&mut dossier.programmes);
-    let reference = reference(&campaign.reference_prefix, wave, new.number);
+    let reference = reference(&campaign.reference_prefix, wave, number);
     let to = action
         .to
         .clone()
@@ -504,14 +571,15 @@ fn decide_creation(
         actor: actor.clone(),
         at: now,
         verdict: None,
-        motivation: command.motivation.clone(),
-        comment: command.comment.clone(),
-        definition_version: def.version.clone(),
+        motivation: None,
+        comment: comment.clone(),
+        definition_version: SmolStr::new(def.version()),
         payload: Payload::Create(Box::new(CreatedDossier {
             dossier,
+            number,
             wave,
             reference,
-            doublon_de: command.same_commune.clone(),
+            doublon_de: same_commune.to_vec(),
         })),
     })
 }
@@ -556,6 +624,23 @@ pub fn authorize(def: &Definition, action: &str, actor: &Actor) -> Result<(), Re
     check_actor(def, action, actor)
 }
 
+/// Whether `actor` may take `action` on `dossier` now, whatever the command
+/// carries: who acts, from which state, the dossier's guards and four eyes,
+/// in the order [`decide`] checks them. A service that receives a command
+/// as text checks this before it reads the command's content, so that a
+/// person learns first what stops them whatever they send.
+pub fn may_take(
+    def: &Definition,
+    dossier: &Dossier,
+    action: &str,
+    actor: &Actor,
+) -> Result<(), Rejection> {
+    let action = def.action(action).ok_or_else(|| Rejection::UnknownAction {
+        action: action.into(),
+    })?;
+    check_allowed(def, dossier, action, actor)
+}
+
 fn check_actor(def: &Definition, action: &ActionDef, actor: &Actor) -> Result<(), Rejection> {
     if actor.agency != action.agency {
         return Err(Rejection::WrongAgency {
@@ -598,7 +683,7 @@ fn check_allowed(
     check_actor(def, action, actor)?;
     check_dossier(def, d, action)?;
     if let Some(previous) = &action.distinct_from {
-        if d.actors.get(previous) == Some(&actor.id) {
+        if d.taken_by(previous) == Some(actor.id.as_str()) {
             return Err(Rejection::FourEyes {
                 action: action.id.clone(),
                 previous: previous.clone(),
@@ -614,8 +699,8 @@ fn check_dossier(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<()
     for guard in &action.guards {
         match guard {
             Guard::PiecesComplete => {
-                let missing: Vec<SmolStr> = def
-                    .pieces
+                let missing: Vec<PieceKind> = def
+                    .pieces()
                     .iter()
                     .filter(|p| p.required && !d.has_content(&p.id))
                     .map(|p| p.id.clone())
@@ -634,8 +719,7 @@ fn check_dossier(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<()
             }
             Guard::NoBlockingVerdict => {
                 if let Some(a) = d
-                    .avis
-                    .values()
+                    .avis_given()
                     .find(|a| def.verdict(&a.verdict).is_some_and(|v| v.blocking))
                 {
                     return Err(Rejection::BlockingVerdict {
@@ -650,11 +734,11 @@ fn check_dossier(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<()
 }
 
 /// Every avis the dossier's programmes require is in; else the first missing.
-fn all_avis_given(def: &Definition, d: &Dossier) -> Result<(), SmolStr> {
+fn all_avis_given(def: &Definition, d: &Dossier) -> Result<(), ActionId> {
     match def
-        .programmes
+        .programmes()
         .iter()
-        .find(|p| d.in_programme(&p.id) && !d.avis.contains_key(&p.avis_action))
+        .find(|p| d.in_programme(&p.id) && d.avis(&p.avis_action).is_none())
     {
         Some(p) => Err(p.avis_action.clone()),
         None => Ok(()),
@@ -679,7 +763,7 @@ fn check_position(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<(
     }
     for p in action.avis_before.iter().filter(|p| d.in_programme(p)) {
         if let Some(programme) = def.programme(p) {
-            if !d.avis.contains_key(&programme.avis_action) {
+            if d.avis(&programme.avis_action).is_none() {
                 return Err(Rejection::AvisMissing {
                     action: action.id.clone(),
                     missing: programme.avis_action.clone(),
@@ -690,18 +774,11 @@ fn check_position(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<(
     Ok(())
 }
 
-/// What the command must carry: a verdict, a motivation.
-fn check_content(
-    def: &Definition,
-    _d: &Dossier,
-    action: &ActionDef,
-    command: &Command,
-) -> Result<(), Rejection> {
-    let motivated = command
-        .motivation
-        .as_deref()
-        .is_some_and(|m| !m.trim().is_empty());
-    match (&command.verdict, action.verdict) {
+/// What the command must carry: a verdict, a motivation, nothing that
+/// belongs to another kind of action.
+fn check_content(def: &Definition, action: &ActionDef, command: &Command) -> Result<(), Rejection> {
+    let motivated = command.motivation().is_some_and(|m| !m.trim().is_empty());
+    match (command.verdict_given(), action.verdict) {
         (None, true) => {
             return Err(Rejection::VerdictMissing {
                 action: action.id.clone(),
@@ -715,7 +792,9 @@ fn check_content(
         (Some(v), true) => {
             let verdict = def
                 .verdict(v)
-                .ok_or_else(|| Rejection::UnknownVerdict { verdict: v.clone() })?;
+                .ok_or_else(|| Rejection::UnknownVerdict {
+                    verdict: SmolStr::new(v.as_str()),
+                })?;
             if verdict.requires_motivation && !motivated {
                 return Err(Rejection::MotivationMissing {
                     reason: format!("un verdict « {} »", verdict.label),
@@ -729,13 +808,16 @@ fn check_content(
             reason: format!("l'action « {} »", action.label),
         });
     }
-    if action.effect != Effect::AttachPiece && command.piece.is_some() {
-        return Err(malformed(action, "aucune pièce"));
+    match command {
+        Command::AttachPiece { .. } if action.effect != Effect::AttachPiece => {
+            Err(malformed(action, "aucune pièce"))
+        }
+        Command::RequestPieces { .. } if action.effect != Effect::RequestPieces => {
+            Err(malformed(action, "aucune liste de pièces demandées"))
+        }
+        Command::Deposit(_) => Err(malformed(action, "aucun contenu de dossier")),
+        _ => Ok(()),
     }
-    if action.effect != Effect::RequestPieces && command.pieces_requested.is_some() {
-        return Err(malformed(action, "aucune liste de pièces demandées"));
-    }
-    Ok(())
 }
 
 /// The actions `actor` may take on `dossier` now, in definition order, so that
@@ -746,7 +828,7 @@ pub fn available_actions<'d>(
     dossier: &Dossier,
     actor: &Actor,
 ) -> Vec<&'d ActionDef> {
-    def.actions
+    def.actions()
         .iter()
         .filter(|a| check_allowed(def, dossier, a, actor).is_ok())
         .collect()
@@ -765,7 +847,7 @@ pub fn held_back_actions<'d>(
     if def.is_terminal(&dossier.state) {
         return Vec::new();
     }
-    def.actions
+    def.actions()
         .iter()
         .filter(|a| a.effect != Effect::Create && a.is_possible_from(&dossier.state))
         .filter(|a| a.programme.as_ref().is_none_or(|p| dossier.in_programme(p)))
@@ -786,7 +868,7 @@ pub fn awaiting<'d>(def: &'d Definition, dossier: &Dossier) -> Vec<&'d str> {
         agencies.push(PORTEUR);
         return agencies;
     }
-    for a in def.actions.iter().filter(|a| a.next_step) {
+    for a in def.actions().iter().filter(|a| a.next_step) {
         let waits = check_position(def, dossier, a).is_ok()
             && (!a.guards.contains(&Guard::AllAvis) || all_avis_given(def, dossier).is_ok());
         if waits && !agencies.contains(&a.agency.as_str()) {

@@ -62,20 +62,24 @@ pub mod diff;
 pub mod dossier;
 pub mod engine;
 pub mod french;
+pub mod ids;
 pub mod mermaid;
 pub mod text;
 
 pub use definition::{
-    file_type, ActionDef, Campaign, Definition, DefinitionError, Effect, FileType, Guard, PieceDef,
-    Placement, StateDef, DEFAULT_DEFINITION_TOML, FILE_TYPES,
+    file_type, ActionDef, AgencyDef, Campaign, Definition, DefinitionError, Effect, FileType,
+    Guard, PieceDef, Placement, Programme, RoleDef, StateDef, VerdictDef, Wave,
+    DEFAULT_DEFINITION_TOML, FILE_TYPES,
 };
 pub use dossier::{
-    apply, apply_in_place, fold, ActionMap, ActionMapIter, Actor, Avis, Command, ComplementRequest,
-    CreatedDossier, Dossier, DossierId, Event, FoldError, NewDossier, Payload, Piece, PieceFile,
-    PiecesRequested, Porteur,
+    apply, apply_in_place, fold, Actor, Avis, Command, ComplementRequest, CreatedDossier, Deposit,
+    Dossier, DossierId, Event, FoldError, NewDossier, Payload, Piece, PieceFile, PiecesRequested,
+    Porteur,
 };
 pub use engine::{
-    authorize, available_actions, awaiting, decide, held_back_actions, Rejection, PORTEUR,
+    authorize, available_actions, awaiting, decide, held_back_actions, may_take, Rejection,
+    Target, PORTEUR,
 };
+pub use ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
 pub use french::{french_date, french_instant, french_instant_seconds};
 pub use mermaid::to_mermaid;

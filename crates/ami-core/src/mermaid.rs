@@ -8,10 +8,10 @@ use crate::definition::{Definition, Effect};
 /// French label, one arrow per (from, action), `[*]` for creation and ends.
 pub fn to_mermaid(def: &Definition) -> String {
     let mut out = String::from("stateDiagram-v2\n");
-    for s in &def.states {
+    for s in def.states() {
         let _ = writeln!(out, "    {} : {}", s.id, s.label.replace(':', "#58;"));
     }
-    for a in &def.actions {
+    for a in def.actions() {
         let who = format!("{} ({} {})", a.id, a.agency, a.role);
         match a.effect {
             Effect::Create => {
@@ -22,7 +22,7 @@ pub fn to_mermaid(def: &Definition) -> String {
             // Back to each state the dossier can have left for `from`.
             Effect::Reopen => {
                 for from in &a.from {
-                    for back in def.actions.iter().filter(|b| b.to.as_ref() == Some(from)) {
+                    for back in def.actions().iter().filter(|b| b.to.as_ref() == Some(from)) {
                         for left in back.from.iter().filter(|s| *s != from) {
                             let _ = writeln!(out, "    {} --> {} : {}", from, left, who);
                         }
@@ -37,7 +37,7 @@ pub fn to_mermaid(def: &Definition) -> String {
             }
         }
     }
-    for s in def.states.iter().filter(|s| s.terminal) {
+    for s in def.states().iter().filter(|s| s.terminal) {
         let _ = writeln!(out, "    {} --> [*]", s.id);
     }
     out

@@ -106,7 +106,7 @@ fn weight(action: &str) -> usize {
 fn step(def: &Definition) -> impl Strategy<Value = Step> {
     let mut actions: Vec<SmolStr> = Vec::new();
     for id in def
-        .actions
+        .actions()
         .iter()
         .map(|a| a.id.clone())
         .chain([SmolStr::new(UNKNOWN_ACTION)])
@@ -275,7 +275,7 @@ fn run(def: &Definition, spec: &DossierSpec, steps: &[Step]) -> Result<Outcome, 
                 prop_assert_eq!(Some(&event.to), expected_to.as_ref());
                 prop_assert_eq!(&event.actor, &who);
                 prop_assert_eq!(event.at, now);
-                prop_assert_eq!(&event.definition_version, &def.version);
+                prop_assert_eq!(&event.definition_version, &def.version());
                 prop_assert_eq!(&event.actor.agency, &action.agency);
                 prop_assert!(def.role_rank(&event.actor.role) >= def.role_rank(&action.role));
                 match &dossier {

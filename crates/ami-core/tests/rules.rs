@@ -34,9 +34,9 @@ fn the_embedded_definition_loads_and_is_the_default() {
 
     // Assert
     assert_eq!(loaded, Definition::ami2());
-    assert_eq!(loaded.version, "ami2-2020.1");
-    assert_eq!(loaded.campaign.reference_prefix, "AMI2");
-    assert_eq!(loaded.campaign.time_zone, chrono_tz::Europe::Paris);
+    assert_eq!(loaded.version(), "ami2-2020.1");
+    assert_eq!(loaded.campaign().reference_prefix, "AMI2");
+    assert_eq!(loaded.campaign().time_zone, chrono_tz::Europe::Paris);
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn the_default_definition_has_the_agencies_dar_acv_and_ti() {
     let def = Definition::ami2();
 
     // Act
-    let agencies: Vec<&str> = def.agencies.iter().map(|a| a.id.as_str()).collect();
+    let agencies: Vec<&str> = def.agencies().iter().map(|a| a.id.as_str()).collect();
 
     // Assert
     assert_eq!(agencies, ["dar", "acv", "ti"]);
@@ -75,7 +75,7 @@ fn the_default_definition_has_its_states_with_french_labels_and_three_terminal_o
 
     // Act
     let states: Vec<(&str, &str, bool)> = def
-        .states
+        .states()
         .iter()
         .map(|s| (s.id.as_str(), s.label.as_str(), s.terminal))
         .collect();
@@ -106,7 +106,7 @@ fn the_default_definition_asks_for_two_pieces() {
     let def = Definition::ami2();
 
     // Act
-    let pieces: Vec<&str> = def.pieces.iter().map(|p| p.id.as_str()).collect();
+    let pieces: Vec<&str> = def.pieces().iter().map(|p| p.id.as_str()).collect();
 
     // Assert
     assert_eq!(pieces, [CANDIDATURE, BUDGET]);
@@ -119,7 +119,7 @@ fn the_default_definition_has_three_verdicts_and_only_defavorable_blocks() {
 
     // Act
     let verdicts: Vec<(&str, bool, bool)> = def
-        .verdicts
+        .verdicts()
         .iter()
         .map(|v| (v.id.as_str(), v.requires_motivation, v.blocking))
         .collect();
@@ -142,7 +142,7 @@ fn the_default_definition_maps_each_programme_to_its_avis_action() {
 
     // Act
     let programmes: Vec<(&str, &str)> = def
-        .programmes
+        .programmes()
         .iter()
         .map(|p| (p.id.as_str(), p.avis_action.as_str()))
         .collect();
@@ -547,7 +547,7 @@ fn each_wave_edge_falls_at_paris_local_midnight_whatever_the_daylight_saving_tim
 
     for &(instant, expected) in WAVE_EDGES {
         // Act
-        let placement = def.campaign.placement(at(instant));
+        let placement = def.campaign().placement(at(instant));
 
         // Assert
         assert_eq!(placement, expected, "{instant}");
@@ -560,12 +560,12 @@ fn the_campaign_opens_and_closes_at_paris_midnight_in_utc() {
     let def = Definition::ami2();
 
     // Act
-    let (opens, closes) = (def.campaign.opens_at, def.campaign.closes_at());
+    let (opens, closes) = (def.campaign().opens_at, def.campaign().closes_at());
 
     // Assert
     assert_eq!(opens.to_rfc3339(), "2020-07-19T22:00:00+00:00");
     assert_eq!(closes.to_rfc3339(), "2021-06-25T22:00:00+00:00");
-    let wave_1_end = def.campaign.waves[0].closes_at;
+    let wave_1_end = def.campaign().waves[0].closes_at;
     assert_eq!(wave_1_end.to_rfc3339(), "2020-11-06T23:00:00+00:00");
 }
 
@@ -742,7 +742,7 @@ fn a_favorable_verdict_needs_no_motivation() {
     // Assert
     assert_eq!(dossier.state, "instruit");
     assert_eq!(event.motivation, None);
-    assert_eq!(dossier.avis["instruire"].verdict, "favorable");
+    assert_eq!(dossier.avis(_)["instruire"].verdict, "favorable");
 }
 
 #[test]
@@ -758,7 +758,7 @@ fn a_reserve_verdict_with_a_motivation_is_accepted() {
     let (dossier, _) = accept(&def, Some(dossier), &command, &dar_agent());
 
     // Assert
-    let avis = &dossier.avis["instruire"];
+    let avis = &dossier.avis(_)["instruire"];
     assert_eq!(avis.verdict, "reserve");
     assert_eq!(
         avis.motivation.as_deref(),
@@ -975,8 +975,8 @@ fn avis_acv_is_given_by_an_acv_agent_on_an_instructed_acv_dossier() {
     // Assert
     assert_eq!(dossier.state, "avis_acv");
     assert_eq!(event.from.as_deref(), Some("instruit"));
-    assert_eq!(dossier.avis["avis_acv"].agency, "acv");
-    assert_eq!(dossier.avis["avis_acv"].actor, acv_agent());
+    assert_eq!(dossier.avis(_)["avis_acv"].agency, "acv");
+    assert_eq!(dossier.avis(_)["avis_acv"].actor, acv_agent());
 }
 
 #[test]
@@ -1096,7 +1096,7 @@ fn avis_ti_is_given_from_instruit_on_a_ti_only_dossier() {
     // Assert
     assert_eq!(dossier.state, "avis_ti");
     assert_eq!(event.from.as_deref(), Some("instruit"));
-    assert_eq!(dossier.avis["avis_ti"].verdict, "reserve");
+    assert_eq!(dossier.avis(_)["avis_ti"].verdict, "reserve");
 }
 
 #[test]
@@ -1142,7 +1142,7 @@ fn avis_ti_after_the_acv_avis_on_an_acv_and_ti_dossier_works() {
     // Assert
     assert_eq!(event.from.as_deref(), Some("avis_acv"));
     assert_eq!(dossier.state, "avis_ti");
-    assert_eq!(dossier.avis.len(), 3);
+    assert_eq!(dossier.avis(_).len(), 3);
 }
 
 #[test]
@@ -1716,7 +1716,7 @@ fn a_terminal_dossier_refuses_every_action_with_terminal() {
         // Arrange
         let dossier = dossier_in(&def, state);
         // Every action but a creation and the reopening of this very state.
-        for action in def.actions.iter().filter(|a| {
+        for action in def.actions().iter().filter(|a| {
             a.effect != Effect::Create && !(a.effect == Effect::Reopen && a.is_possible_from(state))
         }) {
             let mut command = Command::new(&action.id)
@@ -2124,7 +2124,7 @@ fn folding_the_journal_gives_the_dossier_built_step_by_step() {
     assert_eq!(folded, Ok(Some(step_by_step.clone())));
     assert_eq!(step_by_step.version, 6);
     assert_eq!(
-        ids(step_by_step.avis.keys()),
+        ids(step_by_step.avis(_).keys()),
         ["avis_acv", "avis_ti", "instruire"]
     );
     assert_eq!(step_by_step.actors["instruire"], "dar-agent-1");

@@ -3,7 +3,7 @@
 //! A token reads `ami_<token id>_<secret>`. The id finds the row; only the
 //! SHA-256 of the secret is stored, and it is compared in constant time.
 
-use ami_core::Actor;
+use ami_core::{Actor, Definition};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
@@ -54,7 +54,13 @@ impl PresentedToken {
     /// The person behind this token, given its stored record (`None` when
     /// there is none); otherwise the code of the refusal: `invalid_token`
     /// or `revoked_token`.
-    pub fn admit(&self, stored: Option<(TokenRecord, String)>) -> Result<Actor, &'static str> {
+    /// A token whose agency or role the running definition lacks (it was
+    /// made for another one) admits nobody.
+    pub fn admit(
+        &self,
+        def: &Definition,
+        stored: Option<(TokenRecord, String)>,
+    ) -> Result<Actor, &'static str> {
         let (record, secret_sha256) = stored.ok_or("invalid_token")?;
         if !self.matches(&secret_sha256) {
             return Err("invalid_token");
@@ -62,12 +68,7 @@ impl PresentedToken {
         if record.revoked_at.is_some() {
             return Err("revoked_token");
         }
-        Ok(Actor {
-            id: record.person_id.into(),
-            name: record.name.into(),
-            agency: record.agency.into(),
-            role: record.role.into(),
-        })
+        record.actor(def).ok_or("invalid_token")
     }
 }
 

@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ami_core::{Actor, Command, Definition, DossierId, NewDossier, Piece, Porteur};
+use ami_core::{Actor, Definition, DossierId, NewDossier, Piece, Porteur};
 use anyhow::{bail, Context};
 use chrono::Utc;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use crate::store::{Store, TransitionRequest};
+use crate::store::{Content, Order, Store, TransitionRequest};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -488,8 +488,18 @@ async fn bare_write(
 fn sample_events(def: &Definition) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut dossier = None;
-    for (command, actor) in full_path(DossierId(uuid::Uuid::now_v7()), 1) {
-        let event = ami_core::decide(def, dossier.as_ref(), &command, &actor, Utc::now())
+    for (order, actor) in full_path(def, DossierId(uuid::Uuid::now_v7()), 1)? {
+        let command = order
+            .to_command(def)
+            .map_err(|r| anyhow::anyhow!("{r}"))?;
+        let target = match &dossier {
+            Some(d) => ami_core::Target::Dossier(d),
+            None => ami_core::Target::New {
+                number: 1,
+                same_commune: &[],
+            },
+        };
+        let event = ami_core::decide(def, target, &command, &actor, Utc::now())
             .map_err(|r| anyhow::anyhow!("{r}"))?;
         let d = ami_core::apply(dossier, &event)?;
         out.push((serde_json::to_string(&event)?, serde_json::to_string(&d)?));
@@ -498,33 +508,36 @@ fn sample_events(def: &Definition) -> anyhow::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-fn actor(name: &str, agency: &str, role: &str) -> Actor {
-    Actor {
+fn actor(def: &Definition, name: &str, agency: &str, role: &str) -> anyhow::Result<Actor> {
+    Ok(Actor {
         id: format!(
             "{}@bench.example",
             ami_core::text::search_key(name).replace(' ', ".")
         )
         .into(),
         name: name.into(),
-        agency: agency.into(),
-        role: role.into(),
-    }
+        agency: def.agency_id(agency).context("agence du banc d'essai")?,
+        role: def.role_id(role).context("rôle du banc d'essai")?,
+    })
 }
 
 /// Commands and actors taking one dossier from deposit to lauréat, with a
 /// budget sent again before instruction.
-fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
-    let mut deposer = Command::new("deposer");
-    // Communes repeat past 99,999 dossiers: each is a second project.
-    deposer.doublon_confirme = true;
-    let programmes: Vec<smol_str::SmolStr> = match n % 3 {
-        0 => vec!["acv".into()],
-        1 => vec!["acv".into(), "ti".into()],
-        _ => vec!["ti".into()],
+fn full_path(def: &Definition, id: DossierId, n: usize) -> anyhow::Result<Vec<(Order, Actor)>> {
+    fn word<T>(found: Option<T>) -> anyhow::Result<T> {
+        found.context("mot du banc d'essai absent de la définition")
+    }
+    let programmes = match n % 3 {
+        0 => vec![word(def.programme_id("acv"))?],
+        1 => vec![word(def.programme_id("acv"))?, word(def.programme_id("ti"))?],
+        _ => vec![word(def.programme_id("ti"))?],
     };
-    deposer.new_dossier = Some(Box::new(NewDossier {
+    let (candidature, budget) = (
+        word(def.piece_kind("dossier_candidature"))?,
+        word(def.piece_kind("budget_previsionnel"))?,
+    );
+    let new = NewDossier {
         id,
-        number: 0,
         commune: format!("Commune {n}"),
         code_insee: format!("{:05}", n % 99_999),
         porteur: Porteur {
@@ -540,14 +553,14 @@ fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
             .unwrap_or_default(),
         pieces: vec![
             Piece {
-                kind: "dossier_candidature".into(),
+                kind: candidature,
                 filename: "candidature.pdf".into(),
                 size: Some(400_000),
                 sha256: Some("ab".repeat(32)),
                 media_type: Some("application/pdf".into()),
             },
             Piece {
-                kind: "budget_previsionnel".into(),
+                kind: budget.clone(),
                 filename: "budget.xlsx".into(),
                 size: Some(50_000),
                 sha256: Some("ab".repeat(32)),
@@ -556,42 +569,52 @@ fn full_path(id: DossierId, n: usize) -> Vec<(Command, Actor)> {
                 ),
             },
         ],
-    }));
-    let mut budget_v2 = Command::new("ajouter_piece");
-    budget_v2.piece = Some(Piece {
-        kind: "budget_previsionnel".into(),
+    };
+    let deposer = Order {
+        content: Content::Deposit {
+            dossier: Box::new(new),
+            // Communes repeat past 99,999 dossiers: each is a second project.
+            doublon_confirme: true,
+        },
+        ..Order::new("deposer")
+    };
+    let budget_v2 = Order {
+        content: Content::Piece(Piece {
+        kind: budget,
         filename: "budget-v2.xlsx".into(),
         size: Some(52_000),
         sha256: Some("ab".repeat(32)),
         media_type: Some(
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
         ),
-    });
+        }),
+        ..Order::new("ajouter_piece")
+    };
     let mut steps = vec![
-        (deposer, actor("Banc Agent", "dar", "agent")),
-        (budget_v2, actor("Banc Agent", "dar", "agent")),
+        (deposer, actor(def, "Banc Agent", "dar", "agent")?),
+        (budget_v2, actor(def, "Banc Agent", "dar", "agent")?),
         (
-            Command::new("instruire").with_verdict("favorable"),
-            actor("Banc Agent", "dar", "agent"),
+            Order::new("instruire").with_verdict("favorable"),
+            actor(def, "Banc Agent", "dar", "agent")?,
         ),
     ];
     if programmes.iter().any(|p| p == "acv") {
         steps.push((
-            Command::new("avis_acv").with_verdict("favorable"),
-            actor("Banc Acv", "acv", "agent"),
+            Order::new("avis_acv").with_verdict("favorable"),
+            actor(def, "Banc Acv", "acv", "agent")?,
         ));
     }
     if programmes.iter().any(|p| p == "ti") {
         steps.push((
-            Command::new("avis_ti").with_verdict("favorable"),
-            actor("Banc Ti", "ti", "agent"),
+            Order::new("avis_ti").with_verdict("favorable"),
+            actor(def, "Banc Ti", "ti", "agent")?,
         ));
     }
     steps.push((
-        Command::new("declarer_laureat"),
-        actor("Banc Responsable", "dar", "responsable"),
+        Order::new("declarer_laureat"),
+        actor(def, "Banc Responsable", "dar", "responsable")?,
     ));
-    steps
+    Ok(steps)
 }
 
 /// Loads `count` dossiers through the store (the same code path as the
@@ -613,7 +636,7 @@ async fn load_campaign(
             while n < count {
                 let id = DossierId(uuid::Uuid::now_v7());
                 // One in ten stops on the way, in every state of the path.
-                let steps = full_path(id, n);
+                let steps = full_path(&def, id, n)?;
                 let keep = if n % 10 == 9 { 1 + n % 4 } else { steps.len() };
                 let mut version = None;
                 for (command, actor) in steps.into_iter().take(keep) {

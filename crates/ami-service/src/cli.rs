@@ -350,7 +350,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 addr = %listener.local_addr()?,
                 database = %redact(&db.database_url),
                 files = %files.url(),
-                workflow = %definition.version,
+                workflow = %definition.version(),
                 "ami listening"
             );
             let state = AppState {

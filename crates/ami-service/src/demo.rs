@@ -1,14 +1,14 @@
 //! `ami demo`: a realistic campaign in an empty database, so that a newcomer
 //! sees every state of the workflow in one command.
 
-use ami_core::{Actor, Command, Definition, DossierId, NewDossier, Piece, Porteur};
+use ami_core::{Actor, Definition, DossierId, NewDossier, PieceKind, Piece, Porteur};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::auth::create_token;
 use crate::demo_files::{budget_xlsx, candidature_pdf};
 use crate::files::Files;
-use crate::store::{Store, TransitionRequest};
+use crate::store::{Content, Order, Store, TransitionRequest};
 
 /// (commune, INSEE code, programmes)
 const TOWNS: &[(&str, &str, &[&str])] = &[
@@ -77,7 +77,7 @@ const STOPS: [Stop; 8] = [
 /// Stores a demo file and returns the pièce that records it.
 async fn stored(
     files: &Files,
-    kind: &str,
+    kind: &PieceKind,
     filename: String,
     content: Vec<u8>,
     media_type: &str,
@@ -86,7 +86,7 @@ async fn stored(
     let received = files.receive(body, u64::MAX).await?;
     files.keep(&received).await?;
     Ok(Piece {
-        kind: kind.into(),
+        kind: kind.clone(),
         filename,
         size: Some(received.size),
         sha256: Some(received.sha256),
@@ -123,18 +123,19 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
     let mut actors = Vec::new();
     for (name, email, agency, role) in people {
         let (record, text) = create_token(store, name, email, agency, role).await?;
-        actors.push(Actor {
-            id: record.person_id.as_str().into(),
-            name: name.into(),
-            agency: agency.into(),
-            role: role.into(),
-        });
+        actors.push(
+            record
+                .actor(def)
+                .context("la définition n'a pas les agences et rôles de la démonstration")?,
+        );
         tokens.push((name, agency, role, text));
     }
     let [dar_agent, dar_resp, acv, ti] = [&actors[0], &actors[1], &actors[2], &actors[3]];
+    let kind = |id: &str| def.piece_kind(id).context("pièce de démonstration");
+    let (candidature, budget) = (kind("dossier_candidature")?, kind("budget_previsionnel")?);
 
     // Spread receptions over the three waves.
-    let paris = def.campaign.time_zone;
+    let paris = def.campaign().time_zone;
     let starts = [
         paris.with_ymd_and_hms(2020, 9, 1, 10, 0, 0),
         paris.with_ymd_and_hms(2020, 12, 1, 10, 0, 0),
@@ -152,7 +153,7 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
         let mut pieces = vec![
             stored(
                 files,
-                "dossier_candidature",
+                &candidature,
                 format!("candidature-{label}.pdf"),
                 candidature_pdf(commune, insee),
                 "application/pdf",
@@ -162,7 +163,7 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
         if matches!(stop, Stop::RecuIncomplet) {
             // Named in the e-mail, not attached: waits for its file.
             pieces.push(Piece {
-                kind: "budget_previsionnel".into(),
+                kind: budget.clone(),
                 filename: format!("budget-{label}.xlsx"),
                 size: None,
                 sha256: None,
@@ -172,7 +173,7 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
             pieces.push(
                 stored(
                     files,
-                    "budget_previsionnel",
+                    &budget,
                     format!("budget-{label}.xlsx"),
                     budget_xlsx(commune)?,
                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -180,56 +181,63 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
                 .await?,
             );
         }
-        let mut deposer = Command::new("deposer");
-        deposer.new_dossier = Some(Box::new(NewDossier {
+        let deposer = Order {
+            content: Content::Deposit {
+                dossier: Box::new(NewDossier {
             id,
-            number: 0,
             commune: commune.to_string(),
             code_insee: insee.to_string(),
             porteur: Porteur {
                 nom: format!("Ville de {commune}"),
                 email: Some(format!("cnam@{}.fr", domain_label(commune))),
             },
-            programmes: programmes.iter().map(|p| (*p).into()).collect(),
+            programmes: programmes
+                .iter()
+                .map(|p| def.programme_id(p).context("programme de démonstration"))
+                .collect::<anyhow::Result<_>>()?,
             received_at,
             pieces,
-        }));
+                }),
+                doublon_confirme: false,
+            },
+            ..Order::new("deposer")
+        };
         let mut version = step(store, def, id, None, deposer, dar_agent).await?;
         let in_acv = programmes.contains(&"acv");
         let in_ti = programmes.contains(&"ti");
-        let mut steps: Vec<(Command, &Actor)> = Vec::new();
+        let mut steps: Vec<(Order, &Actor)> = Vec::new();
         match stop {
             Stop::Recu | Stop::RecuIncomplet => {}
             Stop::SansSuite => steps.push((
-                Command::new("classer_sans_suite")
+                Order::new("classer_sans_suite")
                     .with_motivation("La commune a retiré sa candidature par courrier."),
                 dar_resp,
             )),
             _ => {
                 steps.push((
-                    Command::new("instruire").with_verdict("favorable"),
+                    Order::new("instruire").with_verdict("favorable"),
                     dar_agent,
                 ));
                 let full = matches!(stop, Stop::AvisTi | Stop::Laureat | Stop::Refuse);
                 if in_acv && !matches!(stop, Stop::Instruit) {
-                    steps.push((Command::new("avis_acv").with_verdict("favorable"), acv));
+                    steps.push((Order::new("avis_acv").with_verdict("favorable"), acv));
                 }
                 if in_ti && full {
                     let verdict = if matches!(stop, Stop::Refuse) {
-                        Command::new("avis_ti")
+                        Order::new("avis_ti")
                             .with_verdict("defavorable")
                             .with_motivation(
                             "Le bassin d'emploi ne présente pas de besoin industriel identifié.",
                         )
                     } else {
-                        Command::new("avis_ti").with_verdict("favorable")
+                        Order::new("avis_ti").with_verdict("favorable")
                     };
                     steps.push((verdict, ti));
                 }
                 match stop {
-                    Stop::Laureat => steps.push((Command::new("declarer_laureat"), dar_resp)),
+                    Stop::Laureat => steps.push((Order::new("declarer_laureat"), dar_resp)),
                     Stop::Refuse => steps.push((
-                        Command::new("refuser")
+                        Order::new("refuser")
                             .with_motivation("Avis défavorable de Territoires d'industrie."),
                         dar_resp,
                     )),
@@ -257,7 +265,7 @@ async fn step(
     def: &Definition,
     id: DossierId,
     expected_version: Option<u64>,
-    command: Command,
+    command: Order,
     actor: &Actor,
 ) -> anyhow::Result<u64> {
     let respond = |_: &ami_core::Dossier, _: &Actor| String::new();

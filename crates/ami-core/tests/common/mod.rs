@@ -2,13 +2,41 @@
 //! and a few helpers to run a dossier through the default workflow.
 #![allow(dead_code)]
 
+use std::sync::OnceLock;
+
 use ami_core::{
-    apply, decide, Actor, Command, Definition, Dossier, DossierId, Event, NewDossier, Piece,
-    Porteur, Rejection,
+    apply, decide, ActionId, Actor, Command, Definition, Dossier, DossierId, Event, NewDossier,
+    Piece, Porteur, Rejection, Target,
 };
 use chrono::{DateTime, Utc};
-use smol_str::SmolStr;
 use uuid::Uuid;
+
+/// The default definition, loaded once: the fixtures take their
+/// identifiers from it.
+pub fn ami2() -> &'static Definition {
+    static AMI2: OnceLock<Definition> = OnceLock::new();
+    AMI2.get_or_init(Definition::ami2)
+}
+
+/// The identifier of an action of the default definition.
+pub fn action(id: &str) -> ActionId {
+    ami2()
+        .action_id(id)
+        .unwrap_or_else(|| panic!("no action `{id}` in ami2"))
+}
+
+/// A command of the default definition that carries nothing.
+pub fn cmd(id: &str) -> Command {
+    Command::transition(action(id))
+}
+
+/// A command of the default definition with a verdict.
+pub fn verdict(id: &str, verdict: &str) -> Command {
+    let v = ami2()
+        .verdict_id(verdict)
+        .unwrap_or_else(|| panic!("no verdict `{verdict}` in ami2"));
+    Command::verdict(action(id), v)
+}
 
 pub const CANDIDATURE: &str = "dossier_candidature";
 pub const BUDGET: &str = "budget_previsionnel";
@@ -32,13 +60,21 @@ pub fn in_wave_1() -> DateTime<Utc> {
     at("2020-10-01T10:00:00+02:00")
 }
 
-pub fn actor(id: &str, agency: &str, role: &str) -> Actor {
+/// A person of an agency and role of `def`.
+pub fn actor_of(def: &Definition, id: &str, agency: &str, role: &str) -> Actor {
     Actor {
         id: id.into(),
         name: format!("Personne {id}").into(),
-        agency: agency.into(),
-        role: role.into(),
+        agency: def
+            .agency_id(agency)
+            .unwrap_or_else(|| panic!("no agency `{agency}`")),
+        role: def.role_id(role).unwrap_or_else(|| panic!("no role `{role}`")),
     }
+}
+
+/// A person of an agency and role of the default definition.
+pub fn actor(id: &str, agency: &str, role: &str) -> Actor {
+    actor_of(ami2(), id, agency, role)
 }
 
 /// The DAR agent who deposits and instructs in the fixtures.
@@ -60,7 +96,9 @@ pub fn ti_agent() -> Actor {
 
 pub fn piece(kind: &str) -> Piece {
     Piece {
-        kind: kind.into(),
+        kind: ami2()
+            .piece_kind(kind)
+            .unwrap_or_else(|| panic!("no pièce `{kind}` in ami2")),
         filename: format!("{kind}.pdf"),
         size: Some(12_345),
         sha256: Some("ab".repeat(32)),
@@ -68,33 +106,57 @@ pub fn piece(kind: &str) -> Piece {
     }
 }
 
+/// The dossier a town sends. In the fixtures a dossier's id is its number
+/// (see [`number_of`]).
 pub fn new_dossier(number: u64, programmes: &[&str], pieces: &[&str]) -> NewDossier {
     NewDossier {
         id: DossierId(Uuid::from_u128(number as u128)),
-        number,
         commune: "Saint-Flour".into(),
         code_insee: "15187".into(),
         porteur: Porteur {
             nom: "Mairie de Saint-Flour".into(),
             email: Some("mairie@example.org".into()),
         },
-        programmes: programmes.iter().map(SmolStr::new).collect(),
+        programmes: programmes
+            .iter()
+            .map(|p| ami2().programme_id(p).unwrap_or_else(|| wrong_programme(p)))
+            .collect(),
         received_at: in_wave_1(),
         pieces: pieces.iter().map(|k| piece(k)).collect(),
     }
 }
 
-pub fn deposer(new: NewDossier) -> Command {
-    Command {
-        new_dossier: Some(Box::new(new)),
-        ..Command::new("deposer")
+/// A programme id that no definition has, for the deposits that must be
+/// refused for it: only a journal can name one.
+pub fn wrong_programme(id: &str) -> ami_core::ProgrammeId {
+    serde_json::from_value(serde_json::Value::from(id)).expect("a programme id")
+}
+
+/// The number of a fixture's dossier: its id (see [`new_dossier`]).
+pub fn number_of(command: &Command) -> u64 {
+    match command {
+        Command::Deposit(d) => d.dossier.id.0.as_u128() as u64,
+        _ => 0,
     }
 }
 
+pub fn deposer(new: NewDossier) -> Command {
+    Command::deposit(action("deposer"), new)
+}
+
 pub fn ajouter_piece(kind: &str) -> Command {
-    Command {
-        piece: Some(piece(kind)),
-        ..Command::new("ajouter_piece")
+    Command::attach_piece(action("ajouter_piece"), piece(kind))
+}
+
+/// What a command is decided on: the dossier, or a new one numbered as the
+/// fixtures number them.
+pub fn target<'a>(dossier: Option<&'a Dossier>, command: &Command) -> Target<'a> {
+    match dossier {
+        Some(d) => Target::Dossier(d),
+        None => Target::New {
+            number: number_of(command),
+            same_commune: &[],
+        },
     }
 }
 
@@ -105,8 +167,8 @@ pub fn accept(
     command: &Command,
     who: &Actor,
 ) -> (Dossier, Event) {
-    let event = decide(def, dossier.as_ref(), command, who, now())
-        .unwrap_or_else(|r| panic!("`{}` refused: {r} ({})", command.action, r.code()));
+    let event = decide(def, target(dossier.as_ref(), command), command, who, now())
+        .unwrap_or_else(|r| panic!("`{}` refused: {r} ({})", command.action(), r.code()));
     let next = apply(dossier, &event).expect("an accepted event folds");
     (next, event)
 }
@@ -118,8 +180,8 @@ pub fn refuse(
     command: &Command,
     who: &Actor,
 ) -> Rejection {
-    match decide(def, dossier, command, who, now()) {
-        Ok(e) => panic!("`{}` accepted, to `{}`", command.action, e.to),
+    match decide(def, target(dossier, command), command, who, now()) {
+        Ok(e) => panic!("`{}` accepted, to `{}`", command.action(), e.to),
         Err(r) => r,
     }
 }
@@ -142,9 +204,7 @@ pub fn instructed_with(
     verdict: &str,
 ) -> (Dossier, Vec<Event>) {
     let (d, mut events) = deposited(def, programmes, BOTH_PIECES);
-    let command = Command::new("instruire")
-        .with_verdict(verdict)
-        .with_motivation("Projet examiné par la DAR");
+    let command = self::verdict("instruire", verdict).with_motivation("Projet examiné par la DAR");
     let (d, e) = accept(def, Some(d), &command, &dar_agent());
     events.push(e);
     (d, events)
@@ -167,9 +227,7 @@ pub fn then(
 }
 
 pub fn avis(action: &str, verdict: &str) -> Command {
-    Command::new(action)
-        .with_verdict(verdict)
-        .with_motivation("Avis motivé")
+    self::verdict(action, verdict).with_motivation("Avis motivé")
 }
 
 /// A favorably instructed dossier with every avis its programmes need given

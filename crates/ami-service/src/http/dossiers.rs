@@ -1,7 +1,7 @@
 //! `/dossiers`: deposit, read, list, transitions, pièces and history.
 
 use ami_core::text::{has_hidden_chars, nfc};
-use ami_core::{Command, DossierId, Effect, NewDossier, Piece, PiecesRequested, Porteur};
+use ami_core::{DossierId, Effect, NewDossier, Piece, PiecesRequested, Porteur};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use super::extract::{ApiJson, DossierPath, QueryPairs};
 use super::pieces::{form_error, is_multipart, receive_piece};
 use super::views::*;
 use super::{AppState, Caller, Credentials};
-use crate::store::{
+use crate::store::{Content, Order, 
     DossierFilter, Executed, IdempotencyKey, ListCursor, Principal, TransitionRequest,
 };
 
@@ -122,7 +122,7 @@ fn idempotency(headers: &HeaderMap, what: &[&[u8]]) -> Result<Option<Idempotency
 }
 
 fn piece_ids(def: &ami_core::Definition) -> String {
-    let known: Vec<&str> = def.pieces.iter().map(|p| p.id.as_str()).collect();
+    let known: Vec<&str> = def.pieces().iter().map(|p| p.id.as_str()).collect();
     known.join(", ")
 }
 
@@ -169,7 +169,7 @@ fn render(def: &ami_core::Definition, d: &ami_core::Dossier, actor: &ami_core::A
 pub(crate) struct Submission<'a> {
     pub dossier_id: DossierId,
     pub expected_version: Option<u64>,
-    pub command: Command,
+    pub command: Order,
     /// Method and path, hashed with the body for the idempotency check.
     pub request_line: String,
     pub body: &'a [u8],
@@ -266,7 +266,7 @@ async fn deposit_form(
         .ok_or_else(|| ApiError::Internal("no creation action".into()))?;
     let actor = credentials
         .0
-        .admit(state.store.find_token(credentials.0.id).await?)
+        .admit(&state.definition, state.store.find_token(credentials.0.id).await?)
         .map_err(ApiError::unauthorized)?;
     ami_core::authorize(def, &action.id, &actor)
         .map_err(|r| ApiError::refused(&r, r.explain(def)))?;
@@ -399,38 +399,48 @@ pub(crate) async fn deposit(
         .next()
         .ok_or_else(|| ApiError::Internal("no creation action".into()))?;
     check_deposit(def, &body)?;
+    // `check_deposit` has checked every word against the definition.
+    let checked = || ApiError::Internal("a deposit's words escaped the checks".into());
     let declared: Vec<Piece> = body
         .pieces
         .iter()
-        .filter(|p| !files.iter().any(|f| f.kind.as_str() == p.kind))
-        .map(|p| Piece {
-            kind: p.kind.as_str().into(),
-            filename: nfc(&p.filename),
-            size: p.size,
-            sha256: p.sha256.clone(),
-            media_type: None,
+        .filter(|p| !files.iter().any(|f| f.kind == p.kind))
+        .map(|p| {
+            Ok(Piece {
+                kind: def.piece_kind(&p.kind).ok_or_else(checked)?,
+                filename: nfc(&p.filename),
+                size: p.size,
+                sha256: p.sha256.clone(),
+                media_type: None,
+            })
         })
-        .collect();
+        .collect::<Result<_, ApiError>>()?;
+    let programmes = body
+        .programmes
+        .iter()
+        .map(|p| def.programme_id(p).ok_or_else(checked))
+        .collect::<Result<_, ApiError>>()?;
     let now = Utc::now();
     let id = DossierId(Uuid::now_v7());
-    let command = Command {
-        action: action.id.clone(),
-        new_dossier: Some(Box::new(NewDossier {
+    let command = Order {
+        action: action.id.as_str().into(),
+        content: Content::Deposit {
+            dossier: Box::new(NewDossier {
             id,
-            number: 0,
             commune: nfc(body.commune.trim()),
             code_insee: body.code_insee.clone(),
             porteur: Porteur {
                 nom: nfc(body.porteur.nom.trim()),
                 email: body.porteur.email.as_deref().map(|e| nfc(e.trim())),
             },
-            programmes: body.programmes.iter().map(|p| p.as_str().into()).collect(),
+            programmes,
             received_at: body.received_at.unwrap_or(now),
             // A file sent for a pièce stands for its declaration.
             pieces: declared.into_iter().chain(files).collect(),
-        })),
-        doublon_confirme: body.doublon_confirme,
-        ..Command::default()
+            }),
+            doublon_confirme: body.doublon_confirme,
+        },
+        ..Order::default()
     };
     let submission = Submission {
         dossier_id: id,
@@ -509,10 +519,10 @@ pub async fn list(
         limit: 50,
         ..DossierFilter::default()
     };
-    let states: Vec<&str> = def.states.iter().map(|s| s.id.as_str()).collect();
+    let states: Vec<&str> = def.states().iter().map(|s| s.id.as_str()).collect();
     filter.states = query.list("state", &states)?;
     let waves: Vec<String> = def
-        .campaign
+        .campaign()
         .waves
         .iter()
         .map(|w| w.number.to_string())
@@ -523,9 +533,9 @@ pub async fn list(
         .iter()
         .filter_map(|w| w.parse().ok())
         .collect();
-    let programmes: Vec<&str> = def.programmes.iter().map(|p| p.id.as_str()).collect();
+    let programmes: Vec<&str> = def.programmes().iter().map(|p| p.id.as_str()).collect();
     filter.programmes = query.list("programme", &programmes)?;
-    let mut awaitable: Vec<&str> = def.agencies.iter().map(|a| a.id.as_str()).collect();
+    let mut awaitable: Vec<&str> = def.agencies().iter().map(|a| a.id.as_str()).collect();
     awaitable.push(ami_core::PORTEUR);
     filter.awaiting_columns =
         crate::store::awaiting_columns(def, &query.list("awaiting", &awaitable)?);
@@ -578,7 +588,7 @@ pub async fn list(
 pub(crate) fn transition_command(
     def: &ami_core::Definition,
     body: &TransitionBody,
-) -> Result<Command, ApiError> {
+) -> Result<Order, ApiError> {
     check_text("motivation", body.motivation.as_deref())?;
     check_text("comment", body.comment.as_deref())?;
     let effect = def.action(&body.action).map(|a| a.effect);
@@ -593,7 +603,7 @@ pub(crate) fn transition_command(
     }
     // A « demande de complément » names the pièces and the due date; no
     // other action takes them.
-    let pieces_requested = match (effect, &body.pieces, body.due_on) {
+    let content = match (effect, &body.pieces, body.due_on) {
         (Some(Effect::RequestPieces), Some(pieces), Some(due_on)) => {
             if pieces.is_empty() {
                 return Err(ApiError::invalid_field(
@@ -601,18 +611,19 @@ pub(crate) fn transition_command(
                     "Indiquez au moins une pièce à demander.",
                 ));
             }
-            for (i, kind) in pieces.iter().enumerate() {
-                if !def.has_piece(kind) {
-                    return Err(ApiError::invalid_field(
-                        &format!("pieces[{i}]"),
-                        format!("Pièce inconnue « {kind} » ; pièces : {}.", piece_ids(def)),
-                    ));
-                }
-            }
-            Some(PiecesRequested {
-                pieces: pieces.iter().map(|k| k.as_str().into()).collect(),
-                due_on,
-            })
+            let pieces = pieces
+                .iter()
+                .enumerate()
+                .map(|(i, kind)| {
+                    def.piece_kind(kind).ok_or_else(|| {
+                        ApiError::invalid_field(
+                            &format!("pieces[{i}]"),
+                            format!("Pièce inconnue « {kind} » ; pièces : {}.", piece_ids(def)),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            Content::Request(PiecesRequested { pieces, due_on })
         }
         (Some(Effect::RequestPieces), None, _) => {
             return Err(ApiError::invalid_field(
@@ -638,15 +649,14 @@ pub(crate) fn transition_command(
                 format!("L'action « {} » n'a pas de date limite.", body.action),
             ))
         }
-        _ => None,
+        _ => Content::Nothing,
     };
-    Ok(Command {
+    Ok(Order {
         action: body.action.as_str().into(),
         verdict: body.verdict.as_deref().map(Into::into),
         motivation: body.motivation.as_deref().map(nfc),
         comment: body.comment.as_deref().map(nfc),
-        pieces_requested,
-        ..Command::default()
+        content,
     })
 }
 

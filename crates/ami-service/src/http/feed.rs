@@ -67,7 +67,7 @@ pub async fn stats(
     let stats = state.store.stats(readable.as_deref()).await?;
     let mut waves: Vec<WaveStats> = state
         .definition
-        .campaign
+        .campaign()
         .waves
         .iter()
         .map(|w| WaveStats {
@@ -84,7 +84,7 @@ pub async fn stats(
     }
     let mut awaiting: BTreeMap<String, i64> = state
         .definition
-        .agencies
+        .agencies()
         .iter()
         .map(|a| (a.id.to_string(), 0))
         .collect();

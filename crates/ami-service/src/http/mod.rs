@@ -96,7 +96,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Credentials(token) = Credentials::from_request_parts(parts, state).await?;
         let actor = token
-            .admit(state.store.find_token(token.id).await?)
+            .admit(&state.definition, state.store.find_token(token.id).await?)
             .map_err(ApiError::unauthorized)?;
         tracing::Span::current().record("agency", actor.agency.as_str());
         Ok(Caller { actor })

@@ -3,7 +3,7 @@
 //! the real type read from the first bytes, the name made safe.
 
 use ami_core::text::{is_hidden_char, nfc};
-use ami_core::{authorize, decide, Command, DossierId, Effect, FileType, Piece, PieceDef};
+use ami_core::{authorize, decide, Command, DossierId, Effect, FileType, Piece, PieceDef, Target};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -19,6 +19,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{DossierPath, QueryPairs};
 use super::{AppState, Caller, Credentials};
 use crate::files::FilesError;
+use crate::store::{Content, Order};
 
 /// Default of `--max-piece-size`: 20 MiB.
 pub const DEFAULT_MAX_PIECE_SIZE: u64 = 20 * 1024 * 1024;
@@ -30,7 +31,7 @@ fn piece_def<'a>(state: &'a AppState, kind: &str) -> Result<&'a PieceDef, ApiErr
     state.definition.piece(kind).ok_or_else(|| {
         let known: Vec<&str> = state
             .definition
-            .pieces
+            .pieces()
             .iter()
             .map(|p| p.id.as_str())
             .collect();
@@ -319,7 +320,7 @@ fn expected_version(headers: &HeaderMap, query: &QueryPairs) -> Result<Option<u6
 fn attach_action(state: &AppState) -> Result<&ami_core::ActionDef, ApiError> {
     state
         .definition
-        .actions
+        .actions()
         .iter()
         .find(|a| a.effect == Effect::AttachPiece)
         .ok_or_else(|| {
@@ -365,7 +366,7 @@ pub async fn put_piece(
     // Whatever would refuse the pièce is told before its file is read.
     let actor = credentials
         .0
-        .admit(state.store.find_token(credentials.0.id).await?)
+        .admit(&state.definition, state.store.find_token(credentials.0.id).await?)
         .map_err(ApiError::unauthorized)?;
     let caller = Caller { actor };
     let dossier = readable_dossier(&state, &caller, DossierId(id)).await?;
@@ -376,18 +377,17 @@ pub async fn put_piece(
             current: Some(dossier.version),
         });
     }
-    let probe = Command {
-        action: action.id.clone(),
-        piece: Some(Piece {
+    let probe = Command::attach_piece(
+        action.id.clone(),
+        Piece {
             kind: piece.id.clone(),
             filename: String::new(),
             size: Some(1),
             sha256: Some("0".repeat(64)),
             media_type: Some(String::new()),
-        }),
-        ..Command::default()
-    };
-    decide(def, Some(&dossier), &probe, &caller.actor, Utc::now())
+        },
+    );
+    decide(def, Target::Dossier(&dossier), &probe, &caller.actor, Utc::now())
         .map_err(|r| ApiError::refused(&r, r.explain(def)))?;
 
     let received = match is_multipart(&headers) {
@@ -453,11 +453,11 @@ pub async fn put_piece(
         "expected_version": expected, "comment": comment,
     })
     .to_string();
-    let command = Command {
-        action: action.id.clone(),
+    let command = Order {
+        action: action.id.as_str().into(),
         comment: comment.as_deref().map(nfc),
-        piece: Some(received),
-        ..Command::default()
+        content: Content::Piece(received),
+        ..Order::default()
     };
     let submission = Submission {
         dossier_id: DossierId(id),

@@ -262,8 +262,7 @@ impl DossierView {
             updated_at: d.updated_at,
             pieces: d.pieces.iter().map(|p| PieceView::new(def, d, p)).collect(),
             avis: d
-                .avis
-                .values()
+                .avis_given()
                 .map(|a| {
                     (
                         a.agency.to_string(),

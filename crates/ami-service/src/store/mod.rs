@@ -8,6 +8,7 @@
 
 mod audit;
 mod error;
+mod order;
 mod rows;
 mod sessions;
 mod transition;
@@ -16,7 +17,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ami_core::text::search_key;
-use ami_core::{awaiting, Actor, Command, Definition, Dossier, DossierId};
+use ami_core::{awaiting, Actor, Definition, Dossier, DossierId};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -26,6 +27,7 @@ use crate::auth::PresentedToken;
 
 pub use audit::{AuditFinding, AuditReport, GlobalHead, RebuildReport};
 pub use error::StoreError;
+pub use order::{Content, Order};
 pub use rows::*;
 pub use sessions::WebSession;
 
@@ -82,7 +84,7 @@ pub struct TransitionRequest<'a> {
     pub dossier_id: DossierId,
     /// Checked before anything else; `None` only for a creation.
     pub expected_version: Option<u64>,
-    pub command: Command,
+    pub command: Order,
     pub principal: Principal,
     pub now: DateTime<Utc>,
     pub idempotency: Option<IdempotencyKey>,
@@ -809,7 +811,7 @@ fn in_programmes(column: &str, programmes: &[&str]) -> String {
 /// few for any real circuit.
 pub fn awaiting_columns(def: &Definition, wanted: &[String]) -> Vec<String> {
     let mut agencies: Vec<&str> = Vec::new();
-    for a in def.actions.iter().filter(|a| a.next_step) {
+    for a in def.actions().iter().filter(|a| a.next_step) {
         if !agencies.contains(&a.agency.as_str()) {
             agencies.push(a.agency.as_str());
         }

@@ -151,6 +151,18 @@ pub struct TokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+impl TokenRecord {
+    /// The person, when the definition has their agency and role.
+    pub fn actor(&self, def: &ami_core::Definition) -> Option<ami_core::Actor> {
+        Some(ami_core::Actor {
+            id: self.person_id.as_str().into(),
+            name: self.name.as_str().into(),
+            agency: def.agency_id(&self.agency)?,
+            role: def.role_id(&self.role)?,
+        })
+    }
+}
+
 pub(super) fn token_record(r: &AnyRow) -> Result<TokenRecord, StoreError> {
     let instant = |us: i64| DateTime::<Utc>::from_timestamp_micros(us).unwrap_or_default();
     Ok(TokenRecord {

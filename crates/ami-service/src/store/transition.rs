@@ -17,7 +17,9 @@
 //! which dominate the cost of a transition on PostgreSQL
 //! (docs/PERFORMANCE.md).
 
-use ami_core::{apply, authorize, awaiting, decide, Actor, Dossier, Effect, Event, Placement};
+use ami_core::{
+    apply, Definition, authorize, awaiting, decide, may_take, Actor, Dossier, Effect, Event, Placement, Target,
+};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
@@ -62,7 +64,7 @@ impl Store {
         req: &TransitionRequest<'_>,
     ) -> Result<Executed, StoreError> {
         let mut conn = self.writer.acquire().await?;
-        let actor = authenticate(&mut *conn, &req.principal).await?;
+        let actor = authenticate(&mut *conn, req.definition, &req.principal).await?;
         // A replay that commits meanwhile is caught by the idempotency
         // record's key when this one is written (`Duplicate`, run again).
         if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
@@ -76,8 +78,8 @@ impl Store {
         // its commune's lock. A refused deposit takes no number; on
         // PostgreSQL a deposit that fails after taking one (the database
         // going away mid-write) leaves a gap.
-        let wave = req.command.new_dossier.as_deref().and_then(|new| {
-            match req.definition.campaign.placement(new.received_at) {
+        let wave = req.command.deposited().and_then(|new| {
+            match req.definition.campaign().placement(new.received_at) {
                 Placement::Wave(wave) => Some(wave),
                 _ => None,
             }
@@ -92,7 +94,7 @@ impl Store {
             Some(load_dossier(&mut *tx, req).await?)
         };
         let mut deposit = None;
-        if let Some(new) = req.command.new_dossier.as_deref() {
+        if let Some(new) = req.command.deposited() {
             // Deposits of one commune one at a time on PostgreSQL (SQLite
             // has one writer), so that the duplicate check sees every
             // earlier one; deposits of other communes do not wait.
@@ -177,7 +179,7 @@ impl Store {
         // One connection for the whole transition: the pool pings a
         // connection each time it takes it back, a round trip per release.
         let mut conn = self.writer.acquire().await?;
-        let actor = authenticate(&mut *conn, &req.principal).await?;
+        let actor = authenticate(&mut *conn, req.definition, &req.principal).await?;
         if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
             return Ok(replay);
         }
@@ -334,12 +336,13 @@ fn creates(req: &TransitionRequest<'_>) -> bool {
 /// The person behind the principal (see [`crate::auth::PresentedToken::admit`]).
 async fn authenticate<'e, E: Executor<'e, Database = Any>>(
     executor: E,
+    def: &Definition,
     principal: &Principal,
 ) -> Result<Actor, StoreError> {
     match principal {
         Principal::Actor(actor) => Ok(actor.clone()),
         Principal::Token(token) => token
-            .admit(super::fetch_token(executor, token.id).await?)
+            .admit(def, super::fetch_token(executor, token.id).await?)
             .map_err(|code| StoreError::Unauthenticated { code }),
     }
 }
@@ -423,14 +426,24 @@ fn prepare(
             });
         }
     }
-    let mut command = req.command.clone();
-    if let Some((number, same_commune)) = deposit {
-        if let Some(new) = command.new_dossier.as_mut() {
-            new.number = number;
-        }
-        command.same_commune = same_commune;
+    // Who may act and from where, before what the command carries: the
+    // engine's order of refusals.
+    if let Some(d) = &current {
+        may_take(def, d, &req.command.action, actor).map_err(refused)?;
     }
-    let event = decide(def, current.as_ref(), &command, actor, req.now).map_err(refused)?;
+    let command = req.command.to_command(def).map_err(refused)?;
+    let target = match (&current, &deposit) {
+        (Some(d), _) => Target::Dossier(d),
+        (None, Some((number, same_commune))) => Target::New {
+            number: *number,
+            same_commune,
+        },
+        (None, None) => Target::New {
+            number: 0,
+            same_commune: &[],
+        },
+    };
+    let event = decide(def, target, &command, actor, req.now).map_err(refused)?;
     let previous_version = current.as_ref().map(|d| d.version);
     let dossier = apply(current, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // The canonical form (RFC 8785) is what the digest covers, so that a

@@ -68,15 +68,15 @@ pub async fn dashboard(State(state): State<AppState>, signed: SignedIn) -> Respo
         Err(e) => return error_page(Some(signed.layout(&state, "")), ApiError::from(e)),
     };
     let mut per_wave: BTreeMap<u8, Vec<i64>> = def
-        .campaign
+        .campaign()
         .waves
         .iter()
-        .map(|w| (w.number, vec![0; def.states.len()]))
+        .map(|w| (w.number, vec![0; def.states().len()]))
         .collect();
     for c in &stats.by_state {
         if let (Some(counts), Some(i)) = (
             per_wave.get_mut(&c.wave),
-            def.states.iter().position(|s| s.id == c.state),
+            def.states().iter().position(|s| s.id == c.state),
         ) {
             counts[i] += c.count;
         }
@@ -90,7 +90,7 @@ pub async fn dashboard(State(state): State<AppState>, signed: SignedIn) -> Respo
         })
         .collect();
     let mut backlog: Vec<(String, i64)> = def
-        .agencies
+        .agencies()
         .iter()
         .map(|a| {
             let n = stats
@@ -124,7 +124,7 @@ pub async fn dashboard(State(state): State<AppState>, signed: SignedIn) -> Respo
         total: format::dossiers(total),
         chart: waves_chart(def, &waves),
         legend: def
-            .states
+            .states()
             .iter()
             .enumerate()
             .map(|(i, s)| Legend {
@@ -132,7 +132,7 @@ pub async fn dashboard(State(state): State<AppState>, signed: SignedIn) -> Respo
                 colour: colour(i),
             })
             .collect(),
-        state_labels: def.states.iter().map(|s| s.label.clone()).collect(),
+        state_labels: def.states().iter().map(|s| s.label.clone()).collect(),
         waves,
         backlog_chart: backlog_chart(&backlog),
         backlog,
@@ -164,7 +164,7 @@ fn waves_chart(def: &Definition, waves: &[WaveLine]) -> String {
                 svg,
                 "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{len:.1}\" height=\"{bar}\" fill=\"{}\"><title>{} : {}</title></rect>",
                 colour(i),
-                xml(def.states[i].label.as_str()),
+                xml(def.states()[i].label.as_str()),
                 n
             );
             x += len;
@@ -236,7 +236,7 @@ pub async fn circuit(State(state): State<AppState>, signed: SignedIn) -> Respons
     let def = &state.definition;
     let state_label = |id: &str| def.state_label(id).to_string();
     let steps = def
-        .actions
+        .actions()
         .iter()
         .map(|a| {
             let mut conditions = Vec::new();
@@ -297,7 +297,7 @@ pub async fn circuit(State(state): State<AppState>, signed: SignedIn) -> Respons
                     .map_or_else(|| "état inchangé".to_string(), state_label),
                 agency: agency_label(def, &a.agency),
                 role: def
-                    .roles
+                    .roles()
                     .iter()
                     .find(|r| r.id == a.role)
                     .map_or_else(|| a.role.to_string(), |r| r.label.clone()),
@@ -311,8 +311,8 @@ pub async fn circuit(State(state): State<AppState>, signed: SignedIn) -> Respons
         .collect();
     render(&CircuitPage {
         layout: signed.layout(&state, "circuit"),
-        name: def.campaign.name.clone(),
-        version: def.version.to_string(),
+        name: def.campaign().name.clone(),
+        version: def.version().to_string(),
         diagram: diagram(def),
         steps,
     })
@@ -322,12 +322,12 @@ pub async fn circuit(State(state): State<AppState>, signed: SignedIn) -> Respons
 /// reached from), the actions between them as arrows. Actions from every
 /// state and those that keep the state are in the table only.
 fn diagram(def: &Definition) -> String {
-    let n = def.states.len();
-    let index = |id: &str| def.states.iter().position(|s| s.id == id);
+    let n = def.states().len();
+    let index = |id: &str| def.states().iter().position(|s| s.id == id);
     // An action possible from every open state would draw an arrow from
     // each: it is said once under the drawing instead.
     let open = def
-        .states
+        .states()
         .iter()
         .filter(|s| !def.is_terminal(&s.id))
         .count();
@@ -336,7 +336,7 @@ fn diagram(def: &Definition) -> String {
             || (open > 2 && a.from.iter().filter(|f| !def.is_terminal(f)).count() == open)
     };
     let edges: Vec<(usize, usize, &str)> = def
-        .actions
+        .actions()
         .iter()
         .filter(|a| !everywhere(a))
         .filter_map(|a| {
@@ -420,7 +420,7 @@ fn diagram(def: &Definition) -> String {
             xml(&shorten(label, 34))
         );
     }
-    for (i, s) in def.states.iter().enumerate() {
+    for (i, s) in def.states().iter().enumerate() {
         let (x, y) = at[i];
         let terminal = def.is_terminal(&s.id);
         let _ = write!(
@@ -436,7 +436,7 @@ fn diagram(def: &Definition) -> String {
         );
     }
     let notes: Vec<String> = def
-        .actions
+        .actions()
         .iter()
         .filter(|a| everywhere(a))
         .filter_map(|a| {

@@ -81,7 +81,7 @@ fn page(
     DepositPage {
         layout: signed.layout(state, "nouveau"),
         programmes: def
-            .programmes
+            .programmes()
             .iter()
             .map(|p| Check {
                 value: p.id.to_string(),
@@ -90,7 +90,7 @@ fn page(
             })
             .collect(),
         files: def
-            .pieces
+            .pieces()
             .iter()
             .map(|p| FileInput {
                 kind: p.id.to_string(),
@@ -124,7 +124,7 @@ pub async fn form(State(state): State<AppState>, signed: SignedIn) -> Response {
             },
         );
     }
-    let now = Utc::now().with_timezone(&state.definition.campaign.time_zone);
+    let now = Utc::now().with_timezone(&state.definition.campaign().time_zone);
     let typed = Typed {
         recu_le: now.format("%Y-%m-%d").to_string(),
         recu_a: now.format("%H:%M").to_string(),
@@ -163,7 +163,7 @@ fn body_of(state: &AppState, v: &Typed) -> Result<NewDossierBody, ApiError> {
                 )
             })?
     };
-    let tz = state.definition.campaign.time_zone;
+    let tz = state.definition.campaign().time_zone;
     // A time that does not exist locally (the spring change) is refused
     // rather than guessed; one that exists twice takes the first.
     let received_at = tz

@@ -192,7 +192,7 @@ fn verdict_badge(def: &Definition, verdict: &str) -> &'static str {
 }
 
 fn identity(def: &Definition, d: &Dossier) -> Identity {
-    let tz = def.campaign.time_zone;
+    let tz = def.campaign().time_zone;
     Identity {
         id: d.id.to_string(),
         reference: d.reference.clone(),
@@ -221,8 +221,8 @@ fn identity(def: &Definition, d: &Dossier) -> Identity {
 }
 
 fn pieces(def: &Definition, d: &Dossier) -> Vec<PieceLine> {
-    let tz = def.campaign.time_zone;
-    def.pieces
+    let tz = def.campaign().time_zone;
+    def.pieces()
         .iter()
         .map(|p| {
             let mut versions: Vec<VersionLine> = d
@@ -258,15 +258,15 @@ fn pieces(def: &Definition, d: &Dossier) -> Vec<PieceLine> {
 
 /// One card per agency that gives a verdict on this dossier.
 fn avis(def: &Definition, d: &Dossier) -> Vec<AvisCard> {
-    let tz = def.campaign.time_zone;
-    def.actions
+    let tz = def.campaign().time_zone;
+    def.actions()
         .iter()
         .filter(|a| a.verdict)
         .filter(|a| a.programme.as_ref().is_none_or(|p| d.in_programme(p)))
         .map(|a| AvisCard {
             agency_label: agency_label(def, &a.agency),
             action_label: a.label.clone(),
-            given: d.avis.get(&a.id).map(|v| AvisGiven {
+            given: d.avis(&a.id).map(|v| AvisGiven {
                 verdict_label: verdict_label(def, &v.verdict),
                 badge: verdict_badge(def, &v.verdict),
                 motivation: v.motivation.clone(),
@@ -283,7 +283,7 @@ fn history_line(def: &Definition, s: &StoredEvent) -> HistoryLine {
         action_label: action_label(def, &e.action),
         person: e.actor.name.to_string(),
         agency_label: agency_label(def, &e.actor.agency),
-        at: ami_core::french_instant(e.at, def.campaign.time_zone),
+        at: ami_core::french_instant(e.at, def.campaign().time_zone),
         state_label: def.state_label(&e.to).to_string(),
         verdict_label: e.verdict.as_ref().map(|v| verdict_label(def, v)),
         motivation: e.motivation.clone(),
@@ -316,7 +316,7 @@ fn forms(
             let blank = Typed::default();
             let t = mine.unwrap_or(&blank);
             let requiring: Vec<&str> = def
-                .verdicts
+                .verdicts()
                 .iter()
                 .filter(|v| v.requires_motivation)
                 .map(|v| v.label.as_str())
@@ -345,7 +345,7 @@ fn forms(
                 },
                 kind,
                 verdicts: if a.verdict {
-                    def.verdicts
+                    def.verdicts()
                         .iter()
                         .map(|v| Pick {
                             value: v.id.to_string(),
@@ -360,7 +360,7 @@ fn forms(
                 motivation_hint,
                 pieces: match a.effect {
                     Effect::RequestPieces => def
-                        .pieces
+                        .pieces()
                         .iter()
                         .map(|p| Pick {
                             value: p.id.to_string(),
@@ -369,7 +369,7 @@ fn forms(
                         })
                         .collect(),
                     Effect::AttachPiece => def
-                        .pieces
+                        .pieces()
                         .iter()
                         .map(|p| Pick {
                             value: p.id.to_string(),
@@ -446,7 +446,7 @@ async fn show(
         Ok(h) => h,
         Err(e) => return error_page(Some(layout()), ApiError::from(e)),
     };
-    let tz = def.campaign.time_zone;
+    let tz = def.campaign().time_zone;
     let complement = d
         .complement
         .as_ref()
@@ -772,7 +772,7 @@ pub async fn attach(
     };
     let Some(action) = state
         .definition
-        .actions
+        .actions()
         .iter()
         .find(|a| a.effect == Effect::AttachPiece)
     else {
@@ -926,13 +926,13 @@ async fn attach_form(
         "expected_version": *version, "comment": typed.comment,
     })
     .to_string();
-    let command = ami_core::Command {
-        action: action.id.clone(),
+    let command = crate::store::Order {
+        action: action.id.as_str().into(),
         comment: some_text(&typed.comment)
             .as_deref()
             .map(ami_core::text::nfc),
-        piece: Some(received),
-        ..ami_core::Command::default()
+        content: crate::store::Content::Piece(received),
+        ..crate::store::Order::default()
     };
     let submission = Submission {
         dossier_id: id,

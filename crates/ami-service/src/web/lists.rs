@@ -129,7 +129,7 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         error.get_or_insert_with(|| message.to_string());
     };
     if !query.etat.is_empty() {
-        if def.states.iter().any(|s| s.id == query.etat) {
+        if def.states().iter().any(|s| s.id == query.etat) {
             filter.states = vec![query.etat.clone()];
         } else {
             refuse("Cet état n'existe pas : choisissez-en un dans la liste.");
@@ -137,12 +137,12 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
     }
     if !query.vague.is_empty() {
         match query.vague.parse::<u8>() {
-            Ok(w) if def.campaign.waves.iter().any(|v| v.number == w) => filter.waves = vec![w],
+            Ok(w) if def.campaign().waves.iter().any(|v| v.number == w) => filter.waves = vec![w],
             _ => refuse("Cette vague n'existe pas : choisissez-en une dans la liste."),
         }
     }
     if !query.programme.is_empty() {
-        if def.programmes.iter().any(|p| p.id == query.programme) {
+        if def.programmes().iter().any(|p| p.id == query.programme) {
             filter.programmes = vec![query.programme.clone()];
         } else {
             refuse("Ce programme n'existe pas : choisissez-en un dans la liste.");
@@ -172,7 +172,7 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         Ok(found) => found,
         Err(e) => return error_page(Some(signed.layout(state, "")), ApiError::from(e)),
     };
-    let tz = def.campaign.time_zone;
+    let tz = def.campaign().time_zone;
     let now = Utc::now();
     let rows = page
         .items
@@ -209,13 +209,13 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         selected,
     };
     let states = def
-        .states
+        .states()
         .iter()
         .filter(|s| !queue || !def.is_terminal(&s.id))
         .map(|s| choice(s.id.to_string(), s.label.clone(), s.id == query.etat))
         .collect();
     let waves = def
-        .campaign
+        .campaign()
         .waves
         .iter()
         .map(|w| {
@@ -227,7 +227,7 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         })
         .collect();
     let programmes = def
-        .programmes
+        .programmes()
         .iter()
         .filter(|p| own.as_ref().is_none_or(|own| own.contains(&p.id.as_str())))
         .map(|p| choice(p.id.to_string(), p.label.clone(), p.id == query.programme))

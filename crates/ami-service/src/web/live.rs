@@ -171,7 +171,7 @@ fn render(f: &Follow, s: &StoredEvent) -> Event {
         action_label: action_label(def, &e.action),
         person: e.actor.name.to_string(),
         agency_label: agency_label(def, &e.actor.agency),
-        at: ami_core::french_instant(e.at, def.campaign.time_zone),
+        at: ami_core::french_instant(e.at, def.campaign().time_zone),
         own: e.actor.id == f.signed.actor.id,
     };
     Event::default()

@@ -216,13 +216,13 @@ fn expired_form() -> Response {
 /// errors or plain, everything in between is information.
 fn state_badge(def: &ami_core::Definition, state: &str) -> &'static str {
     let by_next_step = |s: &str| {
-        def.actions
+        def.actions()
             .iter()
             .any(|a| a.next_step && a.to.as_deref() == Some(s))
     };
     if def.is_terminal(state) {
         let first_other_end = def
-            .states
+            .states()
             .iter()
             .map(|s| s.id.as_str())
             .find(|s| def.is_terminal(s) && !by_next_step(s));
@@ -265,7 +265,7 @@ fn verdict_label(def: &ami_core::Definition, id: &str) -> String {
 }
 
 pub(crate) fn agency_label(def: &ami_core::Definition, agency: &str) -> String {
-    def.agencies
+    def.agencies()
         .iter()
         .find(|a| a.id == agency)
         .map_or_else(|| agency.to_string(), |a| a.label.clone())
@@ -285,13 +285,12 @@ impl FromRequestParts<AppState> for SignedIn {
             .await
             .map_err(|e| error_page(None, ApiError::from(e)))?
             .ok_or_else(to_sign_in)?;
+        let actor = found
+            .token
+            .actor(&state.definition)
+            .ok_or_else(to_sign_in)?;
         Ok(SignedIn {
-            actor: ami_core::Actor {
-                id: found.token.person_id.into(),
-                name: found.token.name.into(),
-                agency: found.token.agency.into(),
-                role: found.token.role.into(),
-            },
+            actor,
             csrf: found.csrf,
             session_sha256,
         })
@@ -441,7 +440,7 @@ async fn sign_in(
         Ok(stored) => stored,
         Err(e) => return error_page(None, ApiError::from(e)),
     };
-    if presented.admit(stored).is_err() {
+    if presented.admit(&state.definition, stored).is_err() {
         return refused(jar);
     }
     // A new id at every sign-in: an id planted before cannot be taken over.
