@@ -1260,7 +1260,7 @@ async fn a_due_date_of_today_in_paris_is_accepted_and_yesterday_is_past(backend:
     let dar = app.person("Camille Martin", "dar", "agent").await;
     let d = app.deposit(&dar, &["acv"]).await;
     let today = chrono::Utc::now()
-        .with_timezone(&app.definition.campaign.time_zone)
+        .with_timezone(&app.definition.campaign().time_zone)
         .date_naive();
     let yesterday = today.pred_opt().expect("yesterday");
     let request = |due_on: chrono::NaiveDate| {

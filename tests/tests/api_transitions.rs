@@ -399,20 +399,20 @@ async fn an_avis_for_a_programme_the_dossier_is_not_in_is_404_over_http_and_prog
         .await
         .expect("read")
         .expect("the dossier");
+    let def = &app.definition;
     let acv = ami_core::Actor {
         id: email_of(&t.acv.name).into(),
         name: t.acv.name.as_str().into(),
-        agency: "acv".into(),
-        role: "agent".into(),
+        agency: def.agency_id("acv").expect("acv"),
+        role: def.role_id("agent").expect("agent"),
     };
     let by_the_engine = ami_core::decide(
-        &app.definition,
-        Some(&dossier),
-        &ami_core::Command {
-            action: "avis_acv".into(),
-            verdict: Some("favorable".into()),
-            ..ami_core::Command::default()
-        },
+        def,
+        ami_core::Target::Dossier(&dossier),
+        &ami_core::Command::verdict(
+            def.action_id("avis_acv").expect("avis_acv"),
+            def.verdict_id("favorable").expect("favorable"),
+        ),
         &acv,
         chrono::Utc::now(),
     );

@@ -12,8 +12,8 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use ami_core::{
-    apply, decide, ActionDef, Actor, Command, Definition, Dossier, DossierId, Effect, NewDossier,
-    Piece, PiecesRequested, Porteur,
+    apply, decide, ActionDef, Actor, AgencyId, Command, Definition, Deposit, Dossier, DossierId,
+    Effect, NewDossier, Piece, PieceKind, Porteur, RoleId, Target,
 };
 use ami_tests::*;
 use chrono::{DateTime, Utc};
@@ -99,53 +99,50 @@ fn expected(
 
 /// An instant inside the first wave of the definition's campaign.
 fn def_wave_instant(def: &Definition) -> DateTime<Utc> {
-    def.campaign.opens_at + chrono::Duration::days(1)
+    def.campaign().opens_at() + chrono::Duration::days(1)
 }
 
 /// The verdict the matrix gives: a non-blocking one, preferably one that
 /// needs no motivation (a motivation is sent anyway).
-fn verdict_for(def: &Definition, action: &ActionDef) -> Option<SmolStr> {
+fn verdict_for(def: &Definition, action: &ActionDef) -> Option<ami_core::VerdictId> {
     if !action.verdict {
         return None;
     }
-    def.verdicts
+    def.verdicts()
         .iter()
         .filter(|v| !v.blocking)
         .min_by_key(|v| v.requires_motivation)
         .map(|v| v.id.clone())
 }
 
-fn piece_kind(def: &Definition) -> SmolStr {
-    def.pieces
+fn piece_kind(def: &Definition) -> PieceKind {
+    def.pieces()
         .first()
         .map(|p| p.id.clone())
-        .unwrap_or_else(|| "piece".into())
+        .expect("a definition with pièces")
 }
 
-/// The engine command for an action (creation content aside).
+/// The engine command for an action, with a motivation wherever one goes.
 fn command(def: &Definition, action: &ActionDef, programmes: &[SmolStr]) -> Command {
-    let mut c = Command {
-        action: action.id.clone(),
-        verdict: verdict_for(def, action),
-        motivation: Some(MOTIVATION.into()),
-        ..Command::default()
-    };
+    let id = action.id.clone();
     match action.effect {
-        Effect::Create => {
-            c.verdict = None;
-            c.new_dossier = Some(Box::new(NewDossier {
+        Effect::Create => Command::Deposit(Box::new(Deposit {
+            action: id,
+            dossier: NewDossier {
                 id: DossierId(uuid::Uuid::now_v7()),
-                number: 1,
                 commune: "Nevers".into(),
                 code_insee: "58194".into(),
                 porteur: Porteur {
                     nom: "Ville de Nevers".into(),
                     email: None,
                 },
-                programmes: programmes.to_vec(),
+                programmes: programmes
+                    .iter()
+                    .map(|p| def.programme_id(p).expect("a programme"))
+                    .collect(),
                 received_at: def_wave_instant(def),
                 pieces: def
-                    .pieces
+                    .pieces()
                     .iter()
                     .map(|p| Piece {
                         kind: p.id.clone(),
@@ -155,26 +152,40 @@ fn command(def: &Definition, action: &ActionDef, programmes: &[SmolStr]) -> Comm
                         media_type: Some("application/pdf".into()),
                     })
                     .collect(),
-            }));
-        }
-        Effect::AttachPiece => {
-            c.piece = Some(Piece {
+            },
+            doublon_confirme: false,
+            comment: None,
+        })),
+        Effect::AttachPiece => Command::attach_piece(
+            id,
+            Piece {
                 kind: piece_kind(def),
                 filename: "complement.pdf".into(),
                 size: Some(1000),
                 sha256: Some("cd".repeat(32)),
                 media_type: Some("application/pdf".into()),
-            });
-        }
+            },
+        ),
         Effect::RequestPieces => {
-            c.pieces_requested = Some(PiecesRequested {
-                pieces: vec![piece_kind(def)],
-                due_on: far_due_date(),
-            });
+            Command::request_pieces(id, vec![piece_kind(def)], far_due_date())
+                .with_motivation(MOTIVATION)
         }
-        Effect::Transition | Effect::Reopen => {}
+        Effect::Transition | Effect::Reopen => match verdict_for(def, action) {
+            Some(v) => Command::verdict(id, v).with_motivation(MOTIVATION),
+            None => Command::transition(id).with_motivation(MOTIVATION),
+        },
     }
-    c
+}
+
+/// What a decision of the search is taken on.
+fn on(dossier: Option<&Dossier>) -> Target<'_> {
+    match dossier {
+        Some(d) => Target::Dossier(d),
+        None => Target::New {
+            number: 1,
+            same_commune: &[],
+        },
+    }
 }
 
 /// A due date no clock of the test run reaches.
@@ -188,12 +199,12 @@ fn path_person_name(action: &ActionDef) -> String {
     format!("Chemin {} {}", action.agency, action.role)
 }
 
-fn actor(name: &str, agency: &str, role: &str) -> Actor {
+fn actor(name: &str, agency: &AgencyId, role: &RoleId) -> Actor {
     Actor {
         id: email_of(name).into(),
         name: name.into(),
-        agency: agency.into(),
-        role: role.into(),
+        agency: agency.clone(),
+        role: role.clone(),
     }
 }
 
@@ -203,7 +214,7 @@ fn matrix_person_name(agency: &str, role: &str) -> String {
 
 /// Programmes to try for the dossier, every one first, then smaller sets.
 fn programme_sets(def: &Definition) -> Vec<Vec<SmolStr>> {
-    let ids: Vec<SmolStr> = def.programmes.iter().map(|p| p.id.clone()).collect();
+    let ids: Vec<SmolStr> = def.programmes().iter().map(|p| p.id.as_str().into()).collect();
     let n = ids.len().min(16);
     let mut sets: Vec<Vec<SmolStr>> = (1u32..(1 << n))
         .map(|mask| {
@@ -227,21 +238,20 @@ fn programme_sets(def: &Definition) -> Vec<Vec<SmolStr>> {
 struct Plan {
     programmes: Vec<SmolStr>,
     /// Creation first (empty when the target is the creation).
-    steps: Vec<SmolStr>,
+    steps: Vec<ami_core::ActionId>,
 }
 
 fn dedup_key(d: &Dossier) -> String {
     let avis: BTreeSet<String> = d
-        .avis
-        .iter()
-        .map(|(k, a)| format!("{k}={}", a.verdict))
+        .avis_given()
+        .map(|a| format!("{}={}", a.action, a.verdict))
         .collect();
     let pieces: BTreeSet<&str> = d.pieces.iter().map(|p| p.kind.as_str()).collect();
     format!(
         "{}|{:?}|{avis:?}|{pieces:?}|{:?}|{:?}|{:?}",
         d.state,
         d.programmes,
-        d.actors,
+        d.actions_taken().collect::<Vec<_>>(),
         d.complement.as_ref().map(|c| &c.pieces),
         d.previous_state
     )
@@ -263,7 +273,7 @@ fn plan(def: &Definition, target: &ActionDef) -> Option<Plan> {
             );
             let Ok(event) = decide(
                 def,
-                None,
+                on(None),
                 &command(def, creation, &programmes),
                 &creator,
                 now,
@@ -282,7 +292,7 @@ fn plan(def: &Definition, target: &ActionDef) -> Option<Plan> {
             while let Some((d, path)) = queue.pop_front() {
                 if decide(
                     def,
-                    Some(&d),
+                    on(Some(&d)),
                     &command(def, target, &programmes),
                     &target_caller,
                     now,
@@ -297,9 +307,9 @@ fn plan(def: &Definition, target: &ActionDef) -> Option<Plan> {
                 if path.len() > MAX_DEPTH {
                     continue;
                 }
-                for a in def.actions.iter().filter(|a| a.effect != Effect::Create) {
+                for a in def.actions().iter().filter(|a| a.effect != Effect::Create) {
                     let who = actor(&path_person_name(a), &a.agency, &a.role);
-                    if let Ok(e) = decide(def, Some(&d), &command(def, a, &programmes), &who, now) {
+                    if let Ok(e) = decide(def, on(Some(&d)), &command(def, a, &programmes), &who, now) {
                         let next = apply(Some(d.clone()), &e).expect("event applies");
                         if seen.insert(dedup_key(&next)) {
                             let mut p = path.clone();
@@ -330,7 +340,7 @@ async fn send(
             let mut body = new_dossier("Nevers", &programmes);
             body["received_at"] = json!(def_wave_instant(def));
             body["pieces"] = json!(def
-                .pieces
+                .pieces()
                 .iter()
                 .map(|p| json!({"kind": p.id, "filename": format!("{}.pdf", p.id)}))
                 .collect::<Vec<_>>());
@@ -342,7 +352,9 @@ async fn send(
         Effect::AttachPiece => {
             // The pièce's file itself, at the version read.
             let (id, version) = dossier.expect("a dossier");
-            let piece = c.piece.expect("a piece");
+            let Command::AttachPiece { piece, .. } = c else {
+                panic!("a pièce")
+            };
             let (filename, content) = sample_file(&piece.filename);
             app.client
                 .put(app.url(&format!("/dossiers/{id}/pieces/{}", piece.kind)))
@@ -355,13 +367,13 @@ async fn send(
         }
         Effect::Transition | Effect::RequestPieces | Effect::Reopen => {
             let (id, version) = dossier.expect("a dossier");
-            let mut body = json!({"action": action.id, "expected_version": version, "motivation": c.motivation});
-            if let Some(v) = c.verdict {
+            let mut body = json!({"action": action.id, "expected_version": version, "motivation": c.motivation()});
+            if let Some(v) = c.verdict_given() {
                 body["verdict"] = json!(v);
             }
-            if let Some(asked) = c.pieces_requested {
-                body["pieces"] = json!(asked.pieces);
-                body["due_on"] = json!(asked.due_on);
+            if let Command::RequestPieces { request, .. } = &c {
+                body["pieces"] = json!(request.pieces);
+                body["due_on"] = json!(request.due_on);
             }
             app.client
                 .post(app.url(&format!("/dossiers/{id}/transitions")))
@@ -434,8 +446,8 @@ async fn every_action_answers_every_caller_as_the_definition_says(backend: Backe
     let people = PathPeople(tokio::sync::Mutex::new(Vec::new()));
 
     let mut callers: Vec<(Caller, Option<Person>)> = Vec::new();
-    for agency in &def.agencies {
-        for role in &def.roles {
+    for agency in def.agencies() {
+        for role in def.roles() {
             let p = app
                 .person(
                     &matrix_person_name(&agency.id, &role.id),
@@ -459,11 +471,11 @@ async fn every_action_answers_every_caller_as_the_definition_says(backend: Backe
 
     let mut cells = 0;
     let mut tally = std::collections::BTreeMap::<u16, usize>::new();
-    for action in &def.actions {
+    for action in def.actions() {
         let plan = plan(&def, action).unwrap_or_else(|| {
             panic!("no path brings a dossier where `{}` is possible", action.id)
         });
-        let top_role = &def.roles.last().expect("a role").id;
+        let top_role = &def.roles().last().expect("a role").id;
         let revoked = app
             .person(
                 &format!("Revoque {} {}", action.agency, action.id),
@@ -518,11 +530,11 @@ async fn every_action_answers_every_caller_as_the_definition_says(backend: Backe
             }
         }
     }
-    let expected_cells = def.actions.len() * (def.agencies.len() * def.roles.len() + 2);
+    let expected_cells = def.actions().len() * (def.agencies().len() * def.roles().len() + 2);
     assert_eq!(cells, expected_cells);
     println!(
         "authz matrix ({backend:?}): {} actions × {} callers = {cells} cells checked; by status {tally:?}",
-        def.actions.len(),
+        def.actions().len(),
         callers.len()
     );
     app.stop().await;
@@ -532,7 +544,7 @@ async fn every_action_answers_every_caller_as_the_definition_says(backend: Backe
 #[test]
 fn every_action_of_the_definition_is_reachable() {
     let def = Definition::ami2();
-    for a in &def.actions {
+    for a in def.actions() {
         let p = plan(&def, a).unwrap_or_else(|| panic!("no plan for {}", a.id));
         if a.effect != Effect::Create {
             assert!(!p.steps.is_empty());

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// Every non-empty set of the definition's programmes.
 fn programme_sets(def: &Definition) -> Vec<Vec<String>> {
-    let ids: Vec<String> = def.programmes.iter().map(|p| p.id.to_string()).collect();
+    let ids: Vec<String> = def.programmes().iter().map(|p| p.id.to_string()).collect();
     (1..1u32 << ids.len())
         .map(|mask| {
             ids.iter()
@@ -28,7 +28,7 @@ async fn every_read_follows_need_to_know(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let def = app.definition.clone();
     let dar = app.person("Camille Martin", "dar", "agent").await;
-    let kind = def.pieces[0].id.to_string();
+    let kind = def.pieces()[0].id.to_string();
 
     // One dossier per set of programmes, each with its files.
     let mut dossiers: Vec<(Vec<String>, Value)> = Vec::new();
@@ -41,8 +41,8 @@ async fn every_read_follows_need_to_know(backend: Backend) {
     let absent = uuid::Uuid::now_v7();
 
     let mut checked = 0;
-    for agency in &def.agencies {
-        for role in &def.roles {
+    for agency in def.agencies() {
+        for role in def.roles() {
             let who = app
                 .person(
                     &format!("Lecteur {} {}", agency.id, role.id),
@@ -62,7 +62,7 @@ async fn every_read_follows_need_to_know(backend: Backend) {
             let visible_count = dossiers
                 .iter()
                 .filter(|(p, _)| {
-                    def.may_read(&agency.id, &p.iter().map(Into::into).collect::<Vec<_>>())
+                    def.may_read(&agency.id, p)
                 })
                 .count();
             assert_eq!(stats["total"], visible_count, "{case}: stats {stats}");
@@ -71,10 +71,7 @@ async fn every_read_follows_need_to_know(backend: Backend) {
             for (programmes, d) in &dossiers {
                 let id = d["id"].as_str().expect("id");
                 let reference = d["reference"].as_str().expect("reference");
-                let visible = def.may_read(
-                    &agency.id,
-                    &programmes.iter().map(Into::into).collect::<Vec<_>>(),
-                );
+                let visible = def.may_read(&agency.id, programmes);
                 let what = format!("{case} on a dossier of {programmes:?}");
                 let status = |s: StatusCode| {
                     if visible {
@@ -125,7 +122,7 @@ async fn every_read_follows_need_to_know(backend: Backend) {
     }
     assert_eq!(
         checked,
-        def.agencies.len() * def.roles.len() * dossiers.len(),
+        def.agencies().len() * def.roles().len() * dossiers.len(),
         "every cell of the matrix"
     );
     app.stop().await;

@@ -4,18 +4,21 @@
 
 use std::borrow::Cow;
 
-use ami_core::{apply, decide, Actor, Command, Definition, DossierId, NewDossier, Porteur};
-use ami_service::store::{chain_digest, Principal, Store, TransitionRequest, GENESIS_DIGEST};
+use ami_core::{apply, decide, Actor, Definition, DossierId, NewDossier, Porteur, Target};
+use ami_service::store::{
+    chain_digest, Content, Order, Principal, Store, TransitionRequest, GENESIS_DIGEST,
+};
 use ami_tests::*;
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyPoolOptions;
 
 fn actor() -> Actor {
+    let def = Definition::ami2();
     Actor {
         id: "camille.martin@lecnam.net".into(),
         name: "Camille Martin".into(),
-        agency: "dar".into(),
-        role: "agent".into(),
+        agency: def.agency_id("dar").expect("dar"),
+        role: def.role_id("agent").expect("agent"),
     }
 }
 
@@ -25,22 +28,24 @@ fn at(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn deposit(commune: &str, code_insee: &str, received_at: &str) -> Command {
-    Command {
-        new_dossier: Some(Box::new(NewDossier {
+fn deposit(commune: &str, code_insee: &str, received_at: &str) -> Order {
+    Order {
+        content: Content::Deposit {
+            dossier: Box::new(NewDossier {
             id: DossierId(uuid::Uuid::now_v7()),
-            number: 0,
             commune: commune.into(),
             code_insee: code_insee.into(),
             porteur: Porteur {
                 nom: format!("Ville de {commune}"),
                 email: None,
             },
-            programmes: vec!["acv".into()],
+            programmes: vec![Definition::ami2().programme_id("acv").expect("acv")],
             received_at: at(received_at),
             pieces: Vec::new(),
-        })),
-        ..Command::new("deposer")
+            }),
+            doublon_confirme: false,
+        },
+        ..Order::new("deposer")
     }
 }
 
@@ -72,11 +77,14 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
     );
     migrator.run(&pool).await.expect("migration 1");
     let def = Definition::ami2();
-    let mut old = deposit("Vierzon", "18279", "2020-12-15T10:00:00+01:00");
-    if let Some(new) = old.new_dossier.as_mut() {
-        new.number = 13;
-    }
-    let event = decide(&def, None, &old, &actor(), Utc::now()).expect("decide");
+    let old = deposit("Vierzon", "18279", "2020-12-15T10:00:00+01:00")
+        .to_command(&def)
+        .expect("a deposit");
+    let thirteenth = Target::New {
+        number: 13,
+        same_commune: &[],
+    };
+    let event = decide(&def, thirteenth, &old, &actor(), Utc::now()).expect("decide");
     let dossier = apply(None, &event).expect("apply");
     assert_eq!(dossier.reference, "AMI2-V2-0013");
     let body = serde_json::to_string(&event).expect("json");
@@ -126,7 +134,7 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
         ("Nevers", "58194", "2020-10-01T10:00:00+02:00"),
     ] {
         let command = deposit(commune, insee, received);
-        let id = command.new_dossier.as_ref().expect("new").id;
+        let id = command.deposited().expect("new").id;
         let req = TransitionRequest {
             definition: &def,
             dossier_id: id,

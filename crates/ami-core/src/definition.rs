@@ -610,10 +610,10 @@ impl Definition {
     }
 
     /// An agency may read a dossier of these programmes ([`Self::readable_programmes`]).
-    pub fn may_read(&self, agency: &str, programmes: &[ProgrammeId]) -> bool {
+    pub fn may_read<P: AsRef<str>>(&self, agency: &str, programmes: &[P]) -> bool {
         match self.readable_programmes(agency) {
             None => true,
-            Some(own) => programmes.iter().any(|p| own.contains(&p.as_str())),
+            Some(own) => programmes.iter().any(|p| own.contains(&p.as_ref())),
         }
     }
 

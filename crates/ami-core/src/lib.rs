@@ -11,41 +11,46 @@
 //!
 //! ```
 //! use ami_core::{apply, available_actions, decide, fold, Actor, Command, Definition};
-//! use ami_core::{DossierId, NewDossier, Piece, Porteur};
+//! use ami_core::{DossierId, NewDossier, Piece, Porteur, Target};
 //! use chrono::{TimeZone, Utc};
 //!
+//! // Every identifier comes from the definition: a word it lacks is `None`.
 //! let def = Definition::ami2();
+//! assert!(def.action_id("valider").is_none());
 //! let person = |id: &str, agency: &str, role: &str| Actor {
-//!     id: id.into(), name: id.into(), agency: agency.into(), role: role.into(),
+//!     id: id.into(), name: id.into(),
+//!     agency: def.agency_id(agency).unwrap(), role: def.role_id(role).unwrap(),
 //! };
 //! let (dar, acv) = (person("camille", "dar", "agent"), person("sophie", "acv", "agent"));
 //! let now = Utc.with_ymd_and_hms(2020, 10, 1, 8, 0, 0).unwrap();
 //! let file = |kind: &str| Piece {
-//!     kind: kind.into(), filename: format!("{kind}.pdf"), size: Some(1_000),
+//!     kind: def.piece_kind(kind).unwrap(), filename: format!("{kind}.pdf"), size: Some(1_000),
 //!     sha256: Some("ab".repeat(32)), media_type: Some("application/pdf".into()),
 //! };
-//! let deposit = Command {
-//!     new_dossier: Some(Box::new(NewDossier {
-//!         id: DossierId(uuid::Uuid::from_u128(1)), number: 1,
-//!         commune: "Nevers".into(), code_insee: "58194".into(),
-//!         porteur: Porteur { nom: "Ville de Nevers".into(), email: None },
-//!         programmes: vec!["acv".into()], received_at: now,
-//!         pieces: vec![file("dossier_candidature"), file("budget_previsionnel")],
-//!     })),
-//!     ..Command::new("deposer")
-//! };
+//! let deposit = Command::deposit(def.action_id("deposer").unwrap(), NewDossier {
+//!     id: DossierId(uuid::Uuid::from_u128(1)),
+//!     commune: "Nevers".into(), code_insee: "58194".into(),
+//!     porteur: Porteur { nom: "Ville de Nevers".into(), email: None },
+//!     programmes: vec![def.programme_id("acv").unwrap()], received_at: now,
+//!     pieces: vec![file("dossier_candidature"), file("budget_previsionnel")],
+//! });
 //!
-//! let created = decide(&def, None, &deposit, &dar, now)?;
+//! // The caller keeps the campaign's dossiers: it numbers the new one.
+//! let new = Target::New { number: 1, same_commune: &[] };
+//! let created = decide(&def, new, &deposit, &dar, now)?;
 //! let dossier = apply(None, &created).unwrap();
 //! assert_eq!((dossier.reference.as_str(), dossier.state.as_str()), ("AMI2-V1-0001", "recu"));
 //!
 //! // ACV may not instruct, and is told why in French.
-//! let instruire = Command::new("instruire").with_verdict("favorable");
-//! let refusal = decide(&def, Some(&dossier), &instruire, &acv, now).unwrap_err();
+//! let instruire = Command::verdict(
+//!     def.action_id("instruire").unwrap(),
+//!     def.verdict_id("favorable").unwrap(),
+//! );
+//! let refusal = decide(&def, Target::Dossier(&dossier), &instruire, &acv, now).unwrap_err();
 //! assert_eq!(refusal.code(), "wrong_agency");
 //! assert!(refusal.explain(&def).contains("Cnam – Direction de l'action régionale"));
 //!
-//! let instructed = decide(&def, Some(&dossier), &instruire, &dar, now)?;
+//! let instructed = decide(&def, Target::Dossier(&dossier), &instruire, &dar, now)?;
 //! let dossier = apply(Some(dossier), &instructed).unwrap();
 //! let next: Vec<&str> = available_actions(&def, &dossier, &acv).iter().map(|a| a.id.as_str()).collect();
 //! assert_eq!(next, ["avis_acv"]);

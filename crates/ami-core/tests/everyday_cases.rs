@@ -5,7 +5,8 @@
 mod common;
 
 use ami_core::{
-    awaiting, decide, fold, Command, Definition, Payload, PiecesRequested, Rejection, PORTEUR,
+    apply, awaiting, decide, fold, Command, Definition, Payload, PieceKind, Rejection, Target,
+    PORTEUR,
 };
 use chrono::NaiveDate;
 use common::*;
@@ -15,22 +16,37 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
 }
 
 fn classer(motivation: &str) -> Command {
-    Command::new("classer_sans_suite").with_motivation(motivation)
+    cmd("classer_sans_suite").with_motivation(motivation)
 }
 
 fn rouvrir(motivation: &str) -> Command {
-    Command::new("rouvrir").with_motivation(motivation)
+    cmd("rouvrir").with_motivation(motivation)
 }
 
-fn demander(pieces: &[&str], due_on: NaiveDate) -> Command {
-    Command {
-        pieces_requested: Some(PiecesRequested {
-            pieces: pieces.iter().map(|p| (*p).into()).collect(),
-            due_on,
-        }),
-        ..Command::new("demander_complement")
-            .with_motivation("Budget illisible, merci de le renvoyer")
-    }
+fn demander(pieces: &[PieceKind], due_on: NaiveDate) -> Command {
+    Command::request_pieces(action("demander_complement"), pieces.to_vec(), due_on)
+        .with_motivation("Budget illisible, merci de le renvoyer")
+}
+
+/// A kind of pièce of the default definition.
+fn kind(id: &str) -> PieceKind {
+    ami2()
+        .piece_kind(id)
+        .unwrap_or_else(|| panic!("no pièce `{id}` in ami2"))
+}
+
+/// A deposit decided while the campaign already holds `same_commune`, the
+/// dossiers of the same commune; the fixtures' dossier numbers are their ids.
+fn deposit_beside(
+    def: &Definition,
+    command: &Command,
+    same_commune: &[String],
+) -> Result<ami_core::Event, Rejection> {
+    let target = Target::New {
+        number: number_of(command),
+        same_commune,
+    };
+    decide(def, target, command, &dar_agent(), now())
 }
 
 // ---------------------------------------------------------------------------
@@ -59,7 +75,7 @@ fn rouvrir_takes_a_dossier_back_to_the_state_it_left_from_every_state() {
         let path = [
             (
                 "instruit",
-                Command::new("instruire").with_verdict("favorable"),
+                verdict("instruire", "favorable"),
                 dar_agent(),
             ),
             ("avis_acv", avis("avis_acv", "favorable"), acv_agent()),
@@ -111,7 +127,7 @@ fn rouvrir_needs_a_motivation_and_a_dar_responsable() {
     let unmotivated = refuse(
         &def,
         Some(&dossier),
-        &Command::new("rouvrir"),
+        &cmd("rouvrir"),
         &dar_responsable(),
     );
     let by_an_agent = refuse(&def, Some(&dossier), &rouvrir("Erreur"), &dar_agent());
@@ -128,8 +144,8 @@ fn rouvrir_applies_only_to_a_dossier_classed_sans_suite() {
     let def = Definition::ami2();
     // A lauréat or refused dossier stays final.
     for command in [
-        Command::new("declarer_laureat"),
-        Command::new("refuser").with_motivation("Hors critères"),
+        cmd("declarer_laureat"),
+        cmd("refuser").with_motivation("Hors critères"),
     ] {
         // Arrange
         let run = all_avis_given(&def, &["acv"]);
@@ -162,7 +178,7 @@ fn a_demande_de_complement_makes_the_dossier_wait_on_the_porteur_without_changin
     let (dossier, event) = accept(
         &def,
         Some(dossier),
-        &demander(&[BUDGET], day(2021, 9, 15)),
+        &demander(&[kind(BUDGET)], day(2021, 9, 15)),
         &dar_agent(),
     );
 
@@ -189,7 +205,7 @@ fn the_request_closes_when_every_piece_asked_for_has_arrived() {
     let run = then(
         &def,
         run,
-        &demander(&[BUDGET, CANDIDATURE], day(2021, 9, 15)),
+        &demander(&[kind(BUDGET), kind(CANDIDATURE)], day(2021, 9, 15)),
         &dar_agent(),
     );
 
@@ -223,26 +239,32 @@ fn a_demande_de_complement_is_refused_without_pieces_with_an_unknown_one_or_a_pa
         &demander(&[], day(2021, 9, 15)),
         &dar_agent(),
     );
+    // `photo` is a pièce of another definition, not of this one.
+    let photo = stranger().piece_kind("photo").expect("the stranger's pièce");
+    assert_eq!(def.piece_kind("photo"), None);
     let unknown = refuse(
         &def,
         Some(&dossier),
-        &demander(&["photo"], day(2021, 9, 15)),
+        &demander(&[photo], day(2021, 9, 15)),
         &dar_agent(),
     );
     // The tests' clock reads 1 September 2021.
     let past = refuse(
         &def,
         Some(&dossier),
-        &demander(&[BUDGET], day(2021, 8, 31)),
+        &demander(&[kind(BUDGET)], day(2021, 8, 31)),
         &dar_agent(),
     );
-    let mut unmotivated = demander(&[BUDGET], day(2021, 9, 15));
-    unmotivated.motivation = None;
+    let mut unmotivated = demander(&[kind(BUDGET)], day(2021, 9, 15));
+    let Command::RequestPieces { motivation, .. } = &mut unmotivated else {
+        panic!("a demande de complément")
+    };
+    *motivation = None;
     let unmotivated = refuse(&def, Some(&dossier), &unmotivated, &dar_agent());
     let by_acv = refuse(
         &def,
         Some(&dossier),
-        &demander(&[BUDGET], day(2021, 9, 15)),
+        &demander(&[kind(BUDGET)], day(2021, 9, 15)),
         &acv_agent(),
     );
 
@@ -275,8 +297,8 @@ fn a_due_date_of_today_in_paris_is_accepted() {
     // Act
     let result = decide(
         &def,
-        Some(&dossier),
-        &demander(&[BUDGET], day(2021, 9, 1)),
+        Target::Dossier(&dossier),
+        &demander(&[kind(BUDGET)], day(2021, 9, 1)),
         &dar_agent(),
         now,
     );
@@ -293,11 +315,11 @@ fn a_due_date_of_today_in_paris_is_accepted() {
 fn a_second_deposit_for_a_commune_is_refused_naming_its_dossier() {
     // Arrange
     let def = Definition::ami2();
-    let mut command = deposer(new_dossier(8, &["acv"], BOTH_PIECES));
-    command.same_commune = vec!["AMI2-V1-0007".into()];
+    let command = deposer(new_dossier(8, &["acv"], BOTH_PIECES));
+    let same_commune = vec!["AMI2-V1-0007".to_string()];
 
     // Act
-    let rejection = refuse(&def, None, &command, &dar_agent());
+    let rejection = deposit_beside(&def, &command, &same_commune).expect_err("refused");
 
     // Assert
     assert_eq!(
@@ -316,11 +338,16 @@ fn a_confirmed_second_project_is_deposited_and_its_event_says_so() {
     // Arrange
     let def = Definition::ami2();
     let mut command = deposer(new_dossier(8, &["acv"], BOTH_PIECES));
-    command.same_commune = vec!["AMI2-V1-0007".into()];
-    command.doublon_confirme = true;
+    let same_commune = vec!["AMI2-V1-0007".to_string()];
+    let Command::Deposit(deposit) = &mut command else {
+        panic!("a deposit")
+    };
+    deposit.doublon_confirme = true;
 
     // Act
-    let (dossier, event) = accept(&def, None, &command, &dar_agent());
+    let event = deposit_beside(&def, &command, &same_commune)
+        .unwrap_or_else(|r| panic!("refused: {r} ({})", r.code()));
+    let dossier = apply(None, &event).expect("an accepted event folds");
 
     // Assert
     assert_eq!(dossier.state, "recu");
@@ -345,21 +372,21 @@ fn refusals_are_explained_with_labels_not_identifiers() {
     let missing = refuse(
         &def,
         Some(&dossier),
-        &Command::new("instruire").with_verdict("favorable"),
+        &verdict("instruire", "favorable"),
         &dar_agent(),
     )
     .explain(&def);
     let wrong_state = refuse(
         &def,
         Some(&avis_acv),
-        &Command::new("instruire").with_verdict("favorable"),
+        &verdict("instruire", "favorable"),
         &dar_agent(),
     )
     .explain(&def);
     let wrong_agency = refuse(
         &def,
         Some(&dossier),
-        &Command::new("instruire").with_verdict("favorable"),
+        &verdict("instruire", "favorable"),
         &acv_agent(),
     )
     .explain(&def);
@@ -367,7 +394,7 @@ fn refusals_are_explained_with_labels_not_identifiers() {
     let no_verdict = refuse(
         &def,
         Some(&complete),
-        &Command::new("instruire"),
+        &cmd("instruire"),
         &dar_agent(),
     )
     .explain(&def);

@@ -5,8 +5,11 @@
 
 mod common;
 
-use ami_core::{available_actions, awaiting, fold, to_mermaid, Command, Definition, Rejection};
-use common::{accept, actor, at, avis, deposer, ids, new_dossier, refuse, BOTH_PIECES};
+use ami_core::{
+    available_actions, awaiting, fold, to_mermaid, ActionId, Actor, Command, Definition,
+    NewDossier, Rejection,
+};
+use common::{accept, actor_of, at, ids, refuse, BOTH_PIECES};
 use smol_str::SmolStr;
 
 const OTHER: &str = r#"
@@ -192,8 +195,51 @@ fn other() -> Definition {
     Definition::from_toml(OTHER).expect("the other definition is valid")
 }
 
-fn s(text: &str) -> SmolStr {
-    SmolStr::new(text)
+/// An action of `def`.
+fn action(def: &Definition, id: &str) -> ActionId {
+    def.action_id(id)
+        .unwrap_or_else(|| panic!("no action `{id}`"))
+}
+
+/// A person of an agency and role of `def`.
+fn actor(def: &Definition, id: &str, agency: &str, role: &str) -> Actor {
+    actor_of(def, id, agency, role)
+}
+
+/// An action of `def` that carries nothing.
+fn cmd(def: &Definition, id: &str) -> Command {
+    Command::transition(action(def, id))
+}
+
+/// An avis (or an instruction) of `def`, motivated.
+fn avis(def: &Definition, id: &str, verdict: &str) -> Command {
+    let verdict = def
+        .verdict_id(verdict)
+        .unwrap_or_else(|| panic!("no verdict `{verdict}`"));
+    Command::verdict(action(def, id), verdict).with_motivation("Avis motivé")
+}
+
+/// The fixtures' dossier (see [`common::new_dossier`]) under programmes and
+/// with pièces of `def`.
+fn new_dossier(def: &Definition, number: u64, programmes: &[&str], pieces: &[&str]) -> NewDossier {
+    let mut new = common::new_dossier(number, &[], pieces);
+    new.programmes = programmes
+        .iter()
+        .map(|p| {
+            def.programme_id(p)
+                .unwrap_or_else(|| panic!("no programme `{p}`"))
+        })
+        .collect();
+    for piece in &mut new.pieces {
+        piece.kind = def
+            .piece_kind(&piece.kind)
+            .unwrap_or_else(|| panic!("no pièce `{}`", piece.kind));
+    }
+    new
+}
+
+fn deposer(def: &Definition, new: NewDossier) -> Command {
+    Command::deposit(action(def, "deposer"), new)
 }
 
 #[test]
@@ -205,8 +251,8 @@ fn a_definition_with_four_agencies_three_roles_and_another_avis_order_loads() {
     let def = Definition::from_toml(text).expect("valid");
 
     // Assert
-    assert_eq!(def.version, "ami3-test.1");
-    assert_eq!(def.agencies.len(), 4);
+    assert_eq!(def.version(), "ami3-test.1");
+    assert_eq!(def.agencies().len(), 4);
     assert_eq!(def.role_rank("directeur"), Some(2));
     assert_ne!(def, Definition::ami2());
     assert_eq!(
@@ -219,38 +265,38 @@ fn a_definition_with_four_agencies_three_roles_and_another_avis_order_loads() {
 fn a_dossier_of_the_three_programmes_runs_ti_then_acv_then_region_to_laureat() {
     // Arrange
     let def = other();
-    let instructor = actor("dar-1", "dar", "agent");
-    let ti = actor("ti-1", "ti", "agent");
-    let acv = actor("acv-1", "acv", "agent");
-    let region = actor("region-1", "region", "chef");
-    let director = actor("dar-9", "dar", "directeur");
-    let mut new = new_dossier(42, &["acv", "ti", "ruralite"], BOTH_PIECES);
+    let instructor = actor(&def, "dar-1", "dar", "agent");
+    let ti = actor(&def, "ti-1", "ti", "agent");
+    let acv = actor(&def, "acv-1", "acv", "agent");
+    let region = actor(&def, "region-1", "region", "chef");
+    let director = actor(&def, "dar-9", "dar", "directeur");
+    let mut new = new_dossier(&def, 42, &["acv", "ti", "ruralite"], BOTH_PIECES);
     new.received_at = at("2021-01-04T09:00:00+01:00");
     let mut events = Vec::new();
 
     // Act
-    let (d, e) = accept(&def, None, &deposer(new), &instructor);
+    let (d, e) = accept(&def, None, &deposer(&def, new), &instructor);
     events.push(e);
     let awaited_after_deposit = ids(awaiting(&def, &d));
-    let (d, e) = accept(&def, Some(d), &avis("instruire", "favorable"), &instructor);
+    let (d, e) = accept(&def, Some(d), &avis(&def, "instruire", "favorable"), &instructor);
     events.push(e);
     let awaited_after_instruction = ids(awaiting(&def, &d));
-    let acv_too_early = refuse(&def, Some(&d), &avis("avis_acv", "favorable"), &acv);
-    let (d, e) = accept(&def, Some(d), &avis("avis_ti", "favorable"), &ti);
+    let acv_too_early = refuse(&def, Some(&d), &avis(&def, "avis_acv", "favorable"), &acv);
+    let (d, e) = accept(&def, Some(d), &avis(&def, "avis_ti", "favorable"), &ti);
     events.push(e);
     let awaited_after_ti = ids(awaiting(&def, &d));
-    let (d, e) = accept(&def, Some(d), &avis("avis_acv", "favorable"), &acv);
+    let (d, e) = accept(&def, Some(d), &avis(&def, "avis_acv", "favorable"), &acv);
     events.push(e);
     let awaited_after_acv = ids(awaiting(&def, &d));
-    let laureat_too_early = refuse(&def, Some(&d), &Command::new("declarer_laureat"), &director);
-    let (d, e) = accept(&def, Some(d), &avis("avis_region", "favorable"), &region);
+    let laureat_too_early = refuse(&def, Some(&d), &cmd(&def, "declarer_laureat"), &director);
+    let (d, e) = accept(&def, Some(d), &avis(&def, "avis_region", "favorable"), &region);
     events.push(e);
     let awaited_after_region = ids(awaiting(&def, &d));
     let offered = available_actions(&def, &d, &director)
         .iter()
         .map(|a| a.id.to_string())
         .collect::<Vec<_>>();
-    let (d, e) = accept(&def, Some(d), &Command::new("declarer_laureat"), &director);
+    let (d, e) = accept(&def, Some(d), &cmd(&def, "declarer_laureat"), &director);
     events.push(e);
 
     // Assert
@@ -261,8 +307,8 @@ fn a_dossier_of_the_three_programmes_runs_ti_then_acv_then_region_to_laureat() {
     assert_eq!(
         acv_too_early,
         Rejection::AvisMissing {
-            action: s("avis_acv"),
-            missing: s("avis_ti"),
+            action: action(&def, "avis_acv"),
+            missing: action(&def, "avis_ti"),
         }
     );
     assert_eq!(awaited_after_ti, ["acv"]);
@@ -270,15 +316,15 @@ fn a_dossier_of_the_three_programmes_runs_ti_then_acv_then_region_to_laureat() {
     assert_eq!(
         laureat_too_early,
         Rejection::AvisMissing {
-            action: s("declarer_laureat"),
-            missing: s("avis_region"),
+            action: action(&def, "declarer_laureat"),
+            missing: action(&def, "avis_region"),
         }
     );
     assert_eq!(awaited_after_region, ["dar"]);
     assert_eq!(offered, ["declarer_laureat", "refuser"]);
     assert_eq!(d.state, "laureat");
     assert_eq!(d.version, 6);
-    assert_eq!(d.avis["avis_region"].agency, "region");
+    assert_eq!(d.avis("avis_region").expect("given").agency, "region");
     assert!(awaiting(&def, &d).is_empty());
     assert_eq!(fold(&events), Ok(Some(d)));
 }
@@ -287,28 +333,28 @@ fn a_dossier_of_the_three_programmes_runs_ti_then_acv_then_region_to_laureat() {
 fn a_region_only_dossier_goes_from_instruit_to_the_region_avis_then_laureat() {
     // Arrange
     let def = other();
-    let mut new = new_dossier(3, &["ruralite"], BOTH_PIECES);
+    let mut new = new_dossier(&def, 3, &["ruralite"], BOTH_PIECES);
     new.received_at = at("2020-09-01T00:00:00+02:00");
-    let (d, _) = accept(&def, None, &deposer(new), &actor("dar-1", "dar", "agent"));
+    let (d, _) = accept(&def, None, &deposer(&def, new), &actor(&def, "dar-1", "dar", "agent"));
     let (d, _) = accept(
         &def,
         Some(d),
-        &avis("instruire", "favorable"),
-        &actor("dar-1", "dar", "agent"),
+        &avis(&def, "instruire", "favorable"),
+        &actor(&def, "dar-1", "dar", "agent"),
     );
 
     // Act
     let (d, region_event) = accept(
         &def,
         Some(d),
-        &avis("avis_region", "favorable"),
-        &actor("r-1", "region", "directeur"),
+        &avis(&def, "avis_region", "favorable"),
+        &actor(&def, "r-1", "region", "directeur"),
     );
     let (d, _) = accept(
         &def,
         Some(d),
-        &Command::new("declarer_laureat"),
-        &actor("dar-9", "dar", "directeur"),
+        &cmd(&def, "declarer_laureat"),
+        &actor(&def, "dar-9", "dar", "directeur"),
     );
 
     // Assert
@@ -324,62 +370,62 @@ fn the_rules_of_the_other_definition_are_its_own() {
     let (d, _) = accept(
         &def,
         None,
-        &deposer(new_dossier(5, &["ruralite"], BOTH_PIECES)),
-        &actor("dar-1", "dar", "agent"),
+        &deposer(&def, new_dossier(&def, 5, &["ruralite"], BOTH_PIECES)),
+        &actor(&def, "dar-1", "dar", "agent"),
     );
     let (d, _) = accept(
         &def,
         Some(d),
-        &avis("instruire", "favorable"),
-        &actor("dar-1", "dar", "agent"),
+        &avis(&def, "instruire", "favorable"),
+        &actor(&def, "dar-1", "dar", "agent"),
     );
 
     // Act
     let region_agent = refuse(
         &def,
         Some(&d),
-        &avis("avis_region", "favorable"),
-        &actor("r-2", "region", "agent"),
+        &avis(&def, "avis_region", "favorable"),
+        &actor(&def, "r-2", "region", "agent"),
     );
     let ti_on_ruralite = refuse(
         &def,
         Some(&d),
-        &avis("avis_ti", "favorable"),
-        &actor("ti-1", "ti", "agent"),
+        &avis(&def, "avis_ti", "favorable"),
+        &actor(&def, "ti-1", "ti", "agent"),
     );
     let (d, _) = accept(
         &def,
         Some(d),
-        &avis("avis_region", "favorable"),
-        &actor("r-1", "region", "chef"),
+        &avis(&def, "avis_region", "favorable"),
+        &actor(&def, "r-1", "region", "chef"),
     );
     let dar_chef = refuse(
         &def,
         Some(&d),
-        &Command::new("declarer_laureat"),
-        &actor("dar-5", "dar", "chef"),
+        &cmd(&def, "declarer_laureat"),
+        &actor(&def, "dar-5", "dar", "chef"),
     );
     let same_person = refuse(
         &def,
         Some(&d),
-        &Command::new("declarer_laureat"),
-        &actor("dar-1", "dar", "directeur"),
+        &cmd(&def, "declarer_laureat"),
+        &actor(&def, "dar-1", "dar", "directeur"),
     );
 
     // Assert
     assert_eq!(
         region_agent,
         Rejection::RoleTooLow {
-            action: s("avis_region"),
-            required: s("chef"),
-            actual: s("agent"),
+            action: action(&def, "avis_region"),
+            required: def.role_id("chef").expect("role"),
+            actual: def.role_id("agent").expect("role"),
         }
     );
     assert_eq!(
         ti_on_ruralite,
         Rejection::ProgrammeNotConcerned {
-            action: s("avis_ti"),
-            programme: s("ti"),
+            action: action(&def, "avis_ti"),
+            programme: def.programme_id("ti").expect("programme"),
         }
     );
     assert_eq!(dar_chef.code(), "role_too_low");
@@ -390,22 +436,22 @@ fn the_rules_of_the_other_definition_are_its_own() {
 fn the_other_campaign_has_its_own_dates() {
     // Arrange
     let def = other();
-    let in_september = new_dossier(1, &["ti"], BOTH_PIECES);
-    let mut in_august = new_dossier(2, &["ti"], BOTH_PIECES);
+    let in_september = new_dossier(&def, 1, &["ti"], BOTH_PIECES);
+    let mut in_august = new_dossier(&def, 2, &["ti"], BOTH_PIECES);
     in_august.received_at = at("2020-08-31T23:59:59+02:00");
 
     // Act
     let (d, _) = accept(
         &def,
         None,
-        &deposer(in_september),
-        &actor("dar-1", "dar", "agent"),
+        &deposer(&def, in_september),
+        &actor(&def, "dar-1", "dar", "agent"),
     );
     let too_early = refuse(
         &def,
         None,
-        &deposer(in_august),
-        &actor("dar-1", "dar", "agent"),
+        &deposer(&def, in_august),
+        &actor(&def, "dar-1", "dar", "agent"),
     );
 
     // Assert
@@ -440,37 +486,37 @@ fn foreign_words(def: &Definition) -> Vec<String> {
     let words = |d: &Definition| -> Vec<String> {
         let mut w: Vec<String> = Vec::new();
         w.extend(
-            d.states
+            d.states()
                 .iter()
                 .flat_map(|s| [s.id.to_string(), s.label.clone()]),
         );
         w.extend(
-            d.actions
+            d.actions()
                 .iter()
                 .flat_map(|a| [a.id.to_string(), a.label.clone()]),
         );
         w.extend(
-            d.verdicts
+            d.verdicts()
                 .iter()
                 .flat_map(|v| [v.id.to_string(), v.label.clone()]),
         );
         w.extend(
-            d.agencies
+            d.agencies()
                 .iter()
                 .flat_map(|a| [a.id.to_string(), a.label.clone()]),
         );
         w.extend(
-            d.roles
+            d.roles()
                 .iter()
                 .flat_map(|r| [r.id.to_string(), r.label.clone()]),
         );
         w.extend(
-            d.programmes
+            d.programmes()
                 .iter()
                 .flat_map(|p| [p.id.to_string(), p.label.clone()]),
         );
         w.extend(
-            d.pieces
+            d.pieces()
                 .iter()
                 .flat_map(|p| [p.id.to_string(), p.label.clone()]),
         );
@@ -488,51 +534,57 @@ fn foreign_words(def: &Definition) -> Vec<String> {
 fn every_refusal_speaks_the_words_of_the_definition_it_runs() {
     let def = other();
     let s = SmolStr::new;
+    let a = |id: &str| action(&def, id);
     let when = at("2020-10-01T10:00:00+02:00");
+    // The unknown words are unknown to this definition.
+    assert_eq!(def.action_id("publier"), None);
+    assert_eq!(def.piece_kind("plan"), None);
+    assert_eq!(def.verdict_id("mitige"), None);
+    assert_eq!(def.programme_id("culture"), None);
     let rejections = vec![
         Rejection::UnknownAction {
             action: s("publier"),
         },
         Rejection::WrongAgency {
-            action: s("avis_region"),
-            required: s("region"),
-            actual: s("dar"),
+            action: a("avis_region"),
+            required: def.agency_id("region").expect("agency"),
+            actual: def.agency_id("dar").expect("agency"),
         },
         Rejection::RoleTooLow {
-            action: s("declarer_laureat"),
-            required: s("directeur"),
-            actual: s("agent"),
+            action: a("declarer_laureat"),
+            required: def.role_id("directeur").expect("role"),
+            actual: def.role_id("agent").expect("role"),
         },
         Rejection::Terminal {
-            state: s("laureat"),
+            state: def.state_id("laureat").expect("state"),
         },
         Rejection::InvalidState {
-            action: s("avis_acv"),
-            state: s("recu"),
+            action: a("avis_acv"),
+            state: def.state_id("recu").expect("state"),
         },
         Rejection::NoDossier {
-            action: s("instruire"),
+            action: a("instruire"),
         },
         Rejection::AlreadyExists {
-            action: s("deposer"),
+            action: a("deposer"),
         },
         Rejection::ProgrammeNotConcerned {
-            action: s("avis_region"),
-            programme: s("ruralite"),
+            action: a("avis_region"),
+            programme: def.programme_id("ruralite").expect("programme"),
         },
         Rejection::AvisMissing {
-            action: s("avis_acv"),
-            missing: s("avis_ti"),
+            action: a("avis_acv"),
+            missing: a("avis_ti"),
         },
         Rejection::PiecesMissing {
-            missing: vec![s("budget_previsionnel")],
+            missing: vec![def.piece_kind("budget_previsionnel").expect("pièce")],
         },
         Rejection::UnknownPiece { piece: s("plan") },
         Rejection::VerdictMissing {
-            action: s("instruire"),
+            action: a("instruire"),
         },
         Rejection::VerdictNotExpected {
-            action: s("declarer_laureat"),
+            action: a("declarer_laureat"),
         },
         Rejection::UnknownVerdict {
             verdict: s("mitige"),
@@ -541,12 +593,12 @@ fn every_refusal_speaks_the_words_of_the_definition_it_runs() {
             reason: "un verdict « Défavorable »".into(),
         },
         Rejection::BlockingVerdict {
-            by: s("avis_ti"),
-            verdict: s("defavorable"),
+            by: a("avis_ti"),
+            verdict: def.verdict_id("defavorable").expect("verdict"),
         },
         Rejection::FourEyes {
-            action: s("declarer_laureat"),
-            previous: s("instruire"),
+            action: a("declarer_laureat"),
+            previous: a("instruire"),
         },
         Rejection::NoProgramme,
         Rejection::UnknownProgramme {
@@ -562,7 +614,7 @@ fn every_refusal_speaks_the_words_of_the_definition_it_runs() {
         },
         Rejection::ReceivedInFuture { received_at: when },
         Rejection::MalformedCommand {
-            action: s("instruire"),
+            action: a("instruire"),
             expected: "un verdict".into(),
         },
         Rejection::Doublon {
@@ -573,6 +625,10 @@ fn every_refusal_speaks_the_words_of_the_definition_it_runs() {
         },
         Rejection::NothingToReopen,
     ];
+    // One of each kind of refusal, and none forgotten.
+    let mut listed: Vec<usize> = rejections.iter().map(variant).collect();
+    listed.sort_unstable();
+    assert_eq!(listed, (0..REJECTION_VARIANTS).collect::<Vec<_>>());
     let foreign = foreign_words(&def);
     assert!(
         foreign.iter().any(|w| w == "Réservé"),
@@ -592,12 +648,48 @@ fn every_refusal_speaks_the_words_of_the_definition_it_runs() {
     }
     // And the words it does use are this definition's.
     let blocking = Rejection::BlockingVerdict {
-        by: s("avis_ti"),
-        verdict: s("defavorable"),
+        by: a("avis_ti"),
+        verdict: def.verdict_id("defavorable").expect("verdict"),
     };
     assert!(
         blocking.explain(&def).contains("« Déclarer lauréat »"),
         "{}",
         blocking.explain(&def)
     );
+}
+
+/// How many kinds of refusal the engine has: [`variant`] numbers them.
+const REJECTION_VARIANTS: usize = 26;
+
+/// The rank of a refusal's kind. The match lists every variant: a new kind
+/// of refusal does not compile here until it is added to the list above.
+fn variant(r: &Rejection) -> usize {
+    match r {
+        Rejection::UnknownAction { .. } => 0,
+        Rejection::WrongAgency { .. } => 1,
+        Rejection::RoleTooLow { .. } => 2,
+        Rejection::Terminal { .. } => 3,
+        Rejection::InvalidState { .. } => 4,
+        Rejection::NoDossier { .. } => 5,
+        Rejection::AlreadyExists { .. } => 6,
+        Rejection::ProgrammeNotConcerned { .. } => 7,
+        Rejection::AvisMissing { .. } => 8,
+        Rejection::PiecesMissing { .. } => 9,
+        Rejection::UnknownPiece { .. } => 10,
+        Rejection::VerdictMissing { .. } => 11,
+        Rejection::VerdictNotExpected { .. } => 12,
+        Rejection::UnknownVerdict { .. } => 13,
+        Rejection::MotivationMissing { .. } => 14,
+        Rejection::BlockingVerdict { .. } => 15,
+        Rejection::FourEyes { .. } => 16,
+        Rejection::NoProgramme => 17,
+        Rejection::UnknownProgramme { .. } => 18,
+        Rejection::NotOpen { .. } => 19,
+        Rejection::Closed { .. } => 20,
+        Rejection::ReceivedInFuture { .. } => 21,
+        Rejection::MalformedCommand { .. } => 22,
+        Rejection::Doublon { .. } => 23,
+        Rejection::DueInPast { .. } => 24,
+        Rejection::NothingToReopen => 25,
+    }
 }

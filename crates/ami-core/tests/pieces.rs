@@ -35,7 +35,7 @@ fn instruire_needs_the_content_of_every_required_piece_not_its_name() {
     let rejection = refuse(
         &def,
         Some(&dossier),
-        &Command::new("instruire").with_verdict("favorable"),
+        &verdict("instruire", "favorable"),
         &dar_agent(),
     );
 
@@ -43,7 +43,7 @@ fn instruire_needs_the_content_of_every_required_piece_not_its_name() {
     assert_eq!(
         rejection,
         Rejection::PiecesMissing {
-            missing: vec![BUDGET.into()]
+            missing: vec![def.piece_kind(BUDGET).expect("budget")]
         }
     );
     assert!(dossier.has_piece(BUDGET) && !dossier.has_content(BUDGET));
@@ -63,7 +63,7 @@ fn the_content_sent_after_a_declaration_makes_the_dossier_complete() {
     let (instructed, _) = accept(
         &def,
         Some(dossier),
-        &Command::new("instruire").with_verdict("favorable"),
+        &verdict("instruire", "favorable"),
         &dar_agent(),
     );
 
@@ -76,10 +76,7 @@ fn a_piece_sent_again_is_a_new_version_and_the_first_one_stays() {
     // Arrange
     let def = Definition::ami2();
     let (dossier, _) = deposited(&def, &["acv"], BOTH_PIECES);
-    let corrected = Command {
-        piece: Some(budget_v2()),
-        ..Command::new("ajouter_piece")
-    };
+    let corrected = Command::attach_piece(action("ajouter_piece"), budget_v2());
 
     // Act
     let (dossier, event) = accept(&def, Some(dossier), &corrected, &dar_agent());
@@ -115,10 +112,7 @@ fn a_declaration_after_a_received_content_adds_no_version() {
     // Arrange
     let def = Definition::ami2();
     let (dossier, _) = deposited(&def, &["acv"], BOTH_PIECES);
-    let named_only = Command {
-        piece: Some(declared(BUDGET)),
-        ..Command::new("ajouter_piece")
-    };
+    let named_only = Command::attach_piece(action("ajouter_piece"), declared(BUDGET));
 
     // Act
     let (dossier, _) = accept(&def, Some(dossier), &named_only, &dar_agent());
@@ -131,9 +125,10 @@ fn a_declaration_after_a_received_content_adds_no_version() {
 #[test]
 fn an_agency_that_gives_a_programmes_avis_reads_only_that_programmes_dossiers() {
     let def = Definition::ami2();
-    let acv_only = ["acv".into()];
-    let ti_only = ["ti".into()];
-    let both = ["acv".into(), "ti".into()];
+    let programme = |id: &str| def.programme_id(id).expect("a programme of ami2");
+    let acv_only = [programme("acv")];
+    let ti_only = [programme("ti")];
+    let both = [programme("acv"), programme("ti")];
 
     assert_eq!(def.readable_programmes("dar"), None);
     assert_eq!(def.readable_programmes("acv"), Some(vec!["acv"]));

@@ -246,3 +246,50 @@ pub fn all_avis_given(def: &Definition, programmes: &[&str]) -> (Dossier, Vec<Ev
 pub fn ids<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
     items.into_iter().map(|s| s.as_ref().to_string()).collect()
 }
+
+/// What [`stranger`] adds to the default definition: a pièce, a verdict, a
+/// programme and an action that `ami2` lacks.
+const STRANGER_WORDS: &str = r#"
+[[pieces]]
+id = "photo"
+label = "Photo du site"
+required = false
+
+[[verdicts]]
+id = "excellent"
+label = "Excellent"
+
+[[programmes]]
+id = "petites_villes"
+label = "Petites villes de demain"
+avis_action = "avis_acv"
+
+[[actions]]
+id = "valider"
+label = "Valider le dossier"
+from = ["instruit"]
+to = "laureat"
+agency = "dar"
+role = "responsable"
+"#;
+
+/// Another valid definition: the default one plus a pièce `photo`, a verdict
+/// `excellent`, a programme `petites_villes` and an action `valider`. Its
+/// identifiers are the way a test names a word the default definition does
+/// not have (the engine must refuse them as unknown).
+pub fn stranger() -> &'static Definition {
+    static STRANGER: OnceLock<Definition> = OnceLock::new();
+    STRANGER.get_or_init(|| {
+        let text = format!("{}{STRANGER_WORDS}", ami_core::DEFAULT_DEFINITION_TOML);
+        let def = Definition::from_toml(&text).expect("the stranger definition is valid");
+        for (word, in_ami2) in [
+            ("photo", ami2().piece_kind("photo").is_some()),
+            ("excellent", ami2().verdict_id("excellent").is_some()),
+            ("petites_villes", ami2().programme_id("petites_villes").is_some()),
+            ("valider", ami2().action_id("valider").is_some()),
+        ] {
+            assert!(!in_ami2, "ami2 has `{word}`: the stranger's word is not foreign");
+        }
+        def
+    })
+}
