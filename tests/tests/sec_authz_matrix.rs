@@ -166,10 +166,8 @@ fn command(def: &Definition, action: &ActionDef, programmes: &[SmolStr]) -> Comm
                 media_type: Some("application/pdf".into()),
             },
         ),
-        Effect::RequestPieces => {
-            Command::request_pieces(id, vec![piece_kind(def)], far_due_date())
-                .with_motivation(MOTIVATION)
-        }
+        Effect::RequestPieces => Command::request_pieces(id, vec![piece_kind(def)], far_due_date())
+            .with_motivation(MOTIVATION),
         Effect::Transition | Effect::Reopen => match verdict_for(def, action) {
             Some(v) => Command::verdict(id, v).with_motivation(MOTIVATION),
             None => Command::transition(id).with_motivation(MOTIVATION),
@@ -214,7 +212,11 @@ fn matrix_person_name(agency: &str, role: &str) -> String {
 
 /// Programmes to try for the dossier, every one first, then smaller sets.
 fn programme_sets(def: &Definition) -> Vec<Vec<SmolStr>> {
-    let ids: Vec<SmolStr> = def.programmes().iter().map(|p| p.id.as_str().into()).collect();
+    let ids: Vec<SmolStr> = def
+        .programmes()
+        .iter()
+        .map(|p| p.id.as_str().into())
+        .collect();
     let n = ids.len().min(16);
     let mut sets: Vec<Vec<SmolStr>> = (1u32..(1 << n))
         .map(|mask| {
@@ -309,7 +311,9 @@ fn plan(def: &Definition, target: &ActionDef) -> Option<Plan> {
                 }
                 for a in def.actions().iter().filter(|a| a.effect != Effect::Create) {
                     let who = actor(&path_person_name(a), &a.agency, &a.role);
-                    if let Ok(e) = decide(def, on(Some(&d)), &command(def, a, &programmes), &who, now) {
+                    if let Ok(e) =
+                        decide(def, on(Some(&d)), &command(def, a, &programmes), &who, now)
+                    {
                         let next = apply(Some(d.clone()), &e).expect("event applies");
                         if seen.insert(dedup_key(&next)) {
                             let mut p = path.clone();

@@ -61,9 +61,7 @@ async fn every_read_follows_need_to_know(backend: Backend) {
             let (_, stats) = app.get(&who, "/stats").await;
             let visible_count = dossiers
                 .iter()
-                .filter(|(p, _)| {
-                    def.may_read(&agency.id, p)
-                })
+                .filter(|(p, _)| def.may_read(&agency.id, p))
                 .count();
             assert_eq!(stats["total"], visible_count, "{case}: stats {stats}");
             let (feed, _) = app.follow_feed(&who, None, 1000, visible_count).await;

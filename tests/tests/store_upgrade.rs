@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
-use ami_core::{apply, decide, Actor, Definition, DossierId, NewDossier, Porteur, Target};
+use ami_core::{apply, decide, Actor, Definition, DossierId, Porteur, Target};
 use ami_service::store::{
-    chain_digest, Content, Order, Principal, Store, TransitionRequest, GENESIS_DIGEST,
+    chain_digest, Content, DepositOrder, Order, Principal, Store, TransitionRequest, GENESIS_DIGEST,
 };
 use ami_tests::*;
 use chrono::{DateTime, Utc};
@@ -30,8 +30,7 @@ fn at(text: &str) -> DateTime<Utc> {
 
 fn deposit(commune: &str, code_insee: &str, received_at: &str) -> Order {
     Order {
-        content: Content::Deposit {
-            dossier: Box::new(NewDossier {
+        content: Content::Deposit(Box::new(DepositOrder {
             id: DossierId(uuid::Uuid::now_v7()),
             commune: commune.into(),
             code_insee: code_insee.into(),
@@ -39,12 +38,11 @@ fn deposit(commune: &str, code_insee: &str, received_at: &str) -> Order {
                 nom: format!("Ville de {commune}"),
                 email: None,
             },
-            programmes: vec![Definition::ami2().programme_id("acv").expect("acv")],
+            programmes: vec!["acv".into()],
             received_at: at(received_at),
             pieces: Vec::new(),
-            }),
             doublon_confirme: false,
-        },
+        })),
         ..Order::new("deposer")
     }
 }

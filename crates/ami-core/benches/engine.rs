@@ -230,7 +230,13 @@ fn realistic_ops(def: &Definition, n: u64) -> (Vec<Op>, usize) {
             progressed = true;
             now += Duration::seconds(1);
             let before = dossiers[i].clone();
-            match decide(def, target(before.as_ref(), i as u64), &command, &actor, now) {
+            match decide(
+                def,
+                target(before.as_ref(), i as u64),
+                &command,
+                &actor,
+                now,
+            ) {
                 Ok(event) => dossiers[i] = Some(apply(before.clone(), &event).expect("folds")),
                 Err(_) => refused += 1,
             }
@@ -325,10 +331,7 @@ fn journals(def: &Definition, dossiers: u64) -> Vec<Vec<Event>> {
             ));
         } else {
             // Five events each: the missing pièce comes before instruction.
-            steps.insert(
-                1,
-                (attach("budget_previsionnel"), c.instructor.clone()),
-            );
+            steps.insert(1, (attach("budget_previsionnel"), c.instructor.clone()));
             if acv {
                 steps.push((with_verdict("avis_acv", "favorable", None), c.acv));
             } else {

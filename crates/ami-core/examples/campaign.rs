@@ -104,7 +104,13 @@ fn main() {
         "acv",
         "agent",
     );
-    let ti = person(&def, "karim.haddad@anct.gouv.fr", "Karim Haddad", "ti", "agent");
+    let ti = person(
+        &def,
+        "karim.haddad@anct.gouv.fr",
+        "Karim Haddad",
+        "ti",
+        "agent",
+    );
     let received = Utc.with_ymd_and_hms(2020, 10, 1, 8, 0, 0).unwrap();
     let mut journal = Vec::new();
     let mut dossiers = Vec::new();
@@ -119,22 +125,22 @@ fn main() {
     .enumerate()
     {
         let new = NewDossier {
-                id: DossierId(uuid::Uuid::from_u128(n as u128 + 1)),
-                commune: commune.into(),
-                code_insee: insee.into(),
-                porteur: Porteur {
-                    nom: format!("Ville de {commune}"),
-                    email: None,
-                },
-                programmes: programmes
-                    .into_iter()
-                    .map(|p| def.programme_id(p).expect("a programme"))
-                    .collect(),
-                received_at: received,
-                pieces: vec![
-                    file(&def, "dossier_candidature", "candidature.pdf"),
-                    file(&def, "budget_previsionnel", "budget.pdf"),
-                ],
+            id: DossierId(uuid::Uuid::from_u128(n as u128 + 1)),
+            commune: commune.into(),
+            code_insee: insee.into(),
+            porteur: Porteur {
+                nom: format!("Ville de {commune}"),
+                email: None,
+            },
+            programmes: programmes
+                .into_iter()
+                .map(|p| def.programme_id(p).expect("a programme"))
+                .collect(),
+            received_at: received,
+            pieces: vec![
+                file(&def, "dossier_candidature", "candidature.pdf"),
+                file(&def, "budget_previsionnel", "budget.pdf"),
+            ],
         };
         let deposit = Command::deposit(def.action_id("deposer").expect("deposer"), new);
         let number = n as u64 + 1;

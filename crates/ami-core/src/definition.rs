@@ -19,10 +19,18 @@ pub const DEFAULT_DEFINITION_TOML: &str = include_str!("ami2.toml");
 /// (or the TOML line) at fault so that its author can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DefinitionError {
+    /// The text is not TOML, or not a definition's shape (the parser's
+    /// message names the line).
     #[error("définition illisible : {0}")]
     Syntax(String),
+    /// A rule of definitions is broken.
     #[error("{item} : {problem}")]
-    Invalid { item: String, problem: String },
+    Invalid {
+        /// The item at fault (« action `instruire` »).
+        item: String,
+        /// What is wrong with it, in French.
+        problem: String,
+    },
 }
 
 fn invalid(item: impl Into<String>, problem: impl Into<String>) -> DefinitionError {

@@ -20,6 +20,7 @@ pub enum ChangeKind {
 /// One difference between two definitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
+    /// Added, removed or changed.
     pub kind: ChangeKind,
     /// What it is about, e.g. `state:recu`, `action:instruire`, `wave:2`,
     /// `campaign`.
@@ -175,7 +176,8 @@ fn campaign(out: &mut Changes, old: &Definition, new: &Definition) {
             "campaign",
             format!(
                 "Version de la définition : {} → {}.",
-                old.version(), new.version()
+                old.version(),
+                new.version()
             ),
         );
     }

@@ -588,18 +588,27 @@ impl Dossier {
 /// Why an event could not be folded into a dossier: the journal is corrupt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FoldError {
+    /// An event's number does not follow the dossier's version.
     #[error("l'événement {seq} du dossier {dossier_id} ne suit pas la version {version}")]
     OutOfSequence {
+        /// The dossier.
         dossier_id: DossierId,
+        /// The event's number.
         seq: u64,
+        /// The dossier's version before it.
         version: u64,
     },
+    /// A journal that does not start with a creation.
     #[error("le premier événement du dossier {0} n'est pas une création")]
     NotACreation(DossierId),
+    /// An event of another dossier.
     #[error("l'événement {seq} appartient au dossier {event_dossier}, pas à {dossier_id}")]
     WrongDossier {
+        /// The dossier folded.
         dossier_id: DossierId,
+        /// The dossier the event belongs to.
         event_dossier: DossierId,
+        /// The event's number.
         seq: u64,
     },
 }

@@ -6,8 +6,8 @@ use smol_str::SmolStr;
 
 use crate::definition::{ActionDef, Definition, Effect, Guard, Placement};
 use crate::dossier::{Actor, Command, CreatedDossier, Deposit, Dossier, Event, Payload};
-use crate::ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
 use crate::french::{french_date, french_instant, french_instant_seconds};
+use crate::ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
 
 /// What `awaiting` names when a dossier waits on the town that applied (a
 /// « demande de complément » is open), rather than on an agency.
@@ -19,97 +19,176 @@ pub const PORTEUR: &str = "porteur";
 pub enum Rejection {
     /// The definition has no such action.
     #[error("action inconnue « {action} » : les actions possibles sont décrites par le workflow")]
-    UnknownAction { action: SmolStr },
+    UnknownAction {
+        /// The action as sent.
+        action: SmolStr,
+    },
     /// The action belongs to another agency.
     #[error("l'action « {action} » revient à l'agence « {required} », pas à « {actual} »")]
     WrongAgency {
+        /// The action asked for.
         action: ActionId,
+        /// The agency the action belongs to.
         required: AgencyId,
+        /// The actor's agency.
         actual: AgencyId,
     },
     /// The action needs a higher role.
     #[error("l'action « {action} » demande le rôle « {required} » au moins ; votre rôle est « {actual} »")]
     RoleTooLow {
+        /// The action asked for.
         action: ActionId,
+        /// The lowest role that may take it.
         required: RoleId,
+        /// The actor's role.
         actual: RoleId,
     },
     /// The dossier is in a final state.
     #[error("le dossier est à l'état final « {state} » : il n'accepte plus aucune action")]
-    Terminal { state: StateId },
+    Terminal {
+        /// The dossier's state.
+        state: StateId,
+    },
     /// The action is not possible from the dossier's state.
     #[error("l'action « {action} » n'est pas possible depuis l'état « {state} »")]
-    InvalidState { action: ActionId, state: StateId },
+    InvalidState {
+        /// The action asked for.
+        action: ActionId,
+        /// The dossier's state.
+        state: StateId,
+    },
     /// Only a deposit can be decided on a dossier that does not exist.
     #[error("le dossier n'existe pas encore : seule une action de dépôt peut le créer")]
-    NoDossier { action: ActionId },
+    NoDossier {
+        /// The action asked for.
+        action: ActionId,
+    },
     /// A deposit was sent for a dossier that exists.
     #[error("le dossier existe déjà : l'action « {action} » ne peut que créer un dossier")]
-    AlreadyExists { action: ActionId },
+    AlreadyExists {
+        /// The action asked for.
+        action: ActionId,
+    },
     /// The action is for another programme's dossiers.
     #[error("le dossier ne relève pas du programme « {programme} » : l'action « {action} » ne le concerne pas")]
     ProgrammeNotConcerned {
+        /// The action asked for.
         action: ActionId,
+        /// The programme the action is for.
         programme: ProgrammeId,
     },
     /// An avis must come first.
     #[error("l'avis « {missing} » doit être rendu avant l'action « {action} »")]
-    AvisMissing { action: ActionId, missing: ActionId },
+    AvisMissing {
+        /// The action asked for.
+        action: ActionId,
+        /// The action whose avis is awaited.
+        missing: ActionId,
+    },
     /// Required pièces have not been received.
     #[error("pièces manquantes : {}", .missing.join(", "))]
-    PiecesMissing { missing: Vec<PieceKind> },
+    PiecesMissing {
+        /// The pièces whose file has not been received.
+        missing: Vec<PieceKind>,
+    },
     /// The definition has no such pièce.
     #[error("pièce inconnue « {piece} »")]
-    UnknownPiece { piece: SmolStr },
+    UnknownPiece {
+        /// The pièce as named.
+        piece: SmolStr,
+    },
     /// The action carries a verdict and the command gives none.
     #[error("l'action « {action} » doit porter un verdict")]
-    VerdictMissing { action: ActionId },
+    VerdictMissing {
+        /// The action asked for.
+        action: ActionId,
+    },
     /// The command gives a verdict to an action that carries none.
     #[error("l'action « {action} » ne porte pas de verdict")]
-    VerdictNotExpected { action: ActionId },
+    VerdictNotExpected {
+        /// The action asked for.
+        action: ActionId,
+    },
     /// The definition has no such verdict.
     #[error("verdict inconnu « {verdict} »")]
-    UnknownVerdict { verdict: SmolStr },
+    UnknownVerdict {
+        /// The verdict as sent.
+        verdict: SmolStr,
+    },
     /// A motivation is required, and missing.
     #[error("une motivation est obligatoire pour {reason}")]
-    MotivationMissing { reason: String },
+    MotivationMissing {
+        /// What requires it, in French (« un verdict « Défavorable » »).
+        reason: String,
+    },
     /// A blocking verdict stops the action.
     #[error("le verdict « {verdict} » de l'action « {by} » est bloquant")]
-    BlockingVerdict { by: ActionId, verdict: VerdictId },
+    BlockingVerdict {
+        /// The action that gave the verdict.
+        by: ActionId,
+        /// The blocking verdict.
+        verdict: VerdictId,
+    },
     /// The same person may not take both actions.
     #[error("quatre yeux : la personne qui a pris l'action « {previous} » ne peut pas prendre l'action « {action} »")]
-    FourEyes { action: ActionId, previous: ActionId },
+    FourEyes {
+        /// The action asked for.
+        action: ActionId,
+        /// The action the same person took before.
+        previous: ActionId,
+    },
     /// A deposit names no programme.
     #[error("le dossier doit relever d'au moins un programme")]
     NoProgramme,
     /// The definition has no such programme.
     #[error("programme inconnu « {programme} »")]
-    UnknownProgramme { programme: SmolStr },
+    UnknownProgramme {
+        /// The programme as named.
+        programme: SmolStr,
+    },
     /// Received before the campaign opened.
     #[error("la campagne n'ouvre que le {opens_at} : un dossier reçu le {received_at} ne peut être déposé")]
     NotOpen {
+        /// When the dossier was received.
         received_at: DateTime<Utc>,
+        /// When the campaign opens.
         opens_at: DateTime<Utc>,
     },
     /// Received after the last wave closed.
     #[error("la campagne est close depuis le {closed_at} : un dossier reçu le {received_at} ne peut être déposé")]
     Closed {
+        /// When the dossier was received.
         received_at: DateTime<Utc>,
+        /// When the campaign closed.
         closed_at: DateTime<Utc>,
     },
     /// Received in the future.
     #[error("la date de réception {received_at} est dans le futur")]
-    ReceivedInFuture { received_at: DateTime<Utc> },
+    ReceivedInFuture {
+        /// When the dossier was received.
+        received_at: DateTime<Utc>,
+    },
     /// The command is not of the action's kind (a pièce sent to a
     /// transition, a deposit to an existing dossier's action…).
     #[error("l'action « {action} » attend {expected}")]
-    MalformedCommand { action: ActionId, expected: String },
+    MalformedCommand {
+        /// The action asked for.
+        action: ActionId,
+        /// What the action expects, in French.
+        expected: String,
+    },
     /// The commune already has a dossier and the DAR did not confirm.
     #[error("doublon : la commune a déjà un dossier dans la campagne ({})", .existing.join(", "))]
-    Doublon { existing: Vec<String> },
+    Doublon {
+        /// References of the commune's dossiers.
+        existing: Vec<String>,
+    },
     /// A « demande de complément » due before today.
     #[error("la date limite {due_on} est déjà passée")]
-    DueInPast { due_on: NaiveDate },
+    DueInPast {
+        /// The date asked.
+        due_on: NaiveDate,
+    },
     /// A reopening of a dossier whose earlier state is unknown.
     #[error("le dossier n'a pas d'état antérieur où revenir")]
     NothingToReopen,
@@ -392,11 +471,9 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Result<Event, Rejection> {
     let id = command.action();
-    let action = def
-        .action(id)
-        .ok_or_else(|| Rejection::UnknownAction {
-            action: SmolStr::new(id.as_str()),
-        })?;
+    let action = def.action(id).ok_or_else(|| Rejection::UnknownAction {
+        action: SmolStr::new(id.as_str()),
+    })?;
     let d = match target {
         Target::New {
             number,
@@ -790,11 +867,9 @@ fn check_content(def: &Definition, action: &ActionDef, command: &Command) -> Res
             })
         }
         (Some(v), true) => {
-            let verdict = def
-                .verdict(v)
-                .ok_or_else(|| Rejection::UnknownVerdict {
-                    verdict: SmolStr::new(v.as_str()),
-                })?;
+            let verdict = def.verdict(v).ok_or_else(|| Rejection::UnknownVerdict {
+                verdict: SmolStr::new(v.as_str()),
+            })?;
             if verdict.requires_motivation && !motivated {
                 return Err(Rejection::MotivationMissing {
                     reason: format!("un verdict « {} »", verdict.label),

@@ -62,6 +62,8 @@
 //! `cargo run -p ami-core --example campaign` runs a small campaign the same
 //! way.
 
+#![warn(missing_docs)]
+
 pub mod definition;
 pub mod diff;
 pub mod dossier;
@@ -82,9 +84,9 @@ pub use dossier::{
     Porteur,
 };
 pub use engine::{
-    authorize, available_actions, awaiting, decide, held_back_actions, may_take, Rejection,
-    Target, PORTEUR,
+    authorize, available_actions, awaiting, decide, held_back_actions, may_take, Rejection, Target,
+    PORTEUR,
 };
-pub use ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
 pub use french::{french_date, french_instant, french_instant_seconds};
+pub use ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
 pub use mermaid::to_mermaid;

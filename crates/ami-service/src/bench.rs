@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ami_core::{Actor, Definition, DossierId, NewDossier, Piece, Porteur};
+use ami_core::{Actor, Definition, DossierId, Piece, Porteur};
 use anyhow::{bail, Context};
 use chrono::Utc;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use crate::store::{Content, Order, Store, TransitionRequest};
+use crate::store::{Content, DepositOrder, Order, Store, TransitionRequest};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -489,9 +489,7 @@ fn sample_events(def: &Definition) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut dossier = None;
     for (order, actor) in full_path(def, DossierId(uuid::Uuid::now_v7()), 1)? {
-        let command = order
-            .to_command(def)
-            .map_err(|r| anyhow::anyhow!("{r}"))?;
+        let command = order.to_command(def).map_err(|r| anyhow::anyhow!("{r}"))?;
         let target = match &dossier {
             Some(d) => ami_core::Target::Dossier(d),
             None => ami_core::Target::New {
@@ -527,16 +525,16 @@ fn full_path(def: &Definition, id: DossierId, n: usize) -> anyhow::Result<Vec<(O
     fn word<T>(found: Option<T>) -> anyhow::Result<T> {
         found.context("mot du banc d'essai absent de la définition")
     }
-    let programmes = match n % 3 {
-        0 => vec![word(def.programme_id("acv"))?],
-        1 => vec![word(def.programme_id("acv"))?, word(def.programme_id("ti"))?],
-        _ => vec![word(def.programme_id("ti"))?],
+    let programmes: Vec<smol_str::SmolStr> = match n % 3 {
+        0 => vec!["acv".into()],
+        1 => vec!["acv".into(), "ti".into()],
+        _ => vec!["ti".into()],
     };
     let (candidature, budget) = (
         word(def.piece_kind("dossier_candidature"))?,
         word(def.piece_kind("budget_previsionnel"))?,
     );
-    let new = NewDossier {
+    let new = DepositOrder {
         id,
         commune: format!("Commune {n}"),
         code_insee: format!("{:05}", n % 99_999),
@@ -569,24 +567,22 @@ fn full_path(def: &Definition, id: DossierId, n: usize) -> anyhow::Result<Vec<(O
                 ),
             },
         ],
+        // Communes repeat past 99,999 dossiers: each is a second project.
+        doublon_confirme: true,
     };
     let deposer = Order {
-        content: Content::Deposit {
-            dossier: Box::new(new),
-            // Communes repeat past 99,999 dossiers: each is a second project.
-            doublon_confirme: true,
-        },
+        content: Content::Deposit(Box::new(new)),
         ..Order::new("deposer")
     };
     let budget_v2 = Order {
         content: Content::Piece(Piece {
-        kind: budget,
-        filename: "budget-v2.xlsx".into(),
-        size: Some(52_000),
-        sha256: Some("ab".repeat(32)),
-        media_type: Some(
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
-        ),
+            kind: budget,
+            filename: "budget-v2.xlsx".into(),
+            size: Some(52_000),
+            sha256: Some("ab".repeat(32)),
+            media_type: Some(
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
+            ),
         }),
         ..Order::new("ajouter_piece")
     };

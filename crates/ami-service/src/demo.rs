@@ -1,14 +1,14 @@
 //! `ami demo`: a realistic campaign in an empty database, so that a newcomer
 //! sees every state of the workflow in one command.
 
-use ami_core::{Actor, Definition, DossierId, NewDossier, PieceKind, Piece, Porteur};
+use ami_core::{Actor, Definition, DossierId, Piece, PieceKind, Porteur};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::auth::create_token;
 use crate::demo_files::{budget_xlsx, candidature_pdf};
 use crate::files::Files;
-use crate::store::{Content, Order, Store, TransitionRequest};
+use crate::store::{Content, DepositOrder, Order, Store, TransitionRequest};
 
 /// (commune, INSEE code, programmes)
 const TOWNS: &[(&str, &str, &[&str])] = &[
@@ -182,24 +182,19 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
             );
         }
         let deposer = Order {
-            content: Content::Deposit {
-                dossier: Box::new(NewDossier {
-            id,
-            commune: commune.to_string(),
-            code_insee: insee.to_string(),
-            porteur: Porteur {
-                nom: format!("Ville de {commune}"),
-                email: Some(format!("cnam@{}.fr", domain_label(commune))),
-            },
-            programmes: programmes
-                .iter()
-                .map(|p| def.programme_id(p).context("programme de démonstration"))
-                .collect::<anyhow::Result<_>>()?,
-            received_at,
-            pieces,
-                }),
+            content: Content::Deposit(Box::new(DepositOrder {
+                id,
+                commune: commune.to_string(),
+                code_insee: insee.to_string(),
+                porteur: Porteur {
+                    nom: format!("Ville de {commune}"),
+                    email: Some(format!("cnam@{}.fr", domain_label(commune))),
+                },
+                programmes: programmes.iter().map(|p| (*p).into()).collect(),
+                received_at,
+                pieces,
                 doublon_confirme: false,
-            },
+            })),
             ..Order::new("deposer")
         };
         let mut version = step(store, def, id, None, deposer, dar_agent).await?;
@@ -214,10 +209,7 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
                 dar_resp,
             )),
             _ => {
-                steps.push((
-                    Order::new("instruire").with_verdict("favorable"),
-                    dar_agent,
-                ));
+                steps.push((Order::new("instruire").with_verdict("favorable"), dar_agent));
                 let full = matches!(stop, Stop::AvisTi | Stop::Laureat | Stop::Refuse);
                 if in_acv && !matches!(stop, Stop::Instruit) {
                     steps.push((Order::new("avis_acv").with_verdict("favorable"), acv));

@@ -1,7 +1,7 @@
 //! `/dossiers`: deposit, read, list, transitions, pièces and history.
 
 use ami_core::text::{has_hidden_chars, nfc};
-use ami_core::{DossierId, Effect, NewDossier, Piece, PiecesRequested, Porteur};
+use ami_core::{DossierId, Effect, Piece, PiecesRequested, Porteur};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +15,9 @@ use super::extract::{ApiJson, DossierPath, QueryPairs};
 use super::pieces::{form_error, is_multipart, receive_piece};
 use super::views::*;
 use super::{AppState, Caller, Credentials};
-use crate::store::{Content, Order, 
-    DossierFilter, Executed, IdempotencyKey, ListCursor, Principal, TransitionRequest,
+use crate::store::{
+    Content, DepositOrder, DossierFilter, Executed, IdempotencyKey, ListCursor, Order, Principal,
+    TransitionRequest,
 };
 
 const MAX_LINE: usize = 300;
@@ -266,7 +267,10 @@ async fn deposit_form(
         .ok_or_else(|| ApiError::Internal("no creation action".into()))?;
     let actor = credentials
         .0
-        .admit(&state.definition, state.store.find_token(credentials.0.id).await?)
+        .admit(
+            &state.definition,
+            state.store.find_token(credentials.0.id).await?,
+        )
         .map_err(ApiError::unauthorized)?;
     ami_core::authorize(def, &action.id, &actor)
         .map_err(|r| ApiError::refused(&r, r.explain(def)))?;
@@ -399,8 +403,9 @@ pub(crate) async fn deposit(
         .next()
         .ok_or_else(|| ApiError::Internal("no creation action".into()))?;
     check_deposit(def, &body)?;
-    // `check_deposit` has checked every word against the definition.
-    let checked = || ApiError::Internal("a deposit's words escaped the checks".into());
+    // `check_deposit` has checked the pièces against the definition; the
+    // programmes are the engine's to check, after who may deposit.
+    let checked = || ApiError::Internal("a pièce escaped the checks".into());
     let declared: Vec<Piece> = body
         .pieces
         .iter()
@@ -415,17 +420,11 @@ pub(crate) async fn deposit(
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    let programmes = body
-        .programmes
-        .iter()
-        .map(|p| def.programme_id(p).ok_or_else(checked))
-        .collect::<Result<_, ApiError>>()?;
     let now = Utc::now();
     let id = DossierId(Uuid::now_v7());
     let command = Order {
         action: action.id.as_str().into(),
-        content: Content::Deposit {
-            dossier: Box::new(NewDossier {
+        content: Content::Deposit(Box::new(DepositOrder {
             id,
             commune: nfc(body.commune.trim()),
             code_insee: body.code_insee.clone(),
@@ -433,13 +432,12 @@ pub(crate) async fn deposit(
                 nom: nfc(body.porteur.nom.trim()),
                 email: body.porteur.email.as_deref().map(|e| nfc(e.trim())),
             },
-            programmes,
+            programmes: body.programmes.iter().map(|p| p.as_str().into()).collect(),
             received_at: body.received_at.unwrap_or(now),
             // A file sent for a pièce stands for its declaration.
             pieces: declared.into_iter().chain(files).collect(),
-            }),
             doublon_confirme: body.doublon_confirme,
-        },
+        })),
         ..Order::default()
     };
     let submission = Submission {

@@ -366,7 +366,10 @@ pub async fn put_piece(
     // Whatever would refuse the pièce is told before its file is read.
     let actor = credentials
         .0
-        .admit(&state.definition, state.store.find_token(credentials.0.id).await?)
+        .admit(
+            &state.definition,
+            state.store.find_token(credentials.0.id).await?,
+        )
         .map_err(ApiError::unauthorized)?;
     let caller = Caller { actor };
     let dossier = readable_dossier(&state, &caller, DossierId(id)).await?;
@@ -387,8 +390,14 @@ pub async fn put_piece(
             media_type: Some(String::new()),
         },
     );
-    decide(def, Target::Dossier(&dossier), &probe, &caller.actor, Utc::now())
-        .map_err(|r| ApiError::refused(&r, r.explain(def)))?;
+    decide(
+        def,
+        Target::Dossier(&dossier),
+        &probe,
+        &caller.actor,
+        Utc::now(),
+    )
+    .map_err(|r| ApiError::refused(&r, r.explain(def)))?;
 
     let received = match is_multipart(&headers) {
         None => {

@@ -27,7 +27,7 @@ use crate::auth::PresentedToken;
 
 pub use audit::{AuditFinding, AuditReport, GlobalHead, RebuildReport};
 pub use error::StoreError;
-pub use order::{Content, Order};
+pub use order::{Content, DepositOrder, Order};
 pub use rows::*;
 pub use sessions::WebSession;
 

@@ -1,6 +1,9 @@
 //! A command as a client sent it, before the engine's types.
 
-use ami_core::{Command, Definition, Deposit, NewDossier, Piece, PiecesRequested, Rejection};
+use ami_core::{
+    Command, Definition, Deposit, DossierId, NewDossier, Piece, PiecesRequested, Porteur, Rejection,
+};
+use chrono::{DateTime, Utc};
 use smol_str::SmolStr;
 
 /// What a client asked for: the action and the verdict still as text, so
@@ -18,16 +21,27 @@ pub struct Order {
     pub content: Content,
 }
 
+/// A deposit as sent: the programmes still as text.
+#[derive(Debug, Clone)]
+pub struct DepositOrder {
+    pub id: DossierId,
+    pub commune: String,
+    pub code_insee: String,
+    pub porteur: Porteur,
+    pub programmes: Vec<SmolStr>,
+    pub received_at: DateTime<Utc>,
+    pub pieces: Vec<Piece>,
+    /// The DAR's word that it is no duplicate of the commune's others.
+    pub doublon_confirme: bool,
+}
+
 /// What an order carries besides its action, verdict and texts.
 #[derive(Debug, Clone, Default)]
 pub enum Content {
     #[default]
     Nothing,
-    /// A deposit: the dossier, and the DAR's word that it is no duplicate.
-    Deposit {
-        dossier: Box<NewDossier>,
-        doublon_confirme: bool,
-    },
+    /// A deposit.
+    Deposit(Box<DepositOrder>),
     /// A pièce received after the deposit.
     Piece(Piece),
     /// A « demande de complément ».
@@ -56,9 +70,9 @@ impl Order {
     }
 
     /// The dossier a deposit carries.
-    pub fn deposited(&self) -> Option<&NewDossier> {
+    pub fn deposited(&self) -> Option<&DepositOrder> {
         match &self.content {
-            Content::Deposit { dossier, .. } => Some(dossier),
+            Content::Deposit(deposit) => Some(deposit),
             _ => None,
         }
     }
@@ -103,23 +117,37 @@ impl Order {
                 comment,
             },
             (_, Some(_)) if !action_def.verdict => return Err(not_expected()),
-            (Content::Deposit { .. }, Some(_)) => return Err(not_expected()),
+            (Content::Deposit(_), Some(_)) => return Err(not_expected()),
             (Content::Piece(_), Some(_)) => return Err(malformed("aucune pièce")),
             (Content::Request(_), Some(_)) => {
                 return Err(malformed("aucune liste de pièces demandées"))
             }
-            (
-                Content::Deposit {
-                    dossier,
-                    doublon_confirme,
-                },
-                None,
-            ) => Command::Deposit(Box::new(Deposit {
-                action,
-                dossier: (**dossier).clone(),
-                doublon_confirme: *doublon_confirme,
-                comment,
-            })),
+            (Content::Deposit(d), None) => {
+                let programmes = d
+                    .programmes
+                    .iter()
+                    .map(|p| {
+                        def.programme_id(p)
+                            .ok_or_else(|| Rejection::UnknownProgramme {
+                                programme: p.clone(),
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Command::Deposit(Box::new(Deposit {
+                    action,
+                    dossier: NewDossier {
+                        id: d.id,
+                        commune: d.commune.clone(),
+                        code_insee: d.code_insee.clone(),
+                        porteur: d.porteur.clone(),
+                        programmes,
+                        received_at: d.received_at,
+                        pieces: d.pieces.clone(),
+                    },
+                    doublon_confirme: d.doublon_confirme,
+                    comment,
+                }))
+            }
             (Content::Piece(piece), None) => Command::AttachPiece {
                 action,
                 piece: piece.clone(),

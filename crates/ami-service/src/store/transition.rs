@@ -18,7 +18,8 @@
 //! (docs/PERFORMANCE.md).
 
 use ami_core::{
-    apply, Definition, authorize, awaiting, decide, may_take, Actor, Dossier, Effect, Event, Placement, Target,
+    apply, authorize, awaiting, decide, may_take, Actor, Definition, Dossier, Effect, Event,
+    Placement, Target,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
