@@ -252,7 +252,7 @@ fn campaign(out: &mut Changes, old: &Definition, new: &Definition) {
 }
 
 fn states(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.states(), &new.states(), |s| s.id.clone());
+    let (removed, added, both) = pair(old.states(), new.states(), |s| s.id.clone());
     for s in removed {
         out.removed("state", "État", "supprimé", &s.id, &s.label);
     }
@@ -289,7 +289,7 @@ fn states(out: &mut Changes, old: &Definition, new: &Definition) {
 }
 
 fn pieces(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.pieces(), &new.pieces(), |p| p.id.clone());
+    let (removed, added, both) = pair(old.pieces(), new.pieces(), |p| p.id.clone());
     for p in removed {
         out.removed("piece", "Pièce", "supprimée", &p.id, &p.label);
     }
@@ -347,7 +347,7 @@ fn pieces(out: &mut Changes, old: &Definition, new: &Definition) {
 }
 
 fn verdicts(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.verdicts(), &new.verdicts(), |v| v.id.clone());
+    let (removed, added, both) = pair(old.verdicts(), new.verdicts(), |v| v.id.clone());
     for v in removed {
         out.removed("verdict", "Verdict", "supprimé", &v.id, &v.label);
     }
@@ -393,7 +393,7 @@ fn verdicts(out: &mut Changes, old: &Definition, new: &Definition) {
 }
 
 fn programmes(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.programmes(), &new.programmes(), |p| p.id.clone());
+    let (removed, added, both) = pair(old.programmes(), new.programmes(), |p| p.id.clone());
     for p in removed {
         out.removed("programme", "Programme", "supprimé", &p.id, &p.label);
     }
@@ -482,7 +482,7 @@ fn guards(a: &ActionDef) -> String {
 }
 
 fn actions(out: &mut Changes, old: &Definition, new: &Definition) {
-    let (removed, added, both) = pair(&old.actions(), &new.actions(), |a| a.id.clone());
+    let (removed, added, both) = pair(old.actions(), new.actions(), |a| a.id.clone());
     for a in removed {
         out.removed("action", "Action", "supprimée", &a.id, &a.label);
     }

@@ -73,11 +73,7 @@ fn rouvrir_takes_a_dossier_back_to_the_state_it_left_from_every_state() {
         let def = Definition::ami2();
         let mut run = deposited(&def, &["acv", "ti"], BOTH_PIECES);
         let path = [
-            (
-                "instruit",
-                verdict("instruire", "favorable"),
-                dar_agent(),
-            ),
+            ("instruit", verdict("instruire", "favorable"), dar_agent()),
             ("avis_acv", avis("avis_acv", "favorable"), acv_agent()),
             ("avis_ti", avis("avis_ti", "favorable"), ti_agent()),
         ];
@@ -124,12 +120,7 @@ fn rouvrir_needs_a_motivation_and_a_dar_responsable() {
     let (dossier, _) = then(&def, run, &classer("Retrait"), &dar_responsable());
 
     // Act
-    let unmotivated = refuse(
-        &def,
-        Some(&dossier),
-        &cmd("rouvrir"),
-        &dar_responsable(),
-    );
+    let unmotivated = refuse(&def, Some(&dossier), &cmd("rouvrir"), &dar_responsable());
     let by_an_agent = refuse(&def, Some(&dossier), &rouvrir("Erreur"), &dar_agent());
     let by_acv = refuse(&def, Some(&dossier), &rouvrir("Erreur"), &acv_agent());
 
@@ -240,7 +231,9 @@ fn a_demande_de_complement_is_refused_without_pieces_with_an_unknown_one_or_a_pa
         &dar_agent(),
     );
     // `photo` is a pièce of another definition, not of this one.
-    let photo = stranger().piece_kind("photo").expect("the stranger's pièce");
+    let photo = stranger()
+        .piece_kind("photo")
+        .expect("the stranger's pièce");
     assert_eq!(def.piece_kind("photo"), None);
     let unknown = refuse(
         &def,
@@ -391,13 +384,7 @@ fn refusals_are_explained_with_labels_not_identifiers() {
     )
     .explain(&def);
     let (complete, _) = deposited(&def, &["acv"], BOTH_PIECES);
-    let no_verdict = refuse(
-        &def,
-        Some(&complete),
-        &cmd("instruire"),
-        &dar_agent(),
-    )
-    .explain(&def);
+    let no_verdict = refuse(&def, Some(&complete), &cmd("instruire"), &dar_agent()).explain(&def);
 
     // Assert
     assert_eq!(

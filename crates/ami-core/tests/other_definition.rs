@@ -278,7 +278,12 @@ fn a_dossier_of_the_three_programmes_runs_ti_then_acv_then_region_to_laureat() {
     let (d, e) = accept(&def, None, &deposer(&def, new), &instructor);
     events.push(e);
     let awaited_after_deposit = ids(awaiting(&def, &d));
-    let (d, e) = accept(&def, Some(d), &avis(&def, "instruire", "favorable"), &instructor);
+    let (d, e) = accept(
+        &def,
+        Some(d),
+        &avis(&def, "instruire", "favorable"),
+        &instructor,
+    );
     events.push(e);
     let awaited_after_instruction = ids(awaiting(&def, &d));
     let acv_too_early = refuse(&def, Some(&d), &avis(&def, "avis_acv", "favorable"), &acv);
@@ -289,7 +294,12 @@ fn a_dossier_of_the_three_programmes_runs_ti_then_acv_then_region_to_laureat() {
     events.push(e);
     let awaited_after_acv = ids(awaiting(&def, &d));
     let laureat_too_early = refuse(&def, Some(&d), &cmd(&def, "declarer_laureat"), &director);
-    let (d, e) = accept(&def, Some(d), &avis(&def, "avis_region", "favorable"), &region);
+    let (d, e) = accept(
+        &def,
+        Some(d),
+        &avis(&def, "avis_region", "favorable"),
+        &region,
+    );
     events.push(e);
     let awaited_after_region = ids(awaiting(&def, &d));
     let offered = available_actions(&def, &d, &director)
@@ -335,7 +345,12 @@ fn a_region_only_dossier_goes_from_instruit_to_the_region_avis_then_laureat() {
     let def = other();
     let mut new = new_dossier(&def, 3, &["ruralite"], BOTH_PIECES);
     new.received_at = at("2020-09-01T00:00:00+02:00");
-    let (d, _) = accept(&def, None, &deposer(&def, new), &actor(&def, "dar-1", "dar", "agent"));
+    let (d, _) = accept(
+        &def,
+        None,
+        &deposer(&def, new),
+        &actor(&def, "dar-1", "dar", "agent"),
+    );
     let (d, _) = accept(
         &def,
         Some(d),

@@ -2,23 +2,34 @@
 //! random dossiers, every action of the default definition plus an unknown
 //! one. The laureat rules are checked against the journal itself, not against
 //! the engine's own guards.
+//!
+//! Identifiers come from definitions: the default one's, and for the words it
+//! lacks (an action, a verdict, a pièce, a programme) those of another
+//! definition that has them ([`common::stranger`]).
 
 mod common;
 
 use std::collections::BTreeMap;
 
-use ami_core::{apply, decide, fold, Actor, Command, Definition, Dossier, Event, Piece};
+use ami_core::{
+    apply, decide, fold, ActionId, Actor, AgencyId, Command, Definition, Dossier, Event, Piece,
+    PieceKind, ProgrammeId, RoleId, StateId, Target, VerdictId,
+};
 use chrono::{DateTime, Duration, Utc};
-use common::{actor, at, new_dossier, piece, BUDGET, CANDIDATURE};
+use common::{actor_of, at, new_dossier, stranger, BUDGET, CANDIDATURE};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
-use smol_str::SmolStr;
 
 const AGENCIES: [&str; 3] = ["dar", "acv", "ti"];
 const ROLES: [&str; 2] = ["agent", "responsable"];
 const PERSONS: [&str; 3] = ["p1", "p2", "p3"];
+/// An action, a verdict, a pièce and a programme the default definition
+/// lacks; [`common::stranger`] has them.
 const UNKNOWN_ACTION: &str = "valider";
+const UNKNOWN_VERDICT: &str = "excellent";
+const UNKNOWN_PIECE: &str = "photo";
+const UNKNOWN_PROGRAMME: &str = "petites_villes";
 
 /// The avis each programme requires, written here rather than read from the
 /// definition so that the oracle does not share the engine's data.
@@ -27,41 +38,65 @@ const REQUIRED_AVIS: [(&str, &str); 2] = [("acv", "avis_acv"), ("ti", "avis_ti")
 #[derive(Debug, Clone)]
 struct DossierSpec {
     number: u64,
-    programmes: Vec<&'static str>,
-    pieces: Vec<&'static str>,
+    programmes: Vec<ProgrammeId>,
+    pieces: Vec<PieceKind>,
     received_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
 struct Step {
-    /// An action id of the definition, or [`UNKNOWN_ACTION`].
-    action: SmolStr,
+    /// An action id of the definition, or [`UNKNOWN_ACTION`] (the stranger's).
+    action: ActionId,
     /// Take the agency of the action (when known) rather than `agency`.
     own_agency: bool,
-    agency: &'static str,
-    role: &'static str,
+    agency: AgencyId,
+    role: RoleId,
     person: &'static str,
-    verdict: Option<&'static str>,
+    verdict: Option<VerdictId>,
     motivation: Option<&'static str>,
-    piece: Option<&'static str>,
+    piece: Option<PieceKind>,
     /// Attach `piece` even to an action that does not take one.
     stray_piece: bool,
     /// Attach `verdict` even to an action that does not carry one.
     stray_verdict: bool,
 }
 
-fn dossier_spec() -> impl Strategy<Value = DossierSpec> {
+/// The programme `id` of `def`, else of [`common::stranger`].
+fn programme(def: &Definition, id: &str) -> ProgrammeId {
+    def.programme_id(id)
+        .or_else(|| stranger().programme_id(id))
+        .unwrap_or_else(|| panic!("no programme `{id}`"))
+}
+
+/// The pièce `id` of `def`, else of [`common::stranger`].
+fn kind(def: &Definition, id: &str) -> PieceKind {
+    def.piece_kind(id)
+        .or_else(|| stranger().piece_kind(id))
+        .unwrap_or_else(|| panic!("no pièce `{id}`"))
+}
+
+/// The verdict `id` of `def`, else of [`common::stranger`].
+fn verdict(def: &Definition, id: &str) -> VerdictId {
+    def.verdict_id(id)
+        .or_else(|| stranger().verdict_id(id))
+        .unwrap_or_else(|| panic!("no verdict `{id}`"))
+}
+
+fn dossier_spec(def: &Definition) -> impl Strategy<Value = DossierSpec> {
+    let programmes = |ids: &[&str]| ids.iter().map(|p| programme(def, p)).collect::<Vec<_>>();
     let programmes = prop_oneof![
-        4 => Just(vec!["acv"]),
-        4 => Just(vec!["ti"]),
-        5 => Just(vec!["acv", "ti"]),
-        1 => Just(vec!["ti", "acv", "ti"]),
-        1 => Just(vec![]),
-        1 => Just(vec!["acv", "petites_villes"]),
+        4 => Just(programmes(&["acv"])),
+        4 => Just(programmes(&["ti"])),
+        5 => Just(programmes(&["acv", "ti"])),
+        1 => Just(programmes(&["ti", "acv", "ti"])),
+        1 => Just(programmes(&[])),
+        1 => Just(programmes(&["acv", UNKNOWN_PROGRAMME])),
     ];
+    let (candidature, budget) = (kind(def, CANDIDATURE), kind(def, BUDGET));
+    let photo = kind(def, UNKNOWN_PIECE);
     let pieces = prop_oneof![
-        8 => proptest::sample::subsequence(vec![CANDIDATURE, BUDGET], 0..=2),
-        1 => proptest::sample::subsequence(vec![CANDIDATURE, BUDGET, "photo"], 0..=3),
+        8 => proptest::sample::subsequence(vec![candidature.clone(), budget.clone()], 0..=2),
+        1 => proptest::sample::subsequence(vec![candidature, budget, photo], 0..=3),
     ];
     // Mostly inside the campaign; also before it, after it, in the future
     // (after `now`), and on the edges of the waves.
@@ -104,21 +139,27 @@ fn weight(action: &str) -> usize {
 }
 
 fn step(def: &Definition) -> impl Strategy<Value = Step> {
-    let mut actions: Vec<SmolStr> = Vec::new();
-    for id in def
-        .actions()
-        .iter()
-        .map(|a| a.id.clone())
-        .chain([SmolStr::new(UNKNOWN_ACTION)])
-    {
+    let unknown = stranger()
+        .action_id(UNKNOWN_ACTION)
+        .expect("the stranger's action");
+    let mut actions: Vec<ActionId> = Vec::new();
+    for id in def.actions().iter().map(|a| a.id.clone()).chain([unknown]) {
         actions.extend(std::iter::repeat_n(id.clone(), weight(&id)));
     }
+    let agencies: Vec<AgencyId> = AGENCIES
+        .iter()
+        .map(|a| def.agency_id(a).expect("an agency of the definition"))
+        .collect();
+    let roles: Vec<RoleId> = ROLES
+        .iter()
+        .map(|r| def.role_id(r).expect("a role of the definition"))
+        .collect();
     let verdict = prop_oneof![
-        6 => Just(Some("favorable")),
-        2 => Just(Some("reserve")),
-        2 => Just(Some("defavorable")),
+        6 => Just(Some(verdict(def, "favorable"))),
+        2 => Just(Some(verdict(def, "reserve"))),
+        2 => Just(Some(verdict(def, "defavorable"))),
         1 => Just(None),
-        1 => Just(Some("excellent")),
+        1 => Just(Some(verdict(def, UNKNOWN_VERDICT))),
     ];
     let motivation = prop_oneof![
         6 => Just(Some("Motivation détaillée")),
@@ -126,16 +167,16 @@ fn step(def: &Definition) -> impl Strategy<Value = Step> {
         1 => Just(Some("   ")),
     ];
     let piece = prop_oneof![
-        3 => Just(Some(CANDIDATURE)),
-        3 => Just(Some(BUDGET)),
-        1 => Just(Some("photo")),
+        3 => Just(Some(kind(def, CANDIDATURE))),
+        3 => Just(Some(kind(def, BUDGET))),
+        1 => Just(Some(kind(def, UNKNOWN_PIECE))),
         1 => Just(None),
     ];
     (
         proptest::sample::select(actions),
         proptest::bool::weighted(0.75),
-        proptest::sample::select(AGENCIES.to_vec()),
-        proptest::sample::select(ROLES.to_vec()),
+        proptest::sample::select(agencies),
+        proptest::sample::select(roles),
         proptest::sample::select(PERSONS.to_vec()),
         verdict,
         motivation,
@@ -173,51 +214,90 @@ fn step(def: &Definition) -> impl Strategy<Value = Step> {
 }
 
 fn scenario(def: &Definition) -> impl Strategy<Value = (DossierSpec, Vec<Step>)> {
+    let deposer = def.action_id("deposer").expect("the deposit");
     (
-        dossier_spec(),
+        dossier_spec(def),
         proptest::collection::vec(step(def), 1..50),
         proptest::bool::weighted(0.8),
     )
-        .prop_map(|(spec, mut steps, deposit_first)| {
+        .prop_map(move |(spec, mut steps, deposit_first)| {
             // Most runs start with a deposit, so that they get somewhere.
             if deposit_first {
-                steps[0].action = SmolStr::new("deposer");
+                steps[0].action = deposer.clone();
                 steps[0].own_agency = true;
             }
             (spec, steps)
         })
 }
 
+/// A pièce of any kind, received (as [`common::piece`] makes them).
+fn piece_of(kind: &PieceKind) -> Piece {
+    Piece {
+        kind: kind.clone(),
+        filename: format!("{kind}.pdf"),
+        size: Some(12_345),
+        sha256: Some("ab".repeat(32)),
+        media_type: Some("application/pdf".into()),
+    }
+}
+
+/// The command a step sends. A command carries what its kind of action
+/// takes, so a step that adds what the action does not take sends a command
+/// of another kind, which the engine refuses as it refused the stray part: a
+/// stray verdict makes it a verdict (checked first by the engine), else a
+/// stray pièce an attachment. A deposit carries the dossier; a stray verdict
+/// makes it a verdict too, and a stray pièce is left out, as the engine always
+/// ignored it on a deposit. A deposit and an attachment carry no motivation.
 fn command_of(def: &Definition, spec: &DossierSpec, step: &Step) -> (Command, Actor) {
     let known = def.action(&step.action);
     let agency = match known {
-        Some(a) if step.own_agency => a.agency.as_str(),
-        _ => step.agency,
+        Some(a) if step.own_agency => &a.agency,
+        _ => &step.agency,
     };
     let takes_piece = known.is_some_and(|a| a.effect == ami_core::Effect::AttachPiece);
     let takes_verdict = known.is_some_and(|a| a.verdict);
-    let mut command = Command::new(&step.action);
-    command.verdict = step
+    let verdict = step
         .verdict
-        .filter(|_| takes_verdict || step.stray_verdict)
-        .map(SmolStr::new);
-    command.motivation = step.motivation.map(str::to_owned);
-    command.piece = step
+        .clone()
+        .filter(|_| takes_verdict || step.stray_verdict);
+    let piece = step
         .piece
+        .as_ref()
         .filter(|_| takes_piece || step.stray_piece)
-        .map(piece);
-    if known.is_some_and(|a| a.effect == ami_core::Effect::Create) {
-        let mut new = new_dossier(spec.number, &spec.programmes, &spec.pieces);
-        new.received_at = spec.received_at;
-        command.new_dossier = Some(Box::new(new));
-    }
-    (command, actor(step.person, agency, step.role))
+        .map(piece_of);
+    let action = step.action.clone();
+    let creates = known.is_some_and(|a| a.effect == ami_core::Effect::Create);
+    let command = if creates {
+        match verdict {
+            Some(v) => Command::verdict(action, v),
+            None => {
+                let mut new = new_dossier(spec.number, &[], &[]);
+                new.programmes = spec.programmes.clone();
+                new.pieces = spec.pieces.iter().map(piece_of).collect();
+                new.received_at = spec.received_at;
+                Command::deposit(action, new)
+            }
+        }
+    } else {
+        match (verdict, piece) {
+            (Some(v), _) if !takes_verdict => Command::verdict(action, v),
+            (_, Some(p)) if !takes_piece => Command::attach_piece(action, p),
+            (Some(v), _) => Command::verdict(action, v),
+            (None, Some(p)) => Command::attach_piece(action, p),
+            (None, None) => Command::transition(action),
+        }
+    };
+    let command = match step.motivation {
+        Some(m) => command.with_motivation(m),
+        None => command,
+    };
+    (command, actor_of(def, step.person, agency, &step.role))
 }
 
 /// What a run did, for the coverage check.
 #[derive(Debug, Default)]
 struct Outcome {
-    final_state: Option<SmolStr>,
+    final_state: Option<StateId>,
     codes: Vec<&'static str>,
 }
 
@@ -235,12 +315,19 @@ fn run(def: &Definition, spec: &DossierSpec, steps: &[Step]) -> Result<Outcome, 
         let now = start + Duration::minutes(i as i64);
         let (command, who) = command_of(def, spec, step);
         let was_terminal = dossier.as_ref().is_some_and(|d| def.is_terminal(&d.state));
-        match decide(def, dossier.as_ref(), &command, &who, now) {
+        let target = match &dossier {
+            Some(d) => Target::Dossier(d),
+            None => Target::New {
+                number: spec.number,
+                same_commune: &[],
+            },
+        };
+        match decide(def, target, &command, &who, now) {
             Err(rejection) => {
                 prop_assert!(!rejection.code().is_empty());
                 prop_assert!(!rejection.to_string().is_empty());
                 if was_terminal
-                    && def.action(&command.action).is_some_and(|a| {
+                    && def.action(command.action()).is_some_and(|a| {
                         !matches!(
                             a.effect,
                             ami_core::Effect::Create | ami_core::Effect::Reopen
@@ -264,15 +351,15 @@ fn run(def: &Definition, spec: &DossierSpec, steps: &[Step]) -> Result<Outcome, 
                     "a terminal dossier accepted {}",
                     event.action
                 );
-                prop_assert_eq!(&event.action, &command.action);
+                prop_assert_eq!(&event.action, command.action());
                 // Where the event leads: the definition's `to`, the same
                 // state, or (a reopening) the state the dossier left.
                 let expected_to = match (&dossier, action.effect) {
-                    (Some(d), ami_core::Effect::Reopen) => d.previous_state.clone(),
-                    (Some(d), _) => action.target(&d.state).map(Into::into),
-                    (None, _) => action.to.clone(),
+                    (Some(d), ami_core::Effect::Reopen) => d.previous_state.as_deref(),
+                    (Some(d), _) => action.target(&d.state),
+                    (None, _) => action.to.as_deref(),
                 };
-                prop_assert_eq!(Some(&event.to), expected_to.as_ref());
+                prop_assert_eq!(Some(event.to.as_str()), expected_to);
                 prop_assert_eq!(&event.actor, &who);
                 prop_assert_eq!(event.at, now);
                 prop_assert_eq!(&event.definition_version, &def.version());

@@ -68,7 +68,9 @@ pub fn actor_of(def: &Definition, id: &str, agency: &str, role: &str) -> Actor {
         agency: def
             .agency_id(agency)
             .unwrap_or_else(|| panic!("no agency `{agency}`")),
-        role: def.role_id(role).unwrap_or_else(|| panic!("no role `{role}`")),
+        role: def
+            .role_id(role)
+            .unwrap_or_else(|| panic!("no role `{role}`")),
     }
 }
 
@@ -285,10 +287,16 @@ pub fn stranger() -> &'static Definition {
         for (word, in_ami2) in [
             ("photo", ami2().piece_kind("photo").is_some()),
             ("excellent", ami2().verdict_id("excellent").is_some()),
-            ("petites_villes", ami2().programme_id("petites_villes").is_some()),
+            (
+                "petites_villes",
+                ami2().programme_id("petites_villes").is_some(),
+            ),
             ("valider", ami2().action_id("valider").is_some()),
         ] {
-            assert!(!in_ami2, "ami2 has `{word}`: the stranger's word is not foreign");
+            assert!(
+                !in_ami2,
+                "ami2 has `{word}`: the stranger's word is not foreign"
+            );
         }
         def
     })
