@@ -146,9 +146,9 @@ fn command(def: &Definition, action: &ActionDef, programmes: &[SmolStr]) -> Comm
                     .iter()
                     .map(|p| Piece {
                         kind: p.id.clone(),
-                        filename: format!("{}.pdf", p.id),
+                        filename: format!("{}.pdf", p.id).into(),
                         size: Some(1000),
-                        sha256: Some("ab".repeat(32)),
+                        sha256: Some("ab".repeat(32).into()),
                         media_type: Some("application/pdf".into()),
                     })
                     .collect(),
@@ -162,7 +162,7 @@ fn command(def: &Definition, action: &ActionDef, programmes: &[SmolStr]) -> Comm
                 kind: piece_kind(def),
                 filename: "complement.pdf".into(),
                 size: Some(1000),
-                sha256: Some("cd".repeat(32)),
+                sha256: Some("cd".repeat(32).into()),
                 media_type: Some("application/pdf".into()),
             },
         ),

@@ -35,7 +35,7 @@ fn deposit(commune: &str, code_insee: &str, received_at: &str) -> Order {
             commune: commune.into(),
             code_insee: code_insee.into(),
             porteur: Porteur {
-                nom: format!("Ville de {commune}"),
+                nom: format!("Ville de {commune}").into(),
                 email: None,
             },
             programmes: vec!["acv".into()],
@@ -104,7 +104,7 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
          values ($1, $2, 2, 'recu', 1, ',acv,', 'vierzon', ',dar,', $3, $4, $5, $6)",
     )
     .bind(dossier.id.to_string())
-    .bind(&dossier.reference)
+    .bind(dossier.reference.as_str())
     .bind(dossier.received_at.timestamp_micros())
     .bind(dossier.updated_at.timestamp_micros())
     .bind(&digest)

@@ -53,9 +53,9 @@ fn command(action: &str) -> Command {
 fn piece(kind: &str) -> Piece {
     Piece {
         kind: ami2().piece_kind(kind).expect("pièce"),
-        filename: format!("{kind}.pdf"),
+        filename: format!("{kind}.pdf").into(),
         size: Some(250_000),
-        sha256: Some("0f".repeat(32)),
+        sha256: Some("0f".repeat(32).into()),
         media_type: Some("application/pdf".into()),
     }
 }
@@ -70,11 +70,11 @@ fn new_dossier(i: u64) -> NewDossier {
     let received = at("2020-07-20T09:00:00+02:00") + Duration::minutes(97 * i as i64 % 400_000);
     NewDossier {
         id: DossierId(Uuid::from_u128(i as u128 + 1)),
-        commune: format!("Commune {i}"),
-        code_insee: format!("{:05}", 1000 + i % 90_000),
+        commune: format!("Commune {i}").into(),
+        code_insee: format!("{:05}", 1000 + i % 90_000).into(),
         porteur: Porteur {
-            nom: format!("Mairie de la commune {i}"),
-            email: Some(format!("mairie{i}@example.org")),
+            nom: format!("Mairie de la commune {i}").into(),
+            email: Some(format!("mairie{i}@example.org").into()),
         },
         programmes: programmes
             .iter()

@@ -38,7 +38,7 @@ fn file(def: &Definition, kind: &str, name: &str) -> Piece {
         kind: def.piece_kind(kind).expect("a pièce of the definition"),
         filename: name.into(),
         size: Some(48_213),
-        sha256: Some("5e".repeat(32)),
+        sha256: Some("5e".repeat(32).into()),
         media_type: Some("application/pdf".into()),
     }
 }
@@ -129,7 +129,7 @@ fn main() {
             commune: commune.into(),
             code_insee: insee.into(),
             porteur: Porteur {
-                nom: format!("Ville de {commune}"),
+                nom: format!("Ville de {commune}").into(),
                 email: None,
             },
             programmes: programmes

@@ -38,10 +38,10 @@ pub struct Actor {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Porteur {
     /// « Ville de Nevers ».
-    pub nom: String,
+    pub nom: SmolStr,
     /// Where the town's letters go.
     #[serde(default)]
-    pub email: Option<String>,
+    pub email: Option<SmolStr>,
 }
 
 /// A document of the dossier: declared (a name only), or received, when
@@ -51,17 +51,17 @@ pub struct Piece {
     /// Which pièce of the definition it is.
     pub kind: PieceKind,
     /// The file's name as sent.
-    pub filename: String,
+    pub filename: SmolStr,
     /// Its size in bytes, when known.
     #[serde(default)]
     pub size: Option<u64>,
     /// The SHA-256 of its content (64 lower-case hex digits), when known.
     #[serde(default)]
-    pub sha256: Option<String>,
+    pub sha256: Option<SmolStr>,
     /// The file's type as read from its content; only a received pièce has
     /// one (a declaration may name a size or a digest, never a type).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
+    pub media_type: Option<SmolStr>,
 }
 
 impl Piece {
@@ -93,13 +93,13 @@ pub struct PieceFile {
     /// 1 for the first content of this kind, then +1.
     pub version: u32,
     /// The file's name as sent.
-    pub filename: String,
+    pub filename: SmolStr,
     /// Its type, as read from its content.
-    pub media_type: String,
+    pub media_type: SmolStr,
     /// Its size in bytes.
     pub size: u64,
     /// The SHA-256 of its content.
-    pub sha256: String,
+    pub sha256: SmolStr,
     /// When it was recorded.
     pub received_at: DateTime<Utc>,
     /// The event that recorded it.
@@ -112,9 +112,9 @@ pub struct NewDossier {
     /// Chosen by whoever deposits it.
     pub id: DossierId,
     /// The town's name (« Nevers »).
-    pub commune: String,
+    pub commune: SmolStr,
     /// Its INSEE code (five characters, `58194`).
-    pub code_insee: String,
+    pub code_insee: SmolStr,
     /// Who carries the application.
     pub porteur: Porteur,
     /// The programmes it applies to; at least one.
@@ -135,7 +135,7 @@ pub struct Avis {
     /// The verdict.
     pub verdict: VerdictId,
     /// Why, in the person's words.
-    pub motivation: Option<String>,
+    pub motivation: Option<SmolStr>,
     /// Who gave it.
     pub actor: Actor,
     /// When.
@@ -174,7 +174,7 @@ pub struct ComplementRequest {
     /// The last day the porteur has.
     pub due_on: NaiveDate,
     /// Why they were asked for.
-    pub motivation: Option<String>,
+    pub motivation: Option<SmolStr>,
     /// Who asked.
     pub requested_by: Actor,
     /// When.
@@ -193,7 +193,7 @@ pub struct CreatedDossier {
     /// The wave its reception falls in.
     pub wave: u8,
     /// Its reference (`AMI2-V1-0007`).
-    pub reference: String,
+    pub reference: SmolStr,
     /// References of the commune's other dossiers, when the DAR confirmed
     /// that this one is not a duplicate (a town may send a second project).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -213,9 +213,9 @@ pub enum Command {
         /// The action to take.
         action: ActionId,
         /// Why; required by some actions.
-        motivation: Option<String>,
+        motivation: Option<SmolStr>,
         /// A remark for the history.
-        comment: Option<String>,
+        comment: Option<SmolStr>,
     },
     /// An action that carries a verdict: an instruction, an avis.
     Verdict {
@@ -224,9 +224,9 @@ pub enum Command {
         /// The verdict given.
         verdict: VerdictId,
         /// Why; required by some verdicts and actions.
-        motivation: Option<String>,
+        motivation: Option<SmolStr>,
         /// A remark for the history.
-        comment: Option<String>,
+        comment: Option<SmolStr>,
     },
     /// Records a pièce received after the deposit (a new version of it).
     AttachPiece {
@@ -235,7 +235,7 @@ pub enum Command {
         /// The pièce received.
         piece: Piece,
         /// A remark for the history.
-        comment: Option<String>,
+        comment: Option<SmolStr>,
     },
     /// Asks the porteur for pièces, by a date (« demande de complément »).
     RequestPieces {
@@ -244,9 +244,9 @@ pub enum Command {
         /// What is asked, by when.
         request: PiecesRequested,
         /// Why.
-        motivation: Option<String>,
+        motivation: Option<SmolStr>,
         /// A remark for the history.
-        comment: Option<String>,
+        comment: Option<SmolStr>,
     },
 }
 
@@ -262,7 +262,7 @@ pub struct Deposit {
     /// dossiers.
     pub doublon_confirme: bool,
     /// A remark for the history.
-    pub comment: Option<String>,
+    pub comment: Option<SmolStr>,
 }
 
 impl Command {
@@ -316,7 +316,7 @@ impl Command {
 
     /// The same command with a motivation (a deposit has none: it is left
     /// as it is).
-    pub fn with_motivation(mut self, text: impl Into<String>) -> Command {
+    pub fn with_motivation(mut self, text: impl Into<SmolStr>) -> Command {
         match &mut self {
             Command::Transition { motivation, .. }
             | Command::Verdict { motivation, .. }
@@ -327,7 +327,7 @@ impl Command {
     }
 
     /// The same command with a comment for the history.
-    pub fn with_comment(mut self, text: impl Into<String>) -> Command {
+    pub fn with_comment(mut self, text: impl Into<SmolStr>) -> Command {
         let text = Some(text.into());
         match &mut self {
             Command::Deposit(d) => d.comment = text,
@@ -359,23 +359,23 @@ impl Command {
     }
 
     /// Its motivation, if any.
-    pub fn motivation(&self) -> Option<&str> {
+    pub fn motivation(&self) -> Option<&SmolStr> {
         match self {
             Command::Transition { motivation, .. }
             | Command::Verdict { motivation, .. }
-            | Command::RequestPieces { motivation, .. } => motivation.as_deref(),
+            | Command::RequestPieces { motivation, .. } => motivation.as_ref(),
             Command::Deposit(_) | Command::AttachPiece { .. } => None,
         }
     }
 
     /// Its comment, if any.
-    pub fn comment(&self) -> Option<&str> {
+    pub fn comment(&self) -> Option<&SmolStr> {
         match self {
-            Command::Deposit(d) => d.comment.as_deref(),
+            Command::Deposit(d) => d.comment.as_ref(),
             Command::Transition { comment, .. }
             | Command::Verdict { comment, .. }
             | Command::AttachPiece { comment, .. }
-            | Command::RequestPieces { comment, .. } => comment.as_deref(),
+            | Command::RequestPieces { comment, .. } => comment.as_ref(),
         }
     }
 }
@@ -400,9 +400,9 @@ pub struct Event {
     /// The verdict given, for an action that carries one.
     pub verdict: Option<VerdictId>,
     /// Why, in the person's words.
-    pub motivation: Option<String>,
+    pub motivation: Option<SmolStr>,
     /// A remark for the history.
-    pub comment: Option<String>,
+    pub comment: Option<SmolStr>,
     /// The version of the definition it was decided under.
     pub definition_version: SmolStr,
     /// What it adds besides the action and its verdict.
@@ -415,11 +415,11 @@ pub struct Dossier {
     /// Its identifier.
     pub id: DossierId,
     /// Its reference (`AMI2-V1-0007`).
-    pub reference: String,
+    pub reference: SmolStr,
     /// The town's name.
-    pub commune: String,
+    pub commune: SmolStr,
     /// The town's INSEE code.
-    pub code_insee: String,
+    pub code_insee: SmolStr,
     /// Who carries the application.
     pub porteur: Porteur,
     /// The programmes it applies to.
@@ -734,4 +734,31 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<Option<Do
         }
     }
     Ok(dossier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Definition;
+
+    #[test]
+    fn an_action_map_keeps_its_entries_in_key_order_and_the_last_value_per_key() {
+        let def = Definition::ami2();
+        let id = |a: &str| def.action_id(a).expect("an action");
+        let mut map: ActionMap<u32> = ActionMap::new();
+        map.set(&id("instruire"), 1);
+        map.set(&id("avis_ti"), 2);
+        map.set(&id("avis_acv"), 3);
+        map.set(&id("instruire"), 4);
+        let entries: Vec<(&str, u32)> = map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(entries, [("avis_acv", 3), ("avis_ti", 2), ("instruire", 4)]);
+        assert_eq!((map.get("instruire"), map.get("deposer")), (Some(&4), None));
+        let debug = r#"{"avis_acv": 3, "avis_ti": 2, "instruire": 4}"#;
+        assert_eq!(format!("{map:?}"), debug);
+        let json = serde_json::to_string(&map).expect("serializes");
+        assert_eq!(json, r#"{"avis_acv":3,"avis_ti":2,"instruire":4}"#);
+        let back: ActionMap<u32> = serde_json::from_str(&json).expect("deserializes");
+        assert!(back == map);
+        assert!(map.clone() == map);
+    }
 }

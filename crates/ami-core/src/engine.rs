@@ -536,8 +536,8 @@ pub fn decide(
         actor: actor.clone(),
         at: now,
         verdict: command.verdict_given().cloned(),
-        motivation: command.motivation().map(str::to_owned),
-        comment: command.comment().map(str::to_owned),
+        motivation: command.motivation().cloned(),
+        comment: command.comment().cloned(),
         definition_version: SmolStr::new(def.version()),
         payload,
     })
@@ -662,20 +662,21 @@ fn decide_creation(
 }
 
 /// The reference of a dossier, e.g. `AMI2-V1-0007`: the campaign's prefix,
-/// the wave, and the number on at least four digits. Built by hand: this is
-/// on the path of every deposit, and `format!` costs more than the rest.
-fn reference(prefix: &str, wave: u8, number: u64) -> String {
-    let mut out = String::with_capacity(prefix.len() + 2 + 3 + 1 + 20);
+/// the wave, and the number on at least four digits. Built by hand, in
+/// place (a short reference needs no allocation): this is on the path of
+/// every deposit, and `format!` costs more than the rest.
+fn reference(prefix: &str, wave: u8, number: u64) -> SmolStr {
+    let mut out = smol_str::SmolStrBuilder::new();
     out.push_str(prefix);
     out.push_str("-V");
     push_digits(&mut out, u64::from(wave), 1);
     out.push('-');
     push_digits(&mut out, number, 4);
-    out
+    out.finish()
 }
 
 /// Appends `n` in decimal, left-padded with zeros to `width` digits.
-fn push_digits(out: &mut String, mut n: u64, width: usize) {
+fn push_digits(out: &mut smol_str::SmolStrBuilder, mut n: u64, width: usize) {
     let mut digits = [b'0'; 20];
     let mut start = digits.len();
     loop {
@@ -687,7 +688,9 @@ fn push_digits(out: &mut String, mut n: u64, width: usize) {
         }
     }
     let start = start.min(digits.len() - width.min(digits.len()));
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+    for &d in &digits[start..] {
+        out.push(char::from(d));
+    }
 }
 
 /// Whether `actor` may take `action` at all, whatever the dossier: the
@@ -854,6 +857,18 @@ fn check_position(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<(
 /// What the command must carry: a verdict, a motivation, nothing that
 /// belongs to another kind of action.
 fn check_content(def: &Definition, action: &ActionDef, command: &Command) -> Result<(), Rejection> {
+    // A command of another kind of action first: what it carries is beside
+    // the point.
+    match command {
+        Command::AttachPiece { .. } if action.effect != Effect::AttachPiece => {
+            return Err(malformed(action, "aucune pièce"))
+        }
+        Command::RequestPieces { .. } if action.effect != Effect::RequestPieces => {
+            return Err(malformed(action, "aucune liste de pièces demandées"))
+        }
+        Command::Deposit(_) => return Err(malformed(action, "aucun contenu de dossier")),
+        _ => {}
+    }
     let motivated = command.motivation().is_some_and(|m| !m.trim().is_empty());
     match (command.verdict_given(), action.verdict) {
         (None, true) => {
@@ -883,16 +898,7 @@ fn check_content(def: &Definition, action: &ActionDef, command: &Command) -> Res
             reason: format!("l'action « {} »", action.label),
         });
     }
-    match command {
-        Command::AttachPiece { .. } if action.effect != Effect::AttachPiece => {
-            Err(malformed(action, "aucune pièce"))
-        }
-        Command::RequestPieces { .. } if action.effect != Effect::RequestPieces => {
-            Err(malformed(action, "aucune liste de pièces demandées"))
-        }
-        Command::Deposit(_) => Err(malformed(action, "aucun contenu de dossier")),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// The actions `actor` may take on `dossier` now, in definition order, so that

@@ -24,8 +24,8 @@
 //! let (dar, acv) = (person("camille", "dar", "agent"), person("sophie", "acv", "agent"));
 //! let now = Utc.with_ymd_and_hms(2020, 10, 1, 8, 0, 0).unwrap();
 //! let file = |kind: &str| Piece {
-//!     kind: def.piece_kind(kind).unwrap(), filename: format!("{kind}.pdf"), size: Some(1_000),
-//!     sha256: Some("ab".repeat(32)), media_type: Some("application/pdf".into()),
+//!     kind: def.piece_kind(kind).unwrap(), filename: format!("{kind}.pdf").into(), size: Some(1_000),
+//!     sha256: Some("ab".repeat(32).into()), media_type: Some("application/pdf".into()),
 //! };
 //! let deposit = Command::deposit(def.action_id("deposer").unwrap(), NewDossier {
 //!     id: DossierId(uuid::Uuid::from_u128(1)),

@@ -17,7 +17,7 @@ fn budget_v2() -> Piece {
     Piece {
         filename: "budget corrigé.ods".into(),
         size: Some(999),
-        sha256: Some("cd".repeat(32)),
+        sha256: Some("cd".repeat(32).into()),
         media_type: Some("application/vnd.oasis.opendocument.spreadsheet".into()),
         ..piece(BUDGET)
     }

@@ -234,9 +234,9 @@ fn scenario(def: &Definition) -> impl Strategy<Value = (DossierSpec, Vec<Step>)>
 fn piece_of(kind: &PieceKind) -> Piece {
     Piece {
         kind: kind.clone(),
-        filename: format!("{kind}.pdf"),
+        filename: format!("{kind}.pdf").into(),
         size: Some(12_345),
-        sha256: Some("ab".repeat(32)),
+        sha256: Some("ab".repeat(32).into()),
         media_type: Some("application/pdf".into()),
     }
 }

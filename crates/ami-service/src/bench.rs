@@ -536,10 +536,10 @@ fn full_path(def: &Definition, id: DossierId, n: usize) -> anyhow::Result<Vec<(O
     );
     let new = DepositOrder {
         id,
-        commune: format!("Commune {n}"),
-        code_insee: format!("{:05}", n % 99_999),
+        commune: format!("Commune {n}").into(),
+        code_insee: format!("{:05}", n % 99_999).into(),
         porteur: Porteur {
-            nom: format!("Ville {n}"),
+            nom: format!("Ville {n}").into(),
             email: None,
         },
         programmes: programmes.clone(),
@@ -554,14 +554,14 @@ fn full_path(def: &Definition, id: DossierId, n: usize) -> anyhow::Result<Vec<(O
                 kind: candidature,
                 filename: "candidature.pdf".into(),
                 size: Some(400_000),
-                sha256: Some("ab".repeat(32)),
+                sha256: Some("ab".repeat(32).into()),
                 media_type: Some("application/pdf".into()),
             },
             Piece {
                 kind: budget.clone(),
                 filename: "budget.xlsx".into(),
                 size: Some(50_000),
-                sha256: Some("ab".repeat(32)),
+                sha256: Some("ab".repeat(32).into()),
                 media_type: Some(
                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
                 ),
@@ -579,7 +579,7 @@ fn full_path(def: &Definition, id: DossierId, n: usize) -> anyhow::Result<Vec<(O
             kind: budget,
             filename: "budget-v2.xlsx".into(),
             size: Some(52_000),
-            sha256: Some("ab".repeat(32)),
+            sha256: Some("ab".repeat(32).into()),
             media_type: Some(
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
             ),

@@ -87,9 +87,9 @@ async fn stored(
     files.keep(&received).await?;
     Ok(Piece {
         kind: kind.clone(),
-        filename,
+        filename: filename.into(),
         size: Some(received.size),
-        sha256: Some(received.sha256),
+        sha256: Some(received.sha256.into()),
         media_type: Some(media_type.into()),
     })
 }
@@ -164,7 +164,7 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
             // Named in the e-mail, not attached: waits for its file.
             pieces.push(Piece {
                 kind: budget.clone(),
-                filename: format!("budget-{label}.xlsx"),
+                filename: format!("budget-{label}.xlsx").into(),
                 size: None,
                 sha256: None,
                 media_type: None,
@@ -184,11 +184,11 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
         let deposer = Order {
             content: Content::Deposit(Box::new(DepositOrder {
                 id,
-                commune: commune.to_string(),
-                code_insee: insee.to_string(),
+                commune: commune.to_string().into(),
+                code_insee: insee.to_string().into(),
                 porteur: Porteur {
-                    nom: format!("Ville de {commune}"),
-                    email: Some(format!("cnam@{}.fr", domain_label(commune))),
+                    nom: format!("Ville de {commune}").into(),
+                    email: Some(format!("cnam@{}.fr", domain_label(commune)).into()),
                 },
                 programmes: programmes.iter().map(|p| (*p).into()).collect(),
                 received_at,

@@ -497,11 +497,11 @@ pub async fn verify_pieces(store: &Store, files: &Files) -> anyhow::Result<Piece
     let mut read: HashMap<String, Option<String>> = HashMap::new();
     let mut findings = Vec::new();
     for (reference, file) in listed {
-        let found = match read.get(&file.sha256) {
+        let found = match read.get(file.sha256.as_str()) {
             Some(found) => found.clone(),
             None => {
                 let found = files.recompute(&file.sha256).await?;
-                read.insert(file.sha256.clone(), found.clone());
+                read.insert(file.sha256.to_string(), found.clone());
                 found
             }
         };
@@ -510,13 +510,13 @@ pub async fn verify_pieces(store: &Store, files: &Files) -> anyhow::Result<Piece
                 reference,
                 kind: file.kind.to_string(),
                 version: file.version,
-                sha256: file.sha256,
+                sha256: file.sha256.to_string(),
             }),
             Some(found) if found != file.sha256 => findings.push(AuditFinding::PieceAltered {
                 reference,
                 kind: file.kind.to_string(),
                 version: file.version,
-                recorded: file.sha256,
+                recorded: file.sha256.to_string(),
                 found,
             }),
             Some(_) => {}

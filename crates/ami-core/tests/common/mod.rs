@@ -96,14 +96,17 @@ pub fn ti_agent() -> Actor {
     actor("ti-agent-1", "ti", "agent")
 }
 
+/// A received pièce of the default definition (or, for the tests of an
+/// unknown one, of [`stranger`]).
 pub fn piece(kind: &str) -> Piece {
     Piece {
         kind: ami2()
             .piece_kind(kind)
-            .unwrap_or_else(|| panic!("no pièce `{kind}` in ami2")),
-        filename: format!("{kind}.pdf"),
+            .or_else(|| stranger().piece_kind(kind))
+            .unwrap_or_else(|| panic!("no pièce `{kind}`")),
+        filename: format!("{kind}.pdf").into(),
         size: Some(12_345),
-        sha256: Some("ab".repeat(32)),
+        sha256: Some("ab".repeat(32).into()),
         media_type: Some("application/pdf".into()),
     }
 }
@@ -252,9 +255,18 @@ pub fn ids<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
 /// What [`stranger`] adds to the default definition: a pièce, a verdict, a
 /// programme and an action that `ami2` lacks.
 const STRANGER_WORDS: &str = r#"
+[[roles]]
+id = "stagiaire"
+label = "Stagiaire"
+
 [[pieces]]
 id = "photo"
 label = "Photo du site"
+required = false
+
+[[pieces]]
+id = "photo_du_maire"
+label = "Photo du maire"
 required = false
 
 [[verdicts]]
@@ -275,7 +287,8 @@ agency = "dar"
 role = "responsable"
 "#;
 
-/// Another valid definition: the default one plus a pièce `photo`, a verdict
+/// Another valid definition: the default one plus a role `stagiaire`,
+/// pièces `photo` and `photo_du_maire`, a verdict
 /// `excellent`, a programme `petites_villes` and an action `valider`. Its
 /// identifiers are the way a test names a word the default definition does
 /// not have (the engine must refuse them as unknown).

@@ -413,9 +413,9 @@ pub(crate) async fn deposit(
         .map(|p| {
             Ok(Piece {
                 kind: def.piece_kind(&p.kind).ok_or_else(checked)?,
-                filename: nfc(&p.filename),
+                filename: nfc(&p.filename).into(),
                 size: p.size,
-                sha256: p.sha256.clone(),
+                sha256: p.sha256.as_deref().map(Into::into),
                 media_type: None,
             })
         })
@@ -426,11 +426,11 @@ pub(crate) async fn deposit(
         action: action.id.as_str().into(),
         content: Content::Deposit(Box::new(DepositOrder {
             id,
-            commune: nfc(body.commune.trim()),
-            code_insee: body.code_insee.clone(),
+            commune: nfc(body.commune.trim()).into(),
+            code_insee: body.code_insee.clone().into(),
             porteur: Porteur {
-                nom: nfc(body.porteur.nom.trim()),
-                email: body.porteur.email.as_deref().map(|e| nfc(e.trim())),
+                nom: nfc(body.porteur.nom.trim()).into(),
+                email: body.porteur.email.as_deref().map(|e| nfc(e.trim()).into()),
             },
             programmes: body.programmes.iter().map(|p| p.as_str().into()).collect(),
             received_at: body.received_at.unwrap_or(now),
@@ -652,8 +652,8 @@ pub(crate) fn transition_command(
     Ok(Order {
         action: body.action.as_str().into(),
         verdict: body.verdict.as_deref().map(Into::into),
-        motivation: body.motivation.as_deref().map(nfc),
-        comment: body.comment.as_deref().map(nfc),
+        motivation: body.motivation.as_deref().map(nfc).map(Into::into),
+        comment: body.comment.as_deref().map(nfc).map(Into::into),
         content,
     })
 }

@@ -255,10 +255,10 @@ where
         .map_err(|e| files_error(e, field))?;
     Ok(Piece {
         kind: piece.id.clone(),
-        filename: safe_filename(filename, &piece.id, file_type),
+        filename: safe_filename(filename, &piece.id, file_type).into(),
         size: Some(received.size),
-        sha256: Some(received.sha256),
-        media_type: Some(file_type.media_type.to_string()),
+        sha256: Some(received.sha256.into()),
+        media_type: Some(file_type.media_type.to_string().into()),
     })
 }
 
@@ -384,10 +384,10 @@ pub async fn put_piece(
         action.id.clone(),
         Piece {
             kind: piece.id.clone(),
-            filename: String::new(),
+            filename: String::new().into(),
             size: Some(1),
-            sha256: Some("0".repeat(64)),
-            media_type: Some(String::new()),
+            sha256: Some("0".repeat(64).into()),
+            media_type: Some(String::new().into()),
         },
     );
     decide(
@@ -464,7 +464,7 @@ pub async fn put_piece(
     .to_string();
     let command = Order {
         action: action.id.as_str().into(),
-        comment: comment.as_deref().map(nfc),
+        comment: comment.as_deref().map(|c| nfc(c).into()),
         content: Content::Piece(received),
         ..Order::default()
     };

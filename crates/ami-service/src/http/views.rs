@@ -128,10 +128,10 @@ impl PieceView {
             .versions(&p.kind)
             .map(|f| PieceVersionView {
                 version: f.version,
-                filename: f.filename.clone(),
-                media_type: f.media_type.clone(),
+                filename: f.filename.to_string(),
+                media_type: f.media_type.to_string(),
                 size: f.size,
-                sha256: f.sha256.clone(),
+                sha256: f.sha256.to_string(),
                 received_at: f.received_at,
                 url: super::pieces::version_url(d, &p.kind, f.version),
             })
@@ -144,12 +144,14 @@ impl PieceView {
             label: def
                 .piece(&p.kind)
                 .map_or_else(|| p.kind.to_string(), |k| k.label.clone()),
-            filename: latest.map_or_else(|| p.filename.clone(), |v| v.filename.clone()),
+            filename: latest
+                .map_or_else(|| p.filename.clone(), |v| v.filename.clone().into())
+                .to_string(),
             received: latest.is_some(),
             size: latest.map(|v| v.size).or(p.size),
             sha256: latest
                 .map(|v| v.sha256.clone())
-                .or_else(|| p.sha256.clone()),
+                .or_else(|| p.sha256.as_deref().map(str::to_string)),
             media_type: latest.map(|v| v.media_type.clone()),
             received_at: latest.map(|v| v.received_at),
             url: latest.map(|_| format!("/api/v1/dossiers/{}/pieces/{}", d.id, p.kind)),
@@ -240,18 +242,18 @@ impl DossierView {
             .map(|c| ComplementView {
                 pieces: c.pieces.iter().map(|p| p.to_string()).collect(),
                 due_on: c.due_on,
-                motivation: c.motivation.clone(),
+                motivation: c.motivation.as_deref().map(str::to_string),
                 requested_by: (&c.requested_by).into(),
                 requested_at: c.requested_at,
             });
         DossierView {
             id: d.id.0,
-            reference: d.reference.clone(),
-            commune: d.commune.clone(),
-            code_insee: d.code_insee.clone(),
+            reference: d.reference.to_string(),
+            commune: d.commune.to_string(),
+            code_insee: d.code_insee.to_string(),
             porteur: PorteurBody {
-                nom: d.porteur.nom.clone(),
-                email: d.porteur.email.clone(),
+                nom: d.porteur.nom.to_string(),
+                email: d.porteur.email.as_deref().map(str::to_string),
             },
             programmes: d.programmes.iter().map(|p| p.to_string()).collect(),
             wave: d.wave,
@@ -272,7 +274,7 @@ impl DossierView {
                             verdict_label: def
                                 .verdict(&a.verdict)
                                 .map_or_else(|| a.verdict.to_string(), |v| v.label.clone()),
-                            motivation: a.motivation.clone(),
+                            motivation: a.motivation.as_deref().map(str::to_string),
                             by: (&a.actor).into(),
                             at: a.at,
                         },
@@ -343,8 +345,8 @@ impl From<&StoredEvent> for HistoryItem {
             actor: (&e.actor).into(),
             at: e.at,
             verdict: e.verdict.as_ref().map(|s| s.to_string()),
-            motivation: e.motivation.clone(),
-            comment: e.comment.clone(),
+            motivation: e.motivation.as_deref().map(str::to_string),
+            comment: e.comment.as_deref().map(str::to_string),
             definition_version: e.definition_version.to_string(),
             digest: s.digest.clone(),
             global_seq: s.global_seq,

@@ -242,7 +242,7 @@ impl ProjectionRow {
     /// The row the fold of a journal should have produced.
     fn expected(def: &Definition, d: &Dossier, last_digest: &str) -> ProjectionRow {
         ProjectionRow {
-            reference: d.reference.clone(),
+            reference: d.reference.to_string(),
             wave: i64::from(d.wave),
             state: d.state.to_string(),
             version: to_i64(d.version),
@@ -252,7 +252,7 @@ impl ProjectionRow {
             received_at_us: micros(d.received_at),
             updated_at_us: micros(d.updated_at),
             last_digest: last_digest.to_string(),
-            code_insee: d.code_insee.clone(),
+            code_insee: d.code_insee.to_string(),
             body: String::new(),
         }
     }

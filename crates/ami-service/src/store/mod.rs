@@ -296,7 +296,7 @@ impl Store {
                      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&id)
-                .bind(&d.reference)
+                .bind(d.reference.as_str())
                 .bind(i64::from(d.wave))
                 .bind(d.state.as_str())
                 .bind(to_i64(d.version))
@@ -307,7 +307,7 @@ impl Store {
                 .bind(micros(d.updated_at))
                 .bind(last_digest)
                 .bind(&body)
-                .bind(&d.code_insee)
+                .bind(d.code_insee.as_str())
                 .execute(&mut **tx)
                 .await?;
             }
@@ -441,7 +441,7 @@ impl Store {
         let mut found = Vec::new();
         while let Some(row) = rows.try_next().await? {
             let d: Dossier = serde_json::from_str(&row.try_get::<String, _>("body")?)?;
-            found.extend(d.files.into_iter().map(|f| (d.reference.clone(), f)));
+            found.extend(d.files.into_iter().map(|f| (d.reference.to_string(), f)));
         }
         Ok(found)
     }
@@ -452,7 +452,7 @@ impl Store {
             .piece_files()
             .await?
             .into_iter()
-            .map(|(_, f)| f.sha256)
+            .map(|(_, f)| f.sha256.to_string())
             .collect())
     }
 

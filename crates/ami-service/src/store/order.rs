@@ -16,8 +16,8 @@ pub struct Order {
     pub action: SmolStr,
     /// The verdict's identifier as sent.
     pub verdict: Option<SmolStr>,
-    pub motivation: Option<String>,
-    pub comment: Option<String>,
+    pub motivation: Option<SmolStr>,
+    pub comment: Option<SmolStr>,
     pub content: Content,
 }
 
@@ -25,8 +25,8 @@ pub struct Order {
 #[derive(Debug, Clone)]
 pub struct DepositOrder {
     pub id: DossierId,
-    pub commune: String,
-    pub code_insee: String,
+    pub commune: SmolStr,
+    pub code_insee: SmolStr,
     pub porteur: Porteur,
     pub programmes: Vec<SmolStr>,
     pub received_at: DateTime<Utc>,
@@ -137,8 +137,8 @@ impl Order {
                     action,
                     dossier: NewDossier {
                         id: d.id,
-                        commune: d.commune.clone(),
-                        code_insee: d.code_insee.clone(),
+                        commune: d.commune.clone().into(),
+                        code_insee: d.code_insee.clone().into(),
                         porteur: d.porteur.clone(),
                         programmes,
                         received_at: d.received_at,

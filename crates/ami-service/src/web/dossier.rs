@@ -195,11 +195,11 @@ fn identity(def: &Definition, d: &Dossier) -> Identity {
     let tz = def.campaign().time_zone;
     Identity {
         id: d.id.to_string(),
-        reference: d.reference.clone(),
-        commune: d.commune.clone(),
-        code_insee: d.code_insee.clone(),
-        porteur: d.porteur.nom.clone(),
-        email: d.porteur.email.clone(),
+        reference: d.reference.to_string(),
+        commune: d.commune.to_string(),
+        code_insee: d.code_insee.to_string(),
+        porteur: d.porteur.nom.to_string(),
+        email: d.porteur.email.as_deref().map(str::to_string),
         programmes: super::programme_labels(def, d),
         wave: d.wave,
         state_label: def.state_label(&d.state).to_string(),
@@ -229,12 +229,13 @@ fn pieces(def: &Definition, d: &Dossier) -> Vec<PieceLine> {
                 .versions(&p.id)
                 .map(|f| VersionLine {
                     version: f.version,
-                    filename: f.filename.clone(),
+                    filename: f.filename.to_string(),
                     size: format::size(f.size),
                     type_label: ami_core::FILE_TYPES
                         .iter()
                         .find(|t| t.media_type == f.media_type)
-                        .map_or_else(|| f.media_type.clone(), |t| t.label.to_string()),
+                        .map_or_else(|| f.media_type.clone(), |t| t.label.to_string().into())
+                        .to_string(),
                     at: ami_core::french_instant(f.received_at, tz),
                     url: format!("/dossiers/{}/pieces/{}/versions/{}", d.id, p.id, f.version),
                 })
@@ -248,7 +249,9 @@ fn pieces(def: &Definition, d: &Dossier) -> Vec<PieceLine> {
                     .pieces
                     .iter()
                     .find(|x| x.kind == p.id && versions.is_empty())
-                    .map(|x| x.filename.clone()),
+                    .map(|x| x.filename.clone())
+                    .as_deref()
+                    .map(str::to_string),
                 versions,
                 url: format!("/dossiers/{}/pieces/{}", d.id, p.id),
             }
@@ -269,7 +272,7 @@ fn avis(def: &Definition, d: &Dossier) -> Vec<AvisCard> {
             given: d.avis(&a.id).map(|v| AvisGiven {
                 verdict_label: verdict_label(def, &v.verdict),
                 badge: verdict_badge(def, &v.verdict),
-                motivation: v.motivation.clone(),
+                motivation: v.motivation.as_deref().map(str::to_string),
                 by: actor_line(def, &v.actor),
                 at: ami_core::french_instant(v.at, tz),
             }),
@@ -286,8 +289,8 @@ fn history_line(def: &Definition, s: &StoredEvent) -> HistoryLine {
         at: ami_core::french_instant(e.at, def.campaign().time_zone),
         state_label: def.state_label(&e.to).to_string(),
         verdict_label: e.verdict.as_ref().map(|v| verdict_label(def, v)),
-        motivation: e.motivation.clone(),
-        comment: e.comment.clone(),
+        motivation: e.motivation.as_deref().map(str::to_string),
+        comment: e.comment.as_deref().map(str::to_string),
         digest: s.digest.chars().take(12).collect(),
     }
 }
@@ -459,7 +462,7 @@ async fn show(
                 .collect::<Vec<_>>()
                 .join(", "),
             due_on: ami_core::french_date(c.due_on),
-            motivation: c.motivation.clone(),
+            motivation: c.motivation.as_deref().map(str::to_string),
             by: actor_line(def, &c.requested_by),
             at: ami_core::french_instant(c.requested_at, tz),
         });
@@ -930,7 +933,8 @@ async fn attach_form(
         action: action.id.as_str().into(),
         comment: some_text(&typed.comment)
             .as_deref()
-            .map(ami_core::text::nfc),
+            .map(ami_core::text::nfc)
+            .map(Into::into),
         content: crate::store::Content::Piece(received),
         ..crate::store::Order::default()
     };

@@ -179,8 +179,8 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         .iter()
         .map(|d| Row {
             id: d.id.to_string(),
-            reference: d.reference.clone(),
-            commune: d.commune.clone(),
+            reference: d.reference.to_string(),
+            commune: d.commune.to_string(),
             programmes: super::programme_labels(def, d),
             wave: d.wave,
             state_label: def.state_label(&d.state).to_string(),
