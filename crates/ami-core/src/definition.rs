@@ -396,6 +396,19 @@ pub struct Definition {
     verdicts: Vec<VerdictDef>,
     programmes: Vec<Programme>,
     actions: Vec<ActionDef>,
+    /// From `[migration]`: where the dossiers of a state the definition no
+    /// longer has go when it replaces the one before.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    state_map: BTreeMap<SmolStr, StateId>,
+}
+
+/// `[migration]`: how dossiers move from the definition before.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MigrationDocument {
+    /// Former state → state of this definition.
+    #[serde(default)]
+    state_map: BTreeMap<SmolStr, StateId>,
 }
 
 /// The TOML document as written, before validation.
@@ -411,6 +424,8 @@ struct Document {
     verdicts: Vec<VerdictDef>,
     programmes: Vec<Programme>,
     actions: Vec<ActionDef>,
+    #[serde(default)]
+    migration: Option<MigrationDocument>,
 }
 
 #[derive(Deserialize)]
@@ -469,6 +484,7 @@ impl Definition {
             verdicts: doc.verdicts,
             programmes: doc.programmes,
             actions: doc.actions,
+            state_map: doc.migration.map(|m| m.state_map).unwrap_or_default(),
         };
         def.resolve_and_validate()?;
         Ok(def)
@@ -518,6 +534,12 @@ impl Definition {
     /// The actions, in the definition's order (the order pages list them in).
     pub fn actions(&self) -> &[ActionDef] {
         &self.actions
+    }
+
+    /// Where the dossiers of a former state go (`[migration] state_map`):
+    /// former state → state of this definition.
+    pub fn state_map(&self) -> &BTreeMap<SmolStr, StateId> {
+        &self.state_map
     }
 
     /// The action with this identifier.
@@ -717,6 +739,26 @@ impl Definition {
         }
         if self.creation_actions().next().is_none() {
             return Err(invalid("actions", "aucune action ne crée de dossier"));
+        }
+        if self.action(crate::migration::MIGRATION_ACTION).is_some() {
+            return Err(invalid(
+                format!("action `{}`", crate::migration::MIGRATION_ACTION),
+                "identifiant réservé aux changements de définition",
+            ));
+        }
+        for (former, to) in &self.state_map {
+            if self.state(to).is_none() {
+                return Err(invalid(
+                    format!("migration.state_map, état `{former}`"),
+                    format!("état inconnu `{to}`"),
+                ));
+            }
+            if self.state(former).is_some() {
+                return Err(invalid(
+                    format!("migration.state_map, état `{former}`"),
+                    "cet état existe encore : ses dossiers y restent",
+                ));
+            }
         }
         self.validate_graph()
     }

@@ -155,6 +155,21 @@ pub enum Payload {
     Piece(Piece),
     /// A « demande de complément »: the pièces asked of the porteur.
     Complement(PiecesRequested),
+    /// The campaign's definition changed under the dossier
+    /// ([`crate::migration`]).
+    Migration(DefinitionChange),
+}
+
+/// A change of definition, as recorded in each open dossier's journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefinitionChange {
+    /// The version the dossier ran under until then.
+    pub from_version: SmolStr,
+    /// The version it runs under from then on.
+    pub to_version: SmolStr,
+    /// Where a reopening would lead, in the new definition's states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<StateId>,
 }
 
 /// The pièces a DAR agent asks the porteur for, and by when.
@@ -683,10 +698,17 @@ pub fn apply_in_place(d: &mut Dossier, event: &Event) -> Result<(), FoldError> {
         });
     }
     d.version = event.seq;
+    d.updated_at = event.at;
+    if let Payload::Migration(change) = &event.payload {
+        // Not an action anyone took: the state and where a reopening leads
+        // are renamed, nothing else moves.
+        d.state.clone_from(&event.to);
+        d.previous_state.clone_from(&change.previous_state);
+        return Ok(());
+    }
     if event.to != d.state {
         d.previous_state = Some(std::mem::replace(&mut d.state, event.to.clone()));
     }
-    d.updated_at = event.at;
     match &event.payload {
         Payload::Piece(piece) => {
             d.add_piece(piece, event.seq, event.at);
@@ -707,7 +729,7 @@ pub fn apply_in_place(d: &mut Dossier, event: &Event) -> Result<(), FoldError> {
                 requested_at: event.at,
             });
         }
-        Payload::None | Payload::Create(_) => {}
+        Payload::None | Payload::Create(_) | Payload::Migration(_) => {}
     }
     if let Some(verdict) = &event.verdict {
         let avis = Avis {

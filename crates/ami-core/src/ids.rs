@@ -25,6 +25,13 @@ macro_rules! identifier {
         pub struct $name(SmolStr);
 
         impl $name {
+            /// An identifier the engine itself gives (the migration's
+            /// action), never a definition's.
+            #[allow(dead_code)]
+            pub(crate) fn engine(text: &'static str) -> Self {
+                $name(SmolStr::new_static(text))
+            }
+
             /// The identifier as written in the definition (ASCII).
             pub fn as_str(&self) -> &str {
                 self.0.as_str()

@@ -75,14 +75,55 @@ struct Workflow {
 
 impl Workflow {
     fn load(&self) -> anyhow::Result<Definition> {
+        Ok(self.load_with_source()?.0)
+    }
+
+    /// The definition and the TOML it was read from.
+    fn load_with_source(&self) -> anyhow::Result<(Definition, String)> {
         match &self.workflow {
-            None => Ok(Definition::ami2()),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("lecture de {}", path.display()))?;
-                Definition::from_toml(&text).with_context(|| format!("workflow {}", path.display()))
-            }
+            None => Ok((
+                Definition::ami2(),
+                ami_core::DEFAULT_DEFINITION_TOML.to_string(),
+            )),
+            Some(path) => source_at(path),
         }
+    }
+}
+
+/// A definition and its TOML, from a file (or the embedded one for `ami2`).
+fn source_at(path: &std::path::Path) -> anyhow::Result<(Definition, String)> {
+    if path.as_os_str() == "ami2" {
+        return Ok((
+            Definition::ami2(),
+            ami_core::DEFAULT_DEFINITION_TOML.to_string(),
+        ));
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("lecture de {}", path.display()))?;
+    let def =
+        Definition::from_toml(&text).with_context(|| format!("workflow {}", path.display()))?;
+    Ok((def, text))
+}
+
+/// Starts on `def` only if it is the database's active definition (or the
+/// database has none yet, which records it).
+async fn check_definition(store: &Store, def: &Definition, source: &str) -> anyhow::Result<()> {
+    match store.check_definition(def, source).await? {
+        crate::store::DefinitionCheck::FirstUse => {
+            tracing::info!(workflow = %def.version(), "definition recorded as active");
+            Ok(())
+        }
+        crate::store::DefinitionCheck::Same => Ok(()),
+        crate::store::DefinitionCheck::Changed { active } => bail!(
+            "la définition donnée ({}, empreinte {}) n'est pas celle que la base applique ({}, empreinte {}, active depuis le {}) : \
+             voyez ce qu'elle change pour chaque dossier avec « ami workflow migrate FICHIER --dry-run », \
+             appliquez-la avec « ami workflow migrate FICHIER », puis démarrez avec elle",
+            def.version(),
+            &crate::store::definition_sha256(def)[..12],
+            active.version,
+            &active.sha256[..12.min(active.sha256.len())],
+            active.activated_at.format("%Y-%m-%d %H:%M")
+        ),
     }
 }
 
@@ -202,16 +243,27 @@ enum WorkflowCmd {
         /// The definition to compare it with.
         new: std::path::PathBuf,
     },
+    /// Replace the database's active definition by NEW: say what it means
+    /// for every open dossier, refuse a change that would strand one, and
+    /// otherwise record it in each open dossier's journal and make NEW
+    /// active, in one transaction.
+    Migrate {
+        /// The new definition (TOML), or `ami2` for the embedded one.
+        new: std::path::PathBuf,
+        /// Say what the change means, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who makes the change (an e-mail address), recorded in each event.
+        #[arg(long, value_name = "EMAIL", default_value = "ami-workflow-migrate")]
+        par: String,
+        #[command(flatten)]
+        db: Db,
+    },
 }
 
 /// A definition from a TOML file, or the embedded one for `ami2`.
 fn definition_at(path: &std::path::Path) -> anyhow::Result<Definition> {
-    if path.as_os_str() == "ami2" {
-        return Ok(Definition::ami2());
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("lecture de {}", path.display()))?;
-    Definition::from_toml(&text).with_context(|| format!("workflow {}", path.display()))
+    Ok(source_at(path)?.0)
 }
 
 #[derive(Subcommand)]
@@ -297,6 +349,76 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// `ami workflow migrate`: what the new definition means for each open
+/// dossier, then (unless a dry run) the change itself.
+async fn migrate_workflow(
+    path: &std::path::Path,
+    dry_run: bool,
+    by: &str,
+    db: &Db,
+) -> anyhow::Result<ExitCode> {
+    let (new, source) = source_at(path)?;
+    let store = connect_existing(db).await?;
+    let Some(active) = store.active_definition().await? else {
+        bail!(
+            "la base n'a pas encore de définition active : démarrez « ami serve --workflow {} » pour l'adopter",
+            path.display()
+        );
+    };
+    let old = Definition::from_toml(&active.source)
+        .context("la définition active enregistrée dans la base")?;
+    if active.sha256 == crate::store::definition_sha256(&new) {
+        println!("La définition {} est déjà active : rien à faire.", new.version());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Définition active : {} ; nouvelle définition : {}.",
+        old.version(),
+        new.version()
+    );
+    for change in ami_core::diff::diff(&old, &new) {
+        println!("  {}", change.text);
+    }
+    let plans = store.plan_migration(&old, &new).await?;
+    println!("{} dossier(s) en cours :", plans.len());
+    for p in &plans {
+        println!("  {}", p.explain(&old, &new));
+    }
+    let stranded = plans.iter().filter(|p| p.is_stranded()).count();
+    if stranded > 0 {
+        eprintln!(
+            "Refusé : {stranded} dossier(s) resteraient bloqués. Donnez leur nouvel état dans [migration] state_map de la nouvelle définition."
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if dry_run {
+        println!("Essai : rien n'a été écrit.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let creator = new
+        .creation_actions()
+        .next()
+        .context("la définition n'a pas d'action de dépôt")?;
+    let actor = ami_core::Actor {
+        id: by.into(),
+        name: "Changement de définition".into(),
+        agency: creator.agency.clone(),
+        role: new
+            .roles()
+            .last()
+            .map(|r| r.id.clone())
+            .context("la définition n'a pas de rôle")?,
+    };
+    let appended = store
+        .migrate_definition(&old, &new, &source, &plans, &actor, Utc::now())
+        .await?;
+    println!(
+        "Définition {} active ; changement inscrit au journal de {appended} dossier(s).",
+        new.version()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn connect(db: &Db) -> anyhow::Result<Store> {
     Store::connect(&db.database_url)
         .await
@@ -334,8 +456,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             public_url,
             max_piece_size,
         } => {
-            let definition = Arc::new(workflow.load()?);
+            let (definition, source) = workflow.load_with_source()?;
+            let definition = Arc::new(definition);
             let store = connect(&db).await?;
+            check_definition(&store, &definition, &source).await?;
             let files = files.open(&db)?;
             if db.database_url.starts_with("postgres") && files.url().starts_with("file://") {
                 tracing::warn!(
@@ -395,8 +519,19 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 println!("{}", c.text);
             }
         }
+        Cmd::Workflow {
+            command:
+                WorkflowCmd::Migrate {
+                    new,
+                    dry_run,
+                    par,
+                    db,
+                },
+        } => return migrate_workflow(&new, dry_run, &par, &db).await,
         Cmd::Demo { db, files } => {
             let store = connect(&db).await?;
+            check_definition(&store, &Definition::ami2(), ami_core::DEFAULT_DEFINITION_TOML)
+                .await?;
             let files = files.open(&db)?;
             crate::demo::fill(&store, &files, &Definition::ami2()).await?;
         }

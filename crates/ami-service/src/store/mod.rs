@@ -7,6 +7,7 @@
 //! scheme.
 
 mod audit;
+mod definitions;
 mod error;
 mod order;
 mod rows;
@@ -26,6 +27,7 @@ use sqlx::{AnyPool, Row};
 use crate::auth::PresentedToken;
 
 pub use audit::{AuditFinding, AuditReport, GlobalHead, RebuildReport};
+pub use definitions::{definition_sha256, DefinitionCheck, StoredDefinition};
 pub use error::StoreError;
 pub use order::{Content, DepositOrder, Order};
 pub use rows::*;

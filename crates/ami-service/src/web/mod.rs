@@ -254,6 +254,9 @@ fn programme_labels(def: &ami_core::Definition, d: &ami_core::Dossier) -> String
 
 /// An action's label, or its id when the definition no longer has it.
 fn action_label(def: &ami_core::Definition, id: &str) -> String {
+    if id == ami_core::migration::MIGRATION_ACTION {
+        return "Changement de définition".into();
+    }
     def.action(id)
         .map_or_else(|| id.to_string(), |a| a.label.clone())
 }
