@@ -368,7 +368,10 @@ async fn migrate_workflow(
     let old = Definition::from_toml(&active.source)
         .context("la définition active enregistrée dans la base")?;
     if active.sha256 == crate::store::definition_sha256(&new) {
-        println!("La définition {} est déjà active : rien à faire.", new.version());
+        println!(
+            "La définition {} est déjà active : rien à faire.",
+            new.version()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -530,8 +533,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         } => return migrate_workflow(&new, dry_run, &par, &db).await,
         Cmd::Demo { db, files } => {
             let store = connect(&db).await?;
-            check_definition(&store, &Definition::ami2(), ami_core::DEFAULT_DEFINITION_TOML)
-                .await?;
+            check_definition(
+                &store,
+                &Definition::ami2(),
+                ami_core::DEFAULT_DEFINITION_TOML,
+            )
+            .await?;
             let files = files.open(&db)?;
             crate::demo::fill(&store, &files, &Definition::ami2()).await?;
         }
