@@ -17,15 +17,13 @@ mod common;
 
 use ami_core::Piece;
 use ami_core::{
-    apply, apply_in_place, available_actions, awaiting, decide, fold, held_back_actions, ActionDef,
-    ActionId, Actor, AgencyId, Command, Definition, DefinitionError, Dossier, DossierId, Effect,
-    Event, FoldError, Payload, PieceKind, Placement, ProgrammeId, Rejection, Rejection::*, RoleId,
-    StateId, VerdictId, DEFAULT_DEFINITION_TOML,
+    apply, available_actions, awaiting, decide, fold, held_back_actions, ActionDef, ActionId,
+    Actor, AgencyId, Command, Definition, Dossier, Effect, Event, Payload, PieceKind, Placement,
+    ProgrammeId, Rejection, Rejection::*, RoleId, StateId, VerdictId,
 };
 use chrono::{DateTime, Utc};
 use common::*;
 use smol_str::SmolStr;
-use uuid::Uuid;
 
 // ---------------------------------------------------------------------------
 // The engine's API, in one place
@@ -136,10 +134,6 @@ fn with_piece(command: Command, kind: &str, filename: &str) -> Command {
     Command::attach_piece(command.action().clone(), p)
 }
 
-fn with_comment(command: Command, comment: &str) -> Command {
-    command.with_comment(comment)
-}
-
 fn piece_cmd(kind: &str, filename: &str) -> Command {
     with_piece(cmd("ajouter_piece"), kind, filename)
 }
@@ -222,16 +216,6 @@ fn build(def: &Definition, given: Option<Given>) -> Result<(Option<Dossier>, Vec
         journal.push(event);
     }
     Ok((dossier, journal))
-}
-
-fn built(def: &Definition, given: Given) -> (Dossier, Vec<Event>) {
-    let (dossier, journal) = build(def, Some(given)).expect("the given holds");
-    (dossier.expect("a dossier"), journal)
-}
-
-fn join<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
-    let items: Vec<S> = items.into_iter().collect();
-    items.iter().map(S::as_ref).collect::<Vec<_>>().join(" ")
 }
 
 /// What `who` sees of a dossier: `offers`, `holds_back` (`action:code`), `awaits`.
@@ -428,20 +412,6 @@ fn differ(facts: &str, read: impl Fn(&str) -> String) -> Vec<String> {
     wrong
         .map(|(key, want, got)| format!("{key}: expected `{want}`, got `{got}`"))
         .collect()
-}
-
-/// Fails with every broken row (its label, then what broke), one a line.
-fn report<'a>(results: impl IntoIterator<Item = (&'a str, Result<Vec<String>, String>)>) {
-    let (mut n, mut broken) = (0, Vec::new());
-    for (label, wrong) in results {
-        n += 1;
-        let wrong = wrong.unwrap_or_else(|e| vec![e]);
-        if !wrong.is_empty() {
-            broken.push(format!("{label}: {}", wrong.join("; ")));
-        }
-    }
-    let (count, all) = (broken.len(), broken.join("\n"));
-    assert!(broken.is_empty(), "{count} of {n} rows broken:\n{all}");
 }
 
 // ---------------------------------------------------------------------------
@@ -901,317 +871,5 @@ fn every_rejection_has_a_distinct_code_its_field_and_a_french_message() {
 }
 
 // ---------------------------------------------------------------------------
-// Definitions: the default one, and those that do not load
-// ---------------------------------------------------------------------------
-
-#[test]
-fn the_default_definition() {
-    let def = Definition::from_toml(DEFAULT_DEFINITION_TOML).expect("the embedded one is valid");
-    assert_eq!(def, Definition::ami2());
-    let c = &def.campaign();
-    let about = format!("{} {} {:?}", def.version(), c.reference_prefix, c.time_zone);
-    assert_eq!(about, "ami2-2020.1 AMI2 Europe/Paris");
-    // the_default_definition_has_the_agencies_dar_acv_and_ti
-    assert_eq!(join(def.agencies().iter().map(|a| &a.id)), "dar acv ti");
-    let agencies = ["dar", "acv", "ti", "anct"].map(|a| def.has_agency(a));
-    assert_eq!(agencies, [true, true, true, false]);
-    // the_default_definition_ranks_agent_below_responsable
-    let ranks = ["agent", "responsable", "stagiaire"].map(|r| def.role_rank(r));
-    assert_eq!(ranks, [Some(0), Some(1), None]);
-    // the_default_definition_has_its_states_with_french_labels_and_three_terminal_ones
-    let state = |s: &ami_core::StateDef| format!("{} {} {}", s.id, s.label, s.terminal);
-    assert_eq!(
-        def.states().iter().map(state).collect::<Vec<_>>(),
-        [
-            "recu Reçu false",
-            "instruit Instruit par la DAR false",
-            "avis_acv Avis Action Cœur de Ville rendu false",
-            "avis_ti Avis Territoires d'industrie rendu false",
-            "laureat Lauréat true",
-            "refuse Refusé true",
-            "sans_suite Classé sans suite true",
-        ]
-    );
-    let terminal = ["recu", "laureat", "refuse", "sans_suite"].map(|s| def.is_terminal(s));
-    assert_eq!(terminal, [false, true, true, true]);
-    assert_eq!(def.state_label("instruit"), "Instruit par la DAR");
-    // the_default_definition_asks_for_two_pieces, …_has_three_verdicts_and_only_defavorable_blocks,
-    // …_maps_each_programme_to_its_avis_action
-    let pieces = join(def.pieces().iter().map(|p| &p.id));
-    assert_eq!(pieces, "dossier_candidature budget_previsionnel");
-    let verdict = |v: &ami_core::definition::VerdictDef| {
-        format!("{} {} {}", v.id, v.requires_motivation, v.blocking)
-    };
-    let verdicts = join(def.verdicts().iter().map(verdict));
-    assert_eq!(
-        verdicts,
-        "favorable false false reserve true false defavorable true true"
-    );
-    let programmes = join(
-        def.programmes()
-            .iter()
-            .map(|p| format!("{}>{}", p.id, p.avis_action)),
-    );
-    assert_eq!(programmes, "acv>avis_acv ti>avis_ti");
-    // classer_sans_suite_from_star_is_expanded_to_every_non_terminal_state
-    let sans_suite = def.action("classer_sans_suite").expect("defined");
-    assert_eq!(join(&sans_suite.from), "recu instruit avis_acv avis_ti");
-    // the_campaign_opens_and_closes_at_paris_midnight_in_utc
-    let utc = [c.opens_at(), c.closes_at(), c.waves[0].closes_at()].map(|t| t.to_rfc3339());
-    let midnights = ["2020-07-19T22:00", "2021-06-25T22:00", "2020-11-06T23:00"];
-    assert_eq!(utc, midnights.map(|t| format!("{t}:00+00:00")));
-    // each_wave_edge_falls_at_paris_local_midnight_whatever_the_daylight_saving_time
-    for &(instant, expected) in WAVE_EDGES {
-        assert_eq!(c.placement(at(instant)), expected, "{instant}");
-    }
-}
-
-/// The default definition, edited; its label is the row's.
-struct Edit(&'static str, String);
-
-fn edit(label: &'static str) -> Edit {
-    Edit(label, DEFAULT_DEFINITION_TOML.into())
-}
-
-impl Edit {
-    /// Replaces the first `from`, which must occur.
-    fn replace(self, from: &str, to: &str) -> Edit {
-        assert!(self.1.contains(from), "{}: no `{from}`", self.0);
-        Edit(self.0, self.1.replacen(from, to, 1))
-    }
-    fn append(self, text: &str) -> Edit {
-        Edit(self.0, self.1 + text)
-    }
-    /// A state `suspendu` reached from `recu`, which `classer_sans_suite` no longer leaves.
-    fn suspendu(self) -> Edit {
-        let every = r#"from = ["recu", "instruit", "avis_acv", "avis_ti"]"#;
-        let state = "[[states]]\nid = \"suspendu\"\nlabel = \"Suspendu\"\n\n[[pieces]]";
-        let this = self.replace(
-            "from = [\"*\"]\nto = \"sans_suite\"",
-            &format!("{every}\nto = \"sans_suite\""),
-        );
-        this.replace("[[pieces]]", state).append(SUSPENDRE)
-    }
-    /// Refused as invalid: `item` at fault, and a fragment of the problem.
-    fn invalid(self, item: &str, problem: &str) -> (&'static str, Result<Vec<String>, String>) {
-        let got = match Definition::from_toml(&self.1) {
-            Err(DefinitionError::Invalid {
-                item: i,
-                problem: p,
-            }) if i == item && p.contains(problem) => vec![],
-            got => vec![format!("expected {item}: …{problem}…, got {:?}", got.err())],
-        };
-        (self.0, Ok(got))
-    }
-    /// Unreadable, with `fragment` in the message.
-    fn unreadable(self, fragment: &str) -> (&'static str, Result<Vec<String>, String>) {
-        let got = match Definition::from_toml(&self.1) {
-            Err(e @ DefinitionError::Syntax(_)) => e.to_string(),
-            got => format!("{:?}", got.err()),
-        };
-        let expected = got.starts_with("définition illisible") && got.contains(fragment);
-        let wrong = format!("expected a syntax error with {fragment}, got {got}");
-        (self.0, Ok(if expected { vec![] } else { vec![wrong] }))
-    }
-}
-
-const SUSPENDRE: &str =
-    "\n[[actions]]\nid = \"suspendre\"\nlabel = \"Suspendre\"\nfrom = [\"recu\"]
-to = \"suspendu\"\nagency = \"dar\"\nrole = \"agent\"\n";
-const COMPLETER: &str =
-    "\n[[actions]]\nid = \"completer\"\nlabel = \"Compléter\"\neffect = \"attach_piece\"
-from = [\"suspendu\"]\nto = \"suspendu\"\nagency = \"dar\"\nrole = \"agent\"\n";
-const REPRENDRE: &str =
-    "\n[[actions]]\nid = \"reprendre\"\nlabel = \"Reprendre\"\nfrom = [\"refuse\"]
-to = \"recu\"\nagency = \"dar\"\nrole = \"responsable\"\n";
-
-#[test]
-#[rustfmt::skip]
-fn a_definition_that_breaks_a_rule_does_not_load_and_says_where() {
-    let broken = edit("a_toml_syntax_error_is_rejected_and_mentions_its_line")
-        .replace("label = \"Reçu\"", "label = \"Reçu");
-    let line = 1 + broken.1.lines().position(|l| l == "label = \"Reçu").expect("the broken line");
-    report(vec![
-        edit("a_definition_referencing_an_unknown_state_is_rejected_and_names_the_action")
-            .replace("to = \"refuse\"", "to = \"rejete\"")
-            .invalid("action `refuser`", "état inconnu `rejete`"),
-        edit("a_definition_with_an_unknown_from_state_is_rejected")
-            .replace(r#"from = ["avis_acv", "avis_ti"]"#, r#"from = ["avis_acv", "avis_dar"]"#)
-            .invalid("action `declarer_laureat`", "état inconnu `avis_dar` (from)"),
-        edit("a_definition_referencing_an_unknown_agency_is_rejected_and_names_the_action")
-            .replace("agency = \"acv\"", "agency = \"anct\"")
-            .invalid("action `avis_acv`", "agence inconnue `anct`"),
-        edit("a_definition_referencing_an_unknown_role_is_rejected")
-            .replace("role = \"responsable\"", "role = \"directeur\"")
-            .invalid("action `declarer_laureat`", "rôle inconnu `directeur`"),
-        edit("a_definition_with_a_duplicate_piece_id_is_rejected_and_names_it")
-            .replace("id = \"budget_previsionnel\"", "id = \"dossier_candidature\"")
-            .invalid("pieces `dossier_candidature`", "en double"),
-        edit("a_definition_with_a_duplicate_action_id_is_rejected_and_names_it")
-            .replace("id = \"refuser\"", "id = \"instruire\"")
-            .invalid("actions `instruire`", "en double"),
-        edit("a_definition_with_an_unreachable_state_is_rejected_and_names_it")
-            .replace("[[pieces]]",
-                "[[states]]\nid = \"archive\"\nlabel = \"Archivé\"\nterminal = true\n\n[[pieces]]")
-            .invalid("état `archive`", "aucun chemin"),
-        edit("a_definition_with_a_non_terminal_state_without_a_way_out_is_rejected").suspendu()
-            .invalid("état `suspendu`", "sans aucune issue"),
-        edit("a_state_left_only_by_a_loop_has_no_way_out").suspendu().append(COMPLETER)
-            .invalid("état `suspendu`", "sans aucune issue"),
-        edit("a_definition_with_a_way_out_of_a_terminal_state_is_rejected").append(REPRENDRE)
-            .invalid("état `refuse`", "état final"),
-        edit("a_definition_whose_waves_overlap_is_rejected_and_names_the_wave")
-            .replace("closes_on = \"2021-02-12\"", "closes_on = \"2020-10-01\"")
-            .invalid("campaign.waves, vague 2", "chevauche"),
-        edit("a_definition_whose_first_wave_ends_before_the_opening_is_rejected")
-            .replace("closes_on = \"2020-11-06\"", "closes_on = \"2020-07-01\"")
-            .invalid("campaign.waves, vague 1", ""),
-        edit("a_definition_with_a_duplicate_wave_number_is_rejected")
-            .replace("number = 3", "number = 2").invalid("campaign.waves, vague 2", "en double"),
-        edit("a_programme_whose_avis_action_is_unknown_is_rejected")
-            .replace("avis_action = \"avis_ti\"", "avis_action = \"avis_industrie\"")
-            .invalid("programme `ti`", "avis_industrie"),
-        broken.unreadable(&format!("line {line}")),
-        edit("an_unknown_field_in_a_definition_is_rejected")
-            .replace("terminal = true", "terminal = true\ncouleur = \"vert\"")
-            .unreadable("couleur"),
-    ]);
-}
-
-// ---------------------------------------------------------------------------
 // Stories: the journal's events, folding, the per-action maps
 // ---------------------------------------------------------------------------
-
-#[test]
-fn an_event_carries_everything_the_journal_needs() {
-    let def = Definition::ami2();
-    let (d, _) = built(&def, after("acv", ""));
-    let command = motivated("instruire", "reserve", "Budget à préciser");
-    let (command, clock) = (
-        with_comment(command, "Vu en comité"),
-        at("2021-01-15T14:30:00+01:00"),
-    );
-    let event = run(&def, Some(&d), &command, DAR_AGENT, clock).expect("accepted");
-    let expected = Event {
-        dossier_id: DossierId(Uuid::from_u128(7)),
-        seq: 2,
-        action: s("instruire"),
-        from: Some(s("recu")),
-        to: s("instruit"),
-        actor: dar_agent(),
-        at: clock,
-        verdict: Some(s("reserve")),
-        motivation: Some(s("Budget à préciser")),
-        comment: Some(s("Vu en comité")),
-        definition_version: s("ami2-2020.1"),
-        payload: Payload::None,
-    };
-    assert_eq!(event, expected);
-    // a_creation_event_carries_the_definition_version_and_the_dossier
-    let new = new_dossier(7, &["acv", "ti"], BOTH);
-    let e = run(&def, None, &deposer(new.clone()), DAR_AGENT, now()).expect("accepted");
-    let Payload::Create(created) = &e.payload else {
-        panic!("a creation carries the dossier");
-    };
-    let got = (
-        e.dossier_id,
-        e.seq,
-        e.action.as_str(),
-        &e.actor,
-        e.at,
-        &e.verdict,
-    );
-    assert_eq!(got, (new.id, 1, "deposer", &dar_agent(), now(), &None));
-    let got = (e.definition_version.as_str(), &created.dossier);
-    assert_eq!(got, ("ami2-2020.1", &new));
-}
-
-#[test]
-fn apply_and_fold_refuse_an_event_that_does_not_follow() {
-    let def = Definition::ami2();
-    let out_of_sequence = |(dossier_id, seq, version)| {
-        let error = FoldError::OutOfSequence {
-            dossier_id,
-            seq,
-            version,
-        };
-        Err::<Dossier, _>(error)
-    };
-    let no_events: [&Event; 0] = [];
-    assert_eq!(
-        fold(no_events),
-        Ok(None),
-        "folding_an_empty_journal_gives_no_dossier"
-    );
-    // apply_rejects_an_event_that_skips_a_sequence_number
-    let (_, events) = built(&def, after("acv", "instruire avis_acv"));
-    let created = apply(None, &events[0]).expect("a creation folds");
-    let skips = apply(Some(created.clone()), &events[2]);
-    assert_eq!(skips, out_of_sequence((created.id, 3, 1)));
-    let folded = fold([&events[0], &events[2]]).map(|_| ());
-    assert_eq!(folded, skips.map(|_| ()));
-    // apply_rejects_an_event_applied_twice
-    let (d, events) = built(&def, after("acv", "instruire"));
-    assert_eq!(
-        apply(Some(d.clone()), &events[1]),
-        out_of_sequence((d.id, 2, 2))
-    );
-    // apply_rejects_a_first_event_that_is_not_a_creation
-    let not_a_creation = Err(FoldError::NotACreation(events[1].dossier_id));
-    assert_eq!(apply(None, &events[1]), not_a_creation);
-    // apply_rejects_a_creation_whose_sequence_number_is_not_one
-    let mut creation = events[0].clone();
-    creation.seq = 2;
-    let not_one = out_of_sequence((creation.dossier_id, 2, 0));
-    assert_eq!(apply(None, &creation), not_one);
-    // apply_rejects_an_event_of_another_dossier
-    let (recu, _) = built(&def, after("acv", ""));
-    let mut stray = events[1].clone();
-    stray.dossier_id = DossierId(Uuid::from_u128(99));
-    let (dossier_id, event_dossier, seq) = (recu.id, stray.dossier_id, 2);
-    let other = FoldError::WrongDossier {
-        dossier_id,
-        event_dossier,
-        seq,
-    };
-    assert_eq!(apply(Some(recu), &stray), Err(other));
-    // apply_in_place_gives_the_same_dossier_as_apply
-    let (both, journal) = built(&def, after("acv ti", "instruire"));
-    let mut in_place = apply(None, &journal[0]).expect("a creation folds");
-    apply_in_place(&mut in_place, &journal[1]).expect("folds");
-    assert_eq!(in_place, both);
-    // apply_in_place_leaves_the_dossier_unchanged_when_the_event_does_not_follow
-    let mut unchanged = d.clone();
-    let error = apply_in_place(&mut unchanged, &events[1]).map_err(|e| e.to_string());
-    let message = format!("l'événement 2 du dossier {} ne suit pas la version 2", d.id);
-    assert_eq!((error, unchanged), (Err(message), d));
-}
-
-#[test]
-fn a_dossier_read_back_from_json_or_copied_is_the_same() {
-    let def = Definition::ami2();
-    let (dossier, _) = built(&def, happy("avis_ti"));
-    let json = serde_json::to_value(&dossier).expect("serializes");
-    let avis = json["avis"].as_object().expect("an object");
-    assert_eq!(join(avis.keys()), "avis_acv avis_ti instruire");
-    let (agency, instructor) = (&avis["avis_ti"]["agency"], &json["actors"]["instruire"]);
-    assert_eq!(
-        (agency.as_str(), instructor.as_str()),
-        (Some("ti"), Some("dar-agent-1"))
-    );
-    let back: Dossier = serde_json::from_value(json).expect("deserializes");
-    assert_eq!(back, dossier);
-    // a_copied_dossier_takes_its_next_action_like_the_original
-    let declare = |d: Dossier| {
-        let command = cmd("declarer_laureat");
-        let event = run(&def, Some(&d), &command, DAR_RESP, now()).expect("accepted");
-        apply(Some(d), &event).expect("folds")
-    };
-    let (original, copy) = (declare(dossier.clone()), declare(dossier));
-    assert_eq!(copy, original);
-    let actors = join(copy.actions_taken().map(|(a, _)| a));
-    assert_eq!(
-        actors,
-        "avis_acv avis_ti declarer_laureat deposer instruire"
-    );
-}

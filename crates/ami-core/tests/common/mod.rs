@@ -314,3 +314,22 @@ pub fn stranger() -> &'static Definition {
         def
     })
 }
+
+pub fn join<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let items: Vec<S> = items.into_iter().collect();
+    items.iter().map(S::as_ref).collect::<Vec<_>>().join(" ")
+}
+
+/// Fails with every broken row (its label, then what broke), one a line.
+pub fn report<'a>(results: impl IntoIterator<Item = (&'a str, Result<Vec<String>, String>)>) {
+    let (mut n, mut broken) = (0, Vec::new());
+    for (label, wrong) in results {
+        n += 1;
+        let wrong = wrong.unwrap_or_else(|e| vec![e]);
+        if !wrong.is_empty() {
+            broken.push(format!("{label}: {}", wrong.join("; ")));
+        }
+    }
+    let (count, all) = (broken.len(), broken.join("\n"));
+    assert!(broken.is_empty(), "{count} of {n} rows broken:\n{all}");
+}

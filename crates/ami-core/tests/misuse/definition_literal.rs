@@ -1,7 +1,8 @@
-// A definition is only obtained through validation: its fields are private.
+// A definition is only obtained through validation: its fields are private,
+// so a validated one cannot be altered either.
 use ami_core::Definition;
 
 fn main() {
-    let def = Definition::ami2();
-    let _copy = Definition { version: def.version().into(), ..def };
+    let mut def = Definition::ami2();
+    def.version = "ami2-2021.1".into();
 }
