@@ -137,8 +137,8 @@ impl Order {
                     action,
                     dossier: NewDossier {
                         id: d.id,
-                        commune: d.commune.clone().into(),
-                        code_insee: d.code_insee.clone().into(),
+                        commune: d.commune.clone(),
+                        code_insee: d.code_insee.clone(),
                         porteur: d.porteur.clone(),
                         programmes,
                         received_at: d.received_at,
