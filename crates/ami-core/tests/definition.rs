@@ -8,19 +8,6 @@ mod common;
 use ami_core::{Definition, DefinitionError, Placement, DEFAULT_DEFINITION_TOML};
 use common::*;
 
-/// Each edge of the campaign, written in Paris local time with its offset
-/// (+02:00 in summer, +01:00 in winter), and where it must fall.
-const WAVE_EDGES: &[(&str, Placement)] = &[
-    ("2020-07-19T23:59:59+02:00", Placement::NotOpen),
-    ("2020-07-20T00:00:00+02:00", Placement::Wave(1)),
-    ("2020-11-06T23:59:59+01:00", Placement::Wave(1)),
-    ("2020-11-07T00:00:00+01:00", Placement::Wave(2)),
-    ("2021-02-12T23:59:59+01:00", Placement::Wave(2)),
-    ("2021-02-13T00:00:00+01:00", Placement::Wave(3)),
-    ("2021-06-25T23:59:59+02:00", Placement::Wave(3)),
-    ("2021-06-26T00:00:00+02:00", Placement::Closed),
-];
-
 // ---------------------------------------------------------------------------
 
 #[test]

@@ -333,3 +333,16 @@ pub fn report<'a>(results: impl IntoIterator<Item = (&'a str, Result<Vec<String>
     let (count, all) = (broken.len(), broken.join("\n"));
     assert!(broken.is_empty(), "{count} of {n} rows broken:\n{all}");
 }
+
+/// Each edge of the campaign, written in Paris local time with its offset
+/// (+02:00 in summer, +01:00 in winter), and where it must fall.
+pub const WAVE_EDGES: &[(&str, ami_core::Placement)] = &[
+    ("2020-07-19T23:59:59+02:00", ami_core::Placement::NotOpen),
+    ("2020-07-20T00:00:00+02:00", ami_core::Placement::Wave(1)),
+    ("2020-11-06T23:59:59+01:00", ami_core::Placement::Wave(1)),
+    ("2020-11-07T00:00:00+01:00", ami_core::Placement::Wave(2)),
+    ("2021-02-12T23:59:59+01:00", ami_core::Placement::Wave(2)),
+    ("2021-02-13T00:00:00+01:00", ami_core::Placement::Wave(3)),
+    ("2021-06-25T23:59:59+02:00", ami_core::Placement::Wave(3)),
+    ("2021-06-26T00:00:00+02:00", ami_core::Placement::Closed),
+];

@@ -143,25 +143,7 @@ impl Store {
             let event_json =
                 serde_jcs::to_string(&event).map_err(|e| StoreError::Other(e.to_string()))?;
             let digest = chain_digest(&previous, &event_json);
-            let event_id: i64 = sqlx::query(
-                "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8) returning event_id",
-            )
-            .bind(event.dossier_id.to_string())
-            .bind(to_i64(event.seq))
-            .bind(event.action.as_str())
-            .bind(event.actor.agency.as_str())
-            .bind(event.actor.id.as_str())
-            .bind(micros(event.at))
-            .bind(&event_json)
-            .bind(&digest)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("event_id")?;
-            sqlx::query("insert into journal_pending (event_id) values ($1)")
-                .bind(event_id)
-                .execute(&mut *tx)
-                .await?;
+            super::transition::append_event(&mut tx, &event, &event_json, &digest).await?;
             self.write_projection(&mut tx, new, &dossier, Some(p.dossier.version), &digest)
                 .await?;
             appended += 1;

@@ -123,26 +123,7 @@ impl Store {
             deposit = Some((number, same_commune));
         }
         let p = prepare(req, &actor, current, deposit)?;
-        let event_id: i64 = sqlx::query(
-            "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8) returning event_id",
-        )
-        .bind(p.event.dossier_id.to_string())
-        .bind(to_i64(p.event.seq))
-        .bind(p.event.action.as_str())
-        .bind(p.event.actor.agency.as_str())
-        .bind(p.event.actor.id.as_str())
-        .bind(micros(p.event.at))
-        .bind(&p.event_json)
-        .bind(&p.digest)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("event_id")?;
-        // The sealer gives it its place in the global chain after the commit.
-        sqlx::query("insert into journal_pending (event_id) values ($1)")
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
+        append_event(&mut tx, &p.event, &p.event_json, &p.digest).await?;
         self.write_projection(
             &mut tx,
             req.definition,
@@ -258,6 +239,36 @@ impl Store {
             current: Some(current),
         })
     }
+}
+
+/// Appends an event to the journal, to be given its place in the global
+/// chain by the sealer after the commit.
+pub(super) async fn append_event(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    event: &Event,
+    event_json: &str,
+    digest: &str,
+) -> Result<(), StoreError> {
+    let event_id: i64 = sqlx::query(
+        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8) returning event_id",
+    )
+    .bind(event.dossier_id.to_string())
+    .bind(to_i64(event.seq))
+    .bind(event.action.as_str())
+    .bind(event.actor.agency.as_str())
+    .bind(event.actor.id.as_str())
+    .bind(micros(event.at))
+    .bind(event_json)
+    .bind(digest)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("event_id")?;
+    sqlx::query("insert into journal_pending (event_id) values ($1)")
+        .bind(event_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The next reference number of a wave on SQLite; the wave's counter stays
