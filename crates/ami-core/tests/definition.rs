@@ -5,7 +5,7 @@
 
 mod common;
 
-use ami_core::{Definition, DefinitionError, Placement, DEFAULT_DEFINITION_TOML};
+use ami_core::{Definition, DefinitionError, DEFAULT_DEFINITION_TOML};
 use common::*;
 
 // ---------------------------------------------------------------------------
