@@ -448,7 +448,7 @@ async fn a_state_renamed_by_state_map_moves_its_dossiers_and_they_go_on(backend:
     // Assert: each open dossier with its fate, the lauréat left out, and
     // nothing written.
     assert_eq!(dry.code, Some(0), "{dry:#?}");
-    assert!(dry.stdout.contains("2 dossier(s) en cours"), "{dry:#?}");
+    assert!(dry.stdout.contains("2 dossier(s) concerné(s)"), "{dry:#?}");
     assert!(
         dry.line_naming(&reference(0))
             .contains("reste à l'état « Reçu »"),
@@ -557,10 +557,13 @@ async fn a_state_renamed_by_state_map_moves_its_dossiers_and_they_go_on(backend:
     let mut server = server;
     server.kill();
 
-    // The journal verifies against the new definition.
+    // The journal verifies against the new definition, named or not (the
+    // audit takes the database's active one by default).
     let audit = cli(&["audit", "verify", "--workflow", renamed_arg], &db.url);
     assert_eq!(audit.code, Some(0), "{audit:#?}");
     assert!(audit.stdout.contains("journal intègre"), "{audit:#?}");
+    let audit = cli(&["audit", "verify"], &db.url);
+    assert_eq!(audit.code, Some(0), "{audit:#?}");
 }
 
 async fn an_avis_added_is_required_of_the_dossiers_waiting_for_the_laureat(backend: Backend) {
@@ -688,9 +691,49 @@ async fn a_change_that_strands_a_dossier_is_refused_with_nothing_written(backend
     server.kill();
 }
 
+/// A dossier « classé sans suite » is closed, but a reopening leads it back
+/// to the state it left: renamed with the others.
+async fn a_dossier_classe_sans_suite_reopens_into_the_renamed_state(backend: Backend) {
+    let workflows = Workflows::new();
+    let renamed = workflows.renamed();
+    let (db, mut server, crew) = serving(backend, &workflows.ami2()).await;
+    let api = Api::of(&server);
+    let id = api.deposit(&crew.dar, "Vierzon", &["acv"]).await;
+    api.must_act(&crew.dar, &id, "instruire", favorable()).await;
+    api.must_act(
+        &crew.boss,
+        &id,
+        "classer_sans_suite",
+        json!({"motivation": "désistement"}),
+    )
+    .await;
+    server.kill();
+    let done = cli(
+        &["workflow", "migrate", renamed.to_str().expect("path")],
+        &db.url,
+    );
+    assert_eq!(done.code, Some(0), "{done:#?}");
+    let mut server = AmiProcess::start(&ami_on(&renamed), &db.url)
+        .await
+        .expect("serve");
+    let api = Api::of(&server);
+    let reopened = api
+        .must_act(
+            &crew.boss,
+            &id,
+            "rouvrir",
+            json!({"motivation": "la commune revient"}),
+        )
+        .await;
+    assert_eq!(reopened["state"], "instruit_dar", "{reopened}");
+    api.must_act(&crew.acv, &id, "avis_acv", favorable()).await;
+    server.kill();
+}
+
 on_both_backends!(
     the_service_refuses_to_start_on_a_definition_not_migrated_to,
     a_state_renamed_by_state_map_moves_its_dossiers_and_they_go_on,
     an_avis_added_is_required_of_the_dossiers_waiting_for_the_laureat,
     a_change_that_strands_a_dossier_is_refused_with_nothing_written,
+    a_dossier_classe_sans_suite_reopens_into_the_renamed_state,
 );

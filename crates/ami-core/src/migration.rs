@@ -49,13 +49,16 @@ pub struct DossierPlan {
     /// The avis its programmes now require (under the new definition) that
     /// it lacks and that the definition before did not require of it.
     pub avis_now_required: Vec<ActionId>,
+    /// A dossier the new definition lets reopen (one « classé sans suite »)
+    /// would go back to a state it no longer has, and nothing says where.
+    pub reopening_lost: bool,
 }
 
 impl DossierPlan {
     /// The change would leave the dossier where no rule of the new
     /// definition applies: the migration must be refused.
     pub fn is_stranded(&self) -> bool {
-        self.fate == Fate::Stranded || !self.programmes_gone.is_empty()
+        self.fate == Fate::Stranded || !self.programmes_gone.is_empty() || self.reopening_lost
     }
 
     /// The state it is in after the change.
@@ -82,6 +85,13 @@ impl DossierPlan {
                 "bloqué : l'état « {old_state} » n'existe plus et [migration] state_map ne dit pas où il va"
             ),
         };
+        if self.reopening_lost {
+            let left = d.previous_state.as_deref().unwrap_or_default();
+            text += &format!(
+                " ; bloqué : une réouverture le ramènerait à l'état « {} », qui n'existe plus, et [migration] state_map ne dit pas où",
+                old.state_label(left)
+            );
+        }
         if !self.programmes_gone.is_empty() {
             let gone: Vec<String> = self
                 .programmes_gone
@@ -98,9 +108,20 @@ impl DossierPlan {
     }
 }
 
-/// What replacing `old` by `new` means for each of `dossiers` still open
-/// (a dossier in a final state of `old` keeps its history and is left
-/// out), in the order given.
+/// Where a state of the definition before is in the new one: itself, the
+/// state `[migration] state_map` sends it to, or nowhere.
+fn renamed(new: &Definition, state: &StateId) -> Option<StateId> {
+    match new.state(state) {
+        Some(s) => Some(s.id.clone()),
+        None => new.state_map().get(state.as_str()).cloned(),
+    }
+}
+
+/// What replacing `old` by `new` means for each of `dossiers`, in the order
+/// given: every dossier still open, and every closed one the change touches
+/// (its final state renamed, or the state a reopening would lead back to);
+/// a closed dossier the change does not touch keeps its history and is
+/// left out.
 pub fn plan<'a>(
     old: &Definition,
     new: &Definition,
@@ -108,16 +129,31 @@ pub fn plan<'a>(
 ) -> Vec<DossierPlan> {
     dossiers
         .into_iter()
-        .filter(|d| !old.is_terminal(&d.state))
-        .map(|d| {
-            let fate = if new.state(&d.state).is_some() {
-                Fate::CarriesOn
-            } else {
-                match new.state_map().get(d.state.as_str()) {
-                    Some(to) => Fate::Moves { to: to.clone() },
-                    None => Fate::Stranded,
-                }
+        .filter_map(|d| {
+            let fate = match renamed(new, &d.state) {
+                Some(to) if to == d.state => Fate::CarriesOn,
+                Some(to) => Fate::Moves { to },
+                None => Fate::Stranded,
             };
+            // Where a reopening would lead: only a state a reopening of the
+            // new definition can leave from cares.
+            let previous_moves = d
+                .previous_state
+                .as_ref()
+                .is_some_and(|p| renamed(new, p).as_ref() != Some(p));
+            let reopens = match &fate {
+                Fate::Stranded => false,
+                Fate::CarriesOn => reopenable(new, &d.state),
+                Fate::Moves { to } => reopenable(new, to),
+            };
+            let reopening_lost = reopens
+                && d.previous_state
+                    .as_ref()
+                    .is_some_and(|p| renamed(new, p).is_none());
+            if old.is_terminal(&d.state) && fate == Fate::CarriesOn && !(reopens && previous_moves)
+            {
+                return None;
+            }
             let programmes_gone = d
                 .programmes
                 .iter()
@@ -136,14 +172,22 @@ pub fn plan<'a>(
                 .into_iter()
                 .filter(|a| !before.contains(a))
                 .collect();
-            DossierPlan {
+            Some(DossierPlan {
                 dossier: d.clone(),
                 fate,
                 programmes_gone,
                 avis_now_required,
-            }
+                reopening_lost,
+            })
         })
         .collect()
+}
+
+/// A reopening of `new` starts from this state.
+fn reopenable(new: &Definition, state: &StateId) -> bool {
+    new.actions()
+        .iter()
+        .any(|a| a.effect == crate::Effect::Reopen && a.is_possible_from(state))
 }
 
 /// The event that records the change of definition in a dossier's journal,
@@ -162,13 +206,7 @@ pub fn migration_event(
     let to = plan.new_state()?.clone();
     // A reopening leads back to the state left: renamed too, or forgotten
     // when the new definition has no such state.
-    let previous_state = d.previous_state.as_ref().and_then(|p| {
-        if new.state(p).is_some() {
-            Some(p.clone())
-        } else {
-            new.state_map().get(p.as_str()).cloned()
-        }
-    });
+    let previous_state = d.previous_state.as_ref().and_then(|p| renamed(new, p));
     Some(Event {
         dossier_id: d.id,
         seq: d.version + 1,

@@ -87,6 +87,50 @@ fn each_open_dossier_carries_on_moves_or_is_stranded_and_a_closed_one_is_left_al
 }
 
 #[test]
+fn a_dossier_classed_sans_suite_reopens_into_the_renamed_state_or_is_stranded() {
+    let def = ami2();
+    let classer = cmd("classer_sans_suite").with_motivation("La commune se retire.");
+    let (closed, _) = then(def, instructed(def, &["acv"]), &classer, &dar_responsable());
+    assert_eq!(
+        closed.previous_state.as_ref().map(|s| s.as_str()),
+        Some("instruit")
+    );
+
+    let with_map = plan(def, &renamed(), [&closed]);
+    let without = plan(def, &renamed_without_map(), [&closed]);
+
+    assert_eq!(with_map.len(), 1);
+    assert_eq!(
+        (&with_map[0].fate, with_map[0].is_stranded()),
+        (&Fate::CarriesOn, false)
+    );
+    let event = migration_event(def, &renamed(), &with_map[0], &migrator(), now()).expect("event");
+    let after = apply(Some(closed.clone()), &event).expect("applies");
+    assert_eq!(
+        (
+            after.state.as_str(),
+            after.previous_state.as_ref().map(|s| s.as_str())
+        ),
+        ("sans_suite", Some("instruit_dar"))
+    );
+    let rouvrir = cmd("rouvrir").with_motivation("La commune revient.");
+    let reopened = ami_core::decide(
+        &renamed(),
+        Target::Dossier(&after),
+        &rouvrir,
+        &dar_responsable(),
+        now(),
+    )
+    .expect("reopens");
+    assert_eq!(reopened.to, "instruit_dar");
+    assert_eq!(without.len(), 1);
+    assert!(without[0].reopening_lost && without[0].is_stranded());
+    assert!(without[0].explain(def, &renamed_without_map()).contains(
+        "une réouverture le ramènerait à l'état « Instruit par la DAR », qui n'existe plus"
+    ));
+}
+
+#[test]
 fn an_avis_now_required_is_named() {
     // ACV's avis is now given by a committee: a dossier that had ACV's avis
     // lacks the new one.
@@ -176,7 +220,11 @@ proptest! {
         let before: Dossier = fold(&journal).expect("folds").expect("a dossier");
         let new = renamed();
         let plans = plan(ami2(), &new, [&before]);
-        if ami2().is_terminal(&before.state) {
+        // A closed dossier is left alone unless a reopening would lead it
+        // back to the renamed state.
+        let reopens_into_renamed = before.state == "sans_suite"
+            && before.previous_state.as_ref().is_some_and(|p| p == "instruit");
+        if ami2().is_terminal(&before.state) && !reopens_into_renamed {
             prop_assert!(plans.is_empty());
             return Ok(());
         }

@@ -78,6 +78,20 @@ impl Workflow {
         Ok(self.load_with_source()?.0)
     }
 
+    /// The definition given, else the database's active one (else the
+    /// embedded one, for a database that never recorded one): what the
+    /// projections were written under.
+    async fn or_active(&self, store: &Store) -> anyhow::Result<Definition> {
+        if self.workflow.is_some() {
+            return self.load();
+        }
+        match store.active_definition().await? {
+            Some(active) => Definition::from_toml(&active.source)
+                .context("la définition active enregistrée dans la base"),
+            None => Ok(Definition::ami2()),
+        }
+    }
+
     /// The definition and the TOML it was read from.
     fn load_with_source(&self) -> anyhow::Result<(Definition, String)> {
         match &self.workflow {
@@ -383,14 +397,20 @@ async fn migrate_workflow(
         println!("  {}", change.text);
     }
     let plans = store.plan_migration(&old, &new).await?;
-    println!("{} dossier(s) en cours :", plans.len());
+    println!("{} dossier(s) concerné(s) :", plans.len());
     for p in &plans {
         println!("  {}", p.explain(&old, &new));
     }
     let stranded = plans.iter().filter(|p| p.is_stranded()).count();
     if stranded > 0 {
+        let references: Vec<&str> = plans
+            .iter()
+            .filter(|p| p.is_stranded())
+            .map(|p| p.dossier.reference.as_str())
+            .collect();
         eprintln!(
-            "Refusé : {stranded} dossier(s) resteraient bloqués. Donnez leur nouvel état dans [migration] state_map de la nouvelle définition."
+            "Refusé : {stranded} dossier(s) resteraient bloqués ({}). Donnez leur nouvel état dans [migration] state_map de la nouvelle définition.",
+            references.join(", ")
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -587,8 +607,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     workflow,
                 },
         } => {
-            let def = workflow.load()?;
             let store = connect_existing(&db).await?;
+            let def = workflow.or_active(&store).await?;
             let mut report = store.verify(&def, since_head.as_ref()).await?;
             if pieces {
                 let files = files.open(&db)?;
@@ -632,8 +652,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             db,
             workflow,
         } => {
-            let def = workflow.load()?;
             let store = connect_existing(&db).await?;
+            let def = workflow.or_active(&store).await?;
             let report = store.rebuild_projections(&def, accept_loss).await?;
             for (reference, projected, journal) in &report.shortened {
                 println!(
