@@ -78,6 +78,20 @@ pub fn diff(old: &Definition, new: &Definition) -> Vec<Change> {
     verdicts(&mut out, old, new);
     programmes(&mut out, old, new);
     actions(&mut out, old, new);
+    // Where the dossiers of a state that is gone go: a state renamed but
+    // not relabelled says nothing else.
+    for (former, to) in new.state_map() {
+        if old.state(former).is_some() && new.state(former).is_none() {
+            out.changed(
+                &format!("state:{former}"),
+                format!(
+                    "Les dossiers à l'état « {} » ({former}) passent à « {} » ({to}).",
+                    old.state_label(former),
+                    new.state_label(to)
+                ),
+            );
+        }
+    }
     out.0
 }
 

@@ -111,3 +111,22 @@ fn another_circuit_shows_its_agencies_states_and_actions_added_and_removed() {
         added.text
     );
 }
+
+#[test]
+fn a_state_renamed_says_where_its_dossiers_go() {
+    let text = DEFAULT_DEFINITION_TOML.replace("\"instruit\"", "\"instruit_dar\"")
+        + "\n[migration]\nstate_map = { instruit = \"instruit_dar\" }\n";
+    let new = Definition::from_toml(&text).expect("loads");
+
+    let texts: Vec<String> = diff(&Definition::ami2(), &new)
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+
+    assert!(
+        texts.contains(
+            &"Les dossiers à l'état « Instruit par la DAR » (instruit) passent à « Instruit par la DAR » (instruit_dar).".to_string()
+        ),
+        "{texts:#?}"
+    );
+}
