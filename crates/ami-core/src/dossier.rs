@@ -493,11 +493,20 @@ impl<V> ActionMap<V> {
         self.position(key).ok().map(|i| &self.entries[i].1)
     }
 
+    /// The value of `key`, comparing identifiers: a dossier's handful of
+    /// entries are quicker to scan than to search by text.
+    fn get_id(&self, key: &ActionId) -> Option<&V> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// Sets the value of `key`, reusing the room of the one it replaces.
     fn set(&mut self, key: &ActionId, value: V) {
-        match self.position(key) {
-            Ok(i) => self.entries[i].1 = value,
-            Err(i) => self.entries.insert(i, (key.clone(), value)),
+        match self.entries.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value,
+            None => {
+                let i = self.position(key).unwrap_or_else(|i| i);
+                self.entries.insert(i, (key.clone(), value));
+            }
         }
     }
 
@@ -566,6 +575,26 @@ impl Dossier {
         self.files.iter().any(|f| f.kind == kind)
     }
 
+    /// [`Self::avis`], by identifier.
+    pub(crate) fn avis_of(&self, action: &ActionId) -> Option<&Avis> {
+        self.avis.get_id(action)
+    }
+
+    /// [`Self::taken_by`], by identifier.
+    pub(crate) fn taken_by_id(&self, action: &ActionId) -> Option<&str> {
+        self.actors.get_id(action).map(SmolStr::as_str)
+    }
+
+    /// [`Self::in_programme`], by identifier.
+    pub(crate) fn in_programme_id(&self, programme: &ProgrammeId) -> bool {
+        self.programmes.iter().any(|p| p == programme)
+    }
+
+    /// [`Self::has_content`], by identifier.
+    pub(crate) fn has_content_of(&self, kind: &PieceKind) -> bool {
+        self.files.iter().any(|f| f.kind == *kind)
+    }
+
     /// The received versions of a pièce, oldest first.
     pub fn versions<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a PieceFile> + 'a {
         self.files.iter().filter(move |f| f.kind == kind)
@@ -573,7 +602,8 @@ impl Dossier {
 
     /// Records a pièce; a received one adds a version.
     fn add_piece(&mut self, piece: &Piece, seq: u64, at: DateTime<Utc>) {
-        let version = u32::try_from(self.versions(&piece.kind).count()).unwrap_or(u32::MAX - 1) + 1;
+        let versions = self.files.iter().filter(|f| f.kind == piece.kind).count();
+        let version = u32::try_from(versions).unwrap_or(u32::MAX - 1) + 1;
         if let Some(file) = piece.as_file(version, seq, at) {
             self.files.push(file);
         }

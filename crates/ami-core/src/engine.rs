@@ -471,7 +471,7 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Result<Event, Rejection> {
     let id = command.action();
-    let action = def.action(id).ok_or_else(|| Rejection::UnknownAction {
+    let action = def.action_of(id).ok_or_else(|| Rejection::UnknownAction {
         action: SmolStr::new(id.as_str()),
     })?;
     let d = match target {
@@ -487,7 +487,7 @@ pub fn decide(
     check_content(def, action, command)?;
     let payload = match (action.effect, command) {
         (Effect::AttachPiece, Command::AttachPiece { piece, .. }) => {
-            if !def.has_piece(&piece.kind) {
+            if !def.knows_piece(&piece.kind) {
                 return Err(Rejection::UnknownPiece {
                     piece: SmolStr::new(piece.kind.as_str()),
                 });
@@ -499,7 +499,7 @@ pub fn decide(
             if request.pieces.is_empty() {
                 return Err(malformed(action, "la liste des pièces demandées"));
             }
-            if let Some(p) = request.pieces.iter().find(|p| !def.has_piece(p)) {
+            if let Some(p) = request.pieces.iter().find(|p| !def.knows_piece(p)) {
                 return Err(Rejection::UnknownPiece {
                     piece: SmolStr::new(p.as_str()),
                 });
@@ -595,12 +595,12 @@ fn decide_creation(
     if new.programmes.is_empty() {
         return Err(Rejection::NoProgramme);
     }
-    if let Some(p) = new.programmes.iter().find(|p| def.programme(p).is_none()) {
+    if let Some(p) = new.programmes.iter().find(|p| def.programme_of(p).is_none()) {
         return Err(Rejection::UnknownProgramme {
             programme: SmolStr::new(p.as_str()),
         });
     }
-    if let Some(p) = new.pieces.iter().find(|p| !def.has_piece(&p.kind)) {
+    if let Some(p) = new.pieces.iter().find(|p| !def.knows_piece(&p.kind)) {
         return Err(Rejection::UnknownPiece {
             piece: SmolStr::new(p.kind.as_str()),
         });
@@ -729,8 +729,8 @@ fn check_actor(def: &Definition, action: &ActionDef, actor: &Actor) -> Result<()
             actual: actor.agency.clone(),
         });
     }
-    let required = def.role_rank(&action.role);
-    if def.role_rank(&actor.role) < required {
+    let required = def.rank_of(&action.role);
+    if def.rank_of(&actor.role) < required {
         return Err(Rejection::RoleTooLow {
             action: action.id.clone(),
             required: action.role.clone(),
@@ -754,8 +754,8 @@ fn check_allowed(
         });
     }
     // A final state accepts only the reopenings that start from it.
-    let reopens = action.effect == Effect::Reopen && action.is_possible_from(&d.state);
-    if def.is_terminal(&d.state) && !reopens {
+    let reopens = action.effect == Effect::Reopen && action.starts_from(&d.state);
+    if def.is_final(&d.state) && !reopens {
         return Err(Rejection::Terminal {
             state: d.state.clone(),
         });
@@ -763,7 +763,7 @@ fn check_allowed(
     check_actor(def, action, actor)?;
     check_dossier(def, d, action)?;
     if let Some(previous) = &action.distinct_from {
-        if d.taken_by(previous) == Some(actor.id.as_str()) {
+        if d.taken_by_id(previous) == Some(actor.id.as_str()) {
             return Err(Rejection::FourEyes {
                 action: action.id.clone(),
                 previous: previous.clone(),
@@ -782,7 +782,7 @@ fn check_dossier(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<()
                 let missing: Vec<PieceKind> = def
                     .pieces()
                     .iter()
-                    .filter(|p| p.required && !d.has_content(&p.id))
+                    .filter(|p| p.required && !d.has_content_of(&p.id))
                     .map(|p| p.id.clone())
                     .collect();
                 if !missing.is_empty() {
@@ -800,7 +800,7 @@ fn check_dossier(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<()
             Guard::NoBlockingVerdict => {
                 if let Some(a) = d
                     .avis_given()
-                    .find(|a| def.verdict(&a.verdict).is_some_and(|v| v.blocking))
+                    .find(|a| def.verdict_of(&a.verdict).is_some_and(|v| v.blocking))
                 {
                     return Err(Rejection::BlockingVerdict {
                         by: a.action.clone(),
@@ -818,7 +818,7 @@ fn all_avis_given(def: &Definition, d: &Dossier) -> Result<(), ActionId> {
     match def
         .programmes()
         .iter()
-        .find(|p| d.in_programme(&p.id) && d.avis(&p.avis_action).is_none())
+        .find(|p| d.in_programme_id(&p.id) && d.avis_of(&p.avis_action).is_none())
     {
         Some(p) => Err(p.avis_action.clone()),
         None => Ok(()),
@@ -827,23 +827,23 @@ fn all_avis_given(def: &Definition, d: &Dossier) -> Result<(), ActionId> {
 
 /// State, programme and the order of avis: where the dossier is in the flow.
 fn check_position(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<(), Rejection> {
-    if !action.is_possible_from(&d.state) {
+    if !action.starts_from(&d.state) {
         return Err(Rejection::InvalidState {
             action: action.id.clone(),
             state: d.state.clone(),
         });
     }
     if let Some(p) = &action.programme {
-        if !d.in_programme(p) {
+        if !d.in_programme_id(p) {
             return Err(Rejection::ProgrammeNotConcerned {
                 action: action.id.clone(),
                 programme: p.clone(),
             });
         }
     }
-    for p in action.avis_before.iter().filter(|p| d.in_programme(p)) {
-        if let Some(programme) = def.programme(p) {
-            if d.avis(&programme.avis_action).is_none() {
+    for p in action.avis_before.iter().filter(|p| d.in_programme_id(p)) {
+        if let Some(programme) = def.programme_of(p) {
+            if d.avis_of(&programme.avis_action).is_none() {
                 return Err(Rejection::AvisMissing {
                     action: action.id.clone(),
                     missing: programme.avis_action.clone(),
@@ -882,7 +882,7 @@ fn check_content(def: &Definition, action: &ActionDef, command: &Command) -> Res
             })
         }
         (Some(v), true) => {
-            let verdict = def.verdict(v).ok_or_else(|| Rejection::UnknownVerdict {
+            let verdict = def.verdict_of(v).ok_or_else(|| Rejection::UnknownVerdict {
                 verdict: SmolStr::new(v.as_str()),
             })?;
             if verdict.requires_motivation && !motivated {
@@ -925,13 +925,13 @@ pub fn held_back_actions<'d>(
     dossier: &Dossier,
     actor: &Actor,
 ) -> Vec<(&'d ActionDef, Rejection)> {
-    if def.is_terminal(&dossier.state) {
+    if def.is_final(&dossier.state) {
         return Vec::new();
     }
     def.actions()
         .iter()
-        .filter(|a| a.effect != Effect::Create && a.is_possible_from(&dossier.state))
-        .filter(|a| a.programme.as_ref().is_none_or(|p| dossier.in_programme(p)))
+        .filter(|a| a.effect != Effect::Create && a.starts_from(&dossier.state))
+        .filter(|a| a.programme.as_ref().is_none_or(|p| dossier.in_programme_id(p)))
         .filter(|a| check_actor(def, a, actor).is_ok())
         .filter_map(|a| check_allowed(def, dossier, a, actor).err().map(|r| (a, r)))
         .collect()
@@ -942,7 +942,7 @@ pub fn held_back_actions<'d>(
 /// its state, programmes and avis order allow.
 pub fn awaiting<'d>(def: &'d Definition, dossier: &Dossier) -> Vec<&'d str> {
     let mut agencies: Vec<&str> = Vec::new();
-    if def.is_terminal(&dossier.state) {
+    if def.is_final(&dossier.state) {
         return agencies;
     }
     if dossier.complement.is_some() {
