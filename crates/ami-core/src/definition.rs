@@ -485,6 +485,11 @@ impl Definition {
         &self.version
     }
 
+    /// The version as events record it: a copy that shares the text.
+    pub(crate) fn shared_version(&self) -> SmolStr {
+        self.version.clone()
+    }
+
     /// The campaign: its name, calendar and waves.
     pub fn campaign(&self) -> &Campaign {
         &self.campaign

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use smol_str::SmolStr;
 
-use crate::definition::{ActionDef, Definition, Effect, Guard, Placement};
+use crate::definition::{ActionDef, Definition, Effect, Guard, PieceDef, Placement};
 use crate::dossier::{Actor, Command, CreatedDossier, Deposit, Dossier, Event, Payload};
 use crate::french::{french_date, french_instant, french_instant_seconds};
 use crate::ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
@@ -538,7 +538,7 @@ pub fn decide(
         verdict: command.verdict_given().cloned(),
         motivation: command.motivation().cloned(),
         comment: command.comment().cloned(),
-        definition_version: SmolStr::new(def.version()),
+        definition_version: def.shared_version(),
         payload,
     })
 }
@@ -650,7 +650,7 @@ fn decide_creation(
         verdict: None,
         motivation: None,
         comment: comment.clone(),
-        definition_version: SmolStr::new(def.version()),
+        definition_version: def.shared_version(),
         payload: Payload::Create(Box::new(CreatedDossier {
             dossier,
             number,
@@ -779,14 +779,13 @@ fn check_dossier(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<()
     for guard in &action.guards {
         match guard {
             Guard::PiecesComplete => {
-                let missing: Vec<PieceKind> = def
-                    .pieces()
-                    .iter()
-                    .filter(|p| p.required && !d.has_content_of(&p.id))
-                    .map(|p| p.id.clone())
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(Rejection::PiecesMissing { missing });
+                // Checked before a list is built: most often nothing lacks.
+                let lacks = |p: &&PieceDef| p.required && !d.has_content_of(&p.id);
+                if def.pieces().iter().any(|p| lacks(&p)) {
+                    let missing = def.pieces().iter().filter(lacks);
+                    return Err(Rejection::PiecesMissing {
+                        missing: missing.map(|p| p.id.clone()).collect(),
+                    });
                 }
             }
             Guard::AllAvis => {
