@@ -446,9 +446,11 @@ pub struct Dossier {
     /// The state before the last change of state: where a reopening leads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_state: Option<StateId>,
-    /// The « demande de complément » still open, if any.
+    /// The « demande de complément » still open, if any. Boxed: few
+    /// dossiers have one, and a dossier is copied and moved whole, so a
+    /// pointer costs each of them less than the request's room (128 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub complement: Option<ComplementRequest>,
+    pub complement: Option<Box<ComplementRequest>>,
 }
 
 /// A small map keyed by action id, in key order, for what a dossier keeps
@@ -729,13 +731,13 @@ pub fn apply_in_place(d: &mut Dossier, event: &Event) -> Result<(), FoldError> {
             }
         }
         Payload::Complement(asked) => {
-            d.complement = Some(ComplementRequest {
+            d.complement = Some(Box::new(ComplementRequest {
                 pieces: asked.pieces.clone(),
                 due_on: asked.due_on,
                 motivation: event.motivation.clone(),
                 requested_by: event.actor.clone(),
                 requested_at: event.at,
-            });
+            }));
         }
         Payload::None | Payload::Create(_) => {}
     }
