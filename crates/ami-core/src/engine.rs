@@ -662,34 +662,70 @@ fn decide_creation(
 }
 
 /// The reference of a dossier, e.g. `AMI2-V1-0007`: the campaign's prefix,
-/// the wave, and the number on at least four digits. Built by hand, in
-/// place (a short reference needs no allocation): this is on the path of
-/// every deposit, and `format!` costs more than the rest.
+/// the wave, and the number on at least four digits. Built by hand, in a
+/// buffer on the stack (a short reference needs no allocation): this is on
+/// the path of every deposit, and `format!` costs more than the rest.
 fn reference(prefix: &str, wave: u8, number: u64) -> SmolStr {
-    let mut out = smol_str::SmolStrBuilder::new();
-    out.push_str(prefix);
-    out.push_str("-V");
-    push_digits(&mut out, u64::from(wave), 1);
-    out.push('-');
-    push_digits(&mut out, number, 4);
-    out.finish()
+    let mut out = Buffer::default();
+    out.push(prefix.as_bytes());
+    out.push(b"-V");
+    out.push_digits(u64::from(wave), 1);
+    out.push(b"-");
+    out.push_digits(number, 4);
+    match std::str::from_utf8(out.bytes()) {
+        Ok(text) if !out.overflowed => SmolStr::new(text),
+        // A prefix longer than the buffer: rare enough to format.
+        _ => SmolStr::from(format!("{prefix}-V{wave}-{number:04}")),
+    }
 }
 
-/// Appends `n` in decimal, left-padded with zeros to `width` digits.
-fn push_digits(out: &mut smol_str::SmolStrBuilder, mut n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// Room on the stack for a reference: a prefix of up to 32 bytes, a wave
+/// and a number of up to 20 digits.
+struct Buffer {
+    bytes: [u8; 64],
+    len: usize,
+    overflowed: bool,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer {
+            bytes: [0; 64],
+            len: 0,
+            overflowed: false,
         }
     }
-    let start = start.min(digits.len() - width.min(digits.len()));
-    for &d in &digits[start..] {
-        out.push(char::from(d));
+}
+
+impl Buffer {
+    fn push(&mut self, bytes: &[u8]) {
+        match self.bytes.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.overflowed = true,
+        }
+    }
+
+    /// Appends `n` in decimal, left-padded with zeros to `width` digits.
+    fn push_digits(&mut self, mut n: u64, width: usize) {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let start = start.min(digits.len() - width.min(digits.len()));
+        self.push(&digits[start..]);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -956,4 +992,22 @@ pub fn awaiting<'d>(def: &'d Definition, dossier: &Dossier) -> Vec<&'d str> {
         }
     }
     agencies
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_is_the_prefix_the_wave_and_the_number_on_four_digits_at_least() {
+        assert_eq!(reference("AMI2", 1, 7), "AMI2-V1-0007");
+        assert_eq!(reference("AMI2", 3, 1234), "AMI2-V3-1234");
+        assert_eq!(reference("AMI2", 12, 123_456), "AMI2-V12-123456");
+        assert_eq!(reference("X", 255, u64::MAX), format!("X-V255-{}", u64::MAX));
+        let accented = "CŒUR-DE-VILLE";
+        assert_eq!(reference(accented, 2, 42), format!("{accented}-V2-0042"));
+        // Longer than the buffer on the stack.
+        let long = "PRÉFIXE-D-UNE-CAMPAGNE-AU-NOM-TRÈS-LONG-ET-MÊME-PLUS-LONG-QUE-CELA";
+        assert_eq!(reference(long, 2, 42), format!("{long}-V2-0042"));
+    }
 }
