@@ -1,5 +1,6 @@
 //! Dossiers, their events, and the fold of the one into the other.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -502,14 +503,23 @@ impl<V> ActionMap<V> {
     }
 
     /// Sets the value of `key`, reusing the room of the one it replaces.
+    /// One pass over the handful of entries finds the key or its place.
     fn set(&mut self, key: &ActionId, value: V) {
-        match self.entries.iter_mut().find(|(k, _)| k == key) {
-            Some((_, v)) => *v = value,
-            None => {
-                let i = self.position(key).unwrap_or_else(|i| i);
-                self.entries.insert(i, (key.clone(), value));
+        let mut at = self.entries.len();
+        for (i, entry) in self.entries.iter_mut().enumerate() {
+            match entry.0.cmp(key) {
+                Ordering::Less => {}
+                Ordering::Equal => {
+                    entry.1 = value;
+                    return;
+                }
+                Ordering::Greater => {
+                    at = i;
+                    break;
+                }
             }
         }
+        self.entries.insert(at, (key.clone(), value));
     }
 
     fn iter(&self) -> impl DoubleEndedIterator<Item = (&ActionId, &V)> + ExactSizeIterator {
@@ -646,6 +656,7 @@ pub enum FoldError {
 }
 
 /// Folds one event into a dossier (`None` before its creation).
+#[inline]
 pub fn apply(dossier: Option<Dossier>, event: &Event) -> Result<Dossier, FoldError> {
     match dossier {
         None => create(event),
@@ -669,8 +680,12 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
         });
     }
     let n = &created.dossier;
-    let mut actors = ActionMap::new();
-    actors.set(&event.action, event.actor.id.clone());
+    let actors = ActionMap {
+        entries: with_room(std::iter::once((
+            event.action.clone(),
+            event.actor.id.clone(),
+        ))),
+    };
     let mut d = Dossier {
         id: n.id,
         reference: created.reference.clone(),
@@ -684,7 +699,7 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
         received_at: n.received_at,
         updated_at: event.at,
         pieces: Vec::with_capacity(n.pieces.len()),
-        files: Vec::new(),
+        files: Vec::with_capacity(n.pieces.iter().filter(|p| p.received()).count()),
         avis: ActionMap::new(),
         actors,
         previous_state: None,
