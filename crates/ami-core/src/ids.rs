@@ -231,11 +231,19 @@ impl serde::de::Visitor<'_> for Visitor {
     type Value = Symbol;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an identifier")
+        // As a text field says it, so that a refusal reads the same.
+        f.write_str("a string")
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Symbol, E> {
         Ok(Symbol::intern(text))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Symbol, E> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(Symbol::intern(text)),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(bytes), &self)),
+        }
     }
 }
 
@@ -298,6 +306,8 @@ mod tests {
         assert_eq!(json, r#""instruire""#);
         let back: ActionId = serde_json::from_str(&json).expect("deserializes");
         assert!(std::ptr::eq(back.as_str(), a.as_str()));
+        let refusal = serde_json::from_str::<ActionId>("3").expect_err("not a text");
+        assert_eq!(refusal.to_string(), "invalid type: integer `3`, expected a string at line 1 column 1");
         assert_eq!(format!("{a:?} {a}"), r#""instruire" instruire"#);
         let mut set = std::collections::HashSet::new();
         set.insert(a.clone());
