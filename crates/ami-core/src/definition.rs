@@ -370,6 +370,11 @@ impl ActionDef {
         self.from.iter().any(|s| s == state)
     }
 
+    /// [`Self::is_possible_from`], by identifier.
+    pub(crate) fn starts_from(&self, state: &StateId) -> bool {
+        self.from.iter().any(|s| s == state)
+    }
+
     /// The state a dossier in `state` would be in after this action, when
     /// the definition alone says it (not for [`Effect::Reopen`]).
     pub fn target<'a>(&'a self, state: &'a str) -> Option<&'a str> {
@@ -496,6 +501,11 @@ impl Definition {
         &self.version
     }
 
+    /// The version as events record it: a copy that shares the text.
+    pub(crate) fn shared_version(&self) -> SmolStr {
+        self.version.clone()
+    }
+
     /// The campaign: its name, calendar and waves.
     pub fn campaign(&self) -> &Campaign {
         &self.campaign
@@ -570,6 +580,40 @@ impl Definition {
     /// The role with this identifier.
     pub fn role(&self, id: &str) -> Option<&RoleDef> {
         self.roles.iter().find(|r| r.id == id)
+    }
+
+    /// The action of this identifier: [`Self::action`] comparing
+    /// identifiers (pointers) rather than texts.
+    pub(crate) fn action_of(&self, id: &ActionId) -> Option<&ActionDef> {
+        self.actions.iter().find(|a| a.id == *id)
+    }
+
+    /// The verdict of this identifier ([`Self::verdict`], by identifier).
+    pub(crate) fn verdict_of(&self, id: &VerdictId) -> Option<&VerdictDef> {
+        self.verdicts.iter().find(|v| v.id == *id)
+    }
+
+    /// The programme of this identifier ([`Self::programme`], by identifier).
+    pub(crate) fn programme_of(&self, id: &ProgrammeId) -> Option<&Programme> {
+        self.programmes.iter().find(|p| p.id == *id)
+    }
+
+    /// [`Self::role_rank`], by identifier.
+    pub(crate) fn rank_of(&self, id: &RoleId) -> Option<usize> {
+        self.roles.iter().position(|r| r.id == *id)
+    }
+
+    /// [`Self::is_terminal`], by identifier.
+    pub(crate) fn is_final(&self, state: &StateId) -> bool {
+        self.states
+            .iter()
+            .find(|s| s.id == *state)
+            .is_some_and(|s| s.terminal)
+    }
+
+    /// [`Self::has_piece`], by identifier.
+    pub(crate) fn knows_piece(&self, id: &PieceKind) -> bool {
+        self.pieces.iter().any(|p| p.id == *id)
     }
 
     /// The action `id` names, if the definition has it.

@@ -1,5 +1,6 @@
 //! Dossiers, their events, and the fold of the one into the other.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -461,9 +462,11 @@ pub struct Dossier {
     /// The state before the last change of state: where a reopening leads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_state: Option<StateId>,
-    /// The « demande de complément » still open, if any.
+    /// The « demande de complément » still open, if any. Boxed: few
+    /// dossiers have one, and a dossier is copied and moved whole, so a
+    /// pointer costs each of them less than the request's room (128 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub complement: Option<ComplementRequest>,
+    pub complement: Option<Box<ComplementRequest>>,
 }
 
 /// A small map keyed by action id, in key order, for what a dossier keeps
@@ -508,12 +511,30 @@ impl<V> ActionMap<V> {
         self.position(key).ok().map(|i| &self.entries[i].1)
     }
 
+    /// The value of `key`, comparing identifiers: a dossier's handful of
+    /// entries are quicker to scan than to search by text.
+    fn get_id(&self, key: &ActionId) -> Option<&V> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// Sets the value of `key`, reusing the room of the one it replaces.
+    /// One pass over the handful of entries finds the key or its place.
     fn set(&mut self, key: &ActionId, value: V) {
-        match self.position(key) {
-            Ok(i) => self.entries[i].1 = value,
-            Err(i) => self.entries.insert(i, (key.clone(), value)),
+        let mut at = self.entries.len();
+        for (i, entry) in self.entries.iter_mut().enumerate() {
+            match entry.0.cmp(key) {
+                Ordering::Less => {}
+                Ordering::Equal => {
+                    entry.1 = value;
+                    return;
+                }
+                Ordering::Greater => {
+                    at = i;
+                    break;
+                }
+            }
         }
+        self.entries.insert(at, (key.clone(), value));
     }
 
     fn iter(&self) -> impl DoubleEndedIterator<Item = (&ActionId, &V)> + ExactSizeIterator {
@@ -581,6 +602,26 @@ impl Dossier {
         self.files.iter().any(|f| f.kind == kind)
     }
 
+    /// [`Self::avis`], by identifier.
+    pub(crate) fn avis_of(&self, action: &ActionId) -> Option<&Avis> {
+        self.avis.get_id(action)
+    }
+
+    /// [`Self::taken_by`], by identifier.
+    pub(crate) fn taken_by_id(&self, action: &ActionId) -> Option<&str> {
+        self.actors.get_id(action).map(SmolStr::as_str)
+    }
+
+    /// [`Self::in_programme`], by identifier.
+    pub(crate) fn in_programme_id(&self, programme: &ProgrammeId) -> bool {
+        self.programmes.iter().any(|p| p == programme)
+    }
+
+    /// [`Self::has_content`], by identifier.
+    pub(crate) fn has_content_of(&self, kind: &PieceKind) -> bool {
+        self.files.iter().any(|f| f.kind == *kind)
+    }
+
     /// The received versions of a pièce, oldest first.
     pub fn versions<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a PieceFile> + 'a {
         self.files.iter().filter(move |f| f.kind == kind)
@@ -588,7 +629,8 @@ impl Dossier {
 
     /// Records a pièce; a received one adds a version.
     fn add_piece(&mut self, piece: &Piece, seq: u64, at: DateTime<Utc>) {
-        let version = u32::try_from(self.versions(&piece.kind).count()).unwrap_or(u32::MAX - 1) + 1;
+        let versions = self.files.iter().filter(|f| f.kind == piece.kind).count();
+        let version = u32::try_from(versions).unwrap_or(u32::MAX - 1) + 1;
         if let Some(file) = piece.as_file(version, seq, at) {
             self.files.push(file);
         }
@@ -629,6 +671,7 @@ pub enum FoldError {
 }
 
 /// Folds one event into a dossier (`None` before its creation).
+#[inline]
 pub fn apply(dossier: Option<Dossier>, event: &Event) -> Result<Dossier, FoldError> {
     match dossier {
         None => create(event),
@@ -652,8 +695,12 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
         });
     }
     let n = &created.dossier;
-    let mut actors = ActionMap::new();
-    actors.set(&event.action, event.actor.id.clone());
+    let actors = ActionMap {
+        entries: with_room(std::iter::once((
+            event.action.clone(),
+            event.actor.id.clone(),
+        ))),
+    };
     let mut d = Dossier {
         id: n.id,
         reference: created.reference.clone(),
@@ -667,7 +714,7 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
         received_at: n.received_at,
         updated_at: event.at,
         pieces: Vec::with_capacity(n.pieces.len()),
-        files: Vec::new(),
+        files: Vec::with_capacity(n.pieces.iter().filter(|p| p.received()).count()),
         avis: ActionMap::new(),
         actors,
         previous_state: None,
@@ -721,13 +768,13 @@ pub fn apply_in_place(d: &mut Dossier, event: &Event) -> Result<(), FoldError> {
             }
         }
         Payload::Complement(asked) => {
-            d.complement = Some(ComplementRequest {
+            d.complement = Some(Box::new(ComplementRequest {
                 pieces: asked.pieces.clone(),
                 due_on: asked.due_on,
                 motivation: event.motivation.clone(),
                 requested_by: event.actor.clone(),
                 requested_at: event.at,
-            });
+            }));
         }
         Payload::None | Payload::Create(_) | Payload::Migration(_) => {}
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use smol_str::SmolStr;
 
-use crate::definition::{ActionDef, Definition, Effect, Guard, Placement};
+use crate::definition::{ActionDef, Definition, Effect, Guard, PieceDef, Placement};
 use crate::dossier::{Actor, Command, CreatedDossier, Deposit, Dossier, Event, Payload};
 use crate::french::{french_date, french_instant, french_instant_seconds};
 use crate::ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
@@ -471,7 +471,7 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Result<Event, Rejection> {
     let id = command.action();
-    let action = def.action(id).ok_or_else(|| Rejection::UnknownAction {
+    let action = def.action_of(id).ok_or_else(|| Rejection::UnknownAction {
         action: SmolStr::new(id.as_str()),
     })?;
     let d = match target {
@@ -487,7 +487,7 @@ pub fn decide(
     check_content(def, action, command)?;
     let payload = match (action.effect, command) {
         (Effect::AttachPiece, Command::AttachPiece { piece, .. }) => {
-            if !def.has_piece(&piece.kind) {
+            if !def.knows_piece(&piece.kind) {
                 return Err(Rejection::UnknownPiece {
                     piece: SmolStr::new(piece.kind.as_str()),
                 });
@@ -499,7 +499,7 @@ pub fn decide(
             if request.pieces.is_empty() {
                 return Err(malformed(action, "la liste des pièces demandées"));
             }
-            if let Some(p) = request.pieces.iter().find(|p| !def.has_piece(p)) {
+            if let Some(p) = request.pieces.iter().find(|p| !def.knows_piece(p)) {
                 return Err(Rejection::UnknownPiece {
                     piece: SmolStr::new(p.as_str()),
                 });
@@ -538,7 +538,7 @@ pub fn decide(
         verdict: command.verdict_given().cloned(),
         motivation: command.motivation().cloned(),
         comment: command.comment().cloned(),
-        definition_version: SmolStr::new(def.version()),
+        definition_version: def.shared_version(),
         payload,
     })
 }
@@ -595,12 +595,12 @@ fn decide_creation(
     if new.programmes.is_empty() {
         return Err(Rejection::NoProgramme);
     }
-    if let Some(p) = new.programmes.iter().find(|p| def.programme(p).is_none()) {
+    if let Some(p) = new.programmes.iter().find(|p| def.programme_of(p).is_none()) {
         return Err(Rejection::UnknownProgramme {
             programme: SmolStr::new(p.as_str()),
         });
     }
-    if let Some(p) = new.pieces.iter().find(|p| !def.has_piece(&p.kind)) {
+    if let Some(p) = new.pieces.iter().find(|p| !def.knows_piece(&p.kind)) {
         return Err(Rejection::UnknownPiece {
             piece: SmolStr::new(p.kind.as_str()),
         });
@@ -650,7 +650,7 @@ fn decide_creation(
         verdict: None,
         motivation: None,
         comment: comment.clone(),
-        definition_version: SmolStr::new(def.version()),
+        definition_version: def.shared_version(),
         payload: Payload::Create(Box::new(CreatedDossier {
             dossier,
             number,
@@ -662,34 +662,70 @@ fn decide_creation(
 }
 
 /// The reference of a dossier, e.g. `AMI2-V1-0007`: the campaign's prefix,
-/// the wave, and the number on at least four digits. Built by hand, in
-/// place (a short reference needs no allocation): this is on the path of
-/// every deposit, and `format!` costs more than the rest.
+/// the wave, and the number on at least four digits. Built by hand, in a
+/// buffer on the stack (a short reference needs no allocation): this is on
+/// the path of every deposit, and `format!` costs more than the rest.
 fn reference(prefix: &str, wave: u8, number: u64) -> SmolStr {
-    let mut out = smol_str::SmolStrBuilder::new();
-    out.push_str(prefix);
-    out.push_str("-V");
-    push_digits(&mut out, u64::from(wave), 1);
-    out.push('-');
-    push_digits(&mut out, number, 4);
-    out.finish()
+    let mut out = Buffer::default();
+    out.push(prefix.as_bytes());
+    out.push(b"-V");
+    out.push_digits(u64::from(wave), 1);
+    out.push(b"-");
+    out.push_digits(number, 4);
+    match std::str::from_utf8(out.bytes()) {
+        Ok(text) if !out.overflowed => SmolStr::new(text),
+        // A prefix longer than the buffer: rare enough to format.
+        _ => SmolStr::from(format!("{prefix}-V{wave}-{number:04}")),
+    }
 }
 
-/// Appends `n` in decimal, left-padded with zeros to `width` digits.
-fn push_digits(out: &mut smol_str::SmolStrBuilder, mut n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// Room on the stack for a reference: a prefix of up to 32 bytes, a wave
+/// and a number of up to 20 digits.
+struct Buffer {
+    bytes: [u8; 64],
+    len: usize,
+    overflowed: bool,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer {
+            bytes: [0; 64],
+            len: 0,
+            overflowed: false,
         }
     }
-    let start = start.min(digits.len() - width.min(digits.len()));
-    for &d in &digits[start..] {
-        out.push(char::from(d));
+}
+
+impl Buffer {
+    fn push(&mut self, bytes: &[u8]) {
+        match self.bytes.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.overflowed = true,
+        }
+    }
+
+    /// Appends `n` in decimal, left-padded with zeros to `width` digits.
+    fn push_digits(&mut self, mut n: u64, width: usize) {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let start = start.min(digits.len() - width.min(digits.len()));
+        self.push(&digits[start..]);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -729,8 +765,8 @@ fn check_actor(def: &Definition, action: &ActionDef, actor: &Actor) -> Result<()
             actual: actor.agency.clone(),
         });
     }
-    let required = def.role_rank(&action.role);
-    if def.role_rank(&actor.role) < required {
+    let required = def.rank_of(&action.role);
+    if def.rank_of(&actor.role) < required {
         return Err(Rejection::RoleTooLow {
             action: action.id.clone(),
             required: action.role.clone(),
@@ -754,8 +790,8 @@ fn check_allowed(
         });
     }
     // A final state accepts only the reopenings that start from it.
-    let reopens = action.effect == Effect::Reopen && action.is_possible_from(&d.state);
-    if def.is_terminal(&d.state) && !reopens {
+    let reopens = action.effect == Effect::Reopen && action.starts_from(&d.state);
+    if def.is_final(&d.state) && !reopens {
         return Err(Rejection::Terminal {
             state: d.state.clone(),
         });
@@ -763,7 +799,7 @@ fn check_allowed(
     check_actor(def, action, actor)?;
     check_dossier(def, d, action)?;
     if let Some(previous) = &action.distinct_from {
-        if d.taken_by(previous) == Some(actor.id.as_str()) {
+        if d.taken_by_id(previous) == Some(actor.id.as_str()) {
             return Err(Rejection::FourEyes {
                 action: action.id.clone(),
                 previous: previous.clone(),
@@ -779,14 +815,13 @@ fn check_dossier(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<()
     for guard in &action.guards {
         match guard {
             Guard::PiecesComplete => {
-                let missing: Vec<PieceKind> = def
-                    .pieces()
-                    .iter()
-                    .filter(|p| p.required && !d.has_content(&p.id))
-                    .map(|p| p.id.clone())
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(Rejection::PiecesMissing { missing });
+                // Checked before a list is built: most often nothing lacks.
+                let lacks = |p: &&PieceDef| p.required && !d.has_content_of(&p.id);
+                if def.pieces().iter().any(|p| lacks(&p)) {
+                    let missing = def.pieces().iter().filter(lacks);
+                    return Err(Rejection::PiecesMissing {
+                        missing: missing.map(|p| p.id.clone()).collect(),
+                    });
                 }
             }
             Guard::AllAvis => {
@@ -800,7 +835,7 @@ fn check_dossier(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<()
             Guard::NoBlockingVerdict => {
                 if let Some(a) = d
                     .avis_given()
-                    .find(|a| def.verdict(&a.verdict).is_some_and(|v| v.blocking))
+                    .find(|a| def.verdict_of(&a.verdict).is_some_and(|v| v.blocking))
                 {
                     return Err(Rejection::BlockingVerdict {
                         by: a.action.clone(),
@@ -818,7 +853,7 @@ fn all_avis_given(def: &Definition, d: &Dossier) -> Result<(), ActionId> {
     match def
         .programmes()
         .iter()
-        .find(|p| d.in_programme(&p.id) && d.avis(&p.avis_action).is_none())
+        .find(|p| d.in_programme_id(&p.id) && d.avis_of(&p.avis_action).is_none())
     {
         Some(p) => Err(p.avis_action.clone()),
         None => Ok(()),
@@ -827,23 +862,23 @@ fn all_avis_given(def: &Definition, d: &Dossier) -> Result<(), ActionId> {
 
 /// State, programme and the order of avis: where the dossier is in the flow.
 fn check_position(def: &Definition, d: &Dossier, action: &ActionDef) -> Result<(), Rejection> {
-    if !action.is_possible_from(&d.state) {
+    if !action.starts_from(&d.state) {
         return Err(Rejection::InvalidState {
             action: action.id.clone(),
             state: d.state.clone(),
         });
     }
     if let Some(p) = &action.programme {
-        if !d.in_programme(p) {
+        if !d.in_programme_id(p) {
             return Err(Rejection::ProgrammeNotConcerned {
                 action: action.id.clone(),
                 programme: p.clone(),
             });
         }
     }
-    for p in action.avis_before.iter().filter(|p| d.in_programme(p)) {
-        if let Some(programme) = def.programme(p) {
-            if d.avis(&programme.avis_action).is_none() {
+    for p in action.avis_before.iter().filter(|p| d.in_programme_id(p)) {
+        if let Some(programme) = def.programme_of(p) {
+            if d.avis_of(&programme.avis_action).is_none() {
                 return Err(Rejection::AvisMissing {
                     action: action.id.clone(),
                     missing: programme.avis_action.clone(),
@@ -882,7 +917,7 @@ fn check_content(def: &Definition, action: &ActionDef, command: &Command) -> Res
             })
         }
         (Some(v), true) => {
-            let verdict = def.verdict(v).ok_or_else(|| Rejection::UnknownVerdict {
+            let verdict = def.verdict_of(v).ok_or_else(|| Rejection::UnknownVerdict {
                 verdict: SmolStr::new(v.as_str()),
             })?;
             if verdict.requires_motivation && !motivated {
@@ -925,13 +960,13 @@ pub fn held_back_actions<'d>(
     dossier: &Dossier,
     actor: &Actor,
 ) -> Vec<(&'d ActionDef, Rejection)> {
-    if def.is_terminal(&dossier.state) {
+    if def.is_final(&dossier.state) {
         return Vec::new();
     }
     def.actions()
         .iter()
-        .filter(|a| a.effect != Effect::Create && a.is_possible_from(&dossier.state))
-        .filter(|a| a.programme.as_ref().is_none_or(|p| dossier.in_programme(p)))
+        .filter(|a| a.effect != Effect::Create && a.starts_from(&dossier.state))
+        .filter(|a| a.programme.as_ref().is_none_or(|p| dossier.in_programme_id(p)))
         .filter(|a| check_actor(def, a, actor).is_ok())
         .filter_map(|a| check_allowed(def, dossier, a, actor).err().map(|r| (a, r)))
         .collect()
@@ -942,7 +977,7 @@ pub fn held_back_actions<'d>(
 /// its state, programmes and avis order allow.
 pub fn awaiting<'d>(def: &'d Definition, dossier: &Dossier) -> Vec<&'d str> {
     let mut agencies: Vec<&str> = Vec::new();
-    if def.is_terminal(&dossier.state) {
+    if def.is_final(&dossier.state) {
         return agencies;
     }
     if dossier.complement.is_some() {
@@ -957,4 +992,22 @@ pub fn awaiting<'d>(def: &'d Definition, dossier: &Dossier) -> Vec<&'d str> {
         }
     }
     agencies
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_is_the_prefix_the_wave_and_the_number_on_four_digits_at_least() {
+        assert_eq!(reference("AMI2", 1, 7), "AMI2-V1-0007");
+        assert_eq!(reference("AMI2", 3, 1234), "AMI2-V3-1234");
+        assert_eq!(reference("AMI2", 12, 123_456), "AMI2-V12-123456");
+        assert_eq!(reference("X", 255, u64::MAX), format!("X-V255-{}", u64::MAX));
+        let accented = "CŒUR-DE-VILLE";
+        assert_eq!(reference(accented, 2, 42), format!("{accented}-V2-0042"));
+        // Longer than the buffer on the stack.
+        let long = "PRÉFIXE-D-UNE-CAMPAGNE-AU-NOM-TRÈS-LONG-ET-MÊME-PLUS-LONG-QUE-CELA";
+        assert_eq!(reference(long, 2, 42), format!("{long}-V2-0042"));
+    }
 }
