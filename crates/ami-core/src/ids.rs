@@ -139,7 +139,7 @@ macro_rules! identifier {
             /// action), never a definition's.
             #[allow(dead_code)]
             pub(crate) fn engine(text: &'static str) -> Self {
-                $name(SmolStr::new_static(text))
+                $name(Symbol::intern(text))
             }
 
             /// The identifier as written in the definition (ASCII).
