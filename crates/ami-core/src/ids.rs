@@ -19,7 +19,8 @@
 //! projections the engine wrote (where they are a definition's words), never
 //! from what a client sends: a service turns a client's text into an
 //! identifier through its definition ([`Definition::action_id`]…), which
-//! answers with the definition's own identifier or `None`.
+//! answers with the definition's own identifier or `None`. (A journal
+//! altered by hand could add words of its own: at most as many as it holds.)
 //!
 //! Hashing and ordering are those of the text, so that an identifier and
 //! the `&str` it borrows as agree in a `HashMap` or a `BTreeMap`; the JSON
