@@ -595,7 +595,11 @@ fn decide_creation(
     if new.programmes.is_empty() {
         return Err(Rejection::NoProgramme);
     }
-    if let Some(p) = new.programmes.iter().find(|p| def.programme_of(p).is_none()) {
+    if let Some(p) = new
+        .programmes
+        .iter()
+        .find(|p| def.programme_of(p).is_none())
+    {
         return Err(Rejection::UnknownProgramme {
             programme: SmolStr::new(p.as_str()),
         });
@@ -966,7 +970,11 @@ pub fn held_back_actions<'d>(
     def.actions()
         .iter()
         .filter(|a| a.effect != Effect::Create && a.starts_from(&dossier.state))
-        .filter(|a| a.programme.as_ref().is_none_or(|p| dossier.in_programme_id(p)))
+        .filter(|a| {
+            a.programme
+                .as_ref()
+                .is_none_or(|p| dossier.in_programme_id(p))
+        })
         .filter(|a| check_actor(def, a, actor).is_ok())
         .filter_map(|a| check_allowed(def, dossier, a, actor).err().map(|r| (a, r)))
         .collect()
@@ -1003,7 +1011,10 @@ mod tests {
         assert_eq!(reference("AMI2", 1, 7), "AMI2-V1-0007");
         assert_eq!(reference("AMI2", 3, 1234), "AMI2-V3-1234");
         assert_eq!(reference("AMI2", 12, 123_456), "AMI2-V12-123456");
-        assert_eq!(reference("X", 255, u64::MAX), format!("X-V255-{}", u64::MAX));
+        assert_eq!(
+            reference("X", 255, u64::MAX),
+            format!("X-V255-{}", u64::MAX)
+        );
         let accented = "CŒUR-DE-VILLE";
         assert_eq!(reference(accented, 2, 42), format!("{accented}-V2-0042"));
         // Longer than the buffer on the stack.

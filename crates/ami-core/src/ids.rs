@@ -300,7 +300,13 @@ mod tests {
         let c = action("avis_acv");
         assert_ne!(a, c);
         assert_eq!(c.cmp(&a), "avis_acv".cmp("instruire"));
-        for (x, y) in [("a", "b"), ("ab", "a"), ("avis_ti", "avis_acv"), ("", "a"), ("x", "x")] {
+        for (x, y) in [
+            ("a", "b"),
+            ("ab", "a"),
+            ("avis_ti", "avis_acv"),
+            ("", "a"),
+            ("x", "x"),
+        ] {
             assert_eq!(compare_text(x, y), x.cmp(y), "{x} {y}");
             assert_eq!(action(x).cmp(&action(y)), x.cmp(y), "{x} {y}");
         }
@@ -315,7 +321,10 @@ mod tests {
         let back: ActionId = serde_json::from_str(&json).expect("deserializes");
         assert!(std::ptr::eq(back.as_str(), a.as_str()));
         let refusal = serde_json::from_str::<ActionId>("3").expect_err("not a text");
-        assert_eq!(refusal.to_string(), "invalid type: integer `3`, expected a string at line 1 column 1");
+        assert_eq!(
+            refusal.to_string(),
+            "invalid type: integer `3`, expected a string at line 1 column 1"
+        );
         assert_eq!(format!("{a:?} {a}"), r#""instruire" instruire"#);
         let mut set = std::collections::HashSet::new();
         set.insert(a.clone());
