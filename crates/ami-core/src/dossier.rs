@@ -682,6 +682,16 @@ pub fn apply(dossier: Option<Dossier>, event: &Event) -> Result<Dossier, FoldErr
     }
 }
 
+/// The capacity pushing `n` entries into an empty vector would give (at
+/// least 4, or none for none), allocated at once.
+fn room(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        n.max(4)
+    }
+}
+
 /// The dossier an event creates.
 fn create(event: &Event) -> Result<Dossier, FoldError> {
     let Payload::Create(created) = &event.payload else {
@@ -695,12 +705,13 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
         });
     }
     let n = &created.dossier;
-    let actors = ActionMap {
-        entries: with_room(std::iter::once((
-            event.action.clone(),
-            event.actor.id.clone(),
-        ))),
-    };
+    // Room for what follows a deposit, as growing from the first entry would
+    // give: a projection folds the next events into this dossier where it
+    // lies.
+    let mut entries = Vec::with_capacity(room(1));
+    entries.push((event.action.clone(), event.actor.id.clone()));
+    let actors = ActionMap { entries };
+    let received = n.pieces.iter().filter(|p| p.received()).count();
     let mut d = Dossier {
         id: n.id,
         reference: created.reference.clone(),
@@ -714,7 +725,7 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
         received_at: n.received_at,
         updated_at: event.at,
         pieces: Vec::with_capacity(n.pieces.len()),
-        files: Vec::with_capacity(n.pieces.iter().filter(|p| p.received()).count()),
+        files: Vec::with_capacity(room(received)),
         avis: ActionMap::new(),
         actors,
         previous_state: None,
