@@ -275,6 +275,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%cause, "database unavailable");
                 ApiError::Unavailable
             }
+            StoreError::Contention => {
+                tracing::warn!("writers blocked one another");
+                ApiError::Unavailable
+            }
             StoreError::Corrupt(cause) | StoreError::Other(cause) | StoreError::NotAmi(cause) => {
                 ApiError::Internal(cause)
             }

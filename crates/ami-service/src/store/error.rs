@@ -24,6 +24,11 @@ pub enum StoreError {
     /// A unique constraint fired: a concurrent writer got there first.
     #[error("écriture concurrente")]
     Duplicate,
+    /// Two writers waited on each other (a deadlock, a serialization
+    /// failure) and the database gave up one: nothing of it was written,
+    /// and running it again alone succeeds or meets a real conflict.
+    #[error("écritures concurrentes bloquées, à réessayer")]
+    Contention,
     /// The database cannot be reached now; worth retrying later.
     #[error("base de données indisponible : {0}")]
     Unavailable(String),
@@ -49,6 +54,8 @@ impl From<sqlx::Error> for StoreError {
                 let code = db.code().unwrap_or_default();
                 if db.is_unique_violation() {
                     StoreError::Duplicate
+                } else if code == "40P01" || code == "40001" {
+                    StoreError::Contention
                 // Connection exceptions (08), shutdown (57P0x), SQLite busy/locked.
                 } else if code.starts_with("08")
                     || code.starts_with("57P")
@@ -65,6 +72,25 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Corrupt(e.to_string())
             }
             _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+impl StoreError {
+    /// The same error for each of several callers (a batch that failed as
+    /// a whole): the kind is kept, a refusal's details only as text.
+    pub(super) fn for_each_caller(&self) -> StoreError {
+        match self {
+            StoreError::NotFound => StoreError::NotFound,
+            StoreError::Conflict { current } => StoreError::Conflict { current: *current },
+            StoreError::Duplicate => StoreError::Duplicate,
+            StoreError::Contention => StoreError::Contention,
+            StoreError::IdempotencyMismatch => StoreError::IdempotencyMismatch,
+            StoreError::Unauthenticated { code } => StoreError::Unauthenticated { code },
+            StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
+            StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
+            StoreError::NotAmi(s) => StoreError::NotAmi(s.clone()),
+            StoreError::Rejected { .. } | StoreError::Other(_) => StoreError::Other(self.to_string()),
         }
     }
 }

@@ -9,6 +9,7 @@
 mod audit;
 mod definitions;
 mod error;
+mod group_commit;
 mod order;
 mod rows;
 mod sessions;
@@ -60,6 +61,8 @@ pub struct Store {
     /// writers in the process instead of failing them with SQLITE_BUSY.
     writer: AnyPool,
     reader: AnyPool,
+    /// The process's writer of transitions (see [`group_commit`]).
+    commits: group_commit::GroupCommit,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,6 +182,7 @@ impl Store {
                 let reader = open().max_connections(4).connect_with(options).await?;
                 Store {
                     backend,
+                    commits: group_commit::GroupCommit::start(backend, writer.clone()),
                     writer,
                     reader,
                 }
@@ -209,6 +213,7 @@ impl Store {
                     .await?;
                 Store {
                     backend,
+                    commits: group_commit::GroupCommit::start(backend, pool.clone()),
                     writer: pool.clone(),
                     reader: pool,
                 }

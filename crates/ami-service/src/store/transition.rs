@@ -4,18 +4,14 @@
 //! given just after the commit, by [`Store::seal_pending`], so that commits
 //! of different dossiers never wait for each other.
 //!
-//! SQLite, and deposits on both databases, run it all in one transaction:
-//! a deposit takes its reference number per wave and looks for the
-//! commune's other dossiers in the same transaction, so numbers have no gap
-//! (deposits of one wave wait for one another's commit), and two deposits
-//! of one commune cannot both pass as the first. PostgreSQL transitions on an existing dossier
-//! read first, then write the event, the projection and the idempotency
-//! record in one statement (one transaction) whose every part is
-//! conditional on the dossier's version being the one read: if another
-//! instance moved the dossier in between, nothing is written and the caller
-//! gets a conflict. That saves the round trips of an explicit transaction,
-//! which dominate the cost of a transition on PostgreSQL
-//! (docs/PERFORMANCE.md).
+//! A deposit runs in one transaction of its own: it takes its reference
+//! number per wave and looks for the commune's other dossiers in that
+//! transaction, so numbers have no gap (deposits of one wave wait for one
+//! another's commit) and two deposits of one commune cannot both pass as
+//! the first. A transition on an existing dossier is read and decided
+//! outside any transaction, beside the others, then written by the group
+//! commit ([`super::group_commit`]) on the condition that the dossier's
+//! version is still the one read.
 
 use ami_core::{
     apply, authorize, awaiting, decide, may_take, Actor, Definition, Dossier, Effect, Event,
@@ -24,10 +20,15 @@ use ami_core::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
+use super::group_commit::{Remembered, Write, Written};
 use super::{
-    chain_digest, list_column, micros, to_i64, Backend, Bind, Executed, Principal, Store,
-    StoreError, TransitionRequest, GENESIS_DIGEST,
+    chain_digest, list_column, micros, to_i64, Backend, Executed, Principal, Store, StoreError,
+    TransitionRequest, GENESIS_DIGEST,
 };
+
+/// How many times a transition without an expected version is read and
+/// decided again when its dossier moved before its commit.
+const MOVED_ATTEMPTS: usize = 8;
 
 /// Everything a transition writes, computed before any write.
 struct Prepared {
@@ -44,18 +45,98 @@ impl Store {
     /// Runs one transition: idempotency, who may act, version check,
     /// decision, then event and projection written atomically.
     pub async fn execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
-        let run = || async {
-            match self.backend {
-                Backend::Postgres if !creates(req) => self.execute_in_one_statement(req).await,
-                _ => self.execute_in_transaction(req).await,
+        if creates(req) {
+            return match self.execute_in_transaction(req).await {
+                // Two requests with the same key raced and the other
+                // committed first: its answer is now there to replay.
+                Err(StoreError::Duplicate) if req.idempotency.is_some() => {
+                    self.execute_in_transaction(req).await
+                }
+                Err(StoreError::Duplicate) => Err(StoreError::Conflict { current: None }),
+                other => other,
+            };
+        }
+        // A request without an expected version wants its action taken on
+        // the dossier as it is: when the dossier moved between the read and
+        // the commit, it is read and decided again, as if it had come a
+        // moment later. Under a storm of writes on one dossier it gives up.
+        for _ in 0..MOVED_ATTEMPTS {
+            if let Some(executed) = self.execute_grouped(req).await? {
+                return Ok(executed);
             }
+        }
+        Err(StoreError::Conflict { current: None })
+    }
+
+    /// A transition on an existing dossier: read and decided here, beside
+    /// the other requests, then written by the group commit with the
+    /// writes that are ready at the same time. `None` when the dossier
+    /// moved after the read and no version was expected: to be run again.
+    #[tracing::instrument(skip_all, fields(dossier.id = %req.dossier_id, action = %req.command.action))]
+    async fn execute_grouped(
+        &self,
+        req: &TransitionRequest<'_>,
+    ) -> Result<Option<Executed>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let actor = authenticate(&mut *conn, req.definition, &req.principal).await?;
+        if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
+            return Ok(Some(replay));
+        }
+        let current = load_dossier(&mut *conn, req).await?;
+        // Not held while the commit is waited for.
+        drop(conn);
+        let p = prepare(req, &actor, Some(current), None)?;
+        let previous_version = p
+            .previous_version
+            .ok_or_else(|| StoreError::Other("a transition without a dossier".into()))?;
+        let d = &p.dossier;
+        let e = &p.event;
+        let write = Write {
+            dossier_id: d.id.to_string(),
+            previous_version: to_i64(previous_version),
+            state: d.state.to_string(),
+            version: to_i64(d.version),
+            updated_at_us: micros(d.updated_at),
+            digest: p.digest.clone(),
+            body: serde_json::to_string(d)?,
+            awaiting: list_column(awaiting(req.definition, d).into_iter()),
+            seq: to_i64(e.seq),
+            action: e.action.to_string(),
+            agency: e.actor.agency.to_string(),
+            actor_id: e.actor.id.to_string(),
+            at_us: micros(e.at),
+            event: p.event_json.clone(),
+            idempotency: req.idempotency.as_ref().map(|key| Remembered {
+                actor_id: actor.id.to_string(),
+                key: key.key.clone(),
+                request_sha256: key.request_sha256.clone(),
+                status: i64::from(p.status),
+                body: p.body.clone(),
+                created_at_us: micros(req.now),
+            }),
         };
-        match run().await {
-            // Two requests with the same key raced and the other committed
-            // first: its answer is now there to replay.
-            Err(StoreError::Duplicate) if req.idempotency.is_some() => run().await,
-            Err(StoreError::Duplicate) => Err(StoreError::Conflict { current: None }),
-            other => other,
+        match self.commits.write(write).await {
+            Ok(Written::Committed) => Ok(Some(Executed::Applied {
+                dossier: Box::new(p.dossier),
+                body: p.body,
+            })),
+            // Moved since the read, or the idempotency key taken meanwhile:
+            // if by this very request, replayed concurrently, its answer is
+            // there now.
+            Ok(Written::VersionMoved) | Err(StoreError::Duplicate) => {
+                let mut conn = self.reader.acquire().await?;
+                if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
+                    return Ok(Some(replay));
+                }
+                if req.expected_version.is_none() {
+                    return Ok(None);
+                }
+                let current = load_dossier(&mut *conn, req).await?.0.version;
+                Err(StoreError::Conflict {
+                    current: Some(current),
+                })
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -150,93 +231,6 @@ impl Store {
         Ok(Executed::Applied {
             dossier: Box::new(p.dossier),
             body: p.body,
-        })
-    }
-
-    #[tracing::instrument(skip_all, fields(dossier.id = %req.dossier_id, action = %req.command.action))]
-    async fn execute_in_one_statement(
-        &self,
-        req: &TransitionRequest<'_>,
-    ) -> Result<Executed, StoreError> {
-        // One connection for the whole transition: the pool pings a
-        // connection each time it takes it back, a round trip per release.
-        let mut conn = self.writer.acquire().await?;
-        let actor = authenticate(&mut *conn, req.definition, &req.principal).await?;
-        if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
-            return Ok(replay);
-        }
-        let current = load_dossier(&mut *conn, req).await?;
-        let p = prepare(req, &actor, Some(current), None)?;
-        let d = &p.dossier;
-        let e = &p.event;
-        let previous = p
-            .previous_version
-            .ok_or_else(|| StoreError::Other("a transition without a dossier".into()))?;
-
-        // The projection first (as `target`), then the event and the answer
-        // selected from it: when the version moved, `target` is empty and
-        // nothing at all is written.
-        let mut binds = vec![
-            Bind::Text(d.state.to_string()),
-            Bind::Int(to_i64(d.version)),
-            Bind::Int(micros(d.updated_at)),
-            Bind::Text(p.digest.clone()),
-            Bind::Text(serde_json::to_string(d)?),
-            Bind::Text(list_column(awaiting(req.definition, d).into_iter())),
-            Bind::Text(d.id.to_string()),
-            Bind::Int(to_i64(previous)),
-            Bind::Int(to_i64(e.seq)),
-            Bind::Text(e.action.to_string()),
-            Bind::Text(e.actor.agency.to_string()),
-            Bind::Text(e.actor.id.to_string()),
-            Bind::Int(micros(e.at)),
-            Bind::Text(p.event_json.clone()),
-        ];
-        let mut sql = String::from(
-            "with target as (update dossier set state = $1, version = $2, updated_at_us = $3, \
-             last_digest = $4, body = $5, awaiting = $6 where dossier_id = $7 and version = $8 \
-             returning dossier_id), \
-             appended as (insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, \
-             body, digest) select dossier_id, $9, $10, $11, $12, $13, $14, $4 from target \
-             returning event_id), \
-             pending as (insert into journal_pending (event_id) select event_id from appended)",
-        );
-        if let Some(key) = &req.idempotency {
-            binds.extend([
-                Bind::Text(actor.id.to_string()),
-                Bind::Text(key.key.clone()),
-                Bind::Text(key.request_sha256.clone()),
-                Bind::Int(i64::from(p.status)),
-                Bind::Text(p.body.clone()),
-                Bind::Int(micros(req.now)),
-            ]);
-            sql += ", remembered as (insert into idempotency (actor_id, idempotency_key, request_sha256, \
-                    status, body, created_at_us) select $15, $16, $17, $18, $19, $20 from target)";
-        }
-        sql += " select count(*) as n from appended";
-
-        let mut query = sqlx::query(&sql);
-        for bind in binds {
-            query = match bind {
-                Bind::Text(t) => query.bind(t),
-                Bind::Int(i) => query.bind(i),
-            };
-        }
-        let written: i64 = query.fetch_one(&mut *conn).await?.try_get("n")?;
-        if written == 1 {
-            return Ok(Executed::Applied {
-                dossier: Box::new(p.dossier),
-                body: p.body,
-            });
-        }
-        // The dossier moved since it was read. If it was this very request,
-        // replayed concurrently, its answer is there now.
-        if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
-            return Ok(replay);
-        }
-        let current = load_dossier(&mut *conn, req).await?.0.version;
-        Err(StoreError::Conflict {
-            current: Some(current),
         })
     }
 }
