@@ -219,8 +219,153 @@ async fn rebuilding_the_projections_changes_no_dossier(backend: Backend) {
     app.stop().await;
 }
 
+/// Group commit: requests that carry no version want their action taken on
+/// the dossier as it is when they are written. Ten uploads of one pièce at
+/// once, none naming a version, all land, one after another.
+async fn concurrent_writes_without_a_version_on_one_dossier_all_land_in_turn(backend: Backend) {
+    // Arrange
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+    let d = app.deposit(&dar, &["acv"]).await;
+    let id = id_of(&d);
+    let before = app.event_count().await;
+
+    // Act
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (app, dar, id) = (app.clone(), dar.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            app.upload(
+                &dar,
+                &id,
+                "budget_previsionnel",
+                &format!("budget-{i}.pdf"),
+                sample_pdf(),
+                &[],
+            )
+            .await
+        }));
+    }
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.expect("task"));
+    }
+
+    // Assert: ten answers 200, ten events, versions 2 to 11 without gap.
+    for r in &replies {
+        r.assert_ok(StatusCode::OK);
+    }
+    let mut versions: Vec<u64> = replies
+        .iter()
+        .map(|r| r.body["version"].as_u64().expect("version"))
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=11).collect::<Vec<u64>>(), "{replies:?}");
+    assert_eq!(app.event_count().await, before + 10);
+    let history = app.fetch(&dar, &format!("/dossiers/{id}/history")).await;
+    let seqs: Vec<u64> = history.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (1..=11).collect::<Vec<u64>>());
+    if let Ok(app) = std::sync::Arc::try_unwrap(app) {
+        app.stop().await;
+    }
+}
+
+/// Group commit: a refused, a stale and a valid request sent together on
+/// many dossiers. Each is answered as if it had been alone: the valid ones
+/// are written, the others are refused and write nothing.
+async fn a_refused_or_stale_request_among_concurrent_ones_leaves_the_others_written(
+    backend: Backend,
+) {
+    // Arrange: twelve dossiers, just received (version 1).
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(id_of(&app.deposit(&dar, &["acv"]).await));
+    }
+    let before = app.event_count().await;
+
+    // Act: for each dossier at once, an instruction at version 1 (valid),
+    // one at version 7 (stale) and one without its verdict (refused by the
+    // rules).
+    let mut tasks = Vec::new();
+    for id in &ids {
+        for kind in ["valid", "stale", "refused"] {
+            let (app, dar, id) = (app.clone(), dar.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                let reply = match kind {
+                    "valid" => {
+                        app.transition(&dar, &id, &json!({"action": "instruire", "expected_version": 1, "verdict": "favorable"}))
+                            .await
+                    }
+                    "stale" => {
+                        app.transition(&dar, &id, &json!({"action": "instruire", "expected_version": 7, "verdict": "favorable"}))
+                            .await
+                    }
+                    // No verdict: refused, or found stale if the valid
+                    // one was written first.
+                    _ => {
+                        app.transition(&dar, &id, &json!({"action": "instruire", "expected_version": 1}))
+                            .await
+                    }
+                };
+                (kind, id, reply)
+            }));
+        }
+    }
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.expect("task"));
+    }
+
+    // Assert
+    for (kind, id, reply) in &replies {
+        match *kind {
+            "valid" => {
+                let body = reply.assert_ok(StatusCode::OK);
+                assert_eq!(body["version"], 2, "{id}");
+                assert_eq!(body["state"], "instruit", "{id}");
+            }
+            "stale" => {
+                reply.assert_problem(StatusCode::CONFLICT, "version_conflict");
+            }
+            _ => {
+                assert!(
+                    [StatusCode::UNPROCESSABLE_ENTITY, StatusCode::CONFLICT]
+                        .contains(&reply.status),
+                    "{id}: {reply:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        app.event_count().await,
+        before + 12,
+        "the twelve valid ones only"
+    );
+    for id in &ids {
+        let (_, now) = app.get(&dar, &format!("/dossiers/{id}")).await;
+        let events = app.fetch(&dar, &format!("/dossiers/{id}/history")).await;
+        assert_eq!(
+            now["version"].as_u64(),
+            Some(events.body["events"].as_array().expect("events").len() as u64),
+            "{id}: the projection's version is its number of events"
+        );
+    }
+    if let Ok(app) = std::sync::Arc::try_unwrap(app) {
+        app.stop().await;
+    }
+}
+
 on_both_backends!(
     eight_concurrent_actions_on_one_version_let_exactly_one_through,
     concurrent_deposits_get_distinct_references,
     rebuilding_the_projections_changes_no_dossier,
+    concurrent_writes_without_a_version_on_one_dossier_all_land_in_turn,
+    a_refused_or_stale_request_among_concurrent_ones_leaves_the_others_written,
 );

@@ -90,7 +90,9 @@ impl StoreError {
             StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
             StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
             StoreError::NotAmi(s) => StoreError::NotAmi(s.clone()),
-            StoreError::Rejected { .. } | StoreError::Other(_) => StoreError::Other(self.to_string()),
+            StoreError::Rejected { .. } | StoreError::Other(_) => {
+                StoreError::Other(self.to_string())
+            }
         }
     }
 }

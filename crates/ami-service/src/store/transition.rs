@@ -26,10 +26,6 @@ use super::{
     TransitionRequest, GENESIS_DIGEST,
 };
 
-/// How many times a transition without an expected version is read and
-/// decided again when its dossier moved before its commit.
-const MOVED_ATTEMPTS: usize = 8;
-
 /// Everything a transition writes, computed before any write.
 struct Prepared {
     dossier: Dossier,
@@ -45,27 +41,24 @@ impl Store {
     /// Runs one transition: idempotency, who may act, version check,
     /// decision, then event and projection written atomically.
     pub async fn execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
-        if creates(req) {
-            return match self.execute_in_transaction(req).await {
-                // Two requests with the same key raced and the other
-                // committed first: its answer is now there to replay.
-                Err(StoreError::Duplicate) if req.idempotency.is_some() => {
-                    self.execute_in_transaction(req).await
-                }
-                Err(StoreError::Duplicate) => Err(StoreError::Conflict { current: None }),
-                other => other,
-            };
-        }
-        // A request without an expected version wants its action taken on
-        // the dossier as it is: when the dossier moved between the read and
-        // the commit, it is read and decided again, as if it had come a
-        // moment later. Under a storm of writes on one dossier it gives up.
-        for _ in 0..MOVED_ATTEMPTS {
+        if !creates(req) {
             if let Some(executed) = self.execute_grouped(req).await? {
                 return Ok(executed);
             }
+            // The dossier moved between the read and the commit, and the
+            // request expected no version: it wants its action taken on
+            // the dossier as it is. It is read, decided and written again
+            // under the dossier's lock, as if it had come a moment later.
         }
-        Err(StoreError::Conflict { current: None })
+        match self.execute_in_transaction(req).await {
+            // Two requests with the same key raced and the other committed
+            // first: its answer is now there to replay.
+            Err(StoreError::Duplicate) if req.idempotency.is_some() => {
+                self.execute_in_transaction(req).await
+            }
+            Err(StoreError::Duplicate) => Err(StoreError::Conflict { current: None }),
+            other => other,
+        }
     }
 
     /// A transition on an existing dossier: read and decided here, beside
@@ -173,7 +166,13 @@ impl Store {
         let current = if creates(req) {
             None
         } else {
-            Some(load_dossier(&mut *tx, req).await?)
+            // Locked until the commit on PostgreSQL (SQLite's one writer
+            // holds the whole database): nothing moves it meanwhile.
+            let lock = match self.backend {
+                Backend::Postgres => " for update",
+                Backend::Sqlite => "",
+            };
+            Some(load_dossier_with(&mut *tx, req, lock).await?)
         };
         let mut deposit = None;
         if let Some(new) = req.command.deposited() {
@@ -358,11 +357,22 @@ async fn load_dossier<'e, E: Executor<'e, Database = Any>>(
     executor: E,
     req: &TransitionRequest<'_>,
 ) -> Result<(Dossier, String), StoreError> {
-    let row = sqlx::query("select body, last_digest from dossier where dossier_id = $1")
-        .bind(req.dossier_id.to_string())
-        .fetch_optional(executor)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    load_dossier_with(executor, req, "").await
+}
+
+/// [`load_dossier`], the query ending with `suffix` (a row lock).
+async fn load_dossier_with<'e, E: Executor<'e, Database = Any>>(
+    executor: E,
+    req: &TransitionRequest<'_>,
+    suffix: &str,
+) -> Result<(Dossier, String), StoreError> {
+    let row = sqlx::query(&format!(
+        "select body, last_digest from dossier where dossier_id = $1{suffix}"
+    ))
+    .bind(req.dossier_id.to_string())
+    .fetch_optional(executor)
+    .await?
+    .ok_or(StoreError::NotFound)?;
     let body: String = row.try_get("body")?;
     Ok((serde_json::from_str(&body)?, row.try_get("last_digest")?))
 }
