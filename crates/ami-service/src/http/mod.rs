@@ -24,9 +24,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::PresentedToken;
 use crate::files::Files;
-use crate::store::Store;
+use crate::store::{PresentedToken, Store};
 use error::ApiError;
 
 /// Largest request body accepted.
