@@ -32,7 +32,7 @@ pub use error::StoreError;
 pub use order::{Content, DepositOrder, Order};
 pub use rows::*;
 pub use sessions::WebSession;
-pub use token::{hash_secret, PresentedToken};
+pub use token::{hash_secret, PresentedToken, TokenRefusal};
 pub use url::{DatabaseUrl, UnknownDatabaseUrl};
 
 /// Which database a [`Store`] talks to.
