@@ -79,7 +79,9 @@ impl FilesArgs {
 
 #[derive(Args, Clone)]
 struct Workflow {
-    /// A workflow definition in TOML; the embedded second AMI by default.
+    /// A workflow definition in TOML (`ami2`: the embedded second AMI). By
+    /// default `serve` runs the embedded one, and the commands reading a
+    /// database take its active definition (else the embedded one).
     #[arg(long, env = "AMI_WORKFLOW")]
     workflow: Option<std::path::PathBuf>,
 }
@@ -237,6 +239,10 @@ enum TokenCmd {
         email: String,
         #[command(flatten)]
         db: Db,
+        /// The definition the agency and role are checked against: the one
+        /// the service runs (`ami serve --workflow`).
+        #[command(flatten)]
+        workflow: Workflow,
     },
     /// List tokens (never their secrets).
     List {
@@ -684,18 +690,29 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
             name,
             email,
             db,
+            workflow,
         } => {
-            let def = Definition::ami2();
-            if !def.has_agency(&agency) {
-                bail!("agence inconnue « {agency} » : dar, acv ou ti");
-            }
-            if def.role_rank(&role).is_none() {
-                bail!("rôle inconnu « {role} » : agent ou responsable");
-            }
             if name.trim().is_empty() || ami_core::text::has_hidden_chars(&name) {
                 bail!("--name doit donner le prénom et le nom de la personne");
             }
             let store = connect(&db.url()?).await?;
+            // The definition the service runs: a token whose agency or role
+            // it lacks would admit nobody.
+            let def = workflow.or_active(&store).await?;
+            if !def.has_agency(&agency) {
+                bail!(
+                    "agence inconnue « {agency} » dans la définition {} : {}",
+                    def.version(),
+                    one_of(def.agencies().iter().map(|a| a.id.as_str()))
+                );
+            }
+            if def.role_rank(&role).is_none() {
+                bail!(
+                    "rôle inconnu « {role} » dans la définition {} : {}",
+                    def.version(),
+                    one_of(def.roles().iter().map(|r| r.id.as_str()))
+                );
+            }
             let (record, text) =
                 crate::auth::create_token(&store, &name, &email, &agency, &role).await?;
             println!(
@@ -732,6 +749,16 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `a`, `a ou b`, `a, b ou c`.
+fn one_of<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} ou {last}", rest.join(", ")),
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -752,4 +779,20 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown requested: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_choices_reads_as_french() {
+        assert_eq!(one_of([].into_iter()), "");
+        assert_eq!(one_of(["dar"].into_iter()), "dar");
+        assert_eq!(
+            one_of(["agent", "responsable"].into_iter()),
+            "agent ou responsable"
+        );
+        assert_eq!(one_of(["dar", "acv", "ti"].into_iter()), "dar, acv ou ti");
+    }
 }
