@@ -588,7 +588,7 @@ impl Store {
         .iter()
         .map(|r| {
             Ok(StateCount {
-                wave: u8::try_from(r.try_get::<i64, _>("wave")?).unwrap_or_default(),
+                wave: read_number("dossier.wave", r.try_get("wave")?)?,
                 state: r.try_get("state")?,
                 count: r.try_get("n")?,
             })
