@@ -189,7 +189,9 @@ impl TestApp {
         test_files: TestFiles,
         definition: Arc<Definition>,
     ) -> TestApp {
-        let store = Store::connect(&db.url).await.expect("connect store");
+        let store = Store::connect(&db.url.parse().expect("database url"))
+            .await
+            .expect("connect store");
         let files = test_files.open();
         // Bound before the spawn: no sleep, no race.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -93,7 +93,7 @@ async fn scenario(backend: Backend) -> anyhow::Result<()> {
     let interrupted: Vec<&Sent> = sent.iter().filter(|s| s.interrupted()).collect();
     let cut = sent.iter().filter(|s| s.cut_in_flight()).count();
 
-    let store = Store::connect(&db.url).await?;
+    let store = Store::connect(&db.url.parse()?).await?;
     let journal = JournalCheck::run(&store).await?;
     anyhow::ensure!(
         journal.problems.is_empty(),

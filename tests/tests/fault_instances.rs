@@ -290,7 +290,7 @@ async fn races_and_feed() -> anyhow::Result<()> {
         races.len()
     );
 
-    let store = Store::connect(&cluster.db.url).await?;
+    let store = Store::connect(&cluster.db.url.parse()?).await?;
     let journal = JournalCheck::run(&store).await?;
     anyhow::ensure!(
         journal.problems.is_empty(),

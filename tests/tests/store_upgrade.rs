@@ -124,7 +124,9 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
 
     // Act: the service starts on it (migration 2 and the upgrade), then two
     // deposits, in wave 2 and in wave 1.
-    let store = Store::connect(&db.url).await.expect("upgrade");
+    let store = Store::connect(&db.url.parse().expect("database url"))
+        .await
+        .expect("upgrade");
     let respond = |_: &ami_core::Dossier, _: &Actor| String::new();
     let mut references = Vec::new();
     for (commune, insee, received) in [

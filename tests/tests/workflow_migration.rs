@@ -6,7 +6,8 @@
 //! change in each open dossier's journal (and only theirs) and makes the new
 //! definition active, after which dossiers go on under its rules (an avis
 //! added is required before the lauréat); a change that would strand a
-//! dossier is refused, dry run or not, with nothing written.
+//! dossier is refused, dry run or not, with nothing written. `ami token
+//! create` checks agency and role against the definition the service runs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -215,6 +216,22 @@ impl Workflows {
             ),
         ]);
         self.write("without_avis_ti", &text)
+    }
+
+    /// ami2 with a third role, `directeur`, above `responsable`.
+    fn with_directeur(&self) -> PathBuf {
+        let text = edited(&[
+            (
+                &format!("version = \"{AMI2}\""),
+                "version = \"ami2-2021.4\"",
+            ),
+            (
+                "[[roles]]\nid = \"responsable\"\nlabel = \"Responsable\"\n",
+                "[[roles]]\nid = \"responsable\"\nlabel = \"Responsable\"\n\n\
+                 [[roles]]\nid = \"directeur\"\nlabel = \"Directeur\"\n",
+            ),
+        ]);
+        self.write("with_directeur", &text)
     }
 }
 
@@ -730,7 +747,71 @@ async fn a_dossier_classe_sans_suite_reopens_into_the_renamed_state(backend: Bac
     server.kill();
 }
 
+async fn a_token_is_checked_against_the_definition_the_service_runs(backend: Backend) {
+    // Arrange: a definition with a role the embedded one lacks, and a fresh
+    // database (no active definition yet).
+    let workflows = Workflows::new();
+    let directeur = workflows.with_directeur();
+    let directeur_arg = directeur.to_str().expect("utf-8 path");
+    let db = TestDb::new(backend).await;
+    let create = |email: &str, workflow: Option<&str>| {
+        let mut args = vec![
+            "token",
+            "create",
+            "--agency",
+            "dar",
+            "--role",
+            "directeur",
+            "--name",
+            "Dominique Roux",
+            "--email",
+            email,
+        ];
+        args.extend(workflow.iter().flat_map(|w| ["--workflow", w]));
+        cli(&args, &db.url)
+    };
+
+    // Act: without --workflow (the embedded definition), then with the
+    // file; then, once the service has started on that file (which makes
+    // it the database's active definition), without --workflow again.
+    let refused = create("dominique.roux@lecnam.net", None);
+    let given = create("dominique.roux@lecnam.net", Some(directeur_arg));
+    let mut server = AmiProcess::start(&ami_on(&directeur), &db.url)
+        .await
+        .expect("ami serve on with_directeur.toml");
+    let active = create("camille.roux@lecnam.net", None);
+    let embedded_given = create("claude.roux@lecnam.net", Some("ami2"));
+
+    // Assert: refused in French, naming the role, the definition and the
+    // roles it has; accepted with the file given or active, and the
+    // service it runs admits the token.
+    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert!(
+        refused.stderr.contains(&format!(
+            "rôle inconnu « directeur » dans la définition {AMI2} : agent ou responsable"
+        )),
+        "{refused:#?}"
+    );
+    for run in [&given, &active] {
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        assert!(run.stdout.contains("(dar directeur)"), "{run:#?}");
+    }
+    assert_eq!(embedded_given.code, Some(1), "{embedded_given:#?}");
+    assert!(
+        embedded_given.stderr.contains("rôle inconnu « directeur »"),
+        "{embedded_given:#?}"
+    );
+    let api = Api::of(&server);
+    for run in [&given, &active] {
+        let token = run.stdout.lines().last().expect("token line").trim();
+        let (status, body) = api.get(token, "/dossiers").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    server.kill();
+}
+
 on_both_backends!(
+    a_token_is_checked_against_the_definition_the_service_runs,
     the_service_refuses_to_start_on_a_definition_not_migrated_to,
     a_state_renamed_by_state_map_moves_its_dossiers_and_they_go_on,
     an_avis_added_is_required_of_the_dossiers_waiting_for_the_laureat,

@@ -1,80 +1,18 @@
-//! API tokens: how they are made, shown once, stored hashed and checked.
+//! API tokens: how they are made and shown once, and who a person is.
 //!
-//! A token reads `ami_<token id>_<secret>`. The id finds the row; only the
-//! SHA-256 of the secret is stored, and it is compared in constant time.
+//! A token reads `ami_<token id>_<secret>`; only the SHA-256 of the secret
+//! is stored. Checking a presented token is the store's
+//! ([`crate::store::PresentedToken`], re-exported here): a transition checks
+//! it on its own connection.
 
-use ami_core::{Actor, Definition};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+pub use crate::store::{hash_secret, PresentedToken};
 use crate::store::{Store, StoreError, TokenRecord};
-
-/// A token as parsed from a request; its `Debug` never shows the secret.
-pub struct PresentedToken {
-    pub id: Uuid,
-    secret: String,
-}
-
-impl std::fmt::Debug for PresentedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PresentedToken")
-            .field("id", &self.id)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
-
-impl PresentedToken {
-    pub fn parse(token: &str) -> Option<PresentedToken> {
-        let rest = token.strip_prefix("ami_")?;
-        let (id, secret) = rest.split_once('_')?;
-        if secret.len() < 16 {
-            return None;
-        }
-        Some(PresentedToken {
-            id: Uuid::try_parse(id).ok()?,
-            secret: secret.to_string(),
-        })
-    }
-
-    /// Whether the secret matches the stored hash, in constant time.
-    pub fn matches(&self, stored_sha256_hex: &str) -> bool {
-        let presented = hash_secret(&self.secret);
-        presented
-            .as_bytes()
-            .ct_eq(stored_sha256_hex.as_bytes())
-            .into()
-    }
-
-    /// The person behind this token, given its stored record (`None` when
-    /// there is none); otherwise the code of the refusal: `invalid_token`
-    /// or `revoked_token`.
-    /// A token whose agency or role the running definition lacks (it was
-    /// made for another one) admits nobody.
-    pub fn admit(
-        &self,
-        def: &Definition,
-        stored: Option<(TokenRecord, String)>,
-    ) -> Result<Actor, &'static str> {
-        let (record, secret_sha256) = stored.ok_or("invalid_token")?;
-        if !self.matches(&secret_sha256) {
-            return Err("invalid_token");
-        }
-        if record.revoked_at.is_some() {
-            return Err("revoked_token");
-        }
-        record.actor(def).ok_or("invalid_token")
-    }
-}
-
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
 
 /// The stable identifier of a person: their professional e-mail address,
 /// trimmed, in Unicode form C and lower case, so that « Camille.Martin@… »
@@ -173,18 +111,5 @@ mod tests {
         ] {
             assert_eq!(person_id(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_token_parses_and_matches_only_its_own_secret() {
-        let id = Uuid::new_v4();
-        let text = format!("ami_{}_{}", id.simple(), "s3cret-s3cret-s3cret");
-        let token = PresentedToken::parse(&text).expect("parses");
-        assert_eq!(token.id, id);
-        assert!(token.matches(&hash_secret("s3cret-s3cret-s3cret")));
-        assert!(!token.matches(&hash_secret("another-secret-value")));
-        assert!(!format!("{token:?}").contains("s3cret"));
-        assert!(PresentedToken::parse("Bearer nope").is_none());
-        assert!(PresentedToken::parse(&format!("ami_{}_short", id.simple())).is_none());
     }
 }

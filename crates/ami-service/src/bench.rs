@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use crate::store::{Content, DepositOrder, Order, Store, TransitionRequest};
+use crate::store::{Content, DatabaseUrl, DepositOrder, Order, Store, TransitionRequest};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -137,12 +137,10 @@ fn ms(d: Duration) -> f64 {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let def = Arc::new(Definition::ami2());
-    let store = Store::connect(&args.database_url).await?;
+    let url: DatabaseUrl = args.database_url.parse()?;
+    let store = Store::connect(&url).await?;
     if store.count_dossiers().await? > 0 {
-        bail!(
-            "la base de mesure doit être vide : {}",
-            crate::cli::redact(&args.database_url)
-        );
+        bail!("la base de mesure doit être vide : {url}");
     }
     let people = [
         ("Banc Agent", "banc.agent@lecnam.net", "dar", "agent"),

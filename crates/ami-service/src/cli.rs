@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::files::Files;
 use crate::http::{self, AppState};
-use crate::store::Store;
+use crate::store::{Backend, DatabaseUrl, Store};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +46,17 @@ struct Db {
     database_url: String,
 }
 
+impl Db {
+    /// The URL given, checked once; an error names it without its password.
+    /// (Not parsed by clap, whose error would print the URL as given.)
+    fn url(&self) -> anyhow::Result<DatabaseUrl> {
+        DatabaseUrl::parse(&self.database_url).map_err(|e| {
+            let shown = e.shown.clone();
+            anyhow::Error::new(e).context(format!("connexion à la base {shown}"))
+        })
+    }
+}
+
 #[derive(Args, Clone)]
 struct FilesArgs {
     /// Where the pièces' files are kept: file:///DIR, or s3://BUCKET/PREFIX
@@ -57,18 +68,20 @@ struct FilesArgs {
 }
 
 impl FilesArgs {
-    fn open(&self, db: &Db) -> anyhow::Result<Files> {
+    fn open(&self, db: &DatabaseUrl) -> anyhow::Result<Files> {
         let url = self
             .files_url
             .clone()
-            .unwrap_or_else(|| Files::default_url(&db.database_url));
+            .unwrap_or_else(|| Files::default_url(db));
         Files::open(&url).context("stockage des fichiers")
     }
 }
 
 #[derive(Args, Clone)]
 struct Workflow {
-    /// A workflow definition in TOML; the embedded second AMI by default.
+    /// A workflow definition in TOML (`ami2`: the embedded second AMI). By
+    /// default `serve` runs the embedded one, and the commands reading a
+    /// database take its active definition (else the embedded one).
     #[arg(long, env = "AMI_WORKFLOW")]
     workflow: Option<std::path::PathBuf>,
 }
@@ -226,6 +239,10 @@ enum TokenCmd {
         email: String,
         #[command(flatten)]
         db: Db,
+        /// The definition the agency and role are checked against: the one
+        /// the service runs (`ami serve --workflow`).
+        #[command(flatten)]
+        workflow: Workflow,
     },
     /// List tokens (never their secrets).
     List {
@@ -372,7 +389,7 @@ async fn migrate_workflow(
     db: &Db,
 ) -> anyhow::Result<ExitCode> {
     let (new, source) = source_at(path)?;
-    let store = connect_existing(db).await?;
+    let store = connect_existing(&db.url()?).await?;
     let Some(active) = store.active_definition().await? else {
         bail!(
             "la base n'a pas encore de définition active : démarrez « ami serve --workflow {} » pour l'adopter",
@@ -442,31 +459,17 @@ async fn migrate_workflow(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn connect(db: &Db) -> anyhow::Result<Store> {
-    Store::connect(&db.database_url)
+async fn connect(url: &DatabaseUrl) -> anyhow::Result<Store> {
+    Store::connect(url)
         .await
-        .with_context(|| format!("connexion à la base {}", redact(&db.database_url)))
+        .with_context(|| format!("connexion à la base {url}"))
 }
 
 /// A database `ami` already uses; never creates one.
-async fn connect_existing(db: &Db) -> anyhow::Result<Store> {
-    Store::connect_existing(&db.database_url)
+async fn connect_existing(url: &DatabaseUrl) -> anyhow::Result<Store> {
+    Store::connect_existing(url)
         .await
-        .with_context(|| format!("base {}", redact(&db.database_url)))
-}
-
-/// The URL without its password, for messages and logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+        .with_context(|| format!("base {url}"))
 }
 
 async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
@@ -481,10 +484,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         } => {
             let (definition, source) = workflow.load_with_source()?;
             let definition = Arc::new(definition);
-            let store = connect(&db).await?;
+            let url = db.url()?;
+            let store = connect(&url).await?;
             check_definition(&store, &definition, &source).await?;
-            let files = files.open(&db)?;
-            if db.database_url.starts_with("postgres") && files.url().starts_with("file://") {
+            let files = files.open(&url)?;
+            if url.backend() == Backend::Postgres && files.url().starts_with("file://") {
                 tracing::warn!(
                     files = %files.url(),
                     "pièce files in a local folder: instances on other machines will not see them; give them all one --files-url s3://…"
@@ -495,7 +499,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("écoute sur {addr}"))?;
             tracing::info!(
                 addr = %listener.local_addr()?,
-                database = %redact(&db.database_url),
+                database = %url,
                 files = %files.url(),
                 workflow = %definition.version(),
                 "ami listening"
@@ -514,7 +518,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             tracing::info!("ami stopped");
         }
         Cmd::Migrate { db } => {
-            connect(&db).await?;
+            connect(&db.url()?).await?;
             println!("migrations appliquées");
         }
         Cmd::Token { command } => token(command).await?,
@@ -552,14 +556,15 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 },
         } => return migrate_workflow(&new, dry_run, &par, &db).await,
         Cmd::Demo { db, files } => {
-            let store = connect(&db).await?;
+            let url = db.url()?;
+            let store = connect(&url).await?;
             check_definition(
                 &store,
                 &Definition::ami2(),
                 ami_core::DEFAULT_DEFINITION_TOML,
             )
             .await?;
-            let files = files.open(&db)?;
+            let files = files.open(&url)?;
             crate::demo::fill(&store, &files, &Definition::ami2()).await?;
         }
         Cmd::Files {
@@ -571,8 +576,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     files,
                 },
         } => {
-            let store = connect_existing(&db).await?;
-            let files = files.open(&db)?;
+            let url = db.url()?;
+            let store = connect_existing(&url).await?;
+            let files = files.open(&url)?;
             let referenced = store.referenced_files().await?;
             let before =
                 Utc::now() - chrono::Duration::from_std(older_than).context("--older-than")?;
@@ -607,11 +613,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     workflow,
                 },
         } => {
-            let store = connect_existing(&db).await?;
+            let url = db.url()?;
+            let store = connect_existing(&url).await?;
             let def = workflow.or_active(&store).await?;
             let mut report = store.verify(&def, since_head.as_ref()).await?;
             if pieces {
-                let files = files.open(&db)?;
+                let files = files.open(&url)?;
                 let checked = crate::files::verify_pieces(&store, &files).await?;
                 println!("{} fichier(s) de pièces relu(s)", checked.files);
                 report.findings.extend(checked.findings);
@@ -644,7 +651,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Audit {
             command: AuditCmd::Head { db },
         } => {
-            let store = connect_existing(&db).await?;
+            let store = connect_existing(&db.url()?).await?;
             println!("{}", store.global_head().await?);
         }
         Cmd::Rebuild {
@@ -652,7 +659,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             db,
             workflow,
         } => {
-            let store = connect_existing(&db).await?;
+            let store = connect_existing(&db.url()?).await?;
             let def = workflow.or_active(&store).await?;
             let report = store.rebuild_projections(&def, accept_loss).await?;
             for (reference, projected, journal) in &report.shortened {
@@ -683,18 +690,29 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
             name,
             email,
             db,
+            workflow,
         } => {
-            let def = Definition::ami2();
-            if !def.has_agency(&agency) {
-                bail!("agence inconnue « {agency} » : dar, acv ou ti");
-            }
-            if def.role_rank(&role).is_none() {
-                bail!("rôle inconnu « {role} » : agent ou responsable");
-            }
             if name.trim().is_empty() || ami_core::text::has_hidden_chars(&name) {
                 bail!("--name doit donner le prénom et le nom de la personne");
             }
-            let store = connect(&db).await?;
+            let store = connect(&db.url()?).await?;
+            // The definition the service runs: a token whose agency or role
+            // it lacks would admit nobody.
+            let def = workflow.or_active(&store).await?;
+            if !def.has_agency(&agency) {
+                bail!(
+                    "agence inconnue « {agency} » dans la définition {} : {}",
+                    def.version(),
+                    one_of(def.agencies().iter().map(|a| a.id.as_str()))
+                );
+            }
+            if def.role_rank(&role).is_none() {
+                bail!(
+                    "rôle inconnu « {role} » dans la définition {} : {}",
+                    def.version(),
+                    one_of(def.roles().iter().map(|r| r.id.as_str()))
+                );
+            }
             let (record, text) =
                 crate::auth::create_token(&store, &name, &email, &agency, &role).await?;
             println!(
@@ -704,7 +722,7 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
             println!("{text}");
         }
         TokenCmd::List { db } => {
-            let store = connect(&db).await?;
+            let store = connect(&db.url()?).await?;
             for t in store.list_tokens().await? {
                 println!(
                     "{}  {:<4} {:<12} {:<30} {:<36} créé {}{}",
@@ -721,7 +739,7 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
             }
         }
         TokenCmd::Revoke { id, db } => {
-            let store = connect(&db).await?;
+            let store = connect(&db.url()?).await?;
             if !store.revoke_token(id, Utc::now()).await? {
                 bail!("aucun jeton {id}");
             }
@@ -729,6 +747,16 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `a`, `a ou b`, `a, b ou c`.
+fn one_of<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} ou {last}", rest.join(", ")),
+    }
 }
 
 async fn shutdown_signal() {
@@ -751,4 +779,20 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown requested: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_choices_reads_as_french() {
+        assert_eq!(one_of([].into_iter()), "");
+        assert_eq!(one_of(["dar"].into_iter()), "dar");
+        assert_eq!(
+            one_of(["agent", "responsable"].into_iter()),
+            "agent ou responsable"
+        );
+        assert_eq!(one_of(["dar", "acv", "ti"].into_iter()), "dar, acv ou ti");
+    }
 }

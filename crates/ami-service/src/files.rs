@@ -20,7 +20,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 
-use crate::store::{AuditFinding, Store};
+use crate::store::{AuditFinding, DatabaseUrl, Store};
 
 /// How much of the start of a file is kept to recognize its type.
 pub const HEAD_LEN: usize = 64 * 1024;
@@ -205,8 +205,9 @@ impl Files {
 
     /// The default next to a SQLite database (`ami-files/` in its folder),
     /// else `ami-files/` in the working directory.
-    pub fn default_url(database_url: &str) -> String {
-        let dir = database_url
+    pub fn default_url(database: &DatabaseUrl) -> String {
+        let dir = database
+            .expose()
             .strip_prefix("sqlite://")
             .map(|rest| rest.split('?').next().unwrap_or(rest))
             .filter(|file| !file.is_empty() && !file.contains(":memory:"))

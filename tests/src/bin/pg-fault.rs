@@ -423,7 +423,7 @@ async fn drill() -> anyhow::Result<String> {
     );
 
     // Nothing acknowledged is lost; nothing is written twice.
-    let store = Store::connect(&url).await?;
+    let store = Store::connect(&url.parse()?).await?;
     let journal = JournalCheck::run(&store).await?;
     store.close().await;
     ensure!(

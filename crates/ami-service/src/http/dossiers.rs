@@ -137,16 +137,10 @@ fn canonical_json(body: &[u8]) -> Vec<u8> {
 }
 
 /// The answer to a transition: the dossier, already rendered as JSON (the
-/// same text is kept for replays of its idempotency key).
-fn answer(status: StatusCode, body: String) -> Response {
-    #[derive(serde::Deserialize)]
-    struct Created {
-        id: Uuid,
-    }
-    let location = (status == StatusCode::CREATED)
-        .then(|| serde_json::from_str::<Created>(&body).ok())
-        .flatten()
-        .map(|c| format!("/api/v1/dossiers/{}", c.id));
+/// same text is kept for replays of its idempotency key), and the address
+/// of the dossier it `created`.
+fn answer(status: StatusCode, body: String, created: Option<DossierId>) -> Response {
+    let location = created.map(|id| format!("/api/v1/dossiers/{id}"));
     let mut response = (
         status,
         [(
@@ -204,12 +198,31 @@ pub(crate) async fn run(
         respond: &respond,
     };
     match state.store.execute(&req).await? {
-        Executed::Applied { body, .. } => Ok(answer(submission.status, body)),
-        Executed::Replayed { status, body } => Ok(answer(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            body,
-        )),
+        Executed::Applied { dossier, body } => {
+            let created = (submission.status == StatusCode::CREATED).then_some(dossier.id);
+            Ok(answer(submission.status, body, created))
+        }
+        Executed::Replayed { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let created = (status == StatusCode::CREATED)
+                .then(|| created_id(&body))
+                .flatten();
+            Ok(answer(status, body, created))
+        }
     }
+}
+
+/// The id of the dossier a replayed deposit created: the idempotency record
+/// keeps the first answer (status and body), not the dossier's id, so it is
+/// read from that answer.
+fn created_id(first_answer: &str) -> Option<DossierId> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        id: DossierId,
+    }
+    serde_json::from_str::<Created>(first_answer)
+        .ok()
+        .map(|c| c.id)
 }
 
 /// Deposit a dossier (DAR): JSON, or `multipart/form-data` with the JSON

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
+use crate::store::{StoreError, TokenRefusal};
 
 /// An RFC 9457 problem, with a stable `code` and, where one field is at
 /// fault, its name.
@@ -37,8 +37,8 @@ pub enum ApiError {
         field: Option<String>,
         detail: String,
     },
-    /// 401: no token, or one that is unknown or revoked.
-    Unauthorized { code: &'static str, detail: String },
+    /// 401: no token (`None`), or one that is refused.
+    Unauthorized(Option<TokenRefusal>),
     /// 403: the caller's agency or role may not do this.
     Forbidden { code: &'static str, detail: String },
     /// 404
@@ -89,17 +89,14 @@ impl ApiError {
         }
     }
 
-    /// 401 with the French explanation of `code`.
-    pub fn unauthorized(code: &'static str) -> ApiError {
-        let detail = match code {
-            "missing_token" => "Jeton absent : ajoutez l'en-tête « Authorization: Bearer <jeton> » (créez un jeton avec « ami token create »).",
-            "revoked_token" => "Ce jeton a été révoqué ; demandez-en un nouveau.",
-            _ => "Jeton invalide ou inconnu.",
-        };
-        ApiError::Unauthorized {
-            code,
-            detail: detail.into(),
-        }
+    /// 401: the token presented is refused.
+    pub fn unauthorized(refusal: TokenRefusal) -> ApiError {
+        ApiError::Unauthorized(Some(refusal))
+    }
+
+    /// 401: the request presents no token.
+    pub fn missing_token() -> ApiError {
+        ApiError::Unauthorized(None)
     }
 
     pub fn dossier_not_found() -> ApiError {
@@ -125,11 +122,16 @@ impl ApiError {
                 field.clone(),
                 None,
             ),
-            ApiError::Unauthorized { code, detail } => (
+            ApiError::Unauthorized(refusal) => (
                 StatusCode::UNAUTHORIZED,
-                code.to_string(),
+                refusal.map_or("missing_token", TokenRefusal::code).into(),
                 "Authentification requise",
-                detail.clone(),
+                match refusal {
+                    None => "Jeton absent : ajoutez l'en-tête « Authorization: Bearer <jeton> » (créez un jeton avec « ami token create »).",
+                    Some(TokenRefusal::Revoked) => "Ce jeton a été révoqué ; demandez-en un nouveau.",
+                    Some(_) => "Jeton invalide ou inconnu.",
+                }
+                .into(),
                 None,
                 None,
             ),
@@ -287,12 +289,12 @@ impl From<StoreError> for ApiError {
 }
 
 /// The challenge of a 401 (RFC 6750 §3): `error="invalid_token"` when a
-/// token was presented but is unknown, malformed or revoked; no error code
-/// when none was sent.
-fn www_authenticate(code: &str) -> &'static str {
-    match code {
-        "missing_token" => r#"Bearer realm="ami""#,
-        _ => r#"Bearer realm="ami", error="invalid_token""#,
+/// token was presented but is refused (revoked ones included); no error
+/// code when none was sent.
+fn www_authenticate(refusal: Option<TokenRefusal>) -> &'static str {
+    match refusal {
+        None => r#"Bearer realm="ami""#,
+        Some(_) => r#"Bearer realm="ami", error="invalid_token""#,
     }
 }
 
@@ -311,10 +313,10 @@ impl IntoResponse for ApiError {
             body,
         )
             .into_response();
-        if let ApiError::Unauthorized { code, .. } = &self {
+        if let ApiError::Unauthorized(refusal) = self {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(www_authenticate(code)),
+                HeaderValue::from_static(www_authenticate(refusal)),
             );
         }
         response

@@ -24,9 +24,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::PresentedToken;
 use crate::files::Files;
-use crate::store::Store;
+use crate::store::{PresentedToken, Store, TokenRefusal};
 use error::ApiError;
 
 /// Largest request body accepted.
@@ -62,14 +61,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Credentials {
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing_token"))?;
+            .ok_or_else(ApiError::missing_token)?;
         value
             .to_str()
             .ok()
             .and_then(bearer_token)
             .and_then(PresentedToken::parse)
             .map(Credentials)
-            .ok_or_else(|| ApiError::unauthorized("invalid_token"))
+            .ok_or(ApiError::unauthorized(TokenRefusal::Malformed))
     }
 }
 

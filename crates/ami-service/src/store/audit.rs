@@ -10,8 +10,8 @@ use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use super::{
-    chain_digest, list_column, micros, search_column, to_i64, Backend, Store, StoreError,
-    GENESIS_DIGEST,
+    chain_digest, list_column, micros, read_number, search_column, to_i64, Backend, Store,
+    StoreError, GENESIS_DIGEST,
 };
 
 /// The head of the global chain: the place of the last event in commit
@@ -622,12 +622,13 @@ impl Store {
                 });
             }
             report.head = Some(recorded);
-            report.pending = sqlx::query("select count(*) as n from journal_pending")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get::<i64, _>("n")?
-                .try_into()
-                .unwrap_or_default();
+            report.pending = read_number(
+                "journal_pending.count",
+                sqlx::query("select count(*) as n from journal_pending")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?,
+            )?;
             // An event neither placed nor waiting for a place was slipped
             // into the journal behind the service's back.
             let outside = sqlx::query(

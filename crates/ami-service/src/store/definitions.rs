@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{chain_digest, micros, to_i64, Store, StoreError, GENESIS_DIGEST};
+use super::{
+    chain_digest, micros, read_instant, read_number, to_i64, Store, StoreError, GENESIS_DIGEST,
+};
 
 /// A definition as the database keeps it.
 #[derive(Debug, Clone)]
@@ -52,8 +54,10 @@ impl Store {
                 version: r.try_get("version")?,
                 sha256: r.try_get("sha256")?,
                 source: r.try_get("source")?,
-                activated_at: DateTime::from_timestamp_micros(r.try_get("activated_at_us")?)
-                    .unwrap_or_default(),
+                activated_at: read_instant(
+                    "definition_version.activated_at_us",
+                    r.try_get("activated_at_us")?,
+                )?,
             })
         })
         .transpose()
@@ -129,7 +133,7 @@ impl Store {
             let version: i64 = row.try_get("version")?;
             if version != to_i64(p.dossier.version) {
                 return Err(StoreError::Conflict {
-                    current: u64::try_from(version).ok(),
+                    current: Some(read_number("dossier.version", version)?),
                 });
             }
             let previous: String = row.try_get("last_digest")?;

@@ -2,6 +2,8 @@
 
 use ami_core::Rejection;
 
+use super::TokenRefusal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("dossier introuvable")]
@@ -16,9 +18,10 @@ pub enum StoreError {
         rejection: Rejection,
         explanation: String,
     },
-    /// The token is unknown, does not match, or was revoked (`code` says which).
+    /// The token is unknown, does not match, was revoked, or names an
+    /// agency or role the definition lacks (`code` says which).
     #[error("jeton refusé")]
-    Unauthenticated { code: &'static str },
+    Unauthenticated { code: TokenRefusal },
     #[error("clé d'idempotence déjà utilisée pour une autre requête")]
     IdempotencyMismatch,
     /// A unique constraint fired: a concurrent writer got there first.

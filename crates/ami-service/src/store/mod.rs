@@ -13,7 +13,9 @@ mod group_commit;
 mod order;
 mod rows;
 mod sessions;
+mod token;
 mod transition;
+mod url;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,14 +27,14 @@ use sha2::{Digest, Sha256};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
-use crate::auth::PresentedToken;
-
 pub use audit::{AuditFinding, AuditReport, GlobalHead, RebuildReport};
 pub use definitions::{definition_sha256, DefinitionCheck, StoredDefinition};
 pub use error::StoreError;
 pub use order::{Content, DepositOrder, Order};
 pub use rows::*;
 pub use sessions::WebSession;
+pub use token::{hash_secret, PresentedToken, TokenRefusal};
+pub use url::{DatabaseUrl, UnknownDatabaseUrl};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +111,7 @@ pub enum Executed {
 
 impl Store {
     /// Connects, creating a SQLite file if needed, and applies migrations.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    pub async fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
         let store = Store::open(url, true).await?;
         store.migrate().await?;
         Ok(store)
@@ -119,7 +121,7 @@ impl Store {
     /// date; an error, creating nothing, when the database does not exist or
     /// holds no `ami` journal (what an audit or a rebuild wants: checking an
     /// empty database created by mistake proves nothing).
-    pub async fn connect_existing(url: &str) -> Result<Store, StoreError> {
+    pub async fn connect_existing(url: &DatabaseUrl) -> Result<Store, StoreError> {
         let store = Store::open(url, false).await.map_err(|e| match e {
             StoreError::Unavailable(cause) | StoreError::Other(cause) => StoreError::NotAmi(
                 format!("base de données introuvable ou inaccessible ({cause})"),
@@ -140,9 +142,10 @@ impl Store {
         Ok(store)
     }
 
-    async fn open(url: &str, create: bool) -> Result<Store, StoreError> {
+    async fn open(url: &DatabaseUrl, create: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = backend_of(url)?;
+        let backend = url.backend();
+        let url = url.expose();
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
                 let sep = if url.contains('?') { '&' } else { '?' };
@@ -590,7 +593,7 @@ impl Store {
         .iter()
         .map(|r| {
             Ok(StateCount {
-                wave: u8::try_from(r.try_get::<i64, _>("wave")?).unwrap_or_default(),
+                wave: read_number("dossier.wave", r.try_get("wave")?)?,
                 state: r.try_get("state")?,
                 count: r.try_get("n")?,
             })
@@ -783,18 +786,6 @@ fn where_clause(filter: &DossierFilter, with_after: bool) -> (String, Vec<Bind>)
         sql += &format!(" and (d.received_at_us, d.dossier_id) > ({a}, {b})");
     }
     (sql, binds)
-}
-
-fn backend_of(url: &str) -> Result<Backend, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Backend::Sqlite)
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Backend::Postgres)
-    } else {
-        Err(StoreError::Other(
-            "adresse de base de données non reconnue : sqlite://… ou postgres://… attendu".into(),
-        ))
-    }
 }
 
 /// `,a,b,` so that `like '%,a,%'` finds one item.

@@ -164,7 +164,6 @@ impl TokenRecord {
 }
 
 pub(super) fn token_record(r: &AnyRow) -> Result<TokenRecord, StoreError> {
-    let instant = |us: i64| DateTime::<Utc>::from_timestamp_micros(us).unwrap_or_default();
     Ok(TokenRecord {
         id: r
             .try_get::<String, _>("token_id")?
@@ -174,7 +173,56 @@ pub(super) fn token_record(r: &AnyRow) -> Result<TokenRecord, StoreError> {
         name: r.try_get("name")?,
         agency: r.try_get("agency")?,
         role: r.try_get("role")?,
-        created_at: instant(r.try_get("created_at_us")?),
-        revoked_at: r.try_get::<Option<i64>, _>("revoked_at_us")?.map(instant),
+        created_at: read_instant("api_token.created_at_us", r.try_get("created_at_us")?)?,
+        revoked_at: r
+            .try_get::<Option<i64>, _>("revoked_at_us")?
+            .map(|us| read_instant("api_token.revoked_at_us", us))
+            .transpose()?,
     })
+}
+
+/// A number read from `column` (`table.column`), in the type the store
+/// uses: a value out of that type's range is a corrupt row, never 0.
+pub(super) fn read_number<T: TryFrom<i64>>(column: &str, n: i64) -> Result<T, StoreError> {
+    T::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} : {n} hors limites")))
+}
+
+/// An instant read from `column` (`table.column`, microseconds since
+/// 1970): one out of range is a corrupt row, never 1970.
+pub(super) fn read_instant(column: &str, us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} : instant {us} hors limites")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_out_of_range_is_a_corrupt_row_naming_its_column() {
+        assert_eq!(read_number::<u8>("dossier.wave", 2).ok(), Some(2));
+        assert_eq!(read_number::<u64>("dossier.version", 0).ok(), Some(0));
+        for (column, n) in [("dossier.wave", 256), ("dossier.wave", -1)] {
+            match read_number::<u8>(column, n) {
+                Err(StoreError::Corrupt(what)) => {
+                    assert_eq!(what, format!("{column} : {n} hors limites"))
+                }
+                other => panic!("{column} = {n}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            read_number::<u64>("dossier.version", -3),
+            Err(StoreError::Corrupt(what)) if what.starts_with("dossier.version")
+        ));
+        let now = Utc::now();
+        let us = now.timestamp_micros();
+        assert_eq!(
+            read_instant("api_token.created_at_us", us).ok(),
+            DateTime::from_timestamp_micros(us)
+        );
+        assert!(matches!(
+            read_instant("api_token.created_at_us", i64::MAX),
+            Err(StoreError::Corrupt(what)) if what.contains("api_token.created_at_us")
+        ));
+    }
 }

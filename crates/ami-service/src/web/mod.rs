@@ -19,9 +19,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::auth::PresentedToken;
 use crate::http::error::ApiError;
 use crate::http::{assets, AppState};
+use crate::store::PresentedToken;
 
 mod board;
 mod deposit;
