@@ -89,7 +89,7 @@ impl StoreError {
             StoreError::Duplicate => StoreError::Duplicate,
             StoreError::Contention => StoreError::Contention,
             StoreError::IdempotencyMismatch => StoreError::IdempotencyMismatch,
-            StoreError::Unauthenticated { code } => StoreError::Unauthenticated { code },
+            StoreError::Unauthenticated { code } => StoreError::Unauthenticated { code: *code },
             StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
             StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
             StoreError::NotAmi(s) => StoreError::NotAmi(s.clone()),

@@ -21,6 +21,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
 use super::group_commit::{Remembered, Write, Written};
+use super::rows::read_number;
 use super::{
     chain_digest, list_column, micros, to_i64, Backend, Executed, Principal, Store, StoreError,
     TransitionRequest, GENESIS_DIGEST,
@@ -195,7 +196,7 @@ impl Store {
                         .fetch_one(&mut *tx)
                         .await?
                         .try_get("n")?;
-                    u64::try_from(n).unwrap_or_default()
+                    read_number(&wave_sequence(wave), n)?
                 }
                 // The engine refuses it; no number is taken.
                 (_, None) => 0,
@@ -278,7 +279,7 @@ async fn next_reference_number<'e, E: Executor<'e, Database = Any>>(
     .fetch_one(executor)
     .await?
     .try_get("last")?;
-    Ok(u64::try_from(n).unwrap_or_default())
+    read_number("reference_counter.last", n)
 }
 
 /// The PostgreSQL sequence of a wave's reference numbers.
@@ -338,7 +339,7 @@ fn creates(req: &TransitionRequest<'_>) -> bool {
         .is_some_and(|a| a.effect == Effect::Create)
 }
 
-/// The person behind the principal (see [`crate::auth::PresentedToken::admit`]).
+/// The person behind the principal (see [`super::PresentedToken::admit`]).
 async fn authenticate<'e, E: Executor<'e, Database = Any>>(
     executor: E,
     def: &Definition,
@@ -403,7 +404,7 @@ async fn find_replay<'e, E: Executor<'e, Database = Any>>(
     let status: i64 = row.try_get("status")?;
     let body: String = row.try_get("body")?;
     Ok(Some(Executed::Replayed {
-        status: u16::try_from(status).unwrap_or(200),
+        status: read_number("idempotency.status", status)?,
         body,
     }))
 }
