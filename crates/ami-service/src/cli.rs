@@ -1,4 +1,6 @@
-//! The `ami` subcommands: serve, migrate, token, workflow, demo, audit, bench.
+//! The `ami` subcommands: serve, migrate, token, workflow, demo, files,
+//! audit, rebuild. The benchmark is a program of its own, `ami-bench`
+//! (crates/ami-bench).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -218,8 +220,6 @@ enum Cmd {
         #[command(flatten)]
         workflow: Workflow,
     },
-    /// Measure the service against the bare database (see docs/PERFORMANCE.md).
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -677,7 +677,6 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             println!("{} dossiers reconstruits depuis le journal", report.rebuilt);
         }
-        Cmd::Bench(args) => crate::bench::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,6 @@
 //! transaction and exposes it as a JSON API with per-agency tokens.
 
 pub mod auth;
-pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod demo_files;

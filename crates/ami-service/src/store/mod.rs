@@ -229,11 +229,6 @@ impl Store {
         self.backend
     }
 
-    /// The pool writes go through; `ami bench` measures bare writes on it.
-    pub fn writer_pool(&self) -> &AnyPool {
-        &self.writer
-    }
-
     /// Applies the migrations of the backend that are not applied yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.backend {
