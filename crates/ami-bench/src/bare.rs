@@ -123,6 +123,7 @@ impl BareDb {
             let (pool, stop, events) = (self.pool.clone(), stop.clone(), events.clone());
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
+                let mut deposits = Vec::new();
                 let mut errors = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let id = uuid::Uuid::now_v7().to_string();
@@ -134,9 +135,12 @@ impl BareDb {
                             break;
                         }
                         latencies.push(t.elapsed());
+                        if seq == 1 {
+                            deposits.push(t.elapsed());
+                        }
                     }
                 }
-                (latencies, errors)
+                (latencies, deposits, errors)
             }));
         }
         Ok(Measure::after(seconds, &stop, started, tasks).await)

@@ -44,6 +44,7 @@ pub async fn http_load(
         );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut deposits = Vec::new();
             let mut errors = 0;
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -76,6 +77,7 @@ pub async fn http_load(
                     continue;
                 };
                 latencies.push(t.elapsed());
+                deposits.push(t.elapsed());
                 let id = dossier["id"].as_str().unwrap_or_default().to_string();
                 for (version, (action, who, verdict)) in (1..).zip(PATH) {
                     let mut body = json!({"action": action, "expected_version": version});
@@ -96,7 +98,7 @@ pub async fn http_load(
                     latencies.push(t.elapsed());
                 }
             }
-            (latencies, errors)
+            (latencies, deposits, errors)
         }));
     }
     Measure::after(seconds, &stop, started, tasks).await

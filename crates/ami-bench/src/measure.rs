@@ -8,11 +8,15 @@ pub struct Measure {
     pub transitions: usize,
     pub elapsed: Duration,
     pub latencies: Vec<Duration>,
+    /// The latencies of the first write of each dossier (the deposit), also
+    /// counted in `latencies`: a deposit does more than a transition.
+    pub deposits: Vec<Duration>,
     pub errors: usize,
 }
 
-/// What one client task measured: its latencies and its errors.
-pub type ClientTask = tokio::task::JoinHandle<(Vec<Duration>, usize)>;
+/// What one client task measured: its latencies, those of its deposits
+/// among them, and its errors.
+pub type ClientTask = tokio::task::JoinHandle<(Vec<Duration>, Vec<Duration>, usize)>;
 
 impl Measure {
     pub fn empty() -> Measure {
@@ -20,6 +24,7 @@ impl Measure {
             transitions: 0,
             elapsed: Duration::ZERO,
             latencies: Vec::new(),
+            deposits: Vec::new(),
             errors: 0,
         }
     }
@@ -59,8 +64,9 @@ impl Measure {
         stop.store(true, Ordering::Relaxed);
         let mut m = Measure::empty();
         for t in tasks {
-            if let Ok((l, e)) = t.await {
+            if let Ok((l, d, e)) = t.await {
                 m.latencies.extend(l);
+                m.deposits.extend(d);
                 m.errors += e;
             }
         }
@@ -83,8 +89,14 @@ impl Measure {
     }
 
     pub fn line(&mut self, name: &str) -> String {
+        self.deposits.sort_unstable();
+        let deposit_p50 = self
+            .deposits
+            .get(self.deposits.len() / 2)
+            .map(|d| format!(", deposits p50 {:.2} ms", ms(*d)))
+            .unwrap_or_default();
         format!(
-            "{name:<14} {:>9.0} transitions/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} transitions, {} errors)",
+            "{name:<14} {:>9.0} transitions/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} transitions, {} errors{deposit_p50})",
             self.per_second(),
             ms(self.percentile(0.50)),
             ms(self.percentile(0.99)),

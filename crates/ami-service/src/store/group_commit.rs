@@ -181,102 +181,93 @@ fn lost() -> StoreError {
     StoreError::Other("écriture sans réponse".into())
 }
 
-/// SQLite: one `BEGIN IMMEDIATE … COMMIT` on the one writer connection, a
-/// savepoint per write so that one failing write leaves the others.
+/// SQLite: one `BEGIN IMMEDIATE … COMMIT` on the one writer connection,
+/// and a few statements for the whole batch rather than a few per write:
+/// each statement is a round trip to the connection's thread, which costs
+/// more than the write itself.
 async fn sqlite_batch(
     pool: &AnyPool,
     writes: &[Write],
 ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
     let mut conn = pool.acquire().await?;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-    let mut outcomes = Vec::with_capacity(writes.len());
-    for w in writes {
-        sqlx::query("savepoint one_write").execute(&mut *tx).await?;
-        match sqlite_write(&mut tx, w).await {
-            Ok(written) => {
-                sqlx::query("release one_write").execute(&mut *tx).await?;
-                outcomes.push(Ok(written));
-            }
-            Err(e) => {
-                sqlx::query("rollback to one_write")
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("release one_write").execute(&mut *tx).await?;
-                outcomes.push(Err(e));
-            }
+    // Each projection at the version read; the dossiers updated say which
+    // writes go on (a batch names each dossier once).
+    let updated: HashSet<String> = sqlx::query(
+        "update dossier set state = i.state, version = i.version, \
+           updated_at_us = i.updated_at_us, last_digest = i.digest, body = i.body, \
+           awaiting = i.awaiting \
+         from (select value ->> 'dossier_id' as dossier_id, \
+           value ->> 'previous_version' as previous_version, value ->> 'state' as state, \
+           value ->> 'version' as version, value ->> 'updated_at_us' as updated_at_us, \
+           value ->> 'digest' as digest, value ->> 'body' as body, \
+           value ->> 'awaiting' as awaiting from json_each($1)) as i \
+         where dossier.dossier_id = i.dossier_id and dossier.version = i.previous_version \
+         returning dossier.dossier_id",
+    )
+    .bind(batch_document(writes)?)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|row| row.try_get::<String, _>("dossier_id"))
+    .collect::<Result<_, _>>()?;
+    let written: Vec<&Write> = writes
+        .iter()
+        .filter(|w| updated.contains(&w.dossier_id))
+        .collect();
+    if !written.is_empty() {
+        let document = serde_json::to_string(&written)?;
+        let events: Vec<i64> = sqlx::query(
+            "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, \
+               digest) \
+             select value ->> 'dossier_id', value ->> 'seq', value ->> 'action', \
+               value ->> 'agency', value ->> 'actor_id', value ->> 'at_us', value ->> 'event', \
+               value ->> 'digest' from json_each($1) order by key \
+             returning event_id",
+        )
+        .bind(&document)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>("event_id"))
+        .collect::<Result<_, _>>()?;
+        sqlx::query("insert into journal_pending (event_id) select value from json_each($1)")
+            .bind(serde_json::to_string(&events)?)
+            .execute(&mut *tx)
+            .await?;
+        let remembered: Vec<&Remembered> = written
+            .iter()
+            .filter_map(|w| w.idempotency.as_ref())
+            .collect();
+        if !remembered.is_empty() {
+            sqlx::query(
+                "insert into idempotency (actor_id, idempotency_key, request_sha256, status, \
+                   body, created_at_us) \
+                 select value ->> 'actor_id', value ->> 'key', value ->> 'request_sha256', \
+                   value ->> 'status', value ->> 'body', value ->> 'created_at_us' \
+                 from json_each($1)",
+            )
+            .bind(serde_json::to_string(&remembered)?)
+            .execute(&mut *tx)
+            .await?;
         }
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(writes
+        .iter()
+        .map(|w| {
+            Ok(if updated.contains(&w.dossier_id) {
+                Written::Committed
+            } else {
+                Written::VersionMoved
+            })
+        })
+        .collect())
 }
 
-async fn sqlite_write(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    w: &Write,
-) -> Result<Written, StoreError> {
-    let updated = sqlx::query(
-        "update dossier set state = $1, version = $2, updated_at_us = $3, last_digest = $4, \
-         body = $5, awaiting = $6 where dossier_id = $7 and version = $8",
-    )
-    .bind(&w.state)
-    .bind(w.version)
-    .bind(w.updated_at_us)
-    .bind(&w.digest)
-    .bind(&w.body)
-    .bind(&w.awaiting)
-    .bind(&w.dossier_id)
-    .bind(w.previous_version)
-    .execute(&mut **tx)
-    .await?;
-    if updated.rows_affected() != 1 {
-        return Ok(Written::VersionMoved);
-    }
-    let event_id: i64 = sqlx::query(
-        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8) returning event_id",
-    )
-    .bind(&w.dossier_id)
-    .bind(w.seq)
-    .bind(&w.action)
-    .bind(&w.agency)
-    .bind(&w.actor_id)
-    .bind(w.at_us)
-    .bind(&w.event)
-    .bind(&w.digest)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("event_id")?;
-    sqlx::query("insert into journal_pending (event_id) values ($1)")
-        .bind(event_id)
-        .execute(&mut **tx)
-        .await?;
-    if let Some(r) = &w.idempotency {
-        sqlx::query(
-            "insert into idempotency (actor_id, idempotency_key, request_sha256, status, body, \
-             created_at_us) values ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&r.actor_id)
-        .bind(&r.key)
-        .bind(&r.request_sha256)
-        .bind(r.status)
-        .bind(&r.body)
-        .bind(r.created_at_us)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(Written::Committed)
-}
-
-/// PostgreSQL: the whole batch in one statement (one round trip, one
-/// commit). Each projection is updated only at the version read; the
-/// events, their pending marks and the idempotency records are written for
-/// the dossiers updated, and the statement returns those.
-async fn postgres_batch(
-    pool: &AnyPool,
-    writes: &[Write],
-) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-    // The batch travels as one JSON document, unpacked into rows by the
-    // server: one statement whatever the batch's size.
+/// The batch as one JSON document, each write with its place `n`: the
+/// database unpacks it into rows, one statement whatever the batch's size.
+fn batch_document(writes: &[Write]) -> Result<String, StoreError> {
     #[derive(Serialize)]
     struct Row<'a> {
         /// The write's place in the batch, to tell each its outcome.
@@ -289,7 +280,17 @@ async fn postgres_batch(
         .enumerate()
         .map(|(n, write)| Row { n, write })
         .collect();
-    let document = serde_json::to_string(&rows)?;
+    Ok(serde_json::to_string(&rows)?)
+}
+
+/// PostgreSQL: the whole batch in one statement (one round trip, one
+/// commit). Each projection is updated only at the version read; the
+/// events, their pending marks and the idempotency records are written for
+/// the dossiers updated, and the statement returns those.
+async fn postgres_batch(
+    pool: &AnyPool,
+    writes: &[Write],
+) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
     let written = sqlx::query(
         "with input as (select * from json_to_recordset($1::json) as x(n bigint, dossier_id text, \
            previous_version bigint, state text, version bigint, updated_at_us bigint, digest text, \
@@ -312,7 +313,7 @@ async fn postgres_batch(
            where w.idempotency is not null and json_typeof(w.idempotency) = 'object') \
          select n from target",
     )
-    .bind(document)
+    .bind(batch_document(writes)?)
     .fetch_all(pool)
     .await?;
     let mut committed = vec![false; writes.len()];
