@@ -74,7 +74,7 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
             .collect(),
     );
     migrator.run(&pool).await.expect("migration 1");
-    let def = Definition::ami2();
+    let def = std::sync::Arc::new(Definition::ami2());
     let old = deposit("Vierzon", "18279", "2020-12-15T10:00:00+01:00")
         .to_command(&def)
         .expect("a deposit");
@@ -127,7 +127,8 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
     let store = Store::connect(&db.url.parse().expect("database url"))
         .await
         .expect("upgrade");
-    let respond = |_: &ami_core::Dossier, _: &Actor| String::new();
+    let respond: ami_service::store::Respond =
+        std::sync::Arc::new(|_: &ami_core::Dossier, _: &Actor| String::new());
     let mut references = Vec::new();
     for (commune, insee, received) in [
         ("Bourges", "18033", "2020-12-16T10:00:00+01:00"),
@@ -136,16 +137,16 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
         let command = deposit(commune, insee, received);
         let id = command.deposited().expect("new").id;
         let req = TransitionRequest {
-            definition: &def,
+            definition: def.clone(),
             dossier_id: id,
             expected_version: None,
             command,
             principal: Principal::Actor(actor()),
             now: Utc::now(),
             idempotency: None,
-            respond: &respond,
+            respond: respond.clone(),
         };
-        store.execute(&req).await.expect("deposit");
+        store.execute(req).await.expect("deposit");
         references.push(
             store
                 .get_dossier(id)

@@ -124,12 +124,13 @@ pub async fn load_campaign(
     def: &Definition,
     count: usize,
 ) -> anyhow::Result<Vec<DossierId>> {
-    let respond = |_: &ami_core::Dossier, _: &Actor| String::new();
+    let respond: ami_service::store::Respond =
+        std::sync::Arc::new(|_: &ami_core::Dossier, _: &Actor| String::new());
     let def = Arc::new(def.clone());
     let workers = 8;
     let mut tasks = Vec::new();
     for w in 0..workers {
-        let (store, def) = (store.clone(), def.clone());
+        let (store, def, respond) = (store.clone(), def.clone(), respond.clone());
         tasks.push(tokio::spawn(async move {
             let mut n = w;
             let mut ids = Vec::new();
@@ -141,16 +142,16 @@ pub async fn load_campaign(
                 let mut version = None;
                 for (command, actor) in steps.into_iter().take(keep) {
                     let req = TransitionRequest {
-                        definition: &def,
+                        definition: def.clone(),
                         dossier_id: id,
                         expected_version: version,
                         command,
                         principal: Principal::Actor(actor),
                         now: Utc::now(),
                         idempotency: None,
-                        respond: &respond,
+                        respond: respond.clone(),
                     };
-                    match store.execute(&req).await? {
+                    match store.execute(req).await? {
                         Executed::Applied { dossier, .. } => version = Some(dossier.version),
                         Executed::Replayed { .. } => {}
                     }

@@ -565,7 +565,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             )
             .await?;
             let files = files.open(&url)?;
-            crate::demo::fill(&store, &files, &Definition::ami2()).await?;
+            crate::demo::fill(&store, &files, &std::sync::Arc::new(Definition::ami2())).await?;
         }
         Cmd::Files {
             command:

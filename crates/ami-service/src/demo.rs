@@ -4,6 +4,7 @@
 use ami_core::{Actor, Definition, DossierId, Piece, PieceKind, Porteur};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use std::sync::Arc;
 
 use crate::auth::create_token;
 use crate::demo_files::{budget_xlsx, candidature_pdf};
@@ -94,7 +95,7 @@ async fn stored(
     })
 }
 
-pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Result<()> {
+pub async fn fill(store: &Store, files: &Files, def: &Arc<Definition>) -> anyhow::Result<()> {
     if store.count_dossiers().await? > 0 {
         bail!("la base contient déjà des dossiers : « ami demo » ne remplit qu'une base vide");
     }
@@ -254,26 +255,26 @@ pub async fn fill(store: &Store, files: &Files, def: &Definition) -> anyhow::Res
 
 async fn step(
     store: &Store,
-    def: &Definition,
+    def: &Arc<Definition>,
     id: DossierId,
     expected_version: Option<u64>,
     command: Order,
     actor: &Actor,
 ) -> anyhow::Result<u64> {
-    let respond = |_: &ami_core::Dossier, _: &Actor| String::new();
+    let respond: crate::store::Respond = Arc::new(|_: &ami_core::Dossier, _: &Actor| String::new());
     let action = command.action.clone();
     let req = TransitionRequest {
-        definition: def,
+        definition: def.clone(),
         dossier_id: id,
         expected_version,
         command,
         principal: crate::store::Principal::Actor(actor.clone()),
         now: Utc::now(),
         idempotency: None,
-        respond: &respond,
+        respond,
     };
     match store
-        .execute(&req)
+        .execute(req)
         .await
         .with_context(|| format!("démonstration : {action}"))?
     {

@@ -180,9 +180,13 @@ pub(crate) async fn run(
     submission: Submission<'_>,
 ) -> Result<Response, ApiError> {
     let def = &state.definition;
-    let respond = |d: &ami_core::Dossier, actor: &ami_core::Actor| render(def, d, actor);
+    let rendering = def.clone();
+    let respond: crate::store::Respond =
+        std::sync::Arc::new(move |d: &ami_core::Dossier, actor: &ami_core::Actor| {
+            render(&rendering, d, actor)
+        });
     let req = TransitionRequest {
-        definition: def,
+        definition: def.clone(),
         dossier_id: submission.dossier_id,
         expected_version: submission.expected_version,
         command: submission.command,
@@ -195,9 +199,9 @@ pub(crate) async fn run(
                 &canonical_json(submission.body),
             ],
         )?,
-        respond: &respond,
+        respond,
     };
-    match state.store.execute(&req).await? {
+    match state.store.execute(req).await? {
         Executed::Applied { dossier, body } => {
             let created = (submission.status == StatusCode::CREATED).then_some(dossier.id);
             Ok(answer(submission.status, body, created))

@@ -714,7 +714,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         for (d, last) in &folded {
-            self.write_projection(&mut tx, def, d, None, last).await?;
+            super::write_projection(&mut tx, def, d, None, last).await?;
             report.rebuilt += 1;
         }
         tx.commit().await?;

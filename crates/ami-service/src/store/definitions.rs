@@ -148,7 +148,7 @@ impl Store {
                 serde_jcs::to_string(&event).map_err(|e| StoreError::Other(e.to_string()))?;
             let digest = chain_digest(&previous, &event_json);
             super::transition::append_event(&mut tx, &event, &event_json, &digest).await?;
-            self.write_projection(&mut tx, new, &dossier, Some(p.dossier.version), &digest)
+            super::write_projection(&mut tx, new, &dossier, Some(p.dossier.version), &digest)
                 .await?;
             appended += 1;
         }

@@ -23,7 +23,8 @@ use serde::Serialize;
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, StoreError};
+use super::transition::run_in_transaction;
+use super::{Backend, Executed, StoreError, TransitionRequest};
 
 /// The most writes one commit carries. Enough to reach the database's
 /// limit with a few hundred clients; a bound on the statement's size.
@@ -73,9 +74,20 @@ pub(super) enum Written {
     VersionMoved,
 }
 
-struct Job {
-    write: Write,
-    done: oneshot::Sender<Result<Written, StoreError>>,
+/// What the writer task is asked to do.
+enum Job {
+    /// Write a transition decided by its request.
+    Write {
+        write: Box<Write>,
+        done: oneshot::Sender<Result<Written, StoreError>>,
+    },
+    /// Run a deposit whole inside the group's transaction (SQLite): its
+    /// reference number and duplicate check must be read where it is
+    /// written, and SQLite has one writer anyway.
+    Deposit {
+        request: Box<TransitionRequest>,
+        done: oneshot::Sender<Result<Executed, StoreError>>,
+    },
 }
 
 /// The sending side of a process's writer task. The task ends when the
@@ -83,6 +95,10 @@ struct Job {
 #[derive(Clone)]
 pub(super) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("l'écrivain de la base s'est arrêté".into())
 }
 
 impl GroupCommit {
@@ -97,83 +113,150 @@ impl GroupCommit {
     /// batch's commit returned.
     pub(super) async fn write(&self, write: Write) -> Result<Written, StoreError> {
         let (done, answer) = oneshot::channel();
-        let gone = || StoreError::Unavailable("l'écrivain de la base s'est arrêté".into());
         self.jobs
-            .send(Job { write, done })
+            .send(Job::Write {
+                write: Box::new(write),
+                done,
+            })
             .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    /// Runs a deposit in the next group's transaction (SQLite only), and
+    /// answers once that transaction's commit returned.
+    pub(super) async fn deposit(&self, request: TransitionRequest) -> Result<Executed, StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Deposit {
+                request: Box::new(request),
+                done,
+            })
+            .await
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
     }
 }
 
-/// The writer task: one batch at a time, each made of every job waiting.
+/// The jobs of one group: writes on distinct dossiers, and deposits.
+#[derive(Default)]
+struct Group {
+    writes: Vec<Write>,
+    written: Vec<oneshot::Sender<Result<Written, StoreError>>>,
+    deposits: Vec<TransitionRequest>,
+    deposited: Vec<oneshot::Sender<Result<Executed, StoreError>>>,
+    dossiers: HashSet<String>,
+}
+
+impl Group {
+    fn len(&self) -> usize {
+        self.writes.len() + self.deposits.len()
+    }
+
+    /// Takes a job into the group, or gives it back when the group already
+    /// writes its dossier.
+    fn take(&mut self, job: Job) -> Option<Job> {
+        match job {
+            Job::Write { write, done } => {
+                if !self.dossiers.insert(write.dossier_id.clone()) {
+                    return Some(Job::Write { write, done });
+                }
+                self.writes.push(*write);
+                self.written.push(done);
+            }
+            Job::Deposit { request, done } => {
+                self.deposits.push(*request);
+                self.deposited.push(done);
+            }
+        }
+        None
+    }
+}
+
+/// The writer task: one group at a time, each made of every job waiting.
 /// It runs in its own task so that a client going away never interrupts
 /// a commit that carries other clients' writes.
 async fn run(backend: Backend, pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
     let mut held_back: Vec<Job> = Vec::new();
     loop {
-        let mut batch: Vec<Job> = Vec::new();
-        let mut dossiers: HashSet<String> = HashSet::new();
+        let mut group = Group::default();
         let mut later: Vec<Job> = Vec::new();
-        let mut take = |job: Job, batch: &mut Vec<Job>| {
-            if dossiers.insert(job.write.dossier_id.clone()) {
-                batch.push(job);
-            } else {
-                later.push(job);
-            }
-        };
-        for job in held_back.drain(..) {
-            take(job, &mut batch);
+        for job in std::mem::take(&mut held_back) {
+            later.extend(group.take(job));
         }
-        if batch.is_empty() {
+        if group.len() == 0 {
             match queue.recv().await {
-                Some(job) => take(job, &mut batch),
+                Some(job) => later.extend(group.take(job)),
                 None => return,
             }
         }
-        while batch.len() < MAX_BATCH {
+        while group.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(job) => take(job, &mut batch),
+                Ok(job) => later.extend(group.take(job)),
                 Err(_) => break,
             }
         }
         held_back = later;
-        let (writes, answers): (Vec<Write>, Vec<_>) =
-            batch.into_iter().map(|j| (j.write, j.done)).unzip();
-        let outcomes = write_batch(backend, &pool, &writes).await;
-        for (answer, outcome) in answers.into_iter().zip(outcomes) {
-            // The request may have gone; its write stands all the same.
+        let (written, deposited) =
+            write_group(backend, &pool, &group.writes, &group.deposits).await;
+        // A request may have gone; its write stands all the same.
+        for (answer, outcome) in group.written.into_iter().zip(written) {
+            let _ = answer.send(outcome);
+        }
+        for (answer, outcome) in group.deposited.into_iter().zip(deposited) {
             let _ = answer.send(outcome);
         }
     }
 }
 
-/// Writes a batch in one transaction; one outcome per write, in order.
-async fn write_batch(
+type Outcomes = (
+    Vec<Result<Written, StoreError>>,
+    Vec<Result<Executed, StoreError>>,
+);
+
+/// Writes a group in one transaction; one outcome per job, in order.
+async fn write_group(
     backend: Backend,
     pool: &AnyPool,
     writes: &[Write],
-) -> Vec<Result<Written, StoreError>> {
+    deposits: &[TransitionRequest],
+) -> Outcomes {
     let outcome = match backend {
-        Backend::Sqlite => sqlite_batch(pool, writes).await,
-        Backend::Postgres => postgres_batch(pool, writes).await,
+        Backend::Sqlite => sqlite_batch(pool, writes, deposits).await,
+        Backend::Postgres => postgres_batch(pool, writes)
+            .await
+            .map(|written| (written, Vec::new())),
     };
     match outcome {
         Ok(outcomes) => outcomes,
         // A unique key taken or a deadlock with another instance's batch:
-        // the batch wrote nothing; each write alone finds its own fate.
-        Err(StoreError::Duplicate | StoreError::Contention) if writes.len() > 1 => {
-            let mut outcomes = Vec::with_capacity(writes.len());
+        // the batch wrote nothing; each job alone finds its own fate.
+        Err(StoreError::Duplicate | StoreError::Contention)
+            if writes.len() + deposits.len() > 1 =>
+        {
+            let mut written = Vec::with_capacity(writes.len());
             for write in writes {
                 let alone = match backend {
-                    Backend::Sqlite => sqlite_batch(pool, std::slice::from_ref(write)).await,
+                    Backend::Sqlite => sqlite_batch(pool, std::slice::from_ref(write), &[])
+                        .await
+                        .map(|(w, _)| w),
                     Backend::Postgres => postgres_batch(pool, std::slice::from_ref(write)).await,
                 };
-                outcomes.push(alone.and_then(|mut o| o.pop().unwrap_or(Err(lost()))));
+                written.push(alone.and_then(|mut o| o.pop().unwrap_or(Err(lost()))));
             }
-            outcomes
+            let mut deposited = Vec::with_capacity(deposits.len());
+            for deposit in deposits {
+                let alone = sqlite_batch(pool, &[], std::slice::from_ref(deposit))
+                    .await
+                    .map(|(_, d)| d);
+                deposited.push(alone.and_then(|mut o| o.pop().unwrap_or(Err(lost()))));
+            }
+            (written, deposited)
         }
-        Err(e) => writes.iter().map(|_| Err(e.for_each_caller())).collect(),
+        Err(e) => (
+            writes.iter().map(|_| Err(e.for_each_caller())).collect(),
+            deposits.iter().map(|_| Err(e.for_each_caller())).collect(),
+        ),
     }
 }
 
@@ -188,9 +271,35 @@ fn lost() -> StoreError {
 async fn sqlite_batch(
     pool: &AnyPool,
     writes: &[Write],
-) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    deposits: &[TransitionRequest],
+) -> Result<Outcomes, StoreError> {
     let mut conn = pool.acquire().await?;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let written = sqlite_writes(&mut tx, writes).await?;
+    // Each deposit whole, one after another, a savepoint each: one refused
+    // or failing leaves the others (a refused deposit takes no number).
+    let mut deposited = Vec::with_capacity(deposits.len());
+    for request in deposits {
+        sqlx::query("savepoint deposit").execute(&mut *tx).await?;
+        let outcome = run_in_transaction(Backend::Sqlite, &mut tx, request).await;
+        if outcome.is_err() {
+            sqlx::query("rollback to deposit").execute(&mut *tx).await?;
+        }
+        sqlx::query("release deposit").execute(&mut *tx).await?;
+        deposited.push(outcome);
+    }
+    tx.commit().await?;
+    Ok((written, deposited))
+}
+
+/// The writes of a SQLite group, in the group's transaction.
+async fn sqlite_writes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    writes: &[Write],
+) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    if writes.is_empty() {
+        return Ok(Vec::new());
+    }
     // Each projection at the version read; the dossiers updated say which
     // writes go on (a batch names each dossier once).
     let updated: HashSet<String> = sqlx::query(
@@ -206,7 +315,7 @@ async fn sqlite_batch(
          returning dossier.dossier_id",
     )
     .bind(batch_document(writes)?)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?
     .iter()
     .map(|row| row.try_get::<String, _>("dossier_id"))
@@ -226,14 +335,14 @@ async fn sqlite_batch(
              returning event_id",
         )
         .bind(&document)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(|row| row.try_get::<i64, _>("event_id"))
         .collect::<Result<_, _>>()?;
         sqlx::query("insert into journal_pending (event_id) select value from json_each($1)")
             .bind(serde_json::to_string(&events)?)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let remembered: Vec<&Remembered> = written
             .iter()
@@ -248,11 +357,10 @@ async fn sqlite_batch(
                  from json_each($1)",
             )
             .bind(serde_json::to_string(&remembered)?)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
     }
-    tx.commit().await?;
     Ok(writes
         .iter()
         .map(|w| {

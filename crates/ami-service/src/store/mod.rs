@@ -18,6 +18,7 @@ mod transition;
 mod url;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ami_core::text::search_key;
@@ -84,10 +85,14 @@ pub enum Principal {
     Token(PresentedToken),
 }
 
+/// Renders the answer to a transition for the acting person.
+pub type Respond = Arc<dyn Fn(&Dossier, &Actor) -> String + Send + Sync>;
+
 /// A request to take an action, as the store needs it to run it in one
-/// transaction.
-pub struct TransitionRequest<'a> {
-    pub definition: &'a Definition,
+/// transaction. It owns what it carries: a deposit may be run by the
+/// process's writer task, with the other writes of its group.
+pub struct TransitionRequest {
+    pub definition: Arc<Definition>,
     pub dossier_id: DossierId,
     /// Checked before anything else; `None` only for a creation.
     pub expected_version: Option<u64>,
@@ -97,7 +102,7 @@ pub struct TransitionRequest<'a> {
     pub idempotency: Option<IdempotencyKey>,
     /// Renders the answer (for the acting person) kept for replays of the
     /// same idempotency key.
-    pub respond: &'a (dyn Fn(&Dossier, &Actor) -> String + Send + Sync),
+    pub respond: Respond,
 }
 
 /// What a transition did.
@@ -278,65 +283,6 @@ impl Store {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
-    }
-
-    /// Inserts (`previous_version` = None) or updates the projection of a
-    /// dossier, the update only where the version is still the one read.
-    pub(super) async fn write_projection(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        def: &Definition,
-        d: &Dossier,
-        previous_version: Option<u64>,
-        last_digest: &str,
-    ) -> Result<(), StoreError> {
-        let id = d.id.to_string();
-        let body = serde_json::to_string(d)?;
-        let awaiting = list_column(awaiting(def, d).into_iter());
-        match previous_version {
-            None => {
-                sqlx::query(
-                    "insert into dossier (dossier_id, reference, wave, state, version, programmes, search, \
-                     awaiting, received_at_us, updated_at_us, last_digest, body, code_insee) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(&id)
-                .bind(d.reference.as_str())
-                .bind(i64::from(d.wave))
-                .bind(d.state.as_str())
-                .bind(to_i64(d.version))
-                .bind(list_column(d.programmes.iter().map(|p| p.as_str())))
-                .bind(search_column(d))
-                .bind(&awaiting)
-                .bind(micros(d.received_at))
-                .bind(micros(d.updated_at))
-                .bind(last_digest)
-                .bind(&body)
-                .bind(d.code_insee.as_str())
-                .execute(&mut **tx)
-                .await?;
-            }
-            Some(previous) => {
-                let updated = sqlx::query(
-                    "update dossier set state = $1, version = $2, updated_at_us = $3, last_digest = $4, body = $5, \
-                     awaiting = $6 where dossier_id = $7 and version = $8",
-                )
-                .bind(d.state.as_str())
-                .bind(to_i64(d.version))
-                .bind(micros(d.updated_at))
-                .bind(last_digest)
-                .bind(&body)
-                .bind(&awaiting)
-                .bind(&id)
-                .bind(to_i64(previous))
-                .execute(&mut **tx)
-                .await?;
-                if updated.rows_affected() != 1 {
-                    return Err(StoreError::Conflict { current: None });
-                }
-            }
-        }
-        Ok(())
     }
 
     pub async fn get_dossier(&self, id: DossierId) -> Result<Option<Dossier>, StoreError> {
@@ -677,6 +623,64 @@ impl Store {
             .await?
             .try_get("n")?)
     }
+}
+
+/// Inserts (`previous_version` = None) or updates the projection of a
+/// dossier, the update only where the version is still the one read.
+pub(super) async fn write_projection(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    def: &Definition,
+    d: &Dossier,
+    previous_version: Option<u64>,
+    last_digest: &str,
+) -> Result<(), StoreError> {
+    let id = d.id.to_string();
+    let body = serde_json::to_string(d)?;
+    let awaiting = list_column(awaiting(def, d).into_iter());
+    match previous_version {
+        None => {
+            sqlx::query(
+                "insert into dossier (dossier_id, reference, wave, state, version, programmes, search, \
+                 awaiting, received_at_us, updated_at_us, last_digest, body, code_insee) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&id)
+            .bind(d.reference.as_str())
+            .bind(i64::from(d.wave))
+            .bind(d.state.as_str())
+            .bind(to_i64(d.version))
+            .bind(list_column(d.programmes.iter().map(|p| p.as_str())))
+            .bind(search_column(d))
+            .bind(&awaiting)
+            .bind(micros(d.received_at))
+            .bind(micros(d.updated_at))
+            .bind(last_digest)
+            .bind(&body)
+            .bind(d.code_insee.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(previous) => {
+            let updated = sqlx::query(
+                "update dossier set state = $1, version = $2, updated_at_us = $3, last_digest = $4, body = $5, \
+                 awaiting = $6 where dossier_id = $7 and version = $8",
+            )
+            .bind(d.state.as_str())
+            .bind(to_i64(d.version))
+            .bind(micros(d.updated_at))
+            .bind(last_digest)
+            .bind(&body)
+            .bind(&awaiting)
+            .bind(&id)
+            .bind(to_i64(previous))
+            .execute(&mut **tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                return Err(StoreError::Conflict { current: None });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A token and the SHA-256 of its secret, on any connection (a transition

@@ -41,7 +41,14 @@ struct Prepared {
 impl Store {
     /// Runs one transition: idempotency, who may act, version check,
     /// decision, then event and projection written atomically.
-    pub async fn execute(&self, req: &TransitionRequest<'_>) -> Result<Executed, StoreError> {
+    pub async fn execute(&self, req: TransitionRequest) -> Result<Executed, StoreError> {
+        // On SQLite a deposit runs whole in the next group's transaction:
+        // its number and duplicate check are read where it is written, and
+        // the one writer would otherwise commit it alone.
+        if self.backend == Backend::Sqlite && creates(&req) {
+            return self.commits.deposit(req).await;
+        }
+        let req = &req;
         if !creates(req) {
             if let Some(executed) = self.execute_grouped(req).await? {
                 return Ok(executed);
@@ -69,10 +76,10 @@ impl Store {
     #[tracing::instrument(skip_all, fields(dossier.id = %req.dossier_id, action = %req.command.action))]
     async fn execute_grouped(
         &self,
-        req: &TransitionRequest<'_>,
+        req: &TransitionRequest,
     ) -> Result<Option<Executed>, StoreError> {
         let mut conn = self.reader.acquire().await?;
-        let actor = authenticate(&mut *conn, req.definition, &req.principal).await?;
+        let actor = authenticate(&mut *conn, &req.definition, &req.principal).await?;
         if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
             return Ok(Some(replay));
         }
@@ -93,7 +100,7 @@ impl Store {
             updated_at_us: micros(d.updated_at),
             digest: p.digest.clone(),
             body: serde_json::to_string(d)?,
-            awaiting: list_column(awaiting(req.definition, d).into_iter()),
+            awaiting: list_column(awaiting(&req.definition, d).into_iter()),
             seq: to_i64(e.seq),
             action: e.action.to_string(),
             agency: e.actor.agency.to_string(),
@@ -134,105 +141,128 @@ impl Store {
         }
     }
 
+    /// A transition run whole in one transaction of its own: a deposit on
+    /// PostgreSQL, or a transition whose dossier moved under the group
+    /// commit (read again under the dossier's lock).
     #[tracing::instrument(skip_all, fields(dossier.id = %req.dossier_id, action = %req.command.action))]
     async fn execute_in_transaction(
         &self,
-        req: &TransitionRequest<'_>,
+        req: &TransitionRequest,
     ) -> Result<Executed, StoreError> {
         let mut conn = self.writer.acquire().await?;
-        let actor = authenticate(&mut *conn, req.definition, &req.principal).await?;
-        // A replay that commits meanwhile is caught by the idempotency
-        // record's key when this one is written (`Duplicate`, run again).
-        if let Some(replay) = find_replay(&mut *conn, req, &actor).await? {
-            return Ok(replay);
-        }
-        // A deposit's number: on SQLite from the wave's counter row, in the
-        // transaction, under the one writer's lock that every write waits
-        // for anyway; on PostgreSQL from the wave's sequence, which never
-        // waits (deposits of one wave do not queue behind one another's
-        // commit), taken once the engine has accepted the deposit under
-        // its commune's lock. A refused deposit takes no number; on
-        // PostgreSQL a deposit that fails after taking one (the database
-        // going away mid-write) leaves a gap.
-        let wave = req.command.deposited().and_then(|new| {
-            match req.definition.campaign().placement(new.received_at) {
-                Placement::Wave(wave) => Some(wave),
-                _ => None,
-            }
-        });
-        if let (Backend::Postgres, Some(wave)) = (self.backend, wave) {
+        if let (Backend::Postgres, Some(wave)) = (self.backend, deposit_wave(req)) {
             ensure_wave_sequence(&mut conn, wave).await?;
         }
         let mut tx = self.begin_write_on(&mut conn).await?;
-        let current = if creates(req) {
-            None
-        } else {
-            // Locked until the commit on PostgreSQL (SQLite's one writer
-            // holds the whole database): nothing moves it meanwhile.
-            let lock = match self.backend {
-                Backend::Postgres => " for update",
-                Backend::Sqlite => "",
-            };
-            Some(load_dossier_with(&mut *tx, req, lock).await?)
-        };
-        let mut deposit = None;
-        if let Some(new) = req.command.deposited() {
-            // Deposits of one commune one at a time on PostgreSQL (SQLite
-            // has one writer), so that the duplicate check sees every
-            // earlier one; deposits of other communes do not wait.
-            if self.backend == Backend::Postgres {
-                sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(format!("ami:commune:{}", new.code_insee))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let same_commune = same_commune(&mut *tx, &new.code_insee).await?;
-            let number = match (self.backend, wave) {
-                (Backend::Sqlite, Some(wave)) => next_reference_number(&mut *tx, wave).await?,
-                (Backend::Postgres, Some(wave)) => {
-                    prepare(req, &actor, None, Some((0, same_commune.clone())))?;
-                    let n: i64 = sqlx::query("select nextval($1) as n")
-                        .bind(wave_sequence(wave))
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("n")?;
-                    read_number(&wave_sequence(wave), n)?
-                }
-                // The engine refuses it; no number is taken.
-                (_, None) => 0,
-            };
-            deposit = Some((number, same_commune));
+        let executed = run_in_transaction(self.backend, &mut tx, req).await?;
+        // A replay wrote nothing: the transaction ends without a commit.
+        if matches!(executed, Executed::Applied { .. }) {
+            tx.commit().await?;
         }
-        let p = prepare(req, &actor, current, deposit)?;
-        append_event(&mut tx, &p.event, &p.event_json, &p.digest).await?;
-        self.write_projection(
-            &mut tx,
-            req.definition,
-            &p.dossier,
-            p.previous_version,
-            &p.digest,
-        )
-        .await?;
-        if let Some(key) = &req.idempotency {
-            sqlx::query(
-                "insert into idempotency (actor_id, idempotency_key, request_sha256, status, body, created_at_us) \
-                 values ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(actor.id.as_str())
-            .bind(key.key.as_str())
-            .bind(key.request_sha256.as_str())
-            .bind(i64::from(p.status))
-            .bind(&p.body)
-            .bind(micros(req.now))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Executed::Applied {
-            dossier: Box::new(p.dossier),
-            body: p.body,
-        })
+        Ok(executed)
     }
+}
+
+/// The wave a deposit falls in, if it is a deposit inside a wave.
+fn deposit_wave(req: &TransitionRequest) -> Option<u8> {
+    req.command.deposited().and_then(|new| {
+        match req.definition.campaign().placement(new.received_at) {
+            Placement::Wave(wave) => Some(wave),
+            _ => None,
+        }
+    })
+}
+
+/// Runs a transition whole inside `tx`: who acts, idempotency, the read,
+/// the decision and the writes. Nothing is committed here; on an error the
+/// caller rolls back what this wrote.
+pub(super) async fn run_in_transaction(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'_, Any>,
+    req: &TransitionRequest,
+) -> Result<Executed, StoreError> {
+    let actor = authenticate(&mut **tx, &req.definition, &req.principal).await?;
+    // A replay that commits meanwhile is caught by the idempotency
+    // record's key when this one is written (`Duplicate`, run again).
+    if let Some(replay) = find_replay(&mut **tx, req, &actor).await? {
+        return Ok(replay);
+    }
+    // A deposit's number: on SQLite from the wave's counter row, in the
+    // transaction, under the one writer's lock that every write waits
+    // for anyway; on PostgreSQL from the wave's sequence, which never
+    // waits (deposits of one wave do not queue behind one another's
+    // commit), taken once the engine has accepted the deposit under
+    // its commune's lock. A refused deposit takes no number; on
+    // PostgreSQL a deposit that fails after taking one (the database
+    // going away mid-write) leaves a gap.
+    let wave = deposit_wave(req);
+    let current = if creates(req) {
+        None
+    } else {
+        // Locked until the commit on PostgreSQL (SQLite's one writer
+        // holds the whole database): nothing moves it meanwhile.
+        let lock = match backend {
+            Backend::Postgres => " for update",
+            Backend::Sqlite => "",
+        };
+        Some(load_dossier_with(&mut **tx, req, lock).await?)
+    };
+    let mut deposit = None;
+    if let Some(new) = req.command.deposited() {
+        // Deposits of one commune one at a time on PostgreSQL (SQLite
+        // has one writer), so that the duplicate check sees every
+        // earlier one; deposits of other communes do not wait.
+        if backend == Backend::Postgres {
+            sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(format!("ami:commune:{}", new.code_insee))
+                .execute(&mut **tx)
+                .await?;
+        }
+        let same_commune = same_commune(&mut **tx, &new.code_insee).await?;
+        let number = match (backend, wave) {
+            (Backend::Sqlite, Some(wave)) => next_reference_number(&mut **tx, wave).await?,
+            (Backend::Postgres, Some(wave)) => {
+                prepare(req, &actor, None, Some((0, same_commune.clone())))?;
+                let n: i64 = sqlx::query("select nextval($1) as n")
+                    .bind(wave_sequence(wave))
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get("n")?;
+                read_number(&wave_sequence(wave), n)?
+            }
+            // The engine refuses it; no number is taken.
+            (_, None) => 0,
+        };
+        deposit = Some((number, same_commune));
+    }
+    let p = prepare(req, &actor, current, deposit)?;
+    append_event(tx, &p.event, &p.event_json, &p.digest).await?;
+    super::write_projection(
+        tx,
+        &req.definition,
+        &p.dossier,
+        p.previous_version,
+        &p.digest,
+    )
+    .await?;
+    if let Some(key) = &req.idempotency {
+        sqlx::query(
+            "insert into idempotency (actor_id, idempotency_key, request_sha256, status, body, created_at_us) \
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(actor.id.as_str())
+        .bind(key.key.as_str())
+        .bind(key.request_sha256.as_str())
+        .bind(i64::from(p.status))
+        .bind(&p.body)
+        .bind(micros(req.now))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(Executed::Applied {
+        dossier: Box::new(p.dossier),
+        body: p.body,
+    })
 }
 
 /// Appends an event to the journal, to be given its place in the global
@@ -333,7 +363,7 @@ async fn same_commune<'e, E: Executor<'e, Database = Any>>(
     Ok(found.into_iter().take(10).map(|(_, r)| r).collect())
 }
 
-fn creates(req: &TransitionRequest<'_>) -> bool {
+fn creates(req: &TransitionRequest) -> bool {
     req.definition
         .action(&req.command.action)
         .is_some_and(|a| a.effect == Effect::Create)
@@ -356,7 +386,7 @@ async fn authenticate<'e, E: Executor<'e, Database = Any>>(
 /// The dossier and the digest of its last event; `NotFound` when absent.
 async fn load_dossier<'e, E: Executor<'e, Database = Any>>(
     executor: E,
-    req: &TransitionRequest<'_>,
+    req: &TransitionRequest,
 ) -> Result<(Dossier, String), StoreError> {
     load_dossier_with(executor, req, "").await
 }
@@ -364,7 +394,7 @@ async fn load_dossier<'e, E: Executor<'e, Database = Any>>(
 /// [`load_dossier`], the query ending with `suffix` (a row lock).
 async fn load_dossier_with<'e, E: Executor<'e, Database = Any>>(
     executor: E,
-    req: &TransitionRequest<'_>,
+    req: &TransitionRequest,
     suffix: &str,
 ) -> Result<(Dossier, String), StoreError> {
     let row = sqlx::query(&format!(
@@ -382,7 +412,7 @@ async fn load_dossier_with<'e, E: Executor<'e, Database = Any>>(
 /// error if the key came with another request.
 async fn find_replay<'e, E: Executor<'e, Database = Any>>(
     executor: E,
-    req: &TransitionRequest<'_>,
+    req: &TransitionRequest,
     actor: &Actor,
 ) -> Result<Option<Executed>, StoreError> {
     let Some(key) = &req.idempotency else {
@@ -414,12 +444,12 @@ async fn find_replay<'e, E: Executor<'e, Database = Any>>(
 /// and renders the answer. `deposit` is the reference number and the
 /// commune's other dossiers, for a creation.
 fn prepare(
-    req: &TransitionRequest<'_>,
+    req: &TransitionRequest,
     actor: &Actor,
     current: Option<(Dossier, String)>,
     deposit: Option<(u64, Vec<String>)>,
 ) -> Result<Prepared, StoreError> {
-    let def = req.definition;
+    let def: &Definition = &req.definition;
     let refused = |rejection: ami_core::Rejection| StoreError::Rejected {
         explanation: rejection.explain(def),
         rejection,
