@@ -80,7 +80,7 @@ impl Store {
     ) -> Result<Option<Executed>, StoreError> {
         let (actor, current) = match read_all_at_once(&self.reader, req).await? {
             Read::Replay(replay) => return Ok(Some(replay)),
-            Read::Dossier { actor, current } => (actor, current),
+            Read::Dossier { actor, current } => (actor, *current),
         };
         let p = prepare(req, &actor, Some(current), None)?;
         let previous_version = p
@@ -411,7 +411,7 @@ enum Read {
     /// Who acts, and the dossier with the digest of its last event.
     Dossier {
         actor: Actor,
-        current: (Dossier, String),
+        current: Box<(Dossier, String)>,
     },
 }
 
@@ -472,7 +472,7 @@ async fn read_all_at_once(
     let body = body.ok_or(StoreError::NotFound)?;
     Ok(Read::Dossier {
         actor,
-        current: (serde_json::from_str(&body)?, row.try_get("last_digest")?),
+        current: Box::new((serde_json::from_str(&body)?, row.try_get("last_digest")?)),
     })
 }
 
