@@ -18,6 +18,9 @@
 //! the later one waits for the next, where its version check decides.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
@@ -197,8 +200,19 @@ async fn run(backend: Backend, pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
             }
         }
         held_back = later;
-        let (written, deposited) =
-            write_group(backend, &pool, &group.writes, &group.deposits).await;
+        // A bug that panics in one group must not stop every later write:
+        // that group's requests are answered 503 (their transaction, not
+        // committed, is rolled back) and the task goes on.
+        let outcome = AssertUnwindSafe(write_group(backend, &pool, &group.writes, &group.deposits))
+            .catch_unwind()
+            .await;
+        let Ok((written, deposited)) = outcome else {
+            tracing::error!(
+                jobs = group.len(),
+                "a group of writes panicked; its requests are answered 503"
+            );
+            continue;
+        };
         // A request may have gone; its write stands all the same.
         for (answer, outcome) in group.written.into_iter().zip(written) {
             let _ = answer.send(outcome);

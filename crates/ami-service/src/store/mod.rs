@@ -66,6 +66,9 @@ pub struct Store {
     reader: AnyPool,
     /// The process's writer of transitions (see [`group_commit`]).
     commits: group_commit::GroupCommit,
+    /// The waves whose reference sequence this process saw exist
+    /// (PostgreSQL): a deposit then skips the look for it.
+    wave_sequences: Arc<std::sync::Mutex<std::collections::HashSet<u8>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -191,6 +194,7 @@ impl Store {
                 Store {
                     backend,
                     commits: group_commit::GroupCommit::start(backend, writer.clone()),
+                    wave_sequences: Arc::default(),
                     writer,
                     reader,
                 }
@@ -222,6 +226,7 @@ impl Store {
                 Store {
                     backend,
                     commits: group_commit::GroupCommit::start(backend, pool.clone()),
+                    wave_sequences: Arc::default(),
                     writer: pool.clone(),
                     reader: pool,
                 }

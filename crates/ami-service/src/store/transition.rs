@@ -80,7 +80,11 @@ impl Store {
     ) -> Result<Option<Executed>, StoreError> {
         let (actor, current) = match read_all_at_once(&self.reader, req).await? {
             Read::Replay(replay) => return Ok(Some(replay)),
-            Read::Dossier { actor, current } => (actor, *current),
+            Read::Dossier {
+                actor,
+                current: Some(current),
+            } => (actor, *current),
+            Read::Dossier { current: None, .. } => return Err(StoreError::NotFound),
         };
         let p = prepare(req, &actor, Some(current), None)?;
         let previous_version = p
@@ -147,10 +151,33 @@ impl Store {
     ) -> Result<Executed, StoreError> {
         let mut conn = self.writer.acquire().await?;
         if let (Backend::Postgres, Some(wave)) = (self.backend, deposit_wave(req)) {
-            ensure_wave_sequence(&mut conn, wave).await?;
+            // Sequences are created, never dropped: once seen, known.
+            let known = |w| {
+                self.wave_sequences
+                    .lock()
+                    .map(|seen| seen.contains(&w))
+                    .unwrap_or(false)
+            };
+            if !known(wave) {
+                ensure_wave_sequence(&mut conn, wave).await?;
+                if let Ok(mut seen) = self.wave_sequences.lock() {
+                    seen.insert(wave);
+                }
+            }
         }
         let mut tx = self.begin_write_on(&mut conn).await?;
-        let executed = run_in_transaction(self.backend, &mut tx, req).await?;
+        let executed = match run_in_transaction(self.backend, &mut tx, req).await {
+            Ok(executed) => executed,
+            Err(e) => {
+                // A database restored without its sequences: look again
+                // next time rather than fail every deposit of the wave.
+                if let (Some(wave), Ok(mut seen)) = (deposit_wave(req), self.wave_sequences.lock())
+                {
+                    seen.remove(&wave);
+                }
+                return Err(e);
+            }
+        };
         // A replay wrote nothing: the transaction ends without a commit.
         if matches!(executed, Executed::Applied { .. }) {
             tx.commit().await?;
@@ -177,12 +204,12 @@ pub(super) async fn run_in_transaction(
     tx: &mut sqlx::Transaction<'_, Any>,
     req: &TransitionRequest,
 ) -> Result<Executed, StoreError> {
-    let actor = authenticate(&mut **tx, &req.definition, &req.principal).await?;
     // A replay that commits meanwhile is caught by the idempotency
     // record's key when this one is written (`Duplicate`, run again).
-    if let Some(replay) = find_replay(&mut **tx, req, &actor).await? {
-        return Ok(replay);
-    }
+    let actor = match read_all_at_once(&mut **tx, req).await? {
+        Read::Replay(replay) => return Ok(replay),
+        Read::Dossier { actor, .. } => actor,
+    };
     // A deposit's number: on SQLite from the wave's counter row, in the
     // transaction, under the one writer's lock that every write waits
     // for anyway; on PostgreSQL from the wave's sequence, which never
@@ -365,20 +392,6 @@ fn creates(req: &TransitionRequest) -> bool {
         .is_some_and(|a| a.effect == Effect::Create)
 }
 
-/// The person behind the principal (see [`super::PresentedToken::admit`]).
-async fn authenticate<'e, E: Executor<'e, Database = Any>>(
-    executor: E,
-    def: &Definition,
-    principal: &Principal,
-) -> Result<Actor, StoreError> {
-    match principal {
-        Principal::Actor(actor) => Ok(actor.clone()),
-        Principal::Token(token) => token
-            .admit(def, super::fetch_token(executor, token.id).await?)
-            .map_err(|code| StoreError::Unauthenticated { code }),
-    }
-}
-
 /// The dossier and the digest of its last event; `NotFound` when absent.
 async fn load_dossier<'e, E: Executor<'e, Database = Any>>(
     executor: E,
@@ -408,10 +421,11 @@ async fn load_dossier_with<'e, E: Executor<'e, Database = Any>>(
 enum Read {
     /// The idempotency key was seen with this request: its first answer.
     Replay(Executed),
-    /// Who acts, and the dossier with the digest of its last event.
+    /// Who acts, and the dossier with the digest of its last event (none
+    /// for a deposit, or a dossier that does not exist).
     Dossier {
         actor: Actor,
-        current: Box<(Dossier, String)>,
+        current: Option<Box<(Dossier, String)>>,
     },
 }
 
@@ -419,8 +433,8 @@ enum Read {
 /// round trip, one statement for the database to run, instead of three),
 /// checked in the order of the separate reads: who acts, then a replay,
 /// then whether the dossier exists.
-async fn read_all_at_once(
-    pool: &sqlx::AnyPool,
+async fn read_all_at_once<'e, E: Executor<'e, Database = Any>>(
+    executor: E,
     req: &TransitionRequest,
 ) -> Result<Read, StoreError> {
     let (token_id, known_actor) = match &req.principal {
@@ -443,7 +457,7 @@ async fn read_all_at_once(
     .bind(known_actor)
     .bind(req.idempotency.as_ref().map(|key| key.key.clone()))
     .bind(req.dossier_id.to_string())
-    .fetch_one(pool)
+    .fetch_one(executor)
     .await?;
     let actor = match &req.principal {
         Principal::Actor(actor) => actor.clone(),
@@ -468,12 +482,14 @@ async fn read_all_at_once(
             }));
         }
     }
-    let body: Option<String> = row.try_get("body")?;
-    let body = body.ok_or(StoreError::NotFound)?;
-    Ok(Read::Dossier {
-        actor,
-        current: Box::new((serde_json::from_str(&body)?, row.try_get("last_digest")?)),
-    })
+    let current = match row.try_get::<Option<String>, _>("body")? {
+        Some(body) => Some(Box::new((
+            serde_json::from_str::<Dossier>(&body)?,
+            row.try_get::<String, _>("last_digest")?,
+        ))),
+        None => None,
+    };
+    Ok(Read::Dossier { actor, current })
 }
 
 /// The first answer to this request's idempotency key, if it was seen; an
