@@ -9,6 +9,17 @@ fn id_of(d: &Value) -> String {
     d["id"].as_str().expect("id").to_string()
 }
 
+/// The sequence numbers of a dossier's history, in its order.
+async fn seqs_in_history(app: &TestApp, who: &Person, id: &str) -> Vec<u64> {
+    let history = app.fetch(who, &format!("/dossiers/{id}/history")).await;
+    history.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
 async fn eight_concurrent_actions_on_one_version_let_exactly_one_through(backend: Backend) {
     // Arrange
     let app = std::sync::Arc::new(TestApp::spawn(backend).await);
@@ -45,13 +56,7 @@ async fn eight_concurrent_actions_on_one_version_let_exactly_one_through(backend
         let problem = r.assert_problem(StatusCode::CONFLICT, "version_conflict");
         assert_eq!(problem["current_version"], 2);
     }
-    let history = app.fetch(&dar, &format!("/dossiers/{id}/history")).await;
-    let seqs: Vec<u64> = history.body["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["seq"].as_u64().expect("seq"))
-        .collect();
+    let seqs = seqs_in_history(&app, &dar, &id).await;
     assert_eq!(seqs, [1, 2], "no gap, no duplicate");
     assert_eq!(app.event_count().await, 2);
     let (_, now) = app.get(&dar, &format!("/dossiers/{id}")).await;
@@ -262,13 +267,7 @@ async fn concurrent_writes_without_a_version_on_one_dossier_all_land_in_turn(bac
     versions.sort_unstable();
     assert_eq!(versions, (2..=11).collect::<Vec<u64>>(), "{replies:?}");
     assert_eq!(app.event_count().await, before + 10);
-    let history = app.fetch(&dar, &format!("/dossiers/{id}/history")).await;
-    let seqs: Vec<u64> = history.body["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["seq"].as_u64().expect("seq"))
-        .collect();
+    let seqs = seqs_in_history(&app, &dar, &id).await;
     assert_eq!(seqs, (1..=11).collect::<Vec<u64>>());
     if let Ok(app) = std::sync::Arc::try_unwrap(app) {
         app.stop().await;
