@@ -15,6 +15,10 @@ use crate::ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, Ve
 /// every part of the project runs on the same one unless told otherwise.
 pub const DEFAULT_DEFINITION_TOML: &str = include_str!("ami2.toml");
 
+/// The action a migration event records: the engine's, never a
+/// definition's (a definition may not name an action so).
+pub const MIGRATION_ACTION: &str = "migration";
+
 /// Why a workflow definition was refused on load. Each message names the item
 /// (or the TOML line) at fault so that its author can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -784,9 +788,9 @@ impl Definition {
         if self.creation_actions().next().is_none() {
             return Err(invalid("actions", "aucune action ne crée de dossier"));
         }
-        if self.action(crate::migration::MIGRATION_ACTION).is_some() {
+        if self.action(MIGRATION_ACTION).is_some() {
             return Err(invalid(
-                format!("action `{}`", crate::migration::MIGRATION_ACTION),
+                format!("action `{}`", MIGRATION_ACTION),
                 "identifiant réservé aux changements de définition",
             ));
         }

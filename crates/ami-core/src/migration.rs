@@ -18,9 +18,7 @@ use crate::definition::Definition;
 use crate::dossier::{Actor, DefinitionChange, Dossier, Event, Payload};
 use crate::ids::{ActionId, ProgrammeId, StateId};
 
-/// The action a migration event records: the engine's, never a
-/// definition's (a definition may not name an action so).
-pub const MIGRATION_ACTION: &str = "migration";
+pub use crate::definition::MIGRATION_ACTION;
 
 /// What a change of definition means for one open dossier.
 #[derive(Debug, Clone, PartialEq, Eq)]

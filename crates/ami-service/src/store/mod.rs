@@ -16,6 +16,7 @@ mod sessions;
 mod token;
 mod transition;
 mod url;
+mod write;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -20,8 +20,8 @@ use ami_core::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
-use super::group_commit::{Remembered, Write, Written};
 use super::rows::read_number;
+use super::write::{Remembered, Write, Written};
 use super::{
     chain_digest, list_column, micros, to_i64, Backend, Executed, Principal, Store, StoreError,
     TransitionRequest, GENESIS_DIGEST,
