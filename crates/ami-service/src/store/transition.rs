@@ -4,11 +4,11 @@
 //! given just after the commit, by [`Store::seal_pending`], so that commits
 //! of different dossiers never wait for each other.
 //!
-//! A deposit runs in one transaction of its own: it takes its reference
-//! number per wave and looks for the commune's other dossiers in that
-//! transaction, so numbers have no gap (deposits of one wave wait for one
-//! another's commit) and two deposits of one commune cannot both pass as
-//! the first. A transition on an existing dossier is read and decided
+//! A deposit runs whole in one transaction (its own on PostgreSQL, its
+//! group's on SQLite): it takes its reference number per wave and looks
+//! for the commune's other dossiers in that transaction, so numbers have
+//! no gap (deposits of one wave wait for one another's commit) and two
+//! deposits of one commune cannot both pass as the first. A transition on an existing dossier is read and decided
 //! outside any transaction, beside the others, then written by the group
 //! commit ([`super::group_commit`]) on the condition that the dossier's
 //! version is still the one read.
