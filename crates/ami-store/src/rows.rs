@@ -1,0 +1,184 @@
+//! Values the store reads and writes besides core types, and the opaque
+//! cursors it hands out.
+
+use crate::StoreError;
+use ami_core::{DossierId, Event};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+
+/// A request's Idempotency-Key, scoped to the person sending it, with a
+/// hash of the request so that a different request with the same key is told.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_sha256: String,
+}
+
+/// Filters of the dossier list; every field is optional but `limit`. A
+/// dossier matches a list filter when it matches any of its values; empty
+/// lists filter nothing.
+#[derive(Debug, Clone, Default)]
+pub struct DossierFilter {
+    pub states: Vec<String>,
+    pub waves: Vec<u8>,
+    pub programmes: Vec<String>,
+    /// Dossiers waiting on some agencies (or `porteur`): the values of the
+    /// `awaiting` column that name one of them, from
+    /// [`crate::awaiting_columns`]. Exact values, so that an index serves
+    /// them.
+    pub awaiting_columns: Vec<String>,
+    pub q: Option<String>,
+    pub after: Option<ListCursor>,
+    pub limit: u32,
+    /// Need to know: only dossiers of these programmes (`None`: all).
+    pub readable: Option<Vec<String>>,
+}
+
+/// A page of results and the cursor of the next one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Position in the dossier list: reception instant, then id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    pub received_at_us: i64,
+    pub dossier_id: DossierId,
+}
+
+impl ListCursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}/{}", self.received_at_us, self.dossier_id))
+    }
+
+    pub fn decode(s: &str) -> Option<ListCursor> {
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
+        let (at, id) = text.split_once('/')?;
+        Some(ListCursor {
+            received_at_us: at.parse().ok()?,
+            dossier_id: DossierId(id.parse().ok()?),
+        })
+    }
+}
+
+/// Position in the global event feed. On SQLite only `event_id` counts; on
+/// PostgreSQL the writing transaction's id comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedCursor {
+    pub xact_id: u64,
+    pub event_id: i64,
+}
+
+impl FeedCursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.xact_id, self.event_id)
+    }
+
+    pub fn decode(s: &str) -> Option<FeedCursor> {
+        let (x, e) = s.split_once('.')?;
+        Some(FeedCursor {
+            xact_id: x.parse().ok()?,
+            event_id: e.parse().ok().filter(|n| *n >= 0)?,
+        })
+    }
+}
+
+/// An event as the journal keeps it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Feed cursor just after this event.
+    pub position: String,
+    pub event: Event,
+    /// The event exactly as recorded (what `digest` covers).
+    pub content: serde_json::Value,
+    pub digest: String,
+    pub global_seq: Option<i64>,
+    pub global_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCount {
+    pub wave: u8,
+    pub state: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub by_state: Vec<StateCount>,
+    /// (agency, number of dossiers awaiting it)
+    pub awaiting: Vec<(String, i64)>,
+}
+
+/// A person's API token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: uuid::Uuid,
+    pub person_id: String,
+    pub name: String,
+    pub agency: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TokenRecord {
+    /// The person, when the definition has their agency and role.
+    pub fn actor(&self, def: &ami_core::Definition) -> Option<ami_core::Actor> {
+        Some(ami_core::Actor {
+            id: self.person_id.as_str().into(),
+            name: self.name.as_str().into(),
+            agency: def.agency_id(&self.agency)?,
+            role: def.role_id(&self.role)?,
+        })
+    }
+}
+
+/// A number read from `column` (`table.column`), in the type the store
+/// uses: a value out of that type's range is a corrupt row, never 0.
+pub fn read_number<T: TryFrom<i64>>(column: &str, n: i64) -> Result<T, StoreError> {
+    T::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} : {n} hors limites")))
+}
+
+/// An instant read from `column` (`table.column`, microseconds since
+/// 1970): one out of range is a corrupt row, never 1970.
+pub fn read_instant(column: &str, us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} : instant {us} hors limites")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_out_of_range_is_a_corrupt_row_naming_its_column() {
+        assert_eq!(read_number::<u8>("dossier.wave", 2).ok(), Some(2));
+        assert_eq!(read_number::<u64>("dossier.version", 0).ok(), Some(0));
+        for (column, n) in [("dossier.wave", 256), ("dossier.wave", -1)] {
+            match read_number::<u8>(column, n) {
+                Err(StoreError::Corrupt(what)) => {
+                    assert_eq!(what, format!("{column} : {n} hors limites"))
+                }
+                other => panic!("{column} = {n}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            read_number::<u64>("dossier.version", -3),
+            Err(StoreError::Corrupt(what)) if what.starts_with("dossier.version")
+        ));
+        let now = Utc::now();
+        let us = now.timestamp_micros();
+        assert_eq!(
+            read_instant("api_token.created_at_us", us).ok(),
+            DateTime::from_timestamp_micros(us)
+        );
+        assert!(matches!(
+            read_instant("api_token.created_at_us", i64::MAX),
+            Err(StoreError::Corrupt(what)) if what.contains("api_token.created_at_us")
+        ));
+    }
+}
