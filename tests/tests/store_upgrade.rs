@@ -62,7 +62,7 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
         .await
         .expect("pool");
     let mut migrator = match backend {
-        Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+        Backend::Sqlite => sqlx::migrate!("../crates/ami-store-sqlite/migrations"),
         Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
     };
     migrator.migrations = Cow::Owned(

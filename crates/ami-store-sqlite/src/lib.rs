@@ -1,0 +1,365 @@
+//! The `ami` store on SQLite: [`SqliteStore`] implements [`ami_store::Store`].
+//!
+//! One writer connection (SQLite has one writer at a time) carries the
+//! process's group commit; four readers run beside it in WAL mode. Every
+//! static statement is a `sqlx::query!` (or `query_as!`, `query_scalar!`)
+//! checked at build time against the schema of `migrations/`; the few whose
+//! text depends on the input are built with `sqlx::QueryBuilder`, each
+//! saying why.
+//!
+//! The build reads the query data committed in `.sqlx/` (the workspace's
+//! `.cargo/config.toml` sets `SQLX_OFFLINE=true`), so it needs no database.
+//! After changing a statement or a migration, refresh that data from this
+//! directory (`crates/ami-store-sqlite`):
+//!
+//! ```text
+//! rm -f /tmp/ami-sqlite-prepare.db*
+//! export DATABASE_URL='sqlite:/tmp/ami-sqlite-prepare.db?mode=rwc'
+//! cargo sqlx migrate run --source migrations
+//! cargo sqlx prepare          # writes .sqlx/, to commit
+//! cargo sqlx prepare --check  # what CI checks: .sqlx/ is current
+//! ```
+//!
+//! The migrations' files never change once released: every database
+//! records their checksums.
+
+mod audit;
+mod definitions;
+mod reads;
+mod tokens;
+mod transition;
+mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use ami_core::migration::DossierPlan;
+use ami_core::{Actor, Definition, Dossier, DossierId, PieceFile};
+use ami_store::group_commit::GroupCommit;
+use ami_store::{
+    AuditReport, Backend, DatabaseUrl, DefinitionCheck, DossierFilter, Executed, FeedCursor,
+    GlobalHead, Page, RebuildReport, Stats, Store, StoreError, StoredDefinition, StoredEvent,
+    TokenRecord, TransitionRequest, WebSession,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+/// The database, with a pool of one connection for writes and one of four
+/// for reads.
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// SQLite has one writer at a time: a pool of one connection queues
+    /// writers in the process instead of failing them with SQLITE_BUSY.
+    writer: SqlitePool,
+    reader: SqlitePool,
+    /// The process's writer of transitions, on `writer`.
+    commits: GroupCommit,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Connects, creating the file if needed, and applies migrations.
+    pub async fn connect(url: &DatabaseUrl) -> Result<SqliteStore, StoreError> {
+        let store = SqliteStore::open(url, true).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to a database that `ami` already uses, and brings it up to
+    /// date; an error, creating nothing, when the database does not exist or
+    /// holds no `ami` journal (what an audit or a rebuild wants: checking an
+    /// empty database created by mistake proves nothing).
+    pub async fn connect_existing(url: &DatabaseUrl) -> Result<SqliteStore, StoreError> {
+        let store = SqliteStore::open(url, false).await.map_err(|e| match e {
+            StoreError::Unavailable(cause) | StoreError::Other(cause) => StoreError::NotAmi(
+                format!("base de données introuvable ou inaccessible ({cause})"),
+            ),
+            other => other,
+        })?;
+        let has_journal = sqlx::query_scalar!(r#"select count(*) as "n!: i64" from dossier_event"#)
+            .fetch_one(&store.reader)
+            .await
+            .is_ok();
+        if !has_journal {
+            store.close_pools().await;
+            return Err(StoreError::NotAmi(
+                "cette base ne contient pas de journal ami (aucune table dossier_event)".into(),
+            ));
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open(url: &DatabaseUrl, create: bool) -> Result<SqliteStore, StoreError> {
+        if url.backend() != Backend::Sqlite {
+            return Err(StoreError::Other(format!(
+                "{url} n'est pas une adresse SQLite (sqlite:…)"
+            )));
+        }
+        let url = url.expose();
+        let url = if url.contains("mode=") {
+            url.to_string()
+        } else {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let mode = if create { "rwc" } else { "rw" };
+            format!("{url}{sep}mode={mode}")
+        };
+        // WAL lets readers run beside the writer; FULL makes every
+        // acknowledged commit survive a power loss, not only a crash of the
+        // process.
+        let options = SqliteConnectOptions::from_str(&url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_millis(5000))
+            .foreign_keys(true);
+        let pool = || {
+            SqlitePoolOptions::new()
+                .acquire_timeout(Duration::from_secs(5))
+                .test_before_acquire(false)
+        };
+        let writer = pool()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = pool().max_connections(4).connect_with(options).await?;
+        Ok(SqliteStore {
+            commits: GroupCommit::start(writer::SqliteWriter::new(writer.clone())),
+            writer,
+            reader,
+        })
+    }
+
+    /// Applies the migrations not applied yet, then brings rows written by
+    /// an earlier version up to date.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!()
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        self.upgrade_rows().await
+    }
+
+    /// A write transaction on the writer pool ([`begin_write_on`]).
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with(BEGIN_WRITE).await?)
+    }
+
+    async fn close_pools(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// A write transaction takes the write lock at once, waiting for it up to
+/// the busy timeout: a transaction that reads first and writes later fails
+/// at once, without waiting, when another process (an `ami audit` or
+/// `ami token create` beside the service) wrote in between.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// A write transaction on a connection ([`BEGIN_WRITE`]).
+async fn begin_write_on(
+    conn: &mut SqliteConnection,
+) -> Result<Transaction<'_, Sqlite>, StoreError> {
+    Ok(sqlx::Connection::begin_with(conn, BEGIN_WRITE).await?)
+}
+
+/// A column that the query's joins may leave empty but that is never empty
+/// when the row it belongs to is there.
+fn present<T>(column: &str, value: Option<T>) -> Result<T, StoreError> {
+    value.ok_or_else(|| StoreError::Corrupt(format!("{column} : valeur absente")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar!("select 1 as one")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.close_pools().await;
+    }
+
+    async fn execute(&self, req: TransitionRequest) -> Result<Executed, StoreError> {
+        self.run_transition(req).await
+    }
+
+    async fn get_dossier(&self, id: DossierId) -> Result<Option<Dossier>, StoreError> {
+        self.read_dossier(id).await
+    }
+
+    async fn list_dossiers(&self, filter: &DossierFilter) -> Result<Page<Dossier>, StoreError> {
+        self.dossier_page(filter).await
+    }
+
+    async fn count_matching(&self, filter: &DossierFilter, cap: u32) -> Result<i64, StoreError> {
+        self.count_filtered(filter, cap).await
+    }
+
+    async fn count_dossiers(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar!(r#"select count(*) as "n!: i64" from dossier"#)
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn all_dossiers(&self) -> Result<Vec<Dossier>, StoreError> {
+        sqlx::query_scalar!("select body from dossier order by reference")
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|body| Ok(serde_json::from_str::<Dossier>(body)?))
+            .collect()
+    }
+
+    async fn piece_files(&self) -> Result<Vec<(String, PieceFile)>, StoreError> {
+        self.streamed_piece_files().await
+    }
+
+    async fn history(&self, id: DossierId) -> Result<Vec<StoredEvent>, StoreError> {
+        self.dossier_history(id).await
+    }
+
+    async fn events_after(
+        &self,
+        cursor: Option<&FeedCursor>,
+        limit: u32,
+        readable: Option<&[&str]>,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        self.feed_page(cursor, limit, readable).await
+    }
+
+    async fn feed_end(&self) -> Result<FeedCursor, StoreError> {
+        // One writer: event ids grow in commit order, the last one is the
+        // end of the feed.
+        let event_id = sqlx::query_scalar!(
+            r#"select coalesce(max(event_id), 0) as "event_id!: i64" from dossier_event"#
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(FeedCursor {
+            xact_id: 0,
+            event_id,
+        })
+    }
+
+    async fn stats(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError> {
+        self.counts(readable).await
+    }
+
+    async fn insert_token(
+        &self,
+        token: &TokenRecord,
+        secret_sha256: &str,
+    ) -> Result<(), StoreError> {
+        self.add_token(token, secret_sha256).await
+    }
+
+    async fn find_token(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<(TokenRecord, String)>, StoreError> {
+        tokens::fetch_token(&self.reader, id).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.all_tokens().await
+    }
+
+    async fn revoke_token(&self, id: uuid::Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.revoke(id, at).await
+    }
+
+    async fn create_session(
+        &self,
+        session_sha256: &str,
+        token_id: uuid::Uuid,
+        csrf: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.add_session(session_sha256, token_id, csrf, now).await
+    }
+
+    async fn find_session(
+        &self,
+        session_sha256: &str,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+    ) -> Result<Option<WebSession>, StoreError> {
+        self.live_session(session_sha256, now, idle).await
+    }
+
+    async fn end_session(&self, session_sha256: &str) -> Result<(), StoreError> {
+        self.remove_session(session_sha256).await
+    }
+
+    async fn active_definition(&self) -> Result<Option<StoredDefinition>, StoreError> {
+        self.last_definition().await
+    }
+
+    async fn check_definition(
+        &self,
+        def: &Definition,
+        source: &str,
+    ) -> Result<DefinitionCheck, StoreError> {
+        self.compare_definition(def, source).await
+    }
+
+    async fn migrate_definition(
+        &self,
+        old: &Definition,
+        new: &Definition,
+        source: &str,
+        plans: &[DossierPlan],
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        self.replace_definition(old, new, source, plans, actor, now)
+            .await
+    }
+
+    async fn global_head(&self) -> Result<GlobalHead, StoreError> {
+        let head = sqlx::query!(
+            r#"select global_seq as "global_seq!: i64", global_digest from journal_head
+               where singleton = 1"#
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(GlobalHead {
+            seq: head.global_seq,
+            digest: head.global_digest,
+        })
+    }
+
+    async fn seal_pending(&self) -> Result<u64, StoreError> {
+        self.seal().await
+    }
+
+    async fn verify(
+        &self,
+        def: &Definition,
+        kept: Option<&GlobalHead>,
+    ) -> Result<AuditReport, StoreError> {
+        self.audit(def, kept).await
+    }
+
+    async fn rebuild_projections(
+        &self,
+        def: &Definition,
+        accept_loss: bool,
+    ) -> Result<RebuildReport, StoreError> {
+        self.rebuild(def, accept_loss).await
+    }
+}
