@@ -209,7 +209,7 @@ impl Store for SqliteStore {
 
     async fn count_dossiers(&self) -> Result<i64, StoreError> {
         Ok(
-            sqlx::query_scalar!(r#"select count(*) as "n!: i64" from dossier"#)
+            sqlx::query_scalar!(r#"select coalesce(sum(n), 0) as "n!: i64" from dossier_count"#)
                 .fetch_one(&self.reader)
                 .await?,
         )

@@ -29,19 +29,15 @@ impl SqliteStore {
         filter: &DossierFilter,
     ) -> Result<Page<Dossier>, StoreError> {
         let limit = filter.limit.clamp(1, 500);
-        // Dynamic: the filter's conditions and their number of values
-        // depend on the request.
-        let mut query =
-            QueryBuilder::<Sqlite>::new("select d.body, d.received_at_us, d.dossier_id from ");
-        query.push(dossiers_for(filter)).push(" where ");
-        push_conditions(&mut query, filter, true);
-        // Reception instant and id never change, so a cursor on them stays
-        // correct while dossiers move between states.
-        query
-            .push(" order by d.received_at_us, d.dossier_id limit ")
-            .push_bind(i64::from(limit) + 1);
-        let rows: Vec<(String, i64, String)> =
-            query.build_query_as().fetch_all(&self.reader).await?;
+        let found = match self.searched(filter).await? {
+            Searched::Nothing => Vec::new(),
+            searched => {
+                let mut query = QueryBuilder::<Sqlite>::new("");
+                push_page(&mut query, filter, &searched, i64::from(limit) + 1);
+                query.build_query_as().fetch_all(&self.reader).await?
+            }
+        };
+        let rows: Vec<(String, i64, String)> = found;
         let mut items = Vec::with_capacity(rows.len());
         let mut last = None;
         for (body, received_at_us, dossier_id) in rows.iter().take(limit as usize) {
@@ -73,18 +69,48 @@ impl SqliteStore {
         filter: &DossierFilter,
         cap: u32,
     ) -> Result<i64, StoreError> {
+        let searched = self.searched(filter).await?;
+        if let Searched::Nothing = searched {
+            return Ok(0);
+        }
         // Dynamic: the filter's conditions depend on the request.
-        let mut query = QueryBuilder::<Sqlite>::new("select count(*) as n from (select 1 from ");
-        query.push(dossiers_for(filter)).push(" where ");
-        push_conditions(&mut query, filter, false);
-        query
-            .push(" limit ")
-            .push_bind(i64::from(cap) + 1)
-            .push(") matching");
+        let mut query = QueryBuilder::<Sqlite>::new("select count(*) as n from (");
+        push_page(&mut query, &unpaged(filter), &searched, i64::from(cap) + 1);
+        query.push(") matching");
         Ok(query
             .build_query_scalar::<i64>()
             .fetch_one(&self.reader)
             .await?)
+    }
+
+    /// What a search finds, read from the search index first: the few
+    /// dossiers it names are then read by id; a search that matches very
+    /// many (a few letters) is left to the reception order's walk, which
+    /// meets a page of them at once.
+    async fn searched(&self, filter: &DossierFilter) -> Result<Searched, StoreError> {
+        let Some(q) = filter.q.as_deref() else {
+            return Ok(Searched::NotAsked);
+        };
+        // A search with nothing searchable in it (only `%`, say) finds
+        // nothing.
+        let Some(pattern) = search_pattern(q) else {
+            return Ok(Searched::Nothing);
+        };
+        let ids = sqlx::query_scalar!(
+            r#"select dossier_id as "dossier_id!: String" from dossier_search
+               where search like $1 limit $2"#,
+            pattern,
+            SEARCH_BY_ID
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(if ids.is_empty() {
+            Searched::Nothing
+        } else if ids.len() as i64 >= SEARCH_BY_ID {
+            Searched::Many(pattern)
+        } else {
+            Searched::Few(ids)
+        })
     }
 
     /// Every received file of every dossier, with the dossier's reference,
@@ -175,15 +201,16 @@ impl SqliteStore {
         Ok(Page { items, next })
     }
 
-    /// Counts per wave and state, and per agency the dossiers awaiting it.
+    /// Counts per wave and state, and per agency the dossiers awaiting it,
+    /// from the counters the writes keep (see `0006_dossier_counts.sql`).
     pub(crate) async fn counts(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError> {
         // Dynamic: need to know, counts over the dossiers of the caller's
         // programmes only.
         let mut query = QueryBuilder::<Sqlite>::new(
-            "select cast(wave as bigint) as wave, state, count(*) as n from dossier",
+            "select cast(wave as bigint) as wave, state, sum(n) as n from dossier_count",
         );
         push_only(&mut query, readable);
-        query.push(" group by wave, state order by wave, state");
+        query.push(" group by wave, state having sum(n) > 0 order by wave, state");
         let by_state = query
             .build_query_as::<(i64, String, i64)>()
             .fetch_all(&self.reader)
@@ -191,16 +218,17 @@ impl SqliteStore {
             .into_iter()
             .map(|(wave, state, count)| {
                 Ok(StateCount {
-                    wave: read_number("dossier.wave", wave)?,
+                    wave: read_number("dossier_count.wave", wave)?,
                     state,
                     count,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         // Dynamic: as above.
-        let mut query = QueryBuilder::<Sqlite>::new("select awaiting, count(*) as n from dossier");
+        let mut query =
+            QueryBuilder::<Sqlite>::new("select awaiting, sum(n) as n from dossier_count");
         push_only(&mut query, readable);
-        query.push(" group by awaiting");
+        query.push(" group by awaiting having sum(n) > 0");
         let mut awaiting: Vec<(String, i64)> = Vec::new();
         for (agencies, n) in query
             .build_query_as::<(String, i64)>()
@@ -215,6 +243,99 @@ impl SqliteStore {
             }
         }
         Ok(Stats { by_state, awaiting })
+    }
+}
+
+/// Up to this many dossiers found by a search are read by id; more, and
+/// the list walks the reception order instead.
+const SEARCH_BY_ID: i64 = 500;
+
+/// What the search index found for a list's `q`.
+enum Searched {
+    /// The list has no search.
+    NotAsked,
+    /// Nothing matches: the list is empty.
+    Nothing,
+    /// These dossiers (fewer than [`SEARCH_BY_ID`]).
+    Few(Vec<String>),
+    /// Very many: the pattern, checked row by row.
+    Many(String),
+}
+
+/// The same filter without its cursor.
+fn unpaged(filter: &DossierFilter) -> DossierFilter {
+    DossierFilter {
+        after: None,
+        ..filter.clone()
+    }
+}
+
+/// The query of a page: `select body, received_at_us, dossier_id` of the
+/// dossiers matching `filter`, in reception order, at most `limit`.
+///
+/// Dynamic: the filter's conditions and their number of values depend on
+/// the request. A filter on several values of an indexed column (what
+/// waits on an agency is four values of `awaiting`) is one ordered range
+/// of its index per value, merged: a page reads a page's worth of each,
+/// not every dossier that matches.
+fn push_page(
+    query: &mut QueryBuilder<'_, Sqlite>,
+    filter: &DossierFilter,
+    searched: &Searched,
+    limit: i64,
+) {
+    // The few dossiers a search found are read by id, whatever else.
+    let (column, index, values) = match searched {
+        Searched::Few(_) => ("", None, Vec::new()),
+        _ => driver(filter),
+    };
+    let branches: Vec<Option<&String>> = if values.len() > 1 {
+        values.iter().map(Some).collect()
+    } else {
+        vec![None]
+    };
+    query.push("select body, received_at_us, dossier_id from (");
+    for (i, value) in branches.iter().enumerate() {
+        if i > 0 {
+            query.push(" union all ");
+        }
+        query.push("select * from (select d.body, d.received_at_us, d.dossier_id from dossier d");
+        if let Some(index) = index {
+            query.push(format!(" indexed by {index}"));
+        }
+        query.push(" where ");
+        push_conditions(query, filter, searched, value.map(|v| (column, v)));
+        query
+            .push(" order by d.received_at_us, d.dossier_id limit ")
+            .push_bind(limit)
+            .push(")");
+    }
+    query
+        .push(") order by received_at_us, dossier_id limit ")
+        .push_bind(limit);
+}
+
+/// The column whose index a page walks, the index SQLite is told to use
+/// (its planner, with its statistics, prefers walking the reception index
+/// and reading rows until it has a page, which for a queue of a few
+/// percent of the dossiers reads thousands), and the values asked of it.
+fn driver(filter: &DossierFilter) -> (&'static str, Option<&'static str>, Vec<String>) {
+    if !filter.awaiting_columns.is_empty() {
+        (
+            "d.awaiting",
+            Some("dossier_by_awaiting"),
+            filter.awaiting_columns.clone(),
+        )
+    } else if !filter.states.is_empty() {
+        ("d.state", Some("dossier_by_state"), filter.states.clone())
+    } else if !filter.waves.is_empty() {
+        (
+            "d.wave",
+            Some("dossier_by_wave"),
+            filter.waves.iter().map(|w| w.to_string()).collect(),
+        )
+    } else {
+        ("", None, Vec::new())
     }
 }
 
@@ -244,27 +365,24 @@ impl EventRow {
     }
 }
 
-/// The dossier table of a query. SQLite's planner, with its statistics,
-/// prefers walking the reception or wave index and reading rows until it
-/// has a page, which for a queue of a few percent of 100,000 dossiers reads
-/// thousands of them; the index of what waits on whom answers in a few
-/// milliseconds, so a queue names it.
-fn dossiers_for(filter: &DossierFilter) -> &'static str {
-    if filter.awaiting_columns.is_empty() {
-        "dossier d"
-    } else {
-        "dossier d indexed by dossier_by_awaiting"
-    }
-}
-
 /// The conditions of a dossier query (`d` is the dossier table), with
-/// their values bound.
-fn push_conditions(query: &mut QueryBuilder<'_, Sqlite>, filter: &DossierFilter, with_after: bool) {
+/// their values bound; `only` replaces the driving column's values by one
+/// of them (one branch of [`push_page`]).
+fn push_conditions(
+    query: &mut QueryBuilder<'_, Sqlite>,
+    filter: &DossierFilter,
+    searched: &Searched,
+    only: Option<(&str, &String)>,
+) {
     query.push("1 = 1");
     // One value or several: `state = ? or …`; lists kept as `,a,b,`
     // columns match any of the values.
     let any_of =
         |query: &mut QueryBuilder<'_, Sqlite>, column: &str, values: &[String], listed: bool| {
+            let values: &[String] = match only {
+                Some((driving, value)) if driving == column => std::slice::from_ref(value),
+                _ => values,
+            };
             if values.is_empty() {
                 return;
             }
@@ -283,6 +401,7 @@ fn push_conditions(query: &mut QueryBuilder<'_, Sqlite>, filter: &DossierFilter,
             }
             query.push(")");
         };
+    let waves: Vec<String> = filter.waves.iter().map(|w| w.to_string()).collect();
     any_of(query, "d.awaiting", &filter.awaiting_columns, false);
     any_of(query, "d.state", &filter.states, false);
     any_of(query, "d.programmes", &filter.programmes, true);
@@ -292,30 +411,41 @@ fn push_conditions(query: &mut QueryBuilder<'_, Sqlite>, filter: &DossierFilter,
         }
         any_of(query, "d.programmes", readable, true);
     }
-    if !filter.waves.is_empty() {
+    // Waves are numbers: bound as such, so that the wave index serves them.
+    let wave_values: &[String] = match only {
+        Some(("d.wave", value)) => std::slice::from_ref(value),
+        _ => &waves,
+    };
+    if !wave_values.is_empty() {
         query.push(" and d.wave in (");
-        let mut waves = query.separated(", ");
-        for w in &filter.waves {
-            waves.push_bind(i64::from(*w));
+        let mut separated = query.separated(", ");
+        for w in wave_values {
+            separated.push_bind(w.parse::<i64>().unwrap_or(-1));
         }
         query.push(")");
     }
-    match filter.q.as_deref().map(search_pattern) {
-        None => {}
-        // A search with nothing searchable in it (only `%`, say) finds
-        // nothing.
-        Some(None) => {
+    match searched {
+        Searched::NotAsked => {}
+        Searched::Nothing => {
             query.push(" and 1 = 0");
         }
+        Searched::Few(ids) => {
+            query.push(" and d.dossier_id in (");
+            let mut separated = query.separated(", ");
+            for id in ids {
+                separated.push_bind(id.clone());
+            }
+            query.push(")");
+        }
         // The search table's trigram index (FTS5) serves the LIKE.
-        Some(Some(pattern)) => {
+        Searched::Many(pattern) => {
             query
                 .push(" and d.dossier_id in (select dossier_id from dossier_search where search like ")
-                .push_bind(pattern)
+                .push_bind(pattern.clone())
                 .push(")");
         }
     }
-    if let Some(after) = filter.after.as_ref().filter(|_| with_after) {
+    if let Some(after) = filter.after.as_ref() {
         query
             .push(" and (d.received_at_us, d.dossier_id) > (")
             .push_bind(after.received_at_us)
@@ -345,4 +475,131 @@ fn push_in_programmes(query: &mut QueryBuilder<'_, Sqlite>, column: &str, progra
             .push(" or ");
     }
     query.push("1 = 0)");
+}
+
+#[cfg(test)]
+mod plans {
+    //! Every list the API and the pages can ask for is served by an index:
+    //! a plan that reads the whole `dossier` or `dossier_event` table fails
+    //! here, whatever the number of rows (the plans of a million dossiers
+    //! are those of an empty table with the same indexes, the list's index
+    //! being named).
+
+    use ami_store::{awaiting_columns, DatabaseUrl, ListCursor};
+    use sqlx::Row;
+
+    use super::*;
+
+    /// Every combination of the list's filters, one and two values each.
+    fn filters() -> Vec<(String, DossierFilter, Searched)> {
+        let def = ami_core::Definition::ami2();
+        let mut all = Vec::new();
+        for mask in 0u32..(1 << 7) {
+            for two in [false, true] {
+                let pick = |bit: u32| mask & (1 << bit) != 0;
+                let values = |one: &str, other: &str| {
+                    if two {
+                        vec![one.to_string(), other.to_string()]
+                    } else {
+                        vec![one.to_string()]
+                    }
+                };
+                let mut filter = DossierFilter {
+                    limit: 50,
+                    ..DossierFilter::default()
+                };
+                let mut named = Vec::new();
+                if pick(0) {
+                    filter.states = values("recu", "instruit");
+                    named.push("state");
+                }
+                if pick(1) {
+                    filter.waves = if two { vec![1, 2] } else { vec![2] };
+                    named.push("wave");
+                }
+                if pick(2) {
+                    filter.programmes = values("acv", "ti");
+                    named.push("programme");
+                }
+                if pick(3) {
+                    filter.awaiting_columns = awaiting_columns(&def, &values("acv", "ti"));
+                    named.push("awaiting");
+                }
+                if pick(4) {
+                    filter.readable = Some(values("acv", "ti"));
+                    named.push("readable");
+                }
+                if pick(5) {
+                    filter.after = Some(ListCursor {
+                        received_at_us: 1,
+                        dossier_id: DossierId(uuid::Uuid::nil()),
+                    });
+                    named.push("cursor");
+                }
+                let name = format!("{} ({} value(s))", named.join("+"), if two { 2 } else { 1 });
+                if pick(6) {
+                    filter.q = Some("nevers".into());
+                    let few = Searched::Few(vec![uuid::Uuid::nil().to_string()]);
+                    all.push((format!("{name}+q (few)"), filter.clone(), few));
+                    let many = Searched::Many("%nevers%".into());
+                    all.push((format!("{name}+q (many)"), filter, many));
+                } else {
+                    all.push((name, filter, Searched::NotAsked));
+                }
+            }
+        }
+        all
+    }
+
+    /// The plan's steps that read a whole table of dossiers or events.
+    async fn full_scans(store: &SqliteStore, query: &mut QueryBuilder<'_, Sqlite>) -> Vec<String> {
+        query
+            .build()
+            .fetch_all(&store.reader)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .filter(|detail| {
+                let table = detail.strip_prefix("SCAN ").unwrap_or("");
+                ["d", "e", "dossier", "dossier_event"].contains(&table)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn no_list_reads_every_dossier() {
+        let path = std::env::temp_dir().join(format!("ami-plans-{}.db", uuid::Uuid::now_v7()));
+        let url = DatabaseUrl::parse(&format!("sqlite:{}", path.display())).expect("url");
+        let store = SqliteStore::connect(&url).await.expect("store");
+        let mut failures = Vec::new();
+        for (name, filter, searched) in filters() {
+            let mut page = QueryBuilder::<Sqlite>::new("explain query plan ");
+            push_page(&mut page, &filter, &searched, 51);
+            let mut count =
+                QueryBuilder::<Sqlite>::new("explain query plan select count(*) from (");
+            push_page(&mut count, &unpaged(&filter), &searched, 1001);
+            count.push(")");
+            for (what, query) in [("page", &mut page), ("count", &mut count)] {
+                let scans = full_scans(&store, query).await;
+                if !scans.is_empty() {
+                    failures.push(format!("{what} of {name}: {scans:?}"));
+                }
+            }
+        }
+        let mut feed = QueryBuilder::<Sqlite>::new(
+            "explain query plan select e.event_id from dossier_event e \
+             join dossier d on d.dossier_id = e.dossier_id where e.event_id > 0 and ",
+        );
+        push_in_programmes(&mut feed, "d.programmes", &["acv"]);
+        feed.push(" order by e.event_id limit 100");
+        let scans = full_scans(&store, &mut feed).await;
+        if !scans.is_empty() {
+            failures.push(format!("feed with need to know: {scans:?}"));
+        }
+        store.writer.close().await;
+        store.reader.close().await;
+        let _ = std::fs::remove_file(&path);
+        assert!(failures.is_empty(), "full scans:\n{}", failures.join("\n"));
+    }
 }

@@ -2,7 +2,10 @@
 //! that checks every chain and every projection against the journal, and the
 //! rebuild of projections that refuses to lose a step unless told.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A group of the kept counts: wave, state, programmes, awaiting.
+type CountKey = (i64, String, String, String);
 use std::fmt;
 
 use ami_core::{apply, awaiting, fold, Definition, Dossier, Event};
@@ -91,6 +94,9 @@ pub enum AuditFinding {
     },
     /// A dossier with events but no projection.
     JournalWithoutProjection { dossier_id: String },
+    /// The counts kept for the dashboard differ from the dossiers
+    /// (`what`: the group and both numbers).
+    CountsDiffer { what: String },
     /// A pièce's file is not in the file storage.
     PieceMissing {
         reference: String,
@@ -176,6 +182,10 @@ impl fmt::Display for AuditFinding {
             } => write!(
                 f,
                 "dossier {reference}, pièce {kind} version {version} : le contenu stocké a changé (sha256 enregistré {recorded}, relu {found})"
+            ),
+            AuditFinding::CountsDiffer { what } => write!(
+                f,
+                "compteurs du tableau de bord différents des dossiers : {what}"
             ),
             AuditFinding::JournalWithoutProjection { dossier_id } => write!(
                 f,
@@ -314,6 +324,10 @@ impl ProjectionRow {
 /// backend reads; this decides what is wrong.
 pub struct Audit<'a> {
     def: &'a Definition,
+    /// The dossiers per counted group, from the projections.
+    counted: BTreeMap<CountKey, i64>,
+    /// The counts as kept, when the backend keeps them.
+    kept_counts: Option<BTreeMap<CountKey, i64>>,
     kept: Option<&'a GlobalHead>,
     report: AuditReport,
     projections: HashMap<String, ProjectionRow>,
@@ -327,6 +341,8 @@ impl<'a> Audit<'a> {
     pub fn new(def: &'a Definition, kept: Option<&'a GlobalHead>) -> Audit<'a> {
         Audit {
             def,
+            counted: BTreeMap::new(),
+            kept_counts: None,
             kept,
             report: AuditReport::default(),
             projections: HashMap::new(),
@@ -342,7 +358,33 @@ impl<'a> Audit<'a> {
 
     /// A dossier's projection as stored.
     pub fn projection(&mut self, dossier_id: String, row: ProjectionRow) {
+        let key = (
+            row.wave,
+            row.state.clone(),
+            row.programmes.clone(),
+            row.awaiting.clone(),
+        );
+        *self.counted.entry(key).or_default() += 1;
         self.projections.insert(dossier_id, row);
+    }
+
+    /// A row of the counts the store keeps (wave, state, programmes,
+    /// awaiting, number of dossiers), to be checked against the
+    /// projections.
+    pub fn kept_count(
+        &mut self,
+        wave: i64,
+        state: String,
+        programmes: String,
+        awaiting: String,
+        n: i64,
+    ) {
+        let counts = self.kept_counts.get_or_insert_with(BTreeMap::new);
+        if n != 0 {
+            *counts
+                .entry((wave, state, programmes, awaiting))
+                .or_default() += n;
+        }
     }
 
     /// An event, in (dossier, seq) order; `body` is the canonical JSON the
@@ -434,6 +476,23 @@ impl<'a> Audit<'a> {
                 recorded: recorded.clone(),
                 last: self.last.clone(),
             });
+        }
+        if let Some(kept) = &self.kept_counts {
+            let groups: BTreeSet<&CountKey> = kept.keys().chain(self.counted.keys()).collect();
+            for key in groups {
+                let (stored, actual) = (
+                    kept.get(key).copied().unwrap_or(0),
+                    self.counted.get(key).copied().unwrap_or(0),
+                );
+                if stored != actual {
+                    let (wave, state, programmes, awaiting) = key;
+                    self.report.findings.push(AuditFinding::CountsDiffer {
+                        what: format!(
+                            "vague {wave}, état {state}, programmes {programmes}, en attente de {awaiting} : {stored} compté(s) pour {actual} dossier(s)"
+                        ),
+                    });
+                }
+            }
         }
         self.report.head = Some(recorded);
         self.report.pending = pending;
