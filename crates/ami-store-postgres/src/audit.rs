@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use ami_core::{Definition, Dossier, Event};
 use ami_store::audit::{fold_for_rebuild, Audit, ProjectionRow};
 use ami_store::{
-    chain_digest, read_number, search_column, AuditReport, GlobalHead, RebuildReport, StoreError,
+    chain_digest, micros, read_number, search_column, AuditReport, GlobalHead, RebuildReport,
+    StoreError,
 };
 use futures_util::TryStreamExt;
+use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
 use crate::transition::write_projection;
@@ -115,16 +117,17 @@ impl PgStore {
         if sealed > 0 {
             tracing::info!(events = sealed, "events chained into the global chain");
         }
-        let stale = sqlx::query!("select dossier_id, body from dossier where search = ''")
-            .fetch_all(&self.pool)
-            .await?;
+        let stale = sqlx::query!(
+            r#"select dossier_id, body as "body: Json<Dossier>" from dossier where search = ''"#
+        )
+        .fetch_all(&self.pool)
+        .await?;
         if !stale.is_empty() {
             let mut tx = self.pool.begin().await?;
             for row in &stale {
-                let d: Dossier = serde_json::from_str(&row.body)?;
                 sqlx::query!(
                     "update dossier set search = $1 where dossier_id = $2",
-                    search_column(&d),
+                    search_column(&row.body.0),
                     row.dossier_id
                 )
                 .execute(&mut *tx)
@@ -153,15 +156,18 @@ impl PgStore {
             .await?;
         let mut audit = Audit::new(def, kept);
         {
+            // The projection's JSON as text, which the audit reads back
+            // as a dossier.
             let mut rows = sqlx::query!(
-                "select dossier_id, reference, wave, state, version, programmes, search, \
-                 awaiting, received_at_us, updated_at_us, last_digest, code_insee, body \
-                 from dossier"
+                r#"select dossier_id, reference, wave, state, version, programmes, search,
+                     awaiting, received_at, updated_at, last_digest, code_insee,
+                     body::text as "body!"
+                   from dossier"#
             )
             .fetch(&mut *tx);
             while let Some(r) = rows.try_next().await? {
                 audit.projection(
-                    r.dossier_id,
+                    r.dossier_id.to_string(),
                     ProjectionRow {
                         reference: r.reference,
                         wave: r.wave,
@@ -170,8 +176,8 @@ impl PgStore {
                         programmes: r.programmes,
                         search: r.search,
                         awaiting: r.awaiting,
-                        received_at_us: r.received_at_us,
-                        updated_at_us: r.updated_at_us,
+                        received_at_us: micros(r.received_at),
+                        updated_at_us: micros(r.updated_at),
                         last_digest: r.last_digest,
                         code_insee: r.code_insee,
                         body: r.body,
@@ -185,7 +191,7 @@ impl PgStore {
             )
             .fetch(&mut *tx);
             while let Some(r) = rows.try_next().await? {
-                audit.event(&r.dossier_id, r.seq, &r.body, r.digest);
+                audit.event(&r.dossier_id.to_string(), r.seq, &r.body, r.digest);
             }
         }
         {
@@ -221,7 +227,7 @@ impl PgStore {
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
-        .map(|r| (r.dossier_id, r.seq))
+        .map(|r| (r.dossier_id.to_string(), r.seq))
         .collect();
         tx.rollback().await?;
         Ok(audit.finish(
@@ -248,7 +254,7 @@ impl PgStore {
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
-                .map(|r| (r.dossier_id, (r.reference, r.version)))
+                .map(|r| (r.dossier_id.to_string(), (r.reference, r.version)))
                 .collect();
         let events =
             sqlx::query!("select body, digest from dossier_event order by dossier_id, seq")

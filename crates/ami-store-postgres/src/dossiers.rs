@@ -4,10 +4,12 @@
 
 use ami_core::{Dossier, DossierId, PieceFile};
 use ami_store::{
-    is_identifier, read_number, search_pattern, DossierFilter, FeedCursor, ListCursor, Page,
-    StateCount, Stats, StoreError, StoredEvent,
+    is_identifier, micros, read_number, search_pattern, DossierFilter, FeedCursor, ListCursor,
+    Page, StateCount, Stats, StoreError, StoredEvent,
 };
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
+use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::PgStore;
@@ -15,12 +17,12 @@ use crate::PgStore;
 impl PgStore {
     pub(crate) async fn dossier(&self, id: DossierId) -> Result<Option<Dossier>, StoreError> {
         let body = sqlx::query_scalar!(
-            "select body from dossier where dossier_id = $1",
-            id.to_string()
+            r#"select body as "body: Json<Dossier>" from dossier where dossier_id = $1"#,
+            id.0
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+        Ok(body.map(|b| b.0))
     }
 
     /// A page of dossiers in reception order, after `filter.after`.
@@ -30,25 +32,19 @@ impl PgStore {
         let limit = filter.limit.clamp(1, 500);
         // Dynamic: the conditions depend on which filters the request has.
         let mut query = QueryBuilder::<Postgres>::new(
-            "select d.body, d.received_at_us, d.dossier_id from dossier d where ",
+            "select d.body, d.received_at, d.dossier_id from dossier d where ",
         );
         conditions(&mut query, filter, true);
-        query.push(" order by d.received_at_us, d.dossier_id limit ");
+        query.push(" order by d.received_at, d.dossier_id limit ");
         query.push_bind(i64::from(limit) + 1);
         let rows = query.build().fetch_all(&self.pool).await?;
         let mut items = Vec::with_capacity(rows.len());
         let mut last = None;
         for row in rows.iter().take(limit as usize) {
-            items.push(serde_json::from_str::<Dossier>(
-                &row.try_get::<String, _>("body")?,
-            )?);
+            items.push(row.try_get::<Json<Dossier>, _>("body")?.0);
             last = Some(ListCursor {
-                received_at_us: row.try_get("received_at_us")?,
-                dossier_id: row
-                    .try_get::<String, _>("dossier_id")?
-                    .parse()
-                    .map(DossierId)
-                    .map_err(|e: uuid::Error| StoreError::Corrupt(e.to_string()))?,
+                received_at_us: micros(row.try_get("received_at")?),
+                dossier_id: DossierId(row.try_get("dossier_id")?),
             });
         }
         let next = if rows.len() > limit as usize {
@@ -86,21 +82,24 @@ impl PgStore {
     }
 
     pub(crate) async fn every_dossier(&self) -> Result<Vec<Dossier>, StoreError> {
-        sqlx::query_scalar!("select body from dossier order by reference")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|body| Ok(serde_json::from_str(body)?))
-            .collect()
+        Ok(sqlx::query_scalar!(
+            r#"select body as "body: Json<Dossier>" from dossier order by reference"#
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|body| body.0)
+        .collect())
     }
 
     /// Every received file of every dossier, read a dossier at a time.
     pub(crate) async fn files(&self) -> Result<Vec<(String, PieceFile)>, StoreError> {
-        let mut rows =
-            sqlx::query_scalar!("select body from dossier order by reference").fetch(&self.pool);
+        let mut rows = sqlx::query_scalar!(
+            r#"select body as "body: Json<Dossier>" from dossier order by reference"#
+        )
+        .fetch(&self.pool);
         let mut found = Vec::new();
-        while let Some(body) = rows.try_next().await? {
-            let d: Dossier = serde_json::from_str(&body)?;
+        while let Some(Json(d)) = rows.try_next().await? {
             found.extend(d.files.into_iter().map(|f| (d.reference.to_string(), f)));
         }
         Ok(found)
@@ -112,7 +111,7 @@ impl PgStore {
                  c.global_digest as "global_digest?"
                from dossier_event e left join journal_chain c on c.event_id = e.event_id
                where e.dossier_id = $1 order by e.seq"#,
-            id.to_string()
+            id.0
         )
         .fetch_all(&self.pool)
         .await?
@@ -375,10 +374,29 @@ fn conditions(query: &mut QueryBuilder<'_, Postgres>, filter: &DossierFilter, wi
         None => {}
     }
     if let Some(after) = filter.after.as_ref().filter(|_| with_after) {
-        query.push(" and (d.received_at_us, d.dossier_id) > (");
-        query.push_bind(after.received_at_us);
+        query.push(" and (d.received_at, d.dossier_id) > (");
+        query.push_bind(cursor_instant(after.received_at_us));
         query.push(", ");
-        query.push_bind(after.dossier_id.to_string());
+        query.push_bind(after.dossier_id.0);
         query.push(")");
     }
+}
+
+/// The instant of a list cursor (microseconds, as clients hold it). A
+/// forged one beyond what PostgreSQL or chrono can hold is moved to their
+/// limit, where it orders as it did as a number, rather than fail the
+/// query.
+fn cursor_instant(us: i64) -> DateTime<Utc> {
+    // 4714-11-24 BC, PostgreSQL's first instant.
+    let first = NaiveDate::from_ymd_opt(-4713, 11, 24)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    DateTime::from_timestamp_micros(us)
+        .map(|t| t.max(first))
+        .unwrap_or(if us < 0 {
+            first
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
 }

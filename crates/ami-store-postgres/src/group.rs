@@ -44,27 +44,29 @@ async fn batch(
     pool: &PgPool,
     writes: &[Write],
 ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    // The document carries ids as text and instants in microseconds
+    // (`batch_document`, shared with SQLite): converted here, in SQL.
     let written = sqlx::query_scalar!(
         r#"with input as (select * from json_to_recordset($1::text::json) as x(n bigint,
-             dossier_id text, previous_version bigint, state text, version bigint,
+             dossier_id uuid, previous_version bigint, state text, version bigint,
              updated_at_us bigint, digest text, body text, awaiting text, seq bigint,
              action text, agency text, actor_id text, at_us bigint, event text,
              idempotency json)),
            target as (update dossier d set state = i.state, version = i.version,
-             updated_at_us = i.updated_at_us, last_digest = i.digest, body = i.body,
-             awaiting = i.awaiting from input i
+             updated_at = ami_instant(i.updated_at_us), last_digest = i.digest,
+             body = i.body::jsonb, awaiting = i.awaiting from input i
              where d.dossier_id = i.dossier_id and d.version = i.previous_version
              returning i.n),
            written as (select i.* from input i join target t on t.n = i.n),
            appended as (insert into dossier_event (dossier_id, seq, action, agency, actor_id,
-             at_us, body, digest) select dossier_id, seq, action, agency, actor_id, at_us, event,
-             digest from written order by n returning event_id),
+             occurred_at, body, digest) select dossier_id, seq, action, agency, actor_id,
+             ami_instant(at_us), event, digest from written order by n returning event_id),
            pending as (insert into journal_pending (event_id) select event_id from appended),
            remembered as (insert into idempotency (actor_id, idempotency_key, request_sha256,
-             status, body, created_at_us) select r.actor_id, r.key, r.request_sha256, r.status,
-             r.body, r.created_at_us from written w, json_to_record(w.idempotency) as
-             r(actor_id text, key text, request_sha256 text, status bigint, body text,
-             created_at_us bigint)
+             status, body, created_at) select r.actor_id, r.key, r.request_sha256, r.status,
+             r.body, ami_instant(r.created_at_us) from written w,
+             json_to_record(w.idempotency) as r(actor_id text, key text, request_sha256 text,
+             status bigint, body text, created_at_us bigint)
              where w.idempotency is not null and json_typeof(w.idempotency) = 'object')
            select n as "n!" from target"#,
         batch_document(writes)?,

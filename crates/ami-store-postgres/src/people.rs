@@ -6,8 +6,8 @@ use ami_core::migration::DossierPlan;
 use ami_core::{Actor, Definition};
 use ami_store::definitions::migration_step;
 use ami_store::{
-    chain_digest, definition_sha256, micros, read_instant, read_number, to_i64, DefinitionCheck,
-    StoreError, StoredDefinition, TokenRecord, WebSession, GENESIS_DIGEST, SESSION_TOUCH_EVERY,
+    chain_digest, definition_sha256, micros, read_number, to_i64, DefinitionCheck, StoreError,
+    StoredDefinition, TokenRecord, WebSession, GENESIS_DIGEST, SESSION_TOUCH_EVERY,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Postgres, Transaction};
@@ -17,32 +17,26 @@ use crate::PgStore;
 
 /// A token as stored, its secret's SHA-256 aside.
 struct TokenRow {
-    token_id: String,
+    token_id: uuid::Uuid,
     person_id: String,
     name: String,
     agency: String,
     role: String,
-    created_at_us: i64,
-    revoked_at_us: Option<i64>,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
 }
 
 impl TokenRow {
-    fn record(self) -> Result<TokenRecord, StoreError> {
-        Ok(TokenRecord {
-            id: self
-                .token_id
-                .parse()
-                .map_err(|_| StoreError::Corrupt("token_id".into()))?,
+    fn record(self) -> TokenRecord {
+        TokenRecord {
+            id: self.token_id,
             person_id: self.person_id,
             name: self.name,
             agency: self.agency,
             role: self.role,
-            created_at: read_instant("api_token.created_at_us", self.created_at_us)?,
-            revoked_at: self
-                .revoked_at_us
-                .map(|us| read_instant("api_token.revoked_at_us", us))
-                .transpose()?,
-        })
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        }
     }
 }
 
@@ -52,26 +46,25 @@ pub(crate) async fn fetch_token<'e, E: PgExecutor<'e>>(
     id: uuid::Uuid,
 ) -> Result<Option<(TokenRecord, String)>, StoreError> {
     let row = sqlx::query!(
-        "select token_id, person_id, name, agency, role, secret_sha256, created_at_us, \
-         revoked_at_us from api_token where token_id = $1",
-        id.to_string()
+        "select token_id, person_id, name, agency, role, secret_sha256, created_at, \
+         revoked_at from api_token where token_id = $1",
+        id
     )
     .fetch_optional(executor)
     .await?;
-    row.map(|r| {
+    Ok(row.map(|r| {
         let record = TokenRow {
             token_id: r.token_id,
             person_id: r.person_id,
             name: r.name,
             agency: r.agency,
             role: r.role,
-            created_at_us: r.created_at_us,
-            revoked_at_us: r.revoked_at_us,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
         }
-        .record()?;
-        Ok((record, r.secret_sha256))
-    })
-    .transpose()
+        .record();
+        (record, r.secret_sha256)
+    }))
 }
 
 impl PgStore {
@@ -82,14 +75,14 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         sqlx::query!(
             "insert into api_token (token_id, person_id, name, agency, role, secret_sha256, \
-             created_at_us) values ($1, $2, $3, $4, $5, $6, $7)",
-            token.id.to_string(),
+             created_at) values ($1, $2, $3, $4, $5, $6, $7)",
+            token.id,
             token.person_id,
             token.name,
             token.agency,
             token.role,
             secret_sha256,
-            micros(token.created_at),
+            token.created_at,
         )
         .execute(&self.pool)
         .await?;
@@ -97,16 +90,16 @@ impl PgStore {
     }
 
     pub(crate) async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        sqlx::query_as!(
+        Ok(sqlx::query_as!(
             TokenRow,
-            "select token_id, person_id, name, agency, role, created_at_us, revoked_at_us \
-             from api_token order by created_at_us, token_id"
+            "select token_id, person_id, name, agency, role, created_at, revoked_at \
+             from api_token order by created_at, token_id"
         )
         .fetch_all(&self.pool)
         .await?
         .into_iter()
         .map(TokenRow::record)
-        .collect()
+        .collect())
     }
 
     pub(crate) async fn revoke(
@@ -115,9 +108,9 @@ impl PgStore {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query!(
-            "update api_token set revoked_at_us = coalesce(revoked_at_us, $1) where token_id = $2",
-            micros(at),
-            id.to_string()
+            "update api_token set revoked_at = coalesce(revoked_at, $1) where token_id = $2",
+            at,
+            id
         )
         .execute(&self.pool)
         .await?;
@@ -132,12 +125,12 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query!(
-            "insert into web_session (session_sha256, token_id, csrf, created_at_us, \
-             last_seen_at_us) values ($1, $2, $3, $4, $4)",
+            "insert into web_session (session_sha256, token_id, csrf, created_at, \
+             last_seen_at) values ($1, $2, $3, $4, $4)",
             session_sha256,
-            token_id.to_string(),
+            token_id,
             csrf,
-            micros(now),
+            now,
         )
         .execute(&self.pool)
         .await?;
@@ -151,25 +144,25 @@ impl PgStore {
         idle: chrono::Duration,
     ) -> Result<Option<WebSession>, StoreError> {
         let row = sqlx::query!(
-            "select s.csrf, s.last_seen_at_us, t.token_id, t.person_id, t.name, t.agency, \
-             t.role, t.created_at_us, t.revoked_at_us from web_session s \
+            "select s.csrf, s.last_seen_at, t.token_id, t.person_id, t.name, t.agency, \
+             t.role, t.created_at, t.revoked_at from web_session s \
              join api_token t on t.token_id = s.token_id where s.session_sha256 = $1",
             session_sha256
         )
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let last_seen = row.last_seen_at_us;
+        let last_seen = micros(row.last_seen_at);
         let token = TokenRow {
             token_id: row.token_id,
             person_id: row.person_id,
             name: row.name,
             agency: row.agency,
             role: row.role,
-            created_at_us: row.created_at_us,
-            revoked_at_us: row.revoked_at_us,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
         }
-        .record()?;
+        .record();
         let idle_us = idle.num_microseconds().unwrap_or(i64::MAX);
         if token.revoked_at.is_some() || micros(now) - last_seen > idle_us {
             self.drop_session(session_sha256).await?;
@@ -178,8 +171,8 @@ impl PgStore {
         let touch_every_us = SESSION_TOUCH_EVERY.num_microseconds().unwrap_or(i64::MAX);
         if micros(now) - last_seen > touch_every_us {
             sqlx::query!(
-                "update web_session set last_seen_at_us = $1 where session_sha256 = $2",
-                micros(now),
+                "update web_session set last_seen_at = $1 where session_sha256 = $2",
+                now,
                 session_sha256
             )
             .execute(&self.pool)
@@ -203,23 +196,17 @@ impl PgStore {
 
     pub(crate) async fn active(&self) -> Result<Option<StoredDefinition>, StoreError> {
         let row = sqlx::query!(
-            "select version, sha256, source, activated_at_us from definition_version \
+            "select version, sha256, source, activated_at from definition_version \
              order by seq desc limit 1"
         )
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(StoredDefinition {
-                version: r.version,
-                sha256: r.sha256,
-                source: r.source,
-                activated_at: read_instant(
-                    "definition_version.activated_at_us",
-                    r.activated_at_us,
-                )?,
-            })
-        })
-        .transpose()
+        Ok(row.map(|r| StoredDefinition {
+            version: r.version,
+            sha256: r.sha256,
+            source: r.source,
+            activated_at: r.activated_at,
+        }))
     }
 
     pub(crate) async fn check(
@@ -268,7 +255,7 @@ impl PgStore {
             let mut step = migration_step(old, new, p, actor, now, GENESIS_DIGEST)?;
             let row = sqlx::query!(
                 "select last_digest, version from dossier where dossier_id = $1",
-                p.dossier.id.to_string()
+                p.dossier.id.0
             )
             .fetch_optional(&mut *tx)
             .await?
@@ -309,12 +296,12 @@ async fn insert_definition(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query!(
-        "insert into definition_version (version, sha256, source, activated_at_us) \
+        "insert into definition_version (version, sha256, source, activated_at) \
          values ($1, $2, $3, $4)",
         def.version(),
         sha256,
         source,
-        micros(at),
+        at,
     )
     .execute(&mut **tx)
     .await?;

@@ -14,9 +14,11 @@ use ami_store::transition::{
 };
 use ami_store::write::Written;
 use ami_store::{
-    list_column, micros, read_instant, read_number, search_column, to_i64, Executed, Principal,
-    StoreError, TokenRecord, TransitionRequest,
+    list_column, read_number, search_column, to_i64, Executed, Principal, StoreError, TokenRecord,
+    TransitionRequest,
 };
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 
 use crate::{present, PgStore};
@@ -205,13 +207,13 @@ async fn run_in_transaction(
     if let Some(key) = &req.idempotency {
         sqlx::query!(
             "insert into idempotency (actor_id, idempotency_key, request_sha256, status, body, \
-             created_at_us) values ($1, $2, $3, $4, $5, $6)",
+             created_at) values ($1, $2, $3, $4, $5, $6)",
             actor.id.as_str(),
             key.key.as_str(),
             key.request_sha256.as_str(),
             i64::from(p.status),
             p.body,
-            micros(req.now),
+            req.now,
         )
         .execute(&mut **tx)
         .await?;
@@ -231,14 +233,14 @@ pub(crate) async fn append_event(
     digest: &str,
 ) -> Result<(), StoreError> {
     let event_id = sqlx::query_scalar!(
-        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, \
-         digest) values ($1, $2, $3, $4, $5, $6, $7, $8) returning event_id",
-        event.dossier_id.to_string(),
+        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, occurred_at, \
+         body, digest) values ($1, $2, $3, $4, $5, $6, $7, $8) returning event_id",
+        event.dossier_id.0,
         to_i64(event.seq),
         event.action.as_str(),
         event.actor.agency.as_str(),
         event.actor.id.as_str(),
-        micros(event.at),
+        event.at,
         event_json,
         digest,
     )
@@ -262,15 +264,17 @@ pub(crate) async fn write_projection(
     previous_version: Option<u64>,
     last_digest: &str,
 ) -> Result<(), StoreError> {
-    let body = serde_json::to_string(d)?;
+    // Typed as jsonb by PostgreSQL; `as _` in the binds below lets the
+    // macro take the dossier serialized by `Json` (it expects a `Value`).
+    let body = Json(d);
     let awaiting = list_column(awaiting(def, d).into_iter());
     match previous_version {
         None => {
             sqlx::query!(
                 "insert into dossier (dossier_id, reference, wave, state, version, programmes, \
-                 search, awaiting, received_at_us, updated_at_us, last_digest, body, code_insee) \
+                 search, awaiting, received_at, updated_at, last_digest, body, code_insee) \
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                d.id.to_string(),
+                d.id.0,
                 d.reference.as_str(),
                 i64::from(d.wave),
                 d.state.as_str(),
@@ -278,10 +282,10 @@ pub(crate) async fn write_projection(
                 list_column(d.programmes.iter().map(|p| p.as_str())),
                 search_column(d),
                 awaiting,
-                micros(d.received_at),
-                micros(d.updated_at),
+                d.received_at,
+                d.updated_at,
                 last_digest,
-                body,
+                body as _,
                 d.code_insee.as_str(),
             )
             .execute(&mut **tx)
@@ -289,16 +293,16 @@ pub(crate) async fn write_projection(
         }
         Some(previous) => {
             let updated = sqlx::query!(
-                "update dossier set state = $1, version = $2, updated_at_us = $3, \
+                "update dossier set state = $1, version = $2, updated_at = $3, \
                  last_digest = $4, body = $5, awaiting = $6 \
                  where dossier_id = $7 and version = $8",
                 d.state.as_str(),
                 to_i64(d.version),
-                micros(d.updated_at),
+                d.updated_at,
                 last_digest,
-                body,
+                body as _,
                 awaiting,
-                d.id.to_string(),
+                d.id.0,
                 to_i64(previous),
             )
             .execute(&mut **tx)
@@ -355,14 +359,14 @@ async fn same_commune<'e, E: PgExecutor<'e>>(
     executor: E,
     code_insee: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let mut found: Vec<(i64, String)> = sqlx::query!(
-        "select received_at_us, reference from dossier where code_insee = $1",
+    let mut found: Vec<(DateTime<Utc>, String)> = sqlx::query!(
+        "select received_at, reference from dossier where code_insee = $1",
         code_insee
     )
     .fetch_all(executor)
     .await?
     .into_iter()
-    .map(|r| (r.received_at_us, r.reference))
+    .map(|r| (r.received_at, r.reference))
     .collect();
     found.sort();
     Ok(found.into_iter().take(10).map(|(_, r)| r).collect())
@@ -374,13 +378,13 @@ async fn load_dossier<'e, E: PgExecutor<'e>>(
     req: &TransitionRequest,
 ) -> Result<(Dossier, String), StoreError> {
     let row = sqlx::query!(
-        "select body, last_digest from dossier where dossier_id = $1",
-        req.dossier_id.to_string()
+        r#"select body as "body: Json<Dossier>", last_digest from dossier where dossier_id = $1"#,
+        req.dossier_id.0
     )
     .fetch_optional(executor)
     .await?
     .ok_or(StoreError::NotFound)?;
-    Ok((serde_json::from_str(&row.body)?, row.last_digest))
+    Ok((row.body.0, row.last_digest))
 }
 
 /// [`load_dossier`], the row locked until the end of the transaction.
@@ -389,13 +393,14 @@ async fn load_dossier_for_update<'e, E: PgExecutor<'e>>(
     req: &TransitionRequest,
 ) -> Result<(Dossier, String), StoreError> {
     let row = sqlx::query!(
-        "select body, last_digest from dossier where dossier_id = $1 for update",
-        req.dossier_id.to_string()
+        r#"select body as "body: Json<Dossier>", last_digest from dossier
+           where dossier_id = $1 for update"#,
+        req.dossier_id.0
     )
     .fetch_optional(executor)
     .await?
     .ok_or(StoreError::NotFound)?;
-    Ok((serde_json::from_str(&row.body)?, row.last_digest))
+    Ok((row.body.0, row.last_digest))
 }
 
 /// The token, the idempotency record and the dossier in one query (one
@@ -405,17 +410,17 @@ async fn read_all_at_once<'e, E: PgExecutor<'e>>(
     req: &TransitionRequest,
 ) -> Result<Reading, StoreError> {
     let (token_id, known_actor) = match &req.principal {
-        Principal::Token(token) => (Some(token.id.to_string()), None),
+        Principal::Token(token) => (Some(token.id), None),
         Principal::Actor(actor) => (None, Some(actor.id.to_string())),
     };
     let row = sqlx::query!(
         r#"select t.token_id as "token_id?", t.person_id as "person_id?", t.name as "name?",
              t.agency as "agency?", t.role as "role?", t.secret_sha256 as "secret_sha256?",
-             t.created_at_us as "created_at_us?", t.revoked_at_us as "revoked_at_us?",
+             t.created_at as "created_at?", t.revoked_at as "revoked_at?",
              i.request_sha256 as "request_sha256?", i.status as "replay_status?",
-             i.body as "replay_body?", d.body as "body?", d.last_digest as "last_digest?"
-           from (select cast($1 as text) as token_id, cast($2 as text) as known_actor,
-             cast($3 as text) as idempotency_key, cast($4 as text) as dossier_id) k
+             i.body as "replay_body?", d.body::text as "body?", d.last_digest as "last_digest?"
+           from (select cast($1 as uuid) as token_id, cast($2 as text) as known_actor,
+             cast($3 as text) as idempotency_key, cast($4 as uuid) as dossier_id) k
            left join api_token t on t.token_id = k.token_id
            left join idempotency i on i.actor_id = coalesce(t.person_id, k.known_actor)
              and i.idempotency_key = k.idempotency_key
@@ -423,28 +428,20 @@ async fn read_all_at_once<'e, E: PgExecutor<'e>>(
         token_id,
         known_actor,
         req.idempotency.as_ref().map(|key| key.key.clone()),
-        req.dossier_id.to_string(),
+        req.dossier_id.0,
     )
     .fetch_one(executor)
     .await?;
     let token = match row.token_id {
         Some(id) => Some((
             TokenRecord {
-                id: id
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("token_id".into()))?,
+                id,
                 person_id: present(row.person_id, "api_token.person_id")?,
                 name: present(row.name, "api_token.name")?,
                 agency: present(row.agency, "api_token.agency")?,
                 role: present(row.role, "api_token.role")?,
-                created_at: read_instant(
-                    "api_token.created_at_us",
-                    present(row.created_at_us, "api_token.created_at_us")?,
-                )?,
-                revoked_at: row
-                    .revoked_at_us
-                    .map(|us| read_instant("api_token.revoked_at_us", us))
-                    .transpose()?,
+                created_at: present(row.created_at, "api_token.created_at")?,
+                revoked_at: row.revoked_at,
             },
             present(row.secret_sha256, "api_token.secret_sha256")?,
         )),
