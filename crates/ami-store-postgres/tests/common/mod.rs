@@ -9,10 +9,11 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
-/// Creates an empty database and gives its URL.
+/// Creates an empty database and gives its URL. Named `ami_t_…` like the
+/// project's other test databases, which `.ci/run` drops.
 pub async fn fresh_database() -> DatabaseUrl {
     let server = server_url();
-    let name = format!("ami_pgstore_t_{}", uuid::Uuid::new_v4().simple());
+    let name = format!("ami_t_pgstore_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&server)
         .await
         .unwrap_or_else(|e| {
