@@ -108,6 +108,9 @@ async fn every_query_answers_as_the_service_expects() {
     let vierzon = deposit(&store, "Vierzon", "18279", "ti").await;
     assert_eq!(nevers.reference, "AMI2-V1-0001");
     assert_eq!(vierzon.reference, "AMI2-V1-0002");
+    // Received at the same instant, they are listed by id: v7 ids made in
+    // one process are ordered.
+    assert!(nevers.id < vierzon.id);
     let (id, order) = deposit_order("Nevers", "58194", "acv");
     match store.execute(request(id, order, agent(), None, None)).await {
         Err(StoreError::Rejected { .. }) => {}

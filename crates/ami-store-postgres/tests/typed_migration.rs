@@ -340,8 +340,10 @@ async fn the_typed_columns_keep_every_row_and_the_journal_goes_on() {
         created_at: in_wave_one(-60),
         revoked_at: None,
     };
+    // Created later: the list orders tokens by creation, then by id.
     let revoked = TokenRecord {
         id: uuid::Uuid::new_v4(),
+        created_at: in_wave_one(-45),
         revoked_at: Some(in_wave_one(-30)),
         ..token.clone()
     };
