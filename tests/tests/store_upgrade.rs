@@ -63,7 +63,7 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
         .expect("pool");
     let mut migrator = match backend {
         Backend::Sqlite => sqlx::migrate!("../crates/ami-store-sqlite/migrations"),
-        Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
+        Backend::Postgres => sqlx::migrate!("../crates/ami-store-postgres/migrations"),
     };
     migrator.migrations = Cow::Owned(
         migrator

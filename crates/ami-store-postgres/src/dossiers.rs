@@ -1,0 +1,402 @@
+//! Reading dossiers and events: one dossier, the filtered list and its
+//! count, the counts per state and agency, a dossier's history and the
+//! global feed.
+
+use ami_core::{Dossier, DossierId, PieceFile};
+use ami_store::{
+    is_identifier, micros, read_number, search_pattern, DossierFilter, FeedCursor, ListCursor,
+    Page, StateCount, Stats, StoreError, StoredEvent,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::TryStreamExt;
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use crate::PgStore;
+
+impl PgStore {
+    pub(crate) async fn dossier(&self, id: DossierId) -> Result<Option<Dossier>, StoreError> {
+        let body = sqlx::query_scalar!(
+            r#"select body as "body: Json<Dossier>" from dossier where dossier_id = $1"#,
+            id.0
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(body.map(|b| b.0))
+    }
+
+    /// A page of dossiers in reception order, after `filter.after`.
+    pub(crate) async fn list(&self, filter: &DossierFilter) -> Result<Page<Dossier>, StoreError> {
+        // Reception instant and id never change, so a cursor on them stays
+        // correct while dossiers move between states.
+        let limit = filter.limit.clamp(1, 500);
+        // Dynamic: the conditions depend on which filters the request has.
+        let mut query = QueryBuilder::<Postgres>::new(
+            "select d.body, d.received_at, d.dossier_id from dossier d where ",
+        );
+        conditions(&mut query, filter, true);
+        query.push(" order by d.received_at, d.dossier_id limit ");
+        query.push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in rows.iter().take(limit as usize) {
+            items.push(row.try_get::<Json<Dossier>, _>("body")?.0);
+            last = Some(ListCursor {
+                received_at_us: micros(row.try_get("received_at")?),
+                dossier_id: DossierId(row.try_get("dossier_id")?),
+            });
+        }
+        let next = if rows.len() > limit as usize {
+            last
+        } else {
+            None
+        };
+        Ok(Page {
+            items,
+            next: next.map(|c| c.encode()),
+        })
+    }
+
+    /// How many dossiers match `filter`, whatever its cursor and limit,
+    /// counted up to `cap + 1`: a page says « plus de 1 000 » rather than
+    /// read 100,000 rows to be exact.
+    pub(crate) async fn count(&self, filter: &DossierFilter, cap: u32) -> Result<i64, StoreError> {
+        // Dynamic: the conditions depend on which filters the request has.
+        let mut query = QueryBuilder::<Postgres>::new(
+            "select count(*) as n from (select 1 from dossier d where ",
+        );
+        conditions(&mut query, filter, false);
+        query.push(" limit ");
+        query.push_bind(i64::from(cap) + 1);
+        query.push(") matching");
+        Ok(query.build().fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    pub(crate) async fn count_all(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar!(r#"select count(*) as "n!" from dossier"#)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub(crate) async fn every_dossier(&self) -> Result<Vec<Dossier>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"select body as "body: Json<Dossier>" from dossier order by reference"#
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|body| body.0)
+        .collect())
+    }
+
+    /// Every received file of every dossier, read a dossier at a time.
+    pub(crate) async fn files(&self) -> Result<Vec<(String, PieceFile)>, StoreError> {
+        let mut rows = sqlx::query_scalar!(
+            r#"select body as "body: Json<Dossier>" from dossier order by reference"#
+        )
+        .fetch(&self.pool);
+        let mut found = Vec::new();
+        while let Some(Json(d)) = rows.try_next().await? {
+            found.extend(d.files.into_iter().map(|f| (d.reference.to_string(), f)));
+        }
+        Ok(found)
+    }
+
+    pub(crate) async fn events_of(&self, id: DossierId) -> Result<Vec<StoredEvent>, StoreError> {
+        sqlx::query!(
+            r#"select e.event_id, e.body, e.digest, c.global_seq as "global_seq?",
+                 c.global_digest as "global_digest?"
+               from dossier_event e left join journal_chain c on c.event_id = e.event_id
+               where e.dossier_id = $1 order by e.seq"#,
+            id.0
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| {
+            stored_event(
+                FeedCursor {
+                    xact_id: 0,
+                    event_id: r.event_id,
+                },
+                &r.body,
+                r.digest,
+                r.global_seq,
+                r.global_digest,
+            )
+        })
+        .collect()
+    }
+
+    /// The global feed. Sequence values are not handed out in commit order
+    /// with several writers: the feed orders by the writing transaction's
+    /// id and shows only events of transactions older than every one still
+    /// running, so that a consumer following its cursor never skips an
+    /// event that commits late.
+    pub(crate) async fn feed(
+        &self,
+        cursor: Option<&FeedCursor>,
+        limit: u32,
+        readable: Option<&[&str]>,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        let limit = i64::from(limit.clamp(1, 1000));
+        let (xact, after) = cursor.map_or((0, 0), |c| (c.xact_id, c.event_id));
+        let xact = xact.to_string();
+        let rows = match readable {
+            None => {
+                sqlx::query_as!(
+                    FeedRow,
+                    r#"select e.event_id, e.xact_id::text as "xact!", e.body, e.digest,
+                         c.global_seq as "global_seq?", c.global_digest as "global_digest?"
+                       from dossier_event e
+                       left join journal_chain c on c.event_id = e.event_id
+                       where e.xact_id < pg_snapshot_xmin(pg_current_snapshot())
+                       and (e.xact_id, e.event_id) > ($1::text::xid8, $2)
+                       order by e.xact_id, e.event_id limit $3"#,
+                    xact,
+                    after,
+                    limit
+                )
+                .fetch_all(&self.pool)
+                .await?
+            }
+            // Need to know: events of the dossiers of these programmes only.
+            Some(programmes) => {
+                sqlx::query_as!(
+                    FeedRow,
+                    r#"select e.event_id, e.xact_id::text as "xact!", e.body, e.digest,
+                         c.global_seq as "global_seq?", c.global_digest as "global_digest?"
+                       from dossier_event e
+                       left join journal_chain c on c.event_id = e.event_id
+                       join dossier d on d.dossier_id = e.dossier_id
+                       where e.xact_id < pg_snapshot_xmin(pg_current_snapshot())
+                       and (e.xact_id, e.event_id) > ($1::text::xid8, $2)
+                       and d.programmes like any($4::text[])
+                       order by e.xact_id, e.event_id limit $3"#,
+                    xact,
+                    after,
+                    limit,
+                    &programme_patterns(programmes)
+                )
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        let items = rows
+            .into_iter()
+            .map(|r| {
+                stored_event(
+                    FeedCursor {
+                        xact_id: read_xact(&r.xact)?,
+                        event_id: r.event_id,
+                    },
+                    &r.body,
+                    r.digest,
+                    r.global_seq,
+                    r.global_digest,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The cursor always moves to the last event seen; with no new event
+        // it stays where it was, so the consumer polls again with it.
+        let next = items
+            .last()
+            .map(|e| e.position.clone())
+            .or_else(|| cursor.map(|c| c.encode()));
+        Ok(Page { items, next })
+    }
+
+    /// Every transaction below the snapshot's xmin has ended: the last of
+    /// their events is a place no later event can come before.
+    pub(crate) async fn end_of_feed(&self) -> Result<FeedCursor, StoreError> {
+        let row = sqlx::query!(
+            r#"select e.xact_id::text as "xact!", e.event_id from dossier_event e
+               where e.xact_id < pg_snapshot_xmin(pg_current_snapshot())
+               order by e.xact_id desc, e.event_id desc limit 1"#
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(FeedCursor {
+                xact_id: read_xact(&row.xact)?,
+                event_id: row.event_id,
+            }),
+            None => Ok(FeedCursor::default()),
+        }
+    }
+
+    /// Counts per wave and state, and per agency the dossiers awaiting it;
+    /// over the dossiers of the `readable` programmes only when given.
+    pub(crate) async fn counts(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError> {
+        let patterns = readable.map(programme_patterns);
+        let by_state = sqlx::query!(
+            r#"select wave, state, count(*) as "n!" from dossier
+               where $1::text[] is null or programmes like any($1)
+               group by wave, state order by wave, state"#,
+            patterns.as_deref()
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(StateCount {
+                wave: read_number("dossier.wave", r.wave)?,
+                state: r.state,
+                count: r.n,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut awaiting: Vec<(String, i64)> = Vec::new();
+        for r in sqlx::query!(
+            r#"select awaiting, count(*) as "n!" from dossier
+               where $1::text[] is null or programmes like any($1)
+               group by awaiting"#,
+            patterns.as_deref()
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            for agency in r.awaiting.split(',').filter(|a| !a.is_empty()) {
+                match awaiting.iter_mut().find(|(a, _)| a == agency) {
+                    Some((_, total)) => *total += r.n,
+                    None => awaiting.push((agency.to_string(), r.n)),
+                }
+            }
+        }
+        Ok(Stats { by_state, awaiting })
+    }
+}
+
+/// A row of the feed.
+struct FeedRow {
+    event_id: i64,
+    xact: String,
+    body: String,
+    digest: String,
+    global_seq: Option<i64>,
+    global_digest: Option<String>,
+}
+
+fn read_xact(text: &str) -> Result<u64, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt("dossier_event.xact_id".into()))
+}
+
+/// An event as read, `position` the feed's cursor just after it.
+fn stored_event(
+    position: FeedCursor,
+    body: &str,
+    digest: String,
+    global_seq: Option<i64>,
+    global_digest: Option<String>,
+) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        position: position.encode(),
+        event: serde_json::from_str(body)?,
+        content: serde_json::from_str(body)?,
+        digest,
+        global_seq,
+        global_digest,
+    })
+}
+
+/// `like` patterns that find one of `programmes` in a `,a,b,` column. The
+/// ids come from the validated definition; anything but an identifier is
+/// left out (it then matches nothing).
+fn programme_patterns(programmes: &[&str]) -> Vec<String> {
+    programmes
+        .iter()
+        .filter(|p| is_identifier(p))
+        .map(|p| format!("%,{p},%"))
+        .collect()
+}
+
+/// The conditions of a dossier query (`d` is the dossier table), each
+/// value bound.
+fn conditions(query: &mut QueryBuilder<'_, Postgres>, filter: &DossierFilter, with_after: bool) {
+    query.push("1 = 1");
+    // One value or several: `state = … or …`; lists kept as `,a,b,`
+    // columns match any of the values.
+    let any_of =
+        |query: &mut QueryBuilder<'_, Postgres>, column: &str, values: &[String], listed: bool| {
+            if values.is_empty() {
+                return;
+            }
+            query.push(" and (");
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    query.push(" or ");
+                }
+                if listed {
+                    query.push(format!("{column} like "));
+                    query.push_bind(format!("%,{v},%"));
+                } else {
+                    query.push(format!("{column} = "));
+                    query.push_bind(v.clone());
+                }
+            }
+            query.push(")");
+        };
+    any_of(query, "d.awaiting", &filter.awaiting_columns, false);
+    any_of(query, "d.state", &filter.states, false);
+    any_of(query, "d.programmes", &filter.programmes, true);
+    if let Some(readable) = &filter.readable {
+        if readable.is_empty() {
+            query.push(" and 1 = 0");
+        }
+        any_of(query, "d.programmes", readable, true);
+    }
+    if !filter.waves.is_empty() {
+        query.push(" and d.wave in (");
+        let mut waves = query.separated(", ");
+        for w in &filter.waves {
+            waves.push_bind(i64::from(*w));
+        }
+        query.push(")");
+    }
+    match filter.q.as_deref().map(search_pattern) {
+        // A search with nothing searchable in it (only `%`, say) finds
+        // nothing.
+        Some(None) => {
+            query.push(" and 1 = 0");
+        }
+        // The search table's trigram index serves the LIKE.
+        Some(Some(pattern)) => {
+            query.push(
+                " and d.dossier_id in (select dossier_id from dossier_search where search like ",
+            );
+            query.push_bind(pattern);
+            query.push(")");
+        }
+        None => {}
+    }
+    if let Some(after) = filter.after.as_ref().filter(|_| with_after) {
+        query.push(" and (d.received_at, d.dossier_id) > (");
+        query.push_bind(cursor_instant(after.received_at_us));
+        query.push(", ");
+        query.push_bind(after.dossier_id.0);
+        query.push(")");
+    }
+}
+
+/// The instant of a list cursor (microseconds, as clients hold it). A
+/// forged one beyond what PostgreSQL or chrono can hold is moved to their
+/// limit, where it orders as it did as a number, rather than fail the
+/// query.
+fn cursor_instant(us: i64) -> DateTime<Utc> {
+    // 4714-11-24 BC, PostgreSQL's first instant.
+    let first = NaiveDate::from_ymd_opt(-4713, 11, 24)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    DateTime::from_timestamp_micros(us)
+        .map(|t| t.max(first))
+        .unwrap_or(if us < 0 {
+            first
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}

@@ -1,0 +1,92 @@
+//! The group commit's writes on PostgreSQL: a whole group in one statement.
+
+use ami_store::group_commit::{batch_document, GroupWriter, Outcomes};
+use ami_store::write::{Write, Written};
+use ami_store::{StoreError, TransitionRequest};
+use async_trait::async_trait;
+use sqlx::PgPool;
+
+/// The writer task's side of [`crate::PgStore`]. Deposits run in their own
+/// transactions here (see `transition.rs`), so it is given none.
+pub(crate) struct PgWriter {
+    pub(crate) pool: PgPool,
+}
+
+#[async_trait]
+impl GroupWriter for PgWriter {
+    async fn write_group(
+        &self,
+        writes: &[Write],
+        deposits: &[TransitionRequest],
+    ) -> Result<Outcomes, StoreError> {
+        let written = if writes.is_empty() {
+            Vec::new()
+        } else {
+            batch(&self.pool, writes).await?
+        };
+        let deposited = deposits
+            .iter()
+            .map(|_| {
+                Err(StoreError::Other(
+                    "dépôt confié à l'écrivain groupé, qui n'en écrit pas".into(),
+                ))
+            })
+            .collect();
+        Ok((written, deposited))
+    }
+}
+
+/// The whole batch in one statement (one round trip, one commit). Each
+/// projection is updated only at the version read; the events, their
+/// pending marks and the idempotency records are written for the dossiers
+/// updated, and the statement returns those.
+async fn batch(
+    pool: &PgPool,
+    writes: &[Write],
+) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    // The document carries ids as text and instants in microseconds
+    // (`batch_document`, shared with SQLite): converted here, in SQL.
+    let written = sqlx::query_scalar!(
+        r#"with input as (select * from json_to_recordset($1::text::json) as x(n bigint,
+             dossier_id uuid, previous_version bigint, state text, version bigint,
+             updated_at_us bigint, digest text, body text, awaiting text, seq bigint,
+             action text, agency text, actor_id text, at_us bigint, event text,
+             idempotency json)),
+           target as (update dossier d set state = i.state, version = i.version,
+             updated_at = ami_instant(i.updated_at_us), last_digest = i.digest,
+             body = i.body::jsonb, awaiting = i.awaiting from input i
+             where d.dossier_id = i.dossier_id and d.version = i.previous_version
+             returning i.n),
+           written as (select i.* from input i join target t on t.n = i.n),
+           appended as (insert into dossier_event (dossier_id, seq, action, agency, actor_id,
+             occurred_at, body, digest) select dossier_id, seq, action, agency, actor_id,
+             ami_instant(at_us), event, digest from written order by n returning event_id),
+           pending as (insert into journal_pending (event_id) select event_id from appended),
+           remembered as (insert into idempotency (actor_id, idempotency_key, request_sha256,
+             status, body, created_at) select r.actor_id, r.key, r.request_sha256, r.status,
+             r.body, ami_instant(r.created_at_us) from written w,
+             json_to_record(w.idempotency) as r(actor_id text, key text, request_sha256 text,
+             status bigint, body text, created_at_us bigint)
+             where w.idempotency is not null and json_typeof(w.idempotency) = 'object')
+           select n as "n!" from target"#,
+        batch_document(writes)?,
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut committed = vec![false; writes.len()];
+    for n in written {
+        if let Some(slot) = usize::try_from(n).ok().and_then(|n| committed.get_mut(n)) {
+            *slot = true;
+        }
+    }
+    Ok(committed
+        .into_iter()
+        .map(|c| {
+            Ok(if c {
+                Written::Committed
+            } else {
+                Written::VersionMoved
+            })
+        })
+        .collect())
+}
