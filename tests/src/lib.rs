@@ -17,7 +17,7 @@ use std::sync::Arc;
 use ami_core::Definition;
 use ami_service::files::Files;
 use ami_service::http::{self, AppState};
-use ami_service::store::Store;
+use ami_service::store::Database;
 use serde_json::{json, Value};
 
 pub use reqwest::StatusCode;
@@ -164,7 +164,7 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub base: String,
     pub client: reqwest::Client,
-    pub store: Store,
+    pub store: Database,
     pub db: TestDb,
     pub files: Files,
     pub test_files: TestFiles,
@@ -189,7 +189,7 @@ impl TestApp {
         test_files: TestFiles,
         definition: Arc<Definition>,
     ) -> TestApp {
-        let store = Store::connect(&db.url.parse().expect("database url"))
+        let store = ami_service::store::connect(&db.url.parse().expect("database url"))
             .await
             .expect("connect store");
         let files = test_files.open();
@@ -253,7 +253,7 @@ impl TestApp {
         role: &str,
     ) -> Person {
         let (record, token) =
-            ami_service::auth::create_token(&self.store, name, email, agency, role)
+            ami_service::auth::create_token(&*self.store, name, email, agency, role)
                 .await
                 .expect("create token");
         Person {

@@ -316,7 +316,7 @@ impl JournalCheck {
     /// Reads the feed to its end and checks: per dossier seqs are 1..n with
     /// no gap and no duplicate; each projection equals the fold of its
     /// events; the digest chains verify.
-    pub async fn run(store: &Store) -> anyhow::Result<JournalCheck> {
+    pub async fn run(store: &dyn Store) -> anyhow::Result<JournalCheck> {
         let mut check = JournalCheck::default();
         let mut cursor: Option<FeedCursor> = None;
         loop {

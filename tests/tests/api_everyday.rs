@@ -1894,7 +1894,7 @@ async fn a_person_registered_in_one_agency_gets_no_token_in_another(backend: Bac
 
     // Act
     let in_acv = ami_service::auth::create_token(
-        &app.store,
+        &*app.store,
         "Camille Martin",
         "camille.martin@lecnam.net",
         "acv",
@@ -1902,7 +1902,7 @@ async fn a_person_registered_in_one_agency_gets_no_token_in_another(backend: Bac
     )
     .await;
     let in_ti_other_case = ami_service::auth::create_token(
-        &app.store,
+        &*app.store,
         "C. Martin",
         "CAMILLE.MARTIN@lecnam.net",
         "ti",
@@ -1910,7 +1910,7 @@ async fn a_person_registered_in_one_agency_gets_no_token_in_another(backend: Bac
     )
     .await;
     let same_agency_other_role = ami_service::auth::create_token(
-        &app.store,
+        &*app.store,
         "Camille Martin",
         "camille.martin@lecnam.net",
         "dar",

@@ -195,7 +195,7 @@ async fn postgres_the_feed_never_skips_an_event_that_commits_out_of_order() {
         .try_get("x")
         .expect("x");
     let template: String =
-        sqlx::query("select body from dossier_event where dossier_id = $1 and seq = 1")
+        sqlx::query("select body from dossier_event where dossier_id = $1::uuid and seq = 1")
             .bind(id_of(&first))
             .fetch_one(&mut *tx)
             .await
@@ -206,8 +206,8 @@ async fn postgres_the_feed_never_skips_an_event_that_commits_out_of_order() {
     let mut fake: Value = serde_json::from_str(&template).expect("event json");
     fake["dossier_id"] = json!(fake_id);
     sqlx::query(
-        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
-         values ($1, 1, 'deposer', 'dar', 'camille-martin', 0, $2, $3)",
+        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, occurred_at, body, \
+         digest) values ($1::uuid, 1, 'deposer', 'dar', 'camille-martin', now(), $2, $3)",
     )
     .bind(&fake_id)
     .bind(fake.to_string())

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ami_service::store::Store;
 use ami_tests::process::{walk, AmiProcess, Crew, JournalCheck, Program, Sent, WalkLimits};
 use ami_tests::{Backend, TestDb};
 use rand::{Rng, SeedableRng};
@@ -93,8 +92,8 @@ async fn scenario(backend: Backend) -> anyhow::Result<()> {
     let interrupted: Vec<&Sent> = sent.iter().filter(|s| s.interrupted()).collect();
     let cut = sent.iter().filter(|s| s.cut_in_flight()).count();
 
-    let store = Store::connect(&db.url.parse()?).await?;
-    let journal = JournalCheck::run(&store).await?;
+    let store = ami_service::store::connect(&db.url.parse()?).await?;
+    let journal = JournalCheck::run(&*store).await?;
     anyhow::ensure!(
         journal.problems.is_empty(),
         "journal: {:#?}",
@@ -156,7 +155,7 @@ async fn scenario(backend: Backend) -> anyhow::Result<()> {
             s.path
         );
     }
-    let after = JournalCheck::run(&store).await?;
+    let after = JournalCheck::run(&*store).await?;
     anyhow::ensure!(
         after.problems.is_empty(),
         "journal after replay: {:#?}",

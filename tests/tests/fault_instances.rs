@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ami_core::DossierId;
-use ami_service::store::Store;
 use ami_tests::process::{files_url_of, AmiProcess, Crew, JournalCheck, Program};
 use ami_tests::{deposit_multipart, new_dossier, Backend, TestDb};
 use serde_json::{json, Value};
@@ -290,8 +289,8 @@ async fn races_and_feed() -> anyhow::Result<()> {
         races.len()
     );
 
-    let store = Store::connect(&cluster.db.url.parse()?).await?;
-    let journal = JournalCheck::run(&store).await?;
+    let store = ami_service::store::connect(&cluster.db.url.parse()?).await?;
+    let journal = JournalCheck::run(&*store).await?;
     anyhow::ensure!(
         journal.problems.is_empty(),
         "journal: {:#?}",

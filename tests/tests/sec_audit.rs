@@ -40,7 +40,7 @@ async fn tamper(app: &TestApp, sql: &str, binds: &[&str]) -> u64 {
 async fn journal_rows(app: &TestApp, dossier: &str) -> Vec<(i64, String, String)> {
     let mut conn = raw(app).await;
     let rows = sqlx::query(
-        "select seq, body, digest from dossier_event where dossier_id = $1 order by seq",
+        "select seq, body, digest from dossier_event where cast(dossier_id as text) = $1 order by seq",
     )
     .bind(dossier)
     .fetch_all(&mut conn)
@@ -195,7 +195,7 @@ async fn an_edited_event_is_named_by_the_audit(backend: Backend) {
 
     let n = tamper(
         &app,
-        "update dossier_event set body = replace(body, $1, 'tampered') where dossier_id = $2 and seq = 2",
+        "update dossier_event set body = replace(body, $1, 'tampered') where cast(dossier_id as text) = $2 and seq = 2",
         &[OLD, &d2],
     )
     .await;
@@ -219,7 +219,7 @@ async fn an_event_removed_in_the_middle_breaks_both_chains(backend: Backend) {
 
     let n = tamper(
         &app,
-        "delete from dossier_event where dossier_id = $1 and seq = 2",
+        "delete from dossier_event where cast(dossier_id as text) = $1 and seq = 2",
         &[&d2],
     )
     .await;
@@ -250,7 +250,7 @@ async fn a_dossiers_last_event_removed_is_found_and_rebuild_refuses_to_lose_it(b
     // The ACV avis of d2 (its seq 3) disappears; the projection still shows it.
     let n = tamper(
         &app,
-        "delete from dossier_event where dossier_id = $1 and seq = 3",
+        "delete from dossier_event where cast(dossier_id as text) = $1 and seq = 3",
         &[&d2],
     )
     .await;
@@ -342,11 +342,13 @@ async fn a_tail_removed_with_its_traces_is_found_from_a_kept_head(backend: Backe
             .await
             .expect("place 6");
     let (seq, digest): (i64, String) = (row.get("global_seq"), row.get("global_digest"));
-    let last = sqlx::query("select event_id from dossier_event where dossier_id = $1 and seq = 2")
-        .bind(&d3)
-        .fetch_one(&mut conn)
-        .await
-        .expect("last event");
+    let last = sqlx::query(
+        "select event_id from dossier_event where cast(dossier_id as text) = $1 and seq = 2",
+    )
+    .bind(&d3)
+    .fetch_one(&mut conn)
+    .await
+    .expect("last event");
     let last: i64 = last.get("event_id");
     for sql in [
         "delete from journal_chain where event_id = $1",
@@ -398,14 +400,24 @@ async fn an_edited_projection_is_found_column_or_body(backend: Backend) {
     // The state column alone, as the issue saw it.
     tamper(
         &app,
-        "update dossier set state = 'laureat' where dossier_id = $1",
+        "update dossier set state = 'laureat' where cast(dossier_id as text) = $1",
         &[&d1],
     )
     .await;
     // The body alone: a verdict changed.
     let n = tamper(
         &app,
-        "update dossier set body = replace(body, '\"reserve\"', '\"favorable\"') where dossier_id = $1",
+        match app.db.backend {
+            Backend::Sqlite => {
+                "update dossier set body = replace(body, '\"reserve\"', '\"favorable\"') \
+                 where dossier_id = $1"
+            }
+            // The projection is jsonb there: edited as text all the same.
+            Backend::Postgres => {
+                "update dossier set body = replace(body::text, '\"reserve\"', \
+                 '\"favorable\"')::jsonb where dossier_id = $1::uuid"
+            }
+        },
         &[&d2],
     )
     .await;
@@ -434,7 +446,7 @@ async fn an_edited_projection_is_found_column_or_body(backend: Backend) {
     // A projection with no journal at all.
     tamper(
         &app,
-        "delete from dossier_event where dossier_id = $1",
+        "delete from dossier_event where cast(dossier_id as text) = $1",
         &[&d1],
     )
     .await;
@@ -461,8 +473,17 @@ async fn an_event_slipped_in_behind_the_services_back_is_found(backend: Backend)
     let forged_digest = chain_digest(&digest, &forged);
     tamper(
         &app,
-        "insert into dossier_event (dossier_id, seq, action, agency, actor_id, at_us, body, digest) \
-         values ($1, 3, 'instruire', 'dar', 'x', 0, $2, $3)",
+        match app.db.backend {
+            Backend::Sqlite => {
+                "insert into dossier_event (dossier_id, seq, action, agency, actor_id, \
+                 at_us, body, digest) values ($1, 3, 'instruire', 'dar', 'x', 0, $2, $3)"
+            }
+            Backend::Postgres => {
+                "insert into dossier_event (dossier_id, seq, action, agency, \
+                 actor_id, occurred_at, body, digest) \
+                 values ($1::uuid, 3, 'instruire', 'dar', 'x', now(), $2, $3)"
+            }
+        },
         &[&d1, &forged, &forged_digest],
     )
     .await;

@@ -99,7 +99,17 @@ async fn tokens_are_hashed_and_never_logged(backend: Backend) {
     let mut conn = sqlx::AnyConnection::connect(&app.db.url)
         .await
         .expect("connect");
-    let rows = sqlx::query("select * from api_token")
+    // Every column as text: PostgreSQL keeps ids and instants in types the
+    // generic driver does not read.
+    let columns = match app.db.backend {
+        Backend::Sqlite => "select * from api_token",
+        Backend::Postgres => {
+            "select token_id::text as token_id, person_id, name, agency, role, \
+             secret_sha256, created_at::text as created_at, revoked_at::text as revoked_at \
+             from api_token"
+        }
+    };
+    let rows = sqlx::query(columns)
         .fetch_all(&mut conn)
         .await
         .expect("tokens");

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use ami_core::{apply, decide, Actor, Definition, DossierId, Porteur, Target};
 use ami_service::store::{
-    chain_digest, Content, DepositOrder, Order, Principal, Store, TransitionRequest, GENESIS_DIGEST,
+    chain_digest, Content, DepositOrder, Order, Principal, TransitionRequest, GENESIS_DIGEST,
 };
 use ami_tests::*;
 use chrono::{DateTime, Utc};
@@ -124,7 +124,7 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
 
     // Act: the service starts on it (migration 2 and the upgrade), then two
     // deposits, in wave 2 and in wave 1.
-    let store = Store::connect(&db.url.parse().expect("database url"))
+    let store = ami_service::store::connect(&db.url.parse().expect("database url"))
         .await
         .expect("upgrade");
     let respond: ami_service::store::Respond =

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ami_core::{Actor, Definition, DossierId, Piece, Porteur};
 use ami_service::store::{
-    Content, DepositOrder, Executed, Order, Principal, Store, TransitionRequest,
+    Content, Database, DepositOrder, Executed, Order, Principal, TransitionRequest,
 };
 use anyhow::Context;
 use chrono::Utc;
@@ -120,7 +120,7 @@ pub fn full_path(def: &Definition, id: DossierId, n: usize) -> anyhow::Result<Ve
 /// Loads `count` dossiers through the store (the same code path as the
 /// service, without HTTP), stopping each at a state of the workflow.
 pub async fn load_campaign(
-    store: &Store,
+    store: &Database,
     def: &Definition,
     count: usize,
 ) -> anyhow::Result<Vec<DossierId>> {

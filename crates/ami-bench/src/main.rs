@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ami_core::Definition;
-use ami_service::store::{DatabaseUrl, Store};
+use ami_service::store::{Database, DatabaseUrl};
 use anyhow::{bail, Context};
 use clap::Parser;
 
@@ -180,7 +180,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut stores = Vec::new();
     for (kind, url) in &databases {
         let parsed = DatabaseUrl::parse(url).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let store = Store::connect(&parsed)
+        let store = ami_service::store::connect(&parsed)
             .await
             .with_context(|| format!("connexion à la base {}", redact(url)))?;
         if store.count_dossiers().await? > 0 {
@@ -217,12 +217,12 @@ async fn bench_database(
     def: &Definition,
     kind: Kind,
     url: &str,
-    store: &Store,
+    store: &Database,
 ) -> anyhow::Result<Summary> {
     let mut tokens = Vec::new();
     for (name, email, agency, role) in PEOPLE {
         tokens.push(
-            ami_service::auth::create_token(store, name, email, agency, role)
+            ami_service::auth::create_token(&**store, name, email, agency, role)
                 .await?
                 .1,
         );

@@ -6,7 +6,56 @@ use anyhow::Context;
 
 use crate::measure::{ms, Measure};
 
-/// Latency of `GET /dossiers/{id}`, of a filtered list page and of a search.
+/// Every list filter the API offers, alone and combined, a search of a
+/// commune, of an INSEE code and of nothing, the second page of a list,
+/// and the counts: each measured on its own (`--load` sizes the table).
+const READS: &[(&str, &str)] = &[
+    ("state", "/api/v1/dossiers?state=avis_ti&limit=50"),
+    ("states", "/api/v1/dossiers?state=laureat,refuse&limit=50"),
+    ("wave", "/api/v1/dossiers?wave=2&limit=50"),
+    ("programme", "/api/v1/dossiers?programme=ti&limit=50"),
+    ("awaiting=dar", "/api/v1/dossiers?awaiting=dar&limit=50"),
+    ("awaiting=acv", "/api/v1/dossiers?awaiting=acv&limit=50"),
+    ("awaiting=ti", "/api/v1/dossiers?awaiting=ti&limit=50"),
+    (
+        "awaiting=porteur",
+        "/api/v1/dossiers?awaiting=porteur&limit=50",
+    ),
+    ("state+wave", "/api/v1/dossiers?state=recu&wave=1&limit=50"),
+    (
+        "wave+programme",
+        "/api/v1/dossiers?wave=2&programme=ti&limit=50",
+    ),
+    (
+        "awaiting+programme",
+        "/api/v1/dossiers?awaiting=acv&programme=acv&limit=50",
+    ),
+    (
+        "awaiting+wave",
+        "/api/v1/dossiers?awaiting=ti&wave=3&limit=50",
+    ),
+    (
+        "q=commune",
+        "/api/v1/dossiers?q=COMMUN%C3%89%20{n}&limit=50",
+    ),
+    ("q=insee", "/api/v1/dossiers?q={insee}&limit=50"),
+    ("q=nothing", "/api/v1/dossiers?q=quimper&limit=50"),
+    (
+        "q+awaiting",
+        "/api/v1/dossiers?q=commune%20{n}&awaiting=dar&limit=50",
+    ),
+    (
+        "everything",
+        "/api/v1/dossiers?state=instruit,avis_acv&wave=1,2&programme=acv&awaiting=acv&limit=50",
+    ),
+    ("stats", "/api/v1/stats"),
+];
+
+/// Requests of each kind measured.
+const EACH: usize = 200;
+
+/// Latency of `GET /dossiers/{id}`, then of each read of [`READS`], then of
+/// the web pages.
 pub async fn read_load(
     client: &reqwest::Client,
     base: &str,
@@ -17,58 +66,51 @@ pub async fn read_load(
     let step = (loaded.len() / 2000).max(1);
     let ids: Vec<String> = loaded.iter().step_by(step).map(|d| d.to_string()).collect();
     let mut get = Measure::empty();
-    let mut list = Measure::empty();
-    let mut search = Measure::empty();
-    let filters = [
-        "state=avis_ti",
-        "awaiting=dar",
-        "wave=2&programme=ti",
-        "state=recu&wave=1",
-    ];
     for i in 0..2000 {
         let url = format!("{base}/api/v1/dossiers/{}", ids[i % ids.len()]);
         get.time_get(client, &url, token).await?;
-        if i % 4 == 0 {
-            let filter = filters[(i / 4) % filters.len()];
-            let url = format!("{base}/api/v1/dossiers?{filter}&limit=50");
-            list.time_get(client, &url, token).await?;
-        }
-        // Searches that match a handful of dossiers (a commune, an INSEE
-        // code, typed with other case and accents) and one that matches
-        // none: without an index each would read every dossier.
-        if i % 4 == 2 {
-            let n = (i * 37) % loaded.len().max(1);
-            let q = match (i / 4) % 3 {
-                0 => format!("COMMUNÉ%20{n}"),
-                1 => format!("{:05}", n % 99_999),
-                _ => "quimper".to_string(),
-            };
-            let url = format!("{base}/api/v1/dossiers?q={q}&limit=50");
-            search.time_get(client, &url, token).await?;
-        }
     }
-    println!(
-        "GET /dossiers/{{id}}   p50 {:.2} ms  p99 {:.2} ms  ({} requests, {} errors)",
-        ms(get.percentile(0.5)),
-        ms(get.percentile(0.99)),
-        get.latencies.len(),
-        get.errors
-    );
-    println!(
-        "GET /dossiers?filter  p50 {:.2} ms  p99 {:.2} ms  ({} requests, {} errors)",
-        ms(list.percentile(0.5)),
-        ms(list.percentile(0.99)),
-        list.latencies.len(),
-        list.errors
-    );
-    println!(
-        "GET /dossiers?q=      p50 {:.2} ms  p99 {:.2} ms  ({} requests, {} errors)",
-        ms(search.percentile(0.5)),
-        ms(search.percentile(0.99)),
-        search.latencies.len(),
-        search.errors
-    );
+    report("GET /dossiers/{id}", &mut get);
+    for (name, path) in READS {
+        let mut m = Measure::empty();
+        for i in 0..EACH {
+            // A different commune or INSEE code each time: the same one
+            // would be served from the database's cache alone.
+            let n = (i * 7919) % loaded.len().max(1);
+            let path = path
+                .replace("{n}", &n.to_string())
+                .replace("{insee}", &format!("{:05}", n % 99_999));
+            m.time_get(client, &format!("{base}{path}"), token).await?;
+        }
+        report(&format!("GET {name}"), &mut m);
+    }
+    // The second page of a long list: the cursor's condition.
+    let first: serde_json::Value = client
+        .get(format!("{base}/api/v1/dossiers?state=laureat&limit=50"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    if let Some(cursor) = first["next_cursor"].as_str() {
+        let mut m = Measure::empty();
+        let url = format!("{base}/api/v1/dossiers?state=laureat&limit=50&cursor={cursor}");
+        for _ in 0..EACH {
+            m.time_get(client, &url, token).await?;
+        }
+        report("GET state, page 2", &mut m);
+    }
     page_load(client, base, token, &ids).await
+}
+
+fn report(name: &str, m: &mut Measure) {
+    println!(
+        "{name:<28} p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests, {} errors)",
+        ms(m.percentile(0.5)),
+        ms(m.percentile(0.99)),
+        m.latencies.len(),
+        m.errors
+    );
 }
 
 /// The same person's web pages: « À traiter » (its first page, filtered,
@@ -96,18 +138,15 @@ async fn page_load(
             queue.time_get(client, &url, &cookie).await?;
         }
     }
-    for (name, m) in [
-        ("page À traiter     ", &mut queue),
-        ("page du dossier    ", &mut dossier),
-    ] {
-        println!(
-            "{name} p50 {:.2} ms  p99 {:.2} ms  ({} requests, {} errors)",
-            ms(m.percentile(0.5)),
-            ms(m.percentile(0.99)),
-            m.latencies.len(),
-            m.errors
-        );
+    report("page À traiter", &mut queue);
+    report("page du dossier", &mut dossier);
+    let mut board = Measure::empty();
+    for _ in 0..EACH {
+        board
+            .time_get(client, &format!("{base}/tableau-de-bord"), &cookie)
+            .await?;
     }
+    report("page Tableau de bord", &mut board);
     Ok(())
 }
 

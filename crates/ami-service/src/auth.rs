@@ -48,7 +48,7 @@ pub enum TokenError {
 /// Creates a token for a person and returns its record and the token text,
 /// which is shown once and never stored.
 pub async fn create_token(
-    store: &Store,
+    store: &dyn Store,
     name: &str,
     email: &str,
     agency: &str,

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::files::Files;
 use crate::http::{self, AppState};
-use crate::store::{Backend, DatabaseUrl, Store};
+use crate::store::{Backend, Database, DatabaseUrl, Store};
 
 #[derive(Parser)]
 #[command(
@@ -96,7 +96,7 @@ impl Workflow {
     /// The definition given, else the database's active one (else the
     /// embedded one, for a database that never recorded one): what the
     /// projections were written under.
-    async fn or_active(&self, store: &Store) -> anyhow::Result<Definition> {
+    async fn or_active(&self, store: &dyn Store) -> anyhow::Result<Definition> {
         if self.workflow.is_some() {
             return self.load();
         }
@@ -136,7 +136,7 @@ fn source_at(path: &std::path::Path) -> anyhow::Result<(Definition, String)> {
 
 /// Starts on `def` only if it is the database's active definition (or the
 /// database has none yet, which records it).
-async fn check_definition(store: &Store, def: &Definition, source: &str) -> anyhow::Result<()> {
+async fn check_definition(store: &dyn Store, def: &Definition, source: &str) -> anyhow::Result<()> {
     match store.check_definition(def, source).await? {
         crate::store::DefinitionCheck::FirstUse => {
             tracing::info!(workflow = %def.version(), "definition recorded as active");
@@ -459,15 +459,15 @@ async fn migrate_workflow(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn connect(url: &DatabaseUrl) -> anyhow::Result<Store> {
-    Store::connect(url)
+async fn connect(url: &DatabaseUrl) -> anyhow::Result<Database> {
+    crate::store::connect(url)
         .await
         .with_context(|| format!("connexion à la base {url}"))
 }
 
 /// A database `ami` already uses; never creates one.
-async fn connect_existing(url: &DatabaseUrl) -> anyhow::Result<Store> {
-    Store::connect_existing(url)
+async fn connect_existing(url: &DatabaseUrl) -> anyhow::Result<Database> {
+    crate::store::connect_existing(url)
         .await
         .with_context(|| format!("base {url}"))
 }
@@ -486,7 +486,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let definition = Arc::new(definition);
             let url = db.url()?;
             let store = connect(&url).await?;
-            check_definition(&store, &definition, &source).await?;
+            check_definition(&*store, &definition, &source).await?;
             let files = files.open(&url)?;
             if url.backend() == Backend::Postgres && files.url().starts_with("file://") {
                 tracing::warn!(
@@ -559,13 +559,13 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let url = db.url()?;
             let store = connect(&url).await?;
             check_definition(
-                &store,
+                &*store,
                 &Definition::ami2(),
                 ami_core::DEFAULT_DEFINITION_TOML,
             )
             .await?;
             let files = files.open(&url)?;
-            crate::demo::fill(&store, &files, &std::sync::Arc::new(Definition::ami2())).await?;
+            crate::demo::fill(&*store, &files, &std::sync::Arc::new(Definition::ami2())).await?;
         }
         Cmd::Files {
             command:
@@ -615,11 +615,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         } => {
             let url = db.url()?;
             let store = connect_existing(&url).await?;
-            let def = workflow.or_active(&store).await?;
+            let def = workflow.or_active(&*store).await?;
             let mut report = store.verify(&def, since_head.as_ref()).await?;
             if pieces {
                 let files = files.open(&url)?;
-                let checked = crate::files::verify_pieces(&store, &files).await?;
+                let checked = crate::files::verify_pieces(&*store, &files).await?;
                 println!("{} fichier(s) de pièces relu(s)", checked.files);
                 report.findings.extend(checked.findings);
             }
@@ -660,7 +660,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             workflow,
         } => {
             let store = connect_existing(&db.url()?).await?;
-            let def = workflow.or_active(&store).await?;
+            let def = workflow.or_active(&*store).await?;
             let report = store.rebuild_projections(&def, accept_loss).await?;
             for (reference, projected, journal) in &report.shortened {
                 println!(
@@ -697,7 +697,7 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
             let store = connect(&db.url()?).await?;
             // The definition the service runs: a token whose agency or role
             // it lacks would admit nobody.
-            let def = workflow.or_active(&store).await?;
+            let def = workflow.or_active(&*store).await?;
             if !def.has_agency(&agency) {
                 bail!(
                     "agence inconnue « {agency} » dans la définition {} : {}",
@@ -713,7 +713,7 @@ async fn token(command: TokenCmd) -> anyhow::Result<()> {
                 );
             }
             let (record, text) =
-                crate::auth::create_token(&store, &name, &email, &agency, &role).await?;
+                crate::auth::create_token(&*store, &name, &email, &agency, &role).await?;
             println!(
                 "jeton {} créé pour {} <{}> ({} {}) ; il ne sera plus affiché :",
                 record.id, record.name, record.person_id, record.agency, record.role

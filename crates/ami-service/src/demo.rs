@@ -95,7 +95,7 @@ async fn stored(
     })
 }
 
-pub async fn fill(store: &Store, files: &Files, def: &Arc<Definition>) -> anyhow::Result<()> {
+pub async fn fill(store: &dyn Store, files: &Files, def: &Arc<Definition>) -> anyhow::Result<()> {
     if store.count_dossiers().await? > 0 {
         bail!("la base contient déjà des dossiers : « ami demo » ne remplit qu'une base vide");
     }
@@ -254,7 +254,7 @@ pub async fn fill(store: &Store, files: &Files, def: &Arc<Definition>) -> anyhow
 }
 
 async fn step(
-    store: &Store,
+    store: &dyn Store,
     def: &Arc<Definition>,
     id: DossierId,
     expected_version: Option<u64>,

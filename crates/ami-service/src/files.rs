@@ -493,7 +493,7 @@ pub struct PiecesAudit {
 /// Reads every referenced file back and compares its SHA-256 with the one
 /// the journal recorded; each content is read once however many pièces
 /// share it.
-pub async fn verify_pieces(store: &Store, files: &Files) -> anyhow::Result<PiecesAudit> {
+pub async fn verify_pieces(store: &dyn Store, files: &Files) -> anyhow::Result<PiecesAudit> {
     let listed = store.piece_files().await?;
     let mut read: HashMap<String, Option<String>> = HashMap::new();
     let mut findings = Vec::new();

@@ -55,6 +55,40 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// A pool on the database of `url` as the store opens it. Also what
+/// `ami-bench` measures the bare database through, so that both run with
+/// the same settings.
+pub async fn pool(url: &DatabaseUrl) -> Result<PgPool, StoreError> {
+    if url.backend() != Backend::Postgres {
+        return Err(StoreError::Other(format!(
+            "adresse PostgreSQL attendue (postgres://…) : {url}"
+        )));
+    }
+    let options = PgConnectOptions::from_str(url.expose())?;
+    // No ping before each use: it costs a round trip per query (most of a
+    // transition's). A connection broken by a database restart fails its
+    // next query with a 503 and is dropped.
+    Ok(PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // Statements are prepared once per connection; after five
+                // runs PostgreSQL may plan them once for any value, and a
+                // list filtered on « waits on the DAR » then reads the table
+                // instead of its index (20 ms, not 2, at 100,000 dossiers).
+                // Planning each run costs a fraction of that.
+                sqlx::query!("set plan_cache_mode = force_custom_plan")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?)
+}
+
 impl PgStore {
     /// Connects and applies the migrations not applied yet.
     pub async fn connect(url: &DatabaseUrl) -> Result<PgStore, StoreError> {
@@ -89,35 +123,7 @@ impl PgStore {
     }
 
     async fn open(url: &DatabaseUrl) -> Result<PgStore, StoreError> {
-        if url.backend() != Backend::Postgres {
-            return Err(StoreError::Other(format!(
-                "adresse PostgreSQL attendue (postgres://…) : {url}"
-            )));
-        }
-        let options = PgConnectOptions::from_str(url.expose())?;
-        // No ping before each use: it costs a round trip per query (most of
-        // a transition's). A connection broken by a database restart fails
-        // its next query with a 503 and is dropped.
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(3))
-            .test_before_acquire(false)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // Statements are prepared once per connection; after
-                    // five runs PostgreSQL may plan them once for any value,
-                    // and a list filtered on « waits on the DAR » then reads
-                    // the table instead of its index (20 ms, not 2, at
-                    // 100,000 dossiers). Planning each run costs a fraction
-                    // of that.
-                    sqlx::query!("set plan_cache_mode = force_custom_plan")
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
+        let pool = pool(url).await?;
         Ok(PgStore {
             commits: GroupCommit::start(group::PgWriter { pool: pool.clone() }),
             wave_sequences: Arc::default(),

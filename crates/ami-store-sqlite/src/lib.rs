@@ -48,6 +48,43 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
+/// A pool of `connections` on the database of `url` as the store opens
+/// them: the writer's is one connection (SQLite has one writer at a time),
+/// the readers' four. Also what `ami-bench` measures the bare database
+/// through, so that both run with the same settings.
+pub async fn pool(
+    url: &DatabaseUrl,
+    create: bool,
+    connections: u32,
+) -> Result<SqlitePool, StoreError> {
+    if url.backend() != Backend::Sqlite {
+        return Err(StoreError::Other(format!(
+            "{url} n'est pas une adresse SQLite (sqlite:…)"
+        )));
+    }
+    let url = url.expose();
+    let url = if url.contains("mode=") {
+        url.to_string()
+    } else {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let mode = if create { "rwc" } else { "rw" };
+        format!("{url}{sep}mode={mode}")
+    };
+    // WAL lets readers run beside the writer; FULL makes every acknowledged
+    // commit survive a power loss, not only a crash of the process.
+    let options = SqliteConnectOptions::from_str(&url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_millis(5000))
+        .foreign_keys(true);
+    Ok(SqlitePoolOptions::new()
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .max_connections(connections)
+        .connect_with(options)
+        .await?)
+}
+
 /// The database, with a pool of one connection for writes and one of four
 /// for reads.
 #[derive(Clone)]
@@ -100,37 +137,8 @@ impl SqliteStore {
     }
 
     async fn open(url: &DatabaseUrl, create: bool) -> Result<SqliteStore, StoreError> {
-        if url.backend() != Backend::Sqlite {
-            return Err(StoreError::Other(format!(
-                "{url} n'est pas une adresse SQLite (sqlite:…)"
-            )));
-        }
-        let url = url.expose();
-        let url = if url.contains("mode=") {
-            url.to_string()
-        } else {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let mode = if create { "rwc" } else { "rw" };
-            format!("{url}{sep}mode={mode}")
-        };
-        // WAL lets readers run beside the writer; FULL makes every
-        // acknowledged commit survive a power loss, not only a crash of the
-        // process.
-        let options = SqliteConnectOptions::from_str(&url)?
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_millis(5000))
-            .foreign_keys(true);
-        let pool = || {
-            SqlitePoolOptions::new()
-                .acquire_timeout(Duration::from_secs(5))
-                .test_before_acquire(false)
-        };
-        let writer = pool()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        let reader = pool().max_connections(4).connect_with(options).await?;
+        let writer = pool(url, create, 1).await?;
+        let reader = pool(url, create, 4).await?;
         Ok(SqliteStore {
             commits: GroupCommit::start(writer::SqliteWriter::new(writer.clone())),
             writer,

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ami_service::store::Store;
 use ami_tests::process::{
     error_chain, walk, AmiProcess, Attempt, Crew, JournalCheck, Program, Sent, WalkLimits,
     AMI_SELF_EXEC,
@@ -423,8 +422,8 @@ async fn drill() -> anyhow::Result<String> {
     );
 
     // Nothing acknowledged is lost; nothing is written twice.
-    let store = Store::connect(&url.parse()?).await?;
-    let journal = JournalCheck::run(&store).await?;
+    let store = ami_service::store::connect(&url.parse()?).await?;
+    let journal = JournalCheck::run(&*store).await?;
     store.close().await;
     ensure!(
         journal.problems.is_empty(),

@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::files::Files;
-use crate::store::{PresentedToken, Store, TokenRefusal};
+use crate::store::{Database, PresentedToken, TokenRefusal};
 use error::ApiError;
 
 /// Largest request body accepted.
@@ -38,7 +38,7 @@ pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// What every handler shares: the store, the files, the active workflow.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
+    pub store: Database,
     pub files: Files,
     pub definition: Arc<Definition>,
     /// Largest file a pièce may have (`--max-piece-size`).
@@ -277,7 +277,7 @@ const SEAL_IDLE: Duration = Duration::from_millis(100);
 /// Seals new events as they commit ([`Store::seal_pending`]): busy, as
 /// soon as the last sealing ends; idle, every [`SEAL_IDLE`]. A database
 /// that is away is retried; nothing is lost meanwhile, the events wait.
-async fn seal_continuously(store: Store) {
+async fn seal_continuously(store: Database) {
     loop {
         match store.seal_pending().await {
             Ok(0) => tokio::time::sleep(SEAL_IDLE).await,
