@@ -185,6 +185,19 @@ impl PgStore {
                 );
             }
         }
+        for kept in
+            sqlx::query!(r#"select wave, state, programmes, awaiting, n from dossier_count"#)
+                .fetch_all(&mut *tx)
+                .await?
+        {
+            audit.kept_count(
+                kept.wave,
+                kept.state,
+                kept.programmes,
+                kept.awaiting,
+                kept.n,
+            );
+        }
         {
             let mut rows = sqlx::query!(
                 "select dossier_id, seq, body, digest from dossier_event order by dossier_id, seq"

@@ -3,9 +3,10 @@
 //! global feed.
 
 use ami_core::{Dossier, DossierId, PieceFile};
+use ami_store::lists::{unpaged, walk, Searched, Walk, SEARCH_BY_ID};
 use ami_store::{
-    is_identifier, micros, read_number, search_pattern, DossierFilter, FeedCursor, ListCursor,
-    Page, StateCount, Stats, StoreError, StoredEvent,
+    is_identifier, micros, read_number, DossierFilter, FeedCursor, ListCursor, Page, StateCount,
+    Stats, StoreError, StoredEvent,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
@@ -30,14 +31,14 @@ impl PgStore {
         // Reception instant and id never change, so a cursor on them stays
         // correct while dossiers move between states.
         let limit = filter.limit.clamp(1, 500);
-        // Dynamic: the conditions depend on which filters the request has.
-        let mut query = QueryBuilder::<Postgres>::new(
-            "select d.body, d.received_at, d.dossier_id from dossier d where ",
-        );
-        conditions(&mut query, filter, true);
-        query.push(" order by d.received_at, d.dossier_id limit ");
-        query.push_bind(i64::from(limit) + 1);
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let searched = self.searched(filter).await?;
+        let rows = if searched == Searched::Nothing {
+            Vec::new()
+        } else {
+            let mut query = QueryBuilder::<Postgres>::new("");
+            push_page(&mut query, filter, &searched, i64::from(limit) + 1)?;
+            query.build().fetch_all(&self.pool).await?
+        };
         let mut items = Vec::with_capacity(rows.len());
         let mut last = None;
         for row in rows.iter().take(limit as usize) {
@@ -62,20 +63,42 @@ impl PgStore {
     /// counted up to `cap + 1`: a page says « plus de 1 000 » rather than
     /// read 100,000 rows to be exact.
     pub(crate) async fn count(&self, filter: &DossierFilter, cap: u32) -> Result<i64, StoreError> {
+        let searched = self.searched(filter).await?;
+        if searched == Searched::Nothing {
+            return Ok(0);
+        }
         // Dynamic: the conditions depend on which filters the request has.
-        let mut query = QueryBuilder::<Postgres>::new(
-            "select count(*) as n from (select 1 from dossier d where ",
-        );
-        conditions(&mut query, filter, false);
-        query.push(" limit ");
-        query.push_bind(i64::from(cap) + 1);
+        let mut query = QueryBuilder::<Postgres>::new("select count(*) as n from (");
+        push_page(&mut query, &unpaged(filter), &searched, i64::from(cap) + 1)?;
         query.push(") matching");
         Ok(query.build().fetch_one(&self.pool).await?.try_get("n")?)
     }
 
+    /// What the list's search finds in the search index (see
+    /// [`ami_store::lists`]).
+    async fn searched(&self, filter: &DossierFilter) -> Result<Searched, StoreError> {
+        let pattern = match Searched::pattern(filter) {
+            None => return Ok(Searched::NotAsked),
+            Some(None) => return Ok(Searched::Nothing),
+            Some(Some(pattern)) => pattern,
+        };
+        let ids = sqlx::query_scalar!(
+            "select dossier_id from dossier_search where search like $1 limit $2",
+            pattern,
+            SEARCH_BY_ID
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Searched::found(
+            pattern,
+            ids.iter().map(|id| id.to_string()).collect(),
+        ))
+    }
+
+    /// Number of dossiers, from the kept counts.
     pub(crate) async fn count_all(&self) -> Result<i64, StoreError> {
         Ok(
-            sqlx::query_scalar!(r#"select count(*) as "n!" from dossier"#)
+            sqlx::query_scalar!(r#"select coalesce(sum(n), 0)::bigint as "n!" from dossier_count"#)
                 .fetch_one(&self.pool)
                 .await?,
         )
@@ -229,13 +252,14 @@ impl PgStore {
     }
 
     /// Counts per wave and state, and per agency the dossiers awaiting it;
-    /// over the dossiers of the `readable` programmes only when given.
+    /// over the dossiers of the `readable` programmes only when given. From
+    /// the counts the writes keep (see `0007_dossier_counts.sql`).
     pub(crate) async fn counts(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError> {
         let patterns = readable.map(programme_patterns);
         let by_state = sqlx::query!(
-            r#"select wave, state, count(*) as "n!" from dossier
+            r#"select wave, state, sum(n)::bigint as "n!" from dossier_count
                where $1::text[] is null or programmes like any($1)
-               group by wave, state order by wave, state"#,
+               group by wave, state having sum(n) > 0 order by wave, state"#,
             patterns.as_deref()
         )
         .fetch_all(&self.pool)
@@ -243,7 +267,7 @@ impl PgStore {
         .into_iter()
         .map(|r| {
             Ok(StateCount {
-                wave: read_number("dossier.wave", r.wave)?,
+                wave: read_number("dossier_count.wave", r.wave)?,
                 state: r.state,
                 count: r.n,
             })
@@ -251,9 +275,9 @@ impl PgStore {
         .collect::<Result<Vec<_>, StoreError>>()?;
         let mut awaiting: Vec<(String, i64)> = Vec::new();
         for r in sqlx::query!(
-            r#"select awaiting, count(*) as "n!" from dossier
+            r#"select awaiting, sum(n)::bigint as "n!" from dossier_count
                where $1::text[] is null or programmes like any($1)
-               group by awaiting"#,
+               group by awaiting having sum(n) > 0"#,
             patterns.as_deref()
         )
         .fetch_all(&self.pool)
@@ -314,14 +338,67 @@ fn programme_patterns(programmes: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The query of a page: `select body, received_at, dossier_id` of the
+/// dossiers matching `filter`, in reception order, at most `limit`, one
+/// ordered range of the walked index per value, merged
+/// ([`ami_store::lists`]).
+///
+/// Dynamic: the filter's conditions and their number of values depend on
+/// the request.
+fn push_page(
+    query: &mut QueryBuilder<'_, Postgres>,
+    filter: &DossierFilter,
+    searched: &Searched,
+    limit: i64,
+) -> Result<(), StoreError> {
+    let (walk, values) = walk(filter, searched);
+    let column = match walk {
+        Walk::Received => "",
+        Walk::Awaiting => "d.awaiting",
+        Walk::State => "d.state",
+        Walk::Wave => "d.wave",
+    };
+    let branches: Vec<Option<&String>> = if values.len() > 1 {
+        values.iter().map(Some).collect()
+    } else {
+        vec![None]
+    };
+    query.push("select body, received_at, dossier_id from (");
+    for (i, value) in branches.iter().enumerate() {
+        if i > 0 {
+            query.push(" union all ");
+        }
+        query.push("(select d.body, d.received_at, d.dossier_id from dossier d where ");
+        conditions(query, filter, searched, value.map(|v| (column, v)))?;
+        query
+            .push(" order by d.received_at, d.dossier_id limit ")
+            .push_bind(limit)
+            .push(")");
+    }
+    query
+        .push(") page order by received_at, dossier_id limit ")
+        .push_bind(limit);
+    Ok(())
+}
+
 /// The conditions of a dossier query (`d` is the dossier table), each
-/// value bound.
-fn conditions(query: &mut QueryBuilder<'_, Postgres>, filter: &DossierFilter, with_after: bool) {
-    query.push("1 = 1");
+/// value bound; `only` replaces the walked column's values by one of them
+/// (one branch of [`push_page`]).
+fn conditions(
+    query: &mut QueryBuilder<'_, Postgres>,
+    filter: &DossierFilter,
+    searched: &Searched,
+    only: Option<(&str, &String)>,
+) -> Result<(), StoreError> {
+    query.push("true");
     // One value or several: `state = … or …`; lists kept as `,a,b,`
     // columns match any of the values.
     let any_of =
         |query: &mut QueryBuilder<'_, Postgres>, column: &str, values: &[String], listed: bool| {
+            let values: &[String] = match only {
+                Some((walked, value)) if walked == column => std::slice::from_ref(value),
+                _ => values,
+            };
             if values.is_empty() {
                 return;
             }
@@ -345,41 +422,55 @@ fn conditions(query: &mut QueryBuilder<'_, Postgres>, filter: &DossierFilter, wi
     any_of(query, "d.programmes", &filter.programmes, true);
     if let Some(readable) = &filter.readable {
         if readable.is_empty() {
-            query.push(" and 1 = 0");
+            query.push(" and false");
         }
         any_of(query, "d.programmes", readable, true);
     }
-    if !filter.waves.is_empty() {
+    let waves: Vec<i64> = match only {
+        Some(("d.wave", wave)) => vec![wave.parse().unwrap_or(-1)],
+        _ => filter.waves.iter().map(|w| i64::from(*w)).collect(),
+    };
+    if !waves.is_empty() {
         query.push(" and d.wave in (");
-        let mut waves = query.separated(", ");
-        for w in &filter.waves {
-            waves.push_bind(i64::from(*w));
+        let mut separated = query.separated(", ");
+        for w in waves {
+            separated.push_bind(w);
         }
         query.push(")");
     }
-    match filter.q.as_deref().map(search_pattern) {
-        // A search with nothing searchable in it (only `%`, say) finds
-        // nothing.
-        Some(None) => {
-            query.push(" and 1 = 0");
+    match searched {
+        Searched::NotAsked => {}
+        Searched::Nothing => {
+            query.push(" and false");
+        }
+        Searched::Few(ids) => {
+            let ids = ids
+                .iter()
+                .map(|id| id.parse::<uuid::Uuid>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Corrupt(format!("dossier_search.dossier_id : {e}")))?;
+            query
+                .push(" and d.dossier_id = any(")
+                .push_bind(ids)
+                .push(")");
         }
         // The search table's trigram index serves the LIKE.
-        Some(Some(pattern)) => {
+        Searched::Many(pattern) => {
             query.push(
                 " and d.dossier_id in (select dossier_id from dossier_search where search like ",
             );
-            query.push_bind(pattern);
+            query.push_bind(pattern.clone());
             query.push(")");
         }
-        None => {}
     }
-    if let Some(after) = filter.after.as_ref().filter(|_| with_after) {
+    if let Some(after) = filter.after.as_ref() {
         query.push(" and (d.received_at, d.dossier_id) > (");
         query.push_bind(cursor_instant(after.received_at_us));
         query.push(", ");
         query.push_bind(after.dossier_id.0);
         query.push(")");
     }
+    Ok(())
 }
 
 /// The instant of a list cursor (microseconds, as clients hold it). A
@@ -399,4 +490,138 @@ fn cursor_instant(us: i64) -> DateTime<Utc> {
         } else {
             DateTime::<Utc>::MAX_UTC
         })
+}
+
+#[cfg(test)]
+mod plans {
+    //! Every list the API and the pages can ask for is served by an index:
+    //! a plan that reads the whole `dossier` or `dossier_event` table fails
+    //! here. Sequential scans are priced out (`enable_seqscan = off`), so
+    //! that a small table's plan is the plan of a large one where an index
+    //! can serve; where none can, PostgreSQL scans all the same, and this
+    //! names the list.
+
+    use ami_store::{awaiting_columns, DatabaseUrl, ListCursor};
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// Every combination of the list's filters, one and two values each.
+    fn filters() -> Vec<(String, DossierFilter, Searched)> {
+        let def = ami_core::Definition::ami2();
+        let mut all = Vec::new();
+        for mask in 0u32..(1 << 7) {
+            for two in [false, true] {
+                let pick = |bit: u32| mask & (1 << bit) != 0;
+                let values = |one: &str, other: &str| {
+                    if two {
+                        vec![one.to_string(), other.to_string()]
+                    } else {
+                        vec![one.to_string()]
+                    }
+                };
+                let mut filter = DossierFilter {
+                    limit: 50,
+                    ..DossierFilter::default()
+                };
+                let mut named = Vec::new();
+                if pick(0) {
+                    filter.states = values("recu", "instruit");
+                    named.push("state");
+                }
+                if pick(1) {
+                    filter.waves = if two { vec![1, 2] } else { vec![2] };
+                    named.push("wave");
+                }
+                if pick(2) {
+                    filter.programmes = values("acv", "ti");
+                    named.push("programme");
+                }
+                if pick(3) {
+                    filter.awaiting_columns = awaiting_columns(&def, &values("acv", "ti"));
+                    named.push("awaiting");
+                }
+                if pick(4) {
+                    filter.readable = Some(values("acv", "ti"));
+                    named.push("readable");
+                }
+                if pick(5) {
+                    filter.after = Some(ListCursor {
+                        received_at_us: 1,
+                        dossier_id: DossierId(uuid::Uuid::nil()),
+                    });
+                    named.push("cursor");
+                }
+                let name = format!("{} ({} value(s))", named.join("+"), if two { 2 } else { 1 });
+                if pick(6) {
+                    filter.q = Some("nevers".into());
+                    let few = Searched::Few(vec![uuid::Uuid::nil().to_string()]);
+                    all.push((format!("{name}+q (few)"), filter.clone(), few));
+                    let many = Searched::Many("%nevers%".into());
+                    all.push((format!("{name}+q (many)"), filter, many));
+                } else {
+                    all.push((name, filter, Searched::NotAsked));
+                }
+            }
+        }
+        all
+    }
+
+    /// The plan's lines that read a whole table of dossiers or events.
+    async fn full_scans(
+        conn: &mut sqlx::PgConnection,
+        query: &mut QueryBuilder<'_, Postgres>,
+    ) -> Vec<String> {
+        query
+            .build()
+            .fetch_all(&mut *conn)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .filter(|line| {
+                line.contains("Seq Scan on dossier ") || line.contains("Seq Scan on dossier_event ")
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn no_list_reads_every_dossier() {
+        let server = std::env::var("AMI_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("ami_t_plans_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&server).await.expect("server");
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+        let url = DatabaseUrl::parse(&format!("{base}/{name}")).expect("url");
+        let store = PgStore::connect(&url).await.expect("store");
+        let mut conn = store.pool.acquire().await.expect("connection");
+        sqlx::query("set enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .expect("set");
+        let mut failures = Vec::new();
+        for (name, filter, searched) in filters() {
+            let mut page = QueryBuilder::<Postgres>::new("explain ");
+            push_page(&mut page, &filter, &searched, 51).expect("page");
+            let mut count = QueryBuilder::<Postgres>::new("explain select count(*) from (");
+            push_page(&mut count, &unpaged(&filter), &searched, 1001).expect("count");
+            count.push(") matching");
+            for (what, query) in [("page", &mut page), ("count", &mut count)] {
+                let scans = full_scans(&mut conn, query).await;
+                if !scans.is_empty() {
+                    failures.push(format!("{what} of {name}: {scans:?}"));
+                }
+            }
+        }
+        drop(conn);
+        store.pool.close().await;
+        let _ = sqlx::query(&format!("drop database if exists {name}"))
+            .execute(&mut admin)
+            .await;
+        assert!(failures.is_empty(), "full scans:\n{}", failures.join("\n"));
+    }
 }

@@ -2,9 +2,10 @@
 //! dossier's history, the global feed and the counts.
 
 use ami_core::{Dossier, DossierId, PieceFile};
+use ami_store::lists::{unpaged, walk, Searched, Walk, SEARCH_BY_ID};
 use ami_store::{
-    is_identifier, read_number, search_pattern, DossierFilter, FeedCursor, ListCursor, Page,
-    StateCount, Stats, StoreError, StoredEvent,
+    is_identifier, read_number, DossierFilter, FeedCursor, ListCursor, Page, StateCount, Stats,
+    StoreError, StoredEvent,
 };
 use futures_util::TryStreamExt;
 use sqlx::{QueryBuilder, Sqlite};
@@ -83,18 +84,13 @@ impl SqliteStore {
             .await?)
     }
 
-    /// What a search finds, read from the search index first: the few
-    /// dossiers it names are then read by id; a search that matches very
-    /// many (a few letters) is left to the reception order's walk, which
-    /// meets a page of them at once.
+    /// What the list's search finds in the search index (see
+    /// [`ami_store::lists`]).
     async fn searched(&self, filter: &DossierFilter) -> Result<Searched, StoreError> {
-        let Some(q) = filter.q.as_deref() else {
-            return Ok(Searched::NotAsked);
-        };
-        // A search with nothing searchable in it (only `%`, say) finds
-        // nothing.
-        let Some(pattern) = search_pattern(q) else {
-            return Ok(Searched::Nothing);
+        let pattern = match Searched::pattern(filter) {
+            None => return Ok(Searched::NotAsked),
+            Some(None) => return Ok(Searched::Nothing),
+            Some(Some(pattern)) => pattern,
         };
         let ids = sqlx::query_scalar!(
             r#"select dossier_id as "dossier_id!: String" from dossier_search
@@ -104,13 +100,7 @@ impl SqliteStore {
         )
         .fetch_all(&self.reader)
         .await?;
-        Ok(if ids.is_empty() {
-            Searched::Nothing
-        } else if ids.len() as i64 >= SEARCH_BY_ID {
-            Searched::Many(pattern)
-        } else {
-            Searched::Few(ids)
-        })
+        Ok(Searched::found(pattern, ids))
     }
 
     /// Every received file of every dossier, with the dossier's reference,
@@ -246,48 +236,28 @@ impl SqliteStore {
     }
 }
 
-/// Up to this many dossiers found by a search are read by id; more, and
-/// the list walks the reception order instead.
-const SEARCH_BY_ID: i64 = 500;
-
-/// What the search index found for a list's `q`.
-enum Searched {
-    /// The list has no search.
-    NotAsked,
-    /// Nothing matches: the list is empty.
-    Nothing,
-    /// These dossiers (fewer than [`SEARCH_BY_ID`]).
-    Few(Vec<String>),
-    /// Very many: the pattern, checked row by row.
-    Many(String),
-}
-
-/// The same filter without its cursor.
-fn unpaged(filter: &DossierFilter) -> DossierFilter {
-    DossierFilter {
-        after: None,
-        ..filter.clone()
-    }
-}
-
 /// The query of a page: `select body, received_at_us, dossier_id` of the
-/// dossiers matching `filter`, in reception order, at most `limit`.
+/// dossiers matching `filter`, in reception order, at most `limit`, one
+/// ordered range of the walked index per value, merged
+/// ([`ami_store::lists`]).
 ///
 /// Dynamic: the filter's conditions and their number of values depend on
-/// the request. A filter on several values of an indexed column (what
-/// waits on an agency is four values of `awaiting`) is one ordered range
-/// of its index per value, merged: a page reads a page's worth of each,
-/// not every dossier that matches.
+/// the request.
 fn push_page(
     query: &mut QueryBuilder<'_, Sqlite>,
     filter: &DossierFilter,
     searched: &Searched,
     limit: i64,
 ) {
-    // The few dossiers a search found are read by id, whatever else.
-    let (column, index, values) = match searched {
-        Searched::Few(_) => ("", None, Vec::new()),
-        _ => driver(filter),
+    let (walk, values) = walk(filter, searched);
+    // SQLite's planner, with its statistics, prefers walking the reception
+    // index and reading rows until it has a page, which for a queue of a
+    // few percent of the dossiers reads thousands: the index is named.
+    let (column, index) = match walk {
+        Walk::Received => ("", None),
+        Walk::Awaiting => ("d.awaiting", Some("dossier_by_awaiting")),
+        Walk::State => ("d.state", Some("dossier_by_state")),
+        Walk::Wave => ("d.wave", Some("dossier_by_wave")),
     };
     let branches: Vec<Option<&String>> = if values.len() > 1 {
         values.iter().map(Some).collect()
@@ -313,30 +283,6 @@ fn push_page(
     query
         .push(") order by received_at_us, dossier_id limit ")
         .push_bind(limit);
-}
-
-/// The column whose index a page walks, the index SQLite is told to use
-/// (its planner, with its statistics, prefers walking the reception index
-/// and reading rows until it has a page, which for a queue of a few
-/// percent of the dossiers reads thousands), and the values asked of it.
-fn driver(filter: &DossierFilter) -> (&'static str, Option<&'static str>, Vec<String>) {
-    if !filter.awaiting_columns.is_empty() {
-        (
-            "d.awaiting",
-            Some("dossier_by_awaiting"),
-            filter.awaiting_columns.clone(),
-        )
-    } else if !filter.states.is_empty() {
-        ("d.state", Some("dossier_by_state"), filter.states.clone())
-    } else if !filter.waves.is_empty() {
-        (
-            "d.wave",
-            Some("dossier_by_wave"),
-            filter.waves.iter().map(|w| w.to_string()).collect(),
-        )
-    } else {
-        ("", None, Vec::new())
-    }
 }
 
 /// An event row as the history and the feed read it.

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod definitions;
 mod error;
 pub mod group_commit;
+pub mod lists;
 mod order;
 mod rows;
 pub mod stories;

@@ -822,6 +822,7 @@ pub async fn the_journal_seals_verifies_and_rebuilds(store: &dyn Store) {
     assert!(report.is_clean(), "{:?}", report.findings);
     assert_eq!((report.dossiers, report.events, report.pending), (2, 3, 0));
     let before = store.list_dossiers(&filter()).await.expect("list").items;
+    let counts = store.stats(None).await.expect("stats");
     let rebuilt = store
         .rebuild_projections(&def, false)
         .await
@@ -831,6 +832,12 @@ pub async fn the_journal_seals_verifies_and_rebuilds(store: &dyn Store) {
         store.list_dossiers(&filter()).await.expect("list").items,
         before
     );
+    assert_eq!(
+        store.stats(None).await.expect("stats"),
+        counts,
+        "the counts follow the rebuild"
+    );
+    assert_eq!(store.count_dossiers().await.expect("count"), 2);
     let history = store.history(a.id).await.expect("history");
     assert!(history
         .iter()
