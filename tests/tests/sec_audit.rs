@@ -497,7 +497,33 @@ async fn an_event_slipped_in_behind_the_services_back_is_found(backend: Backend)
     app.stop().await;
 }
 
+/// The dashboard's counts are kept beside the dossiers; edited by hand,
+/// the audit names the group that no longer matches.
+async fn edited_counts_are_found(backend: Backend) {
+    let Journal { app, .. } = journal(backend).await;
+    assert!(findings(&app).await.is_empty());
+    let n = tamper(
+        &app,
+        "update dossier_count set n = n + 5 where state = 'instruit'",
+        &[],
+    )
+    .await;
+    assert!(n >= 1);
+
+    let found = findings(&app).await;
+    assert!(
+        found.iter().any(|f| matches!(f,
+            AuditFinding::CountsDiffer { what } if what.contains("état instruit"))),
+        "{found:?}"
+    );
+    let (code, out) = cli_verify(&app.db.url);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("compteurs du tableau de bord"), "{out}");
+    app.stop().await;
+}
+
 on_both_backends!(
+    edited_counts_are_found,
     an_event_slipped_in_behind_the_services_back_is_found,
     an_untouched_journal_verifies_and_its_digests_chain,
     an_edited_event_is_named_by_the_audit,

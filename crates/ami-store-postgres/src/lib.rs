@@ -47,6 +47,8 @@ pub struct PgStore {
     /// The waves whose reference sequence this process saw exist: a
     /// deposit then skips the look for it.
     wave_sequences: Arc<Mutex<HashSet<u8>>>,
+    /// The connection the writer task keeps between groups.
+    writer_connection: group::KeptConnection,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -124,8 +126,13 @@ impl PgStore {
 
     async fn open(url: &DatabaseUrl) -> Result<PgStore, StoreError> {
         let pool = pool(url).await?;
+        let writer_connection = group::KeptConnection::default();
         Ok(PgStore {
-            commits: GroupCommit::start(group::PgWriter { pool: pool.clone() }),
+            commits: GroupCommit::start(group::PgWriter::new(
+                pool.clone(),
+                writer_connection.clone(),
+            )),
+            writer_connection,
             wave_sequences: Arc::default(),
             pool,
         })
@@ -152,6 +159,9 @@ impl ami_store::Store for PgStore {
     }
 
     async fn close(&self) {
+        // After a group in progress, if any; a later one finds the pool
+        // closed.
+        self.writer_connection.lock().await.take();
         self.pool.close().await;
     }
 
