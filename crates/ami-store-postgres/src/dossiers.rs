@@ -501,71 +501,11 @@ mod plans {
     //! can serve; where none can, PostgreSQL scans all the same, and this
     //! names the list.
 
-    use ami_store::{awaiting_columns, DatabaseUrl, ListCursor};
+    use ami_store::lists::every_filter_combination;
+    use ami_store::DatabaseUrl;
     use sqlx::Connection;
 
     use super::*;
-
-    /// Every combination of the list's filters, one and two values each.
-    fn filters() -> Vec<(String, DossierFilter, Searched)> {
-        let def = ami_core::Definition::ami2();
-        let mut all = Vec::new();
-        for mask in 0u32..(1 << 7) {
-            for two in [false, true] {
-                let pick = |bit: u32| mask & (1 << bit) != 0;
-                let values = |one: &str, other: &str| {
-                    if two {
-                        vec![one.to_string(), other.to_string()]
-                    } else {
-                        vec![one.to_string()]
-                    }
-                };
-                let mut filter = DossierFilter {
-                    limit: 50,
-                    ..DossierFilter::default()
-                };
-                let mut named = Vec::new();
-                if pick(0) {
-                    filter.states = values("recu", "instruit");
-                    named.push("state");
-                }
-                if pick(1) {
-                    filter.waves = if two { vec![1, 2] } else { vec![2] };
-                    named.push("wave");
-                }
-                if pick(2) {
-                    filter.programmes = values("acv", "ti");
-                    named.push("programme");
-                }
-                if pick(3) {
-                    filter.awaiting_columns = awaiting_columns(&def, &values("acv", "ti"));
-                    named.push("awaiting");
-                }
-                if pick(4) {
-                    filter.readable = Some(values("acv", "ti"));
-                    named.push("readable");
-                }
-                if pick(5) {
-                    filter.after = Some(ListCursor {
-                        received_at_us: 1,
-                        dossier_id: DossierId(uuid::Uuid::nil()),
-                    });
-                    named.push("cursor");
-                }
-                let name = format!("{} ({} value(s))", named.join("+"), if two { 2 } else { 1 });
-                if pick(6) {
-                    filter.q = Some("nevers".into());
-                    let few = Searched::Few(vec![uuid::Uuid::nil().to_string()]);
-                    all.push((format!("{name}+q (few)"), filter.clone(), few));
-                    let many = Searched::Many("%nevers%".into());
-                    all.push((format!("{name}+q (many)"), filter, many));
-                } else {
-                    all.push((name, filter, Searched::NotAsked));
-                }
-            }
-        }
-        all
-    }
 
     /// The plan's lines that read a whole table of dossiers or events.
     async fn full_scans(
@@ -604,7 +544,7 @@ mod plans {
             .await
             .expect("set");
         let mut failures = Vec::new();
-        for (name, filter, searched) in filters() {
+        for (name, filter, searched) in every_filter_combination(&ami_core::Definition::ami2()) {
             let mut page = QueryBuilder::<Postgres>::new("explain ");
             push_page(&mut page, &filter, &searched, 51).expect("page");
             let mut count = QueryBuilder::<Postgres>::new("explain select count(*) from (");

@@ -88,3 +88,68 @@ pub fn unpaged(filter: &DossierFilter) -> DossierFilter {
         ..filter.clone()
     }
 }
+
+/// Every combination of the list's filters (state, wave, programme,
+/// awaiting, need to know, cursor, search found few or many), with one and
+/// with two values each, named: what a backend's test of its query plans
+/// goes through.
+pub fn every_filter_combination(
+    def: &ami_core::Definition,
+) -> Vec<(String, DossierFilter, Searched)> {
+    let mut all = Vec::new();
+    for mask in 0u32..(1 << 7) {
+        for two in [false, true] {
+            let pick = |bit: u32| mask & (1 << bit) != 0;
+            let values = |one: &str, other: &str| {
+                if two {
+                    vec![one.to_string(), other.to_string()]
+                } else {
+                    vec![one.to_string()]
+                }
+            };
+            let mut filter = DossierFilter {
+                limit: 50,
+                ..DossierFilter::default()
+            };
+            let mut named = Vec::new();
+            if pick(0) {
+                filter.states = values("recu", "instruit");
+                named.push("state");
+            }
+            if pick(1) {
+                filter.waves = if two { vec![1, 2] } else { vec![2] };
+                named.push("wave");
+            }
+            if pick(2) {
+                filter.programmes = values("acv", "ti");
+                named.push("programme");
+            }
+            if pick(3) {
+                filter.awaiting_columns = crate::awaiting_columns(def, &values("acv", "ti"));
+                named.push("awaiting");
+            }
+            if pick(4) {
+                filter.readable = Some(values("acv", "ti"));
+                named.push("readable");
+            }
+            if pick(5) {
+                filter.after = Some(crate::ListCursor {
+                    received_at_us: 1,
+                    dossier_id: ami_core::DossierId(uuid::Uuid::nil()),
+                });
+                named.push("cursor");
+            }
+            let name = format!("{} ({} value(s))", named.join("+"), if two { 2 } else { 1 });
+            if pick(6) {
+                filter.q = Some("nevers".into());
+                let few = Searched::Few(vec![uuid::Uuid::nil().to_string()]);
+                all.push((format!("{name}+q (few)"), filter.clone(), few));
+                let many = Searched::Many("%nevers%".into());
+                all.push((format!("{name}+q (many)"), filter, many));
+            } else {
+                all.push((name, filter, Searched::NotAsked));
+            }
+        }
+    }
+    all
+}
