@@ -127,7 +127,8 @@ pub async fn load_campaign(
     let respond: ami_service::store::Respond =
         std::sync::Arc::new(|_: &ami_core::Dossier, _: &Actor| String::new());
     let def = Arc::new(def.clone());
-    let workers = 8;
+    // Enough for group commit to gather writes (a few per commit).
+    let workers = 32;
     let mut tasks = Vec::new();
     for w in 0..workers {
         let (store, def, respond) = (store.clone(), def.clone(), respond.clone());

@@ -3,7 +3,7 @@
 //! global feed.
 
 use ami_core::{Dossier, DossierId, PieceFile};
-use ami_store::lists::{unpaged, walk, Searched, Walk, SEARCH_BY_ID};
+use ami_store::lists::{fixed, unpaged, walk, Branch, Column, Searched, SEARCH_BY_ID};
 use ami_store::{
     is_identifier, micros, read_number, DossierFilter, FeedCursor, ListCursor, Page, StateCount,
     Stats, StoreError, StoredEvent,
@@ -351,25 +351,20 @@ fn push_page(
     searched: &Searched,
     limit: i64,
 ) -> Result<(), StoreError> {
-    let (walk, values) = walk(filter, searched);
-    let column = match walk {
-        Walk::Received => "",
-        Walk::Awaiting => "d.awaiting",
-        Walk::State => "d.state",
-        Walk::Wave => "d.wave",
-    };
-    let branches: Vec<Option<&String>> = if values.len() > 1 {
-        values.iter().map(Some).collect()
-    } else {
+    // PostgreSQL picks the index that the branch's equalities name.
+    let (_, branches) = walk(filter, searched);
+    let branches: Vec<Option<&Branch>> = if branches.is_empty() {
         vec![None]
+    } else {
+        branches.iter().map(Some).collect()
     };
     query.push("select body, received_at, dossier_id from (");
-    for (i, value) in branches.iter().enumerate() {
+    for (i, branch) in branches.iter().enumerate() {
         if i > 0 {
             query.push(" union all ");
         }
         query.push("(select d.body, d.received_at, d.dossier_id from dossier d where ");
-        conditions(query, filter, searched, value.map(|v| (column, v)))?;
+        conditions(query, filter, searched, *branch)?;
         query
             .push(" order by d.received_at, d.dossier_id limit ")
             .push_bind(limit)
@@ -382,53 +377,62 @@ fn push_page(
 }
 
 /// The conditions of a dossier query (`d` is the dossier table), each
-/// value bound; `only` replaces the walked column's values by one of them
-/// (one branch of [`push_page`]).
+/// value bound; a branch of [`push_page`] replaces the values of the
+/// columns it fixes by its own.
 fn conditions(
     query: &mut QueryBuilder<'_, Postgres>,
     filter: &DossierFilter,
     searched: &Searched,
-    only: Option<(&str, &String)>,
+    branch: Option<&Branch>,
 ) -> Result<(), StoreError> {
     query.push("true");
     // One value or several: `state = … or …`; lists kept as `,a,b,`
     // columns match any of the values.
-    let any_of =
-        |query: &mut QueryBuilder<'_, Postgres>, column: &str, values: &[String], listed: bool| {
-            let values: &[String] = match only {
-                Some((walked, value)) if walked == column => std::slice::from_ref(value),
-                _ => values,
-            };
-            if values.is_empty() {
-                return;
-            }
-            query.push(" and (");
-            for (i, v) in values.iter().enumerate() {
-                if i > 0 {
-                    query.push(" or ");
-                }
-                if listed {
-                    query.push(format!("{column} like "));
-                    query.push_bind(format!("%,{v},%"));
-                } else {
-                    query.push(format!("{column} = "));
-                    query.push_bind(v.clone());
-                }
-            }
-            query.push(")");
+    let any_of = |query: &mut QueryBuilder<'_, Postgres>,
+                  column: &str,
+                  values: &[String],
+                  listed: bool,
+                  walked: Option<Column>| {
+        let values: &[String] = match walked.and_then(|c| fixed(branch, c)) {
+            Some(value) => std::slice::from_ref(value),
+            None => values,
         };
-    any_of(query, "d.awaiting", &filter.awaiting_columns, false);
-    any_of(query, "d.state", &filter.states, false);
-    any_of(query, "d.programmes", &filter.programmes, true);
+        if values.is_empty() {
+            return;
+        }
+        query.push(" and (");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                query.push(" or ");
+            }
+            if listed {
+                query.push(format!("{column} like "));
+                query.push_bind(format!("%,{v},%"));
+            } else {
+                query.push(format!("{column} = "));
+                query.push_bind(v.clone());
+            }
+        }
+        query.push(")");
+    };
+    any_of(
+        query,
+        "d.awaiting",
+        &filter.awaiting_columns,
+        false,
+        Some(Column::Awaiting),
+    );
+    any_of(query, "d.state", &filter.states, false, Some(Column::State));
+    any_of(query, "d.programmes", &filter.programmes, true, None);
     if let Some(readable) = &filter.readable {
         if readable.is_empty() {
             query.push(" and false");
         }
-        any_of(query, "d.programmes", readable, true);
+        any_of(query, "d.programmes", readable, true, None);
     }
-    let waves: Vec<i64> = match only {
-        Some(("d.wave", wave)) => vec![wave.parse().unwrap_or(-1)],
-        _ => filter.waves.iter().map(|w| i64::from(*w)).collect(),
+    let waves: Vec<i64> = match fixed(branch, Column::Wave) {
+        Some(wave) => vec![wave.parse().unwrap_or(-1)],
+        None => filter.waves.iter().map(|w| i64::from(*w)).collect(),
     };
     if !waves.is_empty() {
         query.push(" and d.wave in (");

@@ -2,7 +2,7 @@
 //! dossier's history, the global feed and the counts.
 
 use ami_core::{Dossier, DossierId, PieceFile};
-use ami_store::lists::{unpaged, walk, Searched, Walk, SEARCH_BY_ID};
+use ami_store::lists::{fixed, unpaged, walk, Branch, Column, Searched, Walk, SEARCH_BY_ID};
 use ami_store::{
     is_identifier, read_number, DossierFilter, FeedCursor, ListCursor, Page, StateCount, Stats,
     StoreError, StoredEvent,
@@ -249,23 +249,25 @@ fn push_page(
     searched: &Searched,
     limit: i64,
 ) {
-    let (walk, values) = walk(filter, searched);
+    let (walk, branches) = walk(filter, searched);
     // SQLite's planner, with its statistics, prefers walking the reception
     // index and reading rows until it has a page, which for a queue of a
     // few percent of the dossiers reads thousands: the index is named.
-    let (column, index) = match walk {
-        Walk::Received => ("", None),
-        Walk::Awaiting => ("d.awaiting", Some("dossier_by_awaiting")),
-        Walk::State => ("d.state", Some("dossier_by_state")),
-        Walk::Wave => ("d.wave", Some("dossier_by_wave")),
+    let index = match walk {
+        Walk::Received => None,
+        Walk::Awaiting => Some("dossier_by_awaiting"),
+        Walk::AwaitingWave => Some("dossier_by_awaiting_wave"),
+        Walk::State => Some("dossier_by_state"),
+        Walk::StateWave => Some("dossier_by_state_wave"),
+        Walk::Wave => Some("dossier_by_wave"),
     };
-    let branches: Vec<Option<&String>> = if values.len() > 1 {
-        values.iter().map(Some).collect()
-    } else {
+    let branches: Vec<Option<&Branch>> = if branches.is_empty() {
         vec![None]
+    } else {
+        branches.iter().map(Some).collect()
     };
     query.push("select body, received_at_us, dossier_id from (");
-    for (i, value) in branches.iter().enumerate() {
+    for (i, branch) in branches.iter().enumerate() {
         if i > 0 {
             query.push(" union all ");
         }
@@ -274,7 +276,7 @@ fn push_page(
             query.push(format!(" indexed by {index}"));
         }
         query.push(" where ");
-        push_conditions(query, filter, searched, value.map(|v| (column, v)));
+        push_conditions(query, filter, searched, *branch);
         query
             .push(" order by d.received_at_us, d.dossier_id limit ")
             .push_bind(limit)
@@ -312,55 +314,64 @@ impl EventRow {
 }
 
 /// The conditions of a dossier query (`d` is the dossier table), with
-/// their values bound; `only` replaces the driving column's values by one
-/// of them (one branch of [`push_page`]).
+/// their values bound; a branch of [`push_page`] replaces the values of the
+/// columns it fixes by its own.
 fn push_conditions(
     query: &mut QueryBuilder<'_, Sqlite>,
     filter: &DossierFilter,
     searched: &Searched,
-    only: Option<(&str, &String)>,
+    branch: Option<&Branch>,
 ) {
     query.push("1 = 1");
     // One value or several: `state = ? or …`; lists kept as `,a,b,`
     // columns match any of the values.
-    let any_of =
-        |query: &mut QueryBuilder<'_, Sqlite>, column: &str, values: &[String], listed: bool| {
-            let values: &[String] = match only {
-                Some((driving, value)) if driving == column => std::slice::from_ref(value),
-                _ => values,
-            };
-            if values.is_empty() {
-                return;
-            }
-            query.push(" and (");
-            for (i, v) in values.iter().enumerate() {
-                if i > 0 {
-                    query.push(" or ");
-                }
-                if listed {
-                    query
-                        .push(format!("{column} like "))
-                        .push_bind(format!("%,{v},%"));
-                } else {
-                    query.push(format!("{column} = ")).push_bind(v.clone());
-                }
-            }
-            query.push(")");
+    let any_of = |query: &mut QueryBuilder<'_, Sqlite>,
+                  column: &str,
+                  values: &[String],
+                  listed: bool,
+                  walked: Option<Column>| {
+        let values: &[String] = match walked.and_then(|c| fixed(branch, c)) {
+            Some(value) => std::slice::from_ref(value),
+            None => values,
         };
+        if values.is_empty() {
+            return;
+        }
+        query.push(" and (");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                query.push(" or ");
+            }
+            if listed {
+                query
+                    .push(format!("{column} like "))
+                    .push_bind(format!("%,{v},%"));
+            } else {
+                query.push(format!("{column} = ")).push_bind(v.clone());
+            }
+        }
+        query.push(")");
+    };
     let waves: Vec<String> = filter.waves.iter().map(|w| w.to_string()).collect();
-    any_of(query, "d.awaiting", &filter.awaiting_columns, false);
-    any_of(query, "d.state", &filter.states, false);
-    any_of(query, "d.programmes", &filter.programmes, true);
+    any_of(
+        query,
+        "d.awaiting",
+        &filter.awaiting_columns,
+        false,
+        Some(Column::Awaiting),
+    );
+    any_of(query, "d.state", &filter.states, false, Some(Column::State));
+    any_of(query, "d.programmes", &filter.programmes, true, None);
     if let Some(readable) = &filter.readable {
         if readable.is_empty() {
             query.push(" and 1 = 0");
         }
-        any_of(query, "d.programmes", readable, true);
+        any_of(query, "d.programmes", readable, true, None);
     }
     // Waves are numbers: bound as such, so that the wave index serves them.
-    let wave_values: &[String] = match only {
-        Some(("d.wave", value)) => std::slice::from_ref(value),
-        _ => &waves,
+    let wave_values: &[String] = match fixed(branch, Column::Wave) {
+        Some(value) => std::slice::from_ref(value),
+        None => &waves,
     };
     if !wave_values.is_empty() {
         query.push(" and d.wave in (");

@@ -49,36 +49,84 @@ impl Searched {
     }
 }
 
-/// The column whose index walks a list.
+/// A column a list's walk fixes to one value per branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Walk {
-    /// Reception order itself.
-    Received,
+pub enum Column {
     Awaiting,
     State,
     Wave,
 }
 
-/// The index that walks `filter`'s list, and the values asked of its
-/// column (each its own ordered range): what waits on an agency first
-/// (the most selective, and its index carries the other filters'
-/// columns), then the state, then the wave. The few dossiers a search
-/// found are read by id, whatever else.
-pub fn walk(filter: &DossierFilter, searched: &Searched) -> (Walk, Vec<String>) {
+/// The index that walks a list in reception order, its leading columns
+/// fixed by each branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Reception order itself.
+    Received,
+    /// `(awaiting, received…)`.
+    Awaiting,
+    /// `(awaiting, wave, received…)`.
+    AwaitingWave,
+    /// `(state, received…)`.
+    State,
+    /// `(state, wave, received…)`.
+    StateWave,
+    /// `(wave, received…)`.
+    Wave,
+}
+
+/// One ordered range of the walked index: a value for each of its leading
+/// columns.
+pub type Branch = Vec<(Column, String)>;
+
+/// The index that walks `filter`'s list, and its branches (one per
+/// combination of the values asked of its leading columns): what waits on
+/// an agency first (the most selective, and its index carries the other
+/// filters' columns), then the state; with the wave beside either when the
+/// list asks for waves too (waves come in reception order: walking the
+/// third wave's dossiers in an index of all would read the first two's
+/// first). The few dossiers a search found are read by id, whatever else.
+pub fn walk(filter: &DossierFilter, searched: &Searched) -> (Walk, Vec<Branch>) {
+    let waves: Vec<String> = filter.waves.iter().map(|w| w.to_string()).collect();
+    let one = |column: Column, values: &[String]| -> Vec<Branch> {
+        values.iter().map(|v| vec![(column, v.clone())]).collect()
+    };
+    let with_waves = |column: Column, values: &[String]| -> Vec<Branch> {
+        values
+            .iter()
+            .flat_map(|v| {
+                waves
+                    .iter()
+                    .map(move |w| vec![(column, v.clone()), (Column::Wave, w.clone())])
+            })
+            .collect()
+    };
     if let Searched::Few(_) = searched {
         (Walk::Received, Vec::new())
-    } else if !filter.awaiting_columns.is_empty() {
-        (Walk::Awaiting, filter.awaiting_columns.clone())
-    } else if !filter.states.is_empty() {
-        (Walk::State, filter.states.clone())
-    } else if !filter.waves.is_empty() {
+    } else if !filter.awaiting_columns.is_empty() && !waves.is_empty() {
         (
-            Walk::Wave,
-            filter.waves.iter().map(|w| w.to_string()).collect(),
+            Walk::AwaitingWave,
+            with_waves(Column::Awaiting, &filter.awaiting_columns),
         )
+    } else if !filter.awaiting_columns.is_empty() {
+        (
+            Walk::Awaiting,
+            one(Column::Awaiting, &filter.awaiting_columns),
+        )
+    } else if !filter.states.is_empty() && !waves.is_empty() {
+        (Walk::StateWave, with_waves(Column::State, &filter.states))
+    } else if !filter.states.is_empty() {
+        (Walk::State, one(Column::State, &filter.states))
+    } else if !waves.is_empty() {
+        (Walk::Wave, one(Column::Wave, &waves))
     } else {
         (Walk::Received, Vec::new())
     }
+}
+
+/// The value a branch fixes for `column`, if it fixes one.
+pub fn fixed(branch: Option<&Branch>, column: Column) -> Option<&String> {
+    branch?.iter().find(|(c, _)| *c == column).map(|(_, v)| v)
 }
 
 /// The same filter without its cursor (a count).
