@@ -340,14 +340,18 @@ async fn ensure_wave_sequence(conn: &mut PgConnection, wave: u8) -> Result<(), S
         "create sequence if not exists {}",
         wave_sequence(wave)
     ));
-    match create
-        .build()
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::from)
-    {
-        Ok(_) | Err(StoreError::Duplicate) => Ok(()),
-        Err(e) => Err(e),
+    match create.build().execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        // Another deposit created it meanwhile: `if not exists` looks
+        // before it creates, so the loser of the race is told either that
+        // the relation exists (42P07) or that its catalogue row does
+        // (23505).
+        Err(sqlx::Error::Database(e))
+            if e.is_unique_violation() || e.code().as_deref() == Some("42P07") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
