@@ -705,6 +705,24 @@ impl Definition {
         self.state(state).is_some_and(|s| s.terminal)
     }
 
+    /// The actions a selection committee takes: those that end the review
+    /// (they lead to a final state) and that a dossier just received
+    /// cannot take (so not a withdrawal, which ends a dossier at any
+    /// step). For the AMI: `declarer_laureat` and `refuser`.
+    pub fn committee_actions(&self) -> impl Iterator<Item = &ActionDef> {
+        let received: Vec<&StateId> = self
+            .actions
+            .iter()
+            .filter(|a| a.effect == Effect::Create)
+            .filter_map(|a| a.to.as_ref())
+            .collect();
+        self.actions.iter().filter(move |a| {
+            a.effect != Effect::Create
+                && a.to.as_ref().is_some_and(|to| self.is_final(to))
+                && !received.iter().any(|r| a.starts_from(r))
+        })
+    }
+
     /// The state's label, or its identifier when the definition lacks it
     /// (an old event's state after a migration).
     pub fn state_label<'a>(&'a self, state: &'a str) -> &'a str {

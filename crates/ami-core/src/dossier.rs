@@ -159,6 +159,18 @@ pub enum Payload {
     /// The campaign's definition changed under the dossier
     /// ([`crate::migration`]).
     Migration(DefinitionChange),
+    /// A decision taken by a wave's selection committee: which session.
+    Committee(CommitteeDecision),
+}
+
+/// The committee session a decision was taken in: the decision's event
+/// names it, so that the journal says who decided, not only who recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitteeDecision {
+    /// The session's identifier, as the store keeps it.
+    pub committee_id: Uuid,
+    /// The day the committee met (its decisions' date).
+    pub held_on: NaiveDate,
 }
 
 /// A change of definition, as recorded in each open dossier's journal.
@@ -232,6 +244,8 @@ pub enum Command {
         motivation: Option<SmolStr>,
         /// A remark for the history.
         comment: Option<SmolStr>,
+        /// The committee session that took this decision, if one did.
+        committee: Option<CommitteeDecision>,
     },
     /// An action that carries a verdict: an instruction, an avis.
     Verdict {
@@ -298,6 +312,7 @@ impl Command {
             action,
             motivation: None,
             comment: None,
+            committee: None,
         }
     }
 
@@ -462,6 +477,10 @@ pub struct Dossier {
     /// The state before the last change of state: where a reopening leads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_state: Option<StateId>,
+    /// The committee session that decided it, once one has. Boxed, as the
+    /// request below: most dossiers have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committee: Option<Box<CommitteeDecision>>,
     /// The « demande de complément » still open, if any. Boxed: few
     /// dossiers have one, and a dossier is copied and moved whole, so a
     /// pointer costs each of them less than the request's room (128 bytes).
@@ -729,6 +748,7 @@ fn create(event: &Event) -> Result<Dossier, FoldError> {
         avis: ActionMap::new(),
         actors,
         previous_state: None,
+        committee: None,
         complement: None,
     };
     for piece in &n.pieces {
@@ -787,6 +807,7 @@ pub fn apply_in_place(d: &mut Dossier, event: &Event) -> Result<(), FoldError> {
                 requested_at: event.at,
             }));
         }
+        Payload::Committee(decision) => d.committee = Some(Box::new(decision.clone())),
         Payload::None | Payload::Create(_) | Payload::Migration(_) => {}
     }
     if let Some(verdict) = &event.verdict {

@@ -520,6 +520,13 @@ pub fn decide(
         (Effect::RequestPieces, _) => {
             return Err(malformed(action, "la liste des pièces demandées"))
         }
+        (
+            _,
+            Command::Transition {
+                committee: Some(decision),
+                ..
+            },
+        ) => Payload::Committee(decision.clone()),
         _ => Payload::None,
     };
     let to = match action.effect {

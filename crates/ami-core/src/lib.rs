@@ -80,9 +80,9 @@ pub use definition::{
     DEFAULT_DEFINITION_TOML, FILE_TYPES,
 };
 pub use dossier::{
-    apply, apply_in_place, fold, Actor, Avis, Command, ComplementRequest, CreatedDossier,
-    DefinitionChange, Deposit, Dossier, DossierId, Event, FoldError, NewDossier, Payload, Piece,
-    PieceFile, PiecesRequested, Porteur,
+    apply, apply_in_place, fold, Actor, Avis, Command, CommitteeDecision, ComplementRequest,
+    CreatedDossier, DefinitionChange, Deposit, Dossier, DossierId, Event, FoldError, NewDossier,
+    Payload, Piece, PieceFile, PiecesRequested, Porteur,
 };
 pub use engine::{
     authorize, available_actions, awaiting, decide, held_back_actions, may_take, Rejection, Target,

@@ -183,3 +183,10 @@ fn a_definition_that_breaks_a_rule_does_not_load_and_says_where() {
             .unreadable("couleur"),
     ]);
 }
+
+#[test]
+fn a_committee_declares_laureat_or_refuses_but_does_not_class_sans_suite() {
+    let def = ami_core::Definition::ami2();
+    let actions: Vec<&str> = def.committee_actions().map(|a| a.id.as_str()).collect();
+    assert_eq!(actions, ["declarer_laureat", "refuser"]);
+}

@@ -95,6 +95,7 @@ fn with_verdict(command: Command, verdict: &str) -> Command {
             action,
             motivation,
             comment,
+            ..
         } => (action, motivation, comment),
         Command::Deposit(d) => (d.action, None, d.comment),
         other => panic!("no verdict on {other:?}"),

@@ -9,6 +9,7 @@
 //! never skips an event that commits late.
 
 mod audit;
+mod committee;
 mod dossiers;
 mod group;
 mod people;
@@ -23,9 +24,9 @@ use ami_core::migration::DossierPlan;
 use ami_core::{Actor, Definition, Dossier, DossierId, PieceFile};
 use ami_store::group_commit::GroupCommit;
 use ami_store::{
-    AuditReport, Backend, DatabaseUrl, DefinitionCheck, DossierFilter, Executed, FeedCursor,
-    GlobalHead, Page, RebuildReport, Stats, StoreError, StoredDefinition, StoredEvent, TokenRecord,
-    TransitionRequest, WebSession,
+    AuditReport, Backend, CommitteeOutcome, CommitteeSession, DatabaseUrl, DefinitionCheck,
+    DossierFilter, Executed, FeedCursor, GlobalHead, Page, RebuildReport, Stats, StoreError,
+    StoredDefinition, StoredEvent, TokenRecord, TransitionRequest, WebSession,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -171,6 +172,19 @@ impl ami_store::Store for PgStore {
 
     async fn get_dossier(&self, id: DossierId) -> Result<Option<Dossier>, StoreError> {
         self.dossier(id).await
+    }
+
+    async fn hold_committee(
+        &self,
+        session: &CommitteeSession,
+        decisions: Vec<TransitionRequest>,
+        dry_run: bool,
+    ) -> Result<CommitteeOutcome, StoreError> {
+        self.run_committee(session, decisions, dry_run).await
+    }
+
+    async fn committees(&self, wave: u8) -> Result<Vec<CommitteeSession>, StoreError> {
+        self.wave_committees(wave).await
     }
 
     async fn list_dossiers(&self, filter: &DossierFilter) -> Result<Page<Dossier>, StoreError> {

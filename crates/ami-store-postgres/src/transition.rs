@@ -144,7 +144,7 @@ impl PgStore {
 /// Runs a transition whole inside `tx`: who acts, idempotency, the read,
 /// the decision and the writes. Nothing is committed here; on an error the
 /// caller rolls back what this wrote.
-async fn run_in_transaction(
+pub(crate) async fn run_in_transaction(
     tx: &mut Transaction<'_, Postgres>,
     req: &TransitionRequest,
 ) -> Result<Executed, StoreError> {

@@ -24,6 +24,7 @@
 //! records their checksums.
 
 mod audit;
+mod committee;
 mod definitions;
 mod reads;
 mod tokens;
@@ -37,9 +38,9 @@ use ami_core::migration::DossierPlan;
 use ami_core::{Actor, Definition, Dossier, DossierId, PieceFile};
 use ami_store::group_commit::GroupCommit;
 use ami_store::{
-    AuditReport, Backend, DatabaseUrl, DefinitionCheck, DossierFilter, Executed, FeedCursor,
-    GlobalHead, Page, RebuildReport, Stats, Store, StoreError, StoredDefinition, StoredEvent,
-    TokenRecord, TransitionRequest, WebSession,
+    AuditReport, Backend, CommitteeOutcome, CommitteeSession, DatabaseUrl, DefinitionCheck,
+    DossierFilter, Executed, FeedCursor, GlobalHead, Page, RebuildReport, Stats, Store, StoreError,
+    StoredDefinition, StoredEvent, TokenRecord, TransitionRequest, WebSession,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -205,6 +206,19 @@ impl Store for SqliteStore {
 
     async fn get_dossier(&self, id: DossierId) -> Result<Option<Dossier>, StoreError> {
         self.read_dossier(id).await
+    }
+
+    async fn hold_committee(
+        &self,
+        session: &CommitteeSession,
+        decisions: Vec<TransitionRequest>,
+        dry_run: bool,
+    ) -> Result<CommitteeOutcome, StoreError> {
+        self.run_committee(session, decisions, dry_run).await
+    }
+
+    async fn committees(&self, wave: u8) -> Result<Vec<CommitteeSession>, StoreError> {
+        self.wave_committees(wave).await
     }
 
     async fn list_dossiers(&self, filter: &DossierFilter) -> Result<Page<Dossier>, StoreError> {

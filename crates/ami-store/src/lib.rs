@@ -12,6 +12,7 @@
 //! tests every backend runs ([`stories`]).
 
 pub mod audit;
+pub mod committee;
 pub mod definitions;
 mod error;
 pub mod group_commit;
@@ -34,6 +35,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 pub use audit::{AuditFinding, AuditReport, GlobalHead, RebuildReport};
+pub use committee::{CommitteeDecisionRecord, CommitteeMember, CommitteeOutcome, CommitteeSession};
 pub use definitions::{definition_sha256, DefinitionCheck, StoredDefinition};
 pub use error::StoreError;
 pub use order::{Content, DepositOrder, Order};
@@ -126,6 +128,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn execute(&self, req: TransitionRequest) -> Result<Executed, StoreError>;
 
     async fn get_dossier(&self, id: DossierId) -> Result<Option<Dossier>, StoreError>;
+
+    /// Runs a committee session's decisions in one transaction, each as
+    /// [`Store::execute`] would alone (who acts, version, the engine's
+    /// rules), and keeps `session` with them: all or nothing. Every
+    /// decision is tried, so that each gets its answer; the transaction
+    /// commits only when all passed and `dry_run` is false.
+    async fn hold_committee(
+        &self,
+        session: &CommitteeSession,
+        decisions: Vec<TransitionRequest>,
+        dry_run: bool,
+    ) -> Result<CommitteeOutcome, StoreError>;
+
+    /// The committee sessions of a wave, by the day they met then the
+    /// instant they were recorded.
+    async fn committees(&self, wave: u8) -> Result<Vec<CommitteeSession>, StoreError>;
 
     /// A page of dossiers in reception order, after `filter.after`.
     async fn list_dossiers(&self, filter: &DossierFilter) -> Result<Page<Dossier>, StoreError>;

@@ -1,7 +1,8 @@
 //! A command as a client sent it, before the engine's types.
 
 use ami_core::{
-    Command, Definition, Deposit, DossierId, NewDossier, Piece, PiecesRequested, Porteur, Rejection,
+    Command, CommitteeDecision, Definition, Deposit, DossierId, NewDossier, Piece, PiecesRequested,
+    Porteur, Rejection,
 };
 use chrono::{DateTime, Utc};
 use smol_str::SmolStr;
@@ -46,6 +47,8 @@ pub enum Content {
     Piece(Piece),
     /// A « demande de complément ».
     Request(PiecesRequested),
+    /// A decision of a wave's committee: which session took it.
+    Committee(CommitteeDecision),
 }
 
 impl Order {
@@ -109,7 +112,15 @@ impl Order {
                 action,
                 motivation,
                 comment,
+                committee: None,
             },
+            (Content::Committee(decision), None) => Command::Transition {
+                action,
+                motivation,
+                comment,
+                committee: Some(decision.clone()),
+            },
+            (Content::Committee(_), Some(_)) => return Err(not_expected()),
             (Content::Nothing, Some(verdict)) => Command::Verdict {
                 action,
                 verdict,

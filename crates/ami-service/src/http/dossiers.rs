@@ -25,7 +25,7 @@ const MAX_TEXT: usize = 10_000;
 
 /// Refuses what a one-line field must not hold: nothing, too much, or
 /// control characters (NUL among them, which PostgreSQL cannot store).
-fn check_line(field: &str, value: &str, required: bool) -> Result<(), ApiError> {
+pub(crate) fn check_line(field: &str, value: &str, required: bool) -> Result<(), ApiError> {
     if required && value.trim().is_empty() {
         return Err(ApiError::invalid_field(
             field,

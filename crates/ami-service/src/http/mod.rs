@@ -1,6 +1,7 @@
 //! The JSON API, version 1: routes, authentication, request tracing.
 
 pub mod assets;
+pub mod committees;
 pub mod dossiers;
 pub mod error;
 pub mod extract;
@@ -107,7 +108,8 @@ impl FromRequestParts<AppState> for Caller {
     info(title = "ami", description = "Instruction multi-agences des dossiers de l'AMI « Au cœur des territoires » (Cnam, ANCT). Errors are RFC 9457 problems with a stable `code`."),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
-    tags((name = "dossiers"), (name = "pieces"), (name = "feed"), (name = "workflow"))
+    tags((name = "dossiers"), (name = "pieces"), (name = "feed"), (name = "workflow"),
+        (name = "committees", description = "A wave's selection committee: its sessions and their decisions"))
 )]
 struct ApiDoc;
 
@@ -165,6 +167,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(feed::stats))
         .routes(routes!(feed::workflow))
         .routes(routes!(feed::workflow_mermaid))
+        .routes(routes!(committees::record, committees::list))
         .split_for_parts();
     problem_content_types(&mut doc);
     (router, doc)
