@@ -64,6 +64,7 @@
 
 #![warn(missing_docs)]
 
+pub mod communes;
 pub mod definition;
 pub mod diff;
 pub mod dossier;
@@ -74,6 +75,9 @@ pub mod mermaid;
 pub mod migration;
 pub mod text;
 
+pub use communes::{
+    check_commune, commune, departement, region, Commune, CommuneProblem, Departement, Region, Zone,
+};
 pub use definition::{
     file_type, ActionDef, AgencyDef, Campaign, Definition, DefinitionError, Effect, FileType,
     Guard, PieceDef, Placement, Programme, RoleDef, StateDef, VerdictDef, Wave,
