@@ -64,6 +64,7 @@
 
 #![warn(missing_docs)]
 
+pub mod calendar;
 pub mod definition;
 pub mod diff;
 pub mod dossier;
@@ -74,6 +75,9 @@ pub mod mermaid;
 pub mod migration;
 pub mod text;
 
+pub use calendar::{
+    add_working_days, easter_sunday, is_working_day, public_holidays, Calendar, PublicHoliday,
+};
 pub use definition::{
     file_type, ActionDef, AgencyDef, Campaign, Definition, DefinitionError, Effect, FileType,
     Guard, PieceDef, Placement, Programme, RoleDef, StateDef, VerdictDef, Wave,
