@@ -79,9 +79,9 @@ pub use calendar::{
     add_working_days, easter_sunday, is_working_day, public_holidays, Calendar, PublicHoliday,
 };
 pub use definition::{
-    file_type, ActionDef, AgencyDef, Campaign, Definition, DefinitionError, Effect, FileType,
-    Guard, PieceDef, Placement, Programme, RoleDef, StateDef, VerdictDef, Wave,
-    DEFAULT_DEFINITION_TOML, FILE_TYPES,
+    file_type, ActionDef, AgencyDef, Campaign, Deadline, DeadlineStart, Definition,
+    DefinitionError, Effect, FileType, Guard, PieceDef, Placement, Programme, RoleDef, StateDef,
+    VerdictDef, Wave, DEFAULT_DEFINITION_TOML, FILE_TYPES,
 };
 pub use dossier::{
     apply, apply_in_place, fold, Actor, Avis, Command, ComplementRequest, CreatedDossier,
