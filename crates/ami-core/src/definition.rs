@@ -111,7 +111,10 @@ pub struct Campaign {
     pub reference_prefix: String,
     /// The time zone in which its days begin and end.
     pub time_zone: Tz,
-    /// The public holidays its deadlines skip.
+    /// The public holidays its deadlines skip. Left out of the JSON form
+    /// when it is the default, France: a definition that names no calendar
+    /// keeps the JSON form, and so the digest, it had before calendars.
+    #[serde(skip_serializing_if = "is_default")]
     pub calendar: Calendar,
     /// The first day a dossier may be received.
     pub opens_on: NaiveDate,
@@ -193,6 +196,10 @@ pub struct PieceDef {
 
 fn yes() -> bool {
     true
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl PieceDef {

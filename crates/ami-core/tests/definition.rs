@@ -165,6 +165,9 @@ fn a_campaign_may_count_in_the_calendar_of_alsace_moselle_and_france_is_the_defa
     let unsaid = edit("unsaid").replace("calendar = \"france\"\n", "");
     let def = Definition::from_toml(&unsaid.1).expect("valid");
     assert_eq!(def.campaign().calendar, ami_core::Calendar::France);
+    // The default is left out of the JSON form, as it was before calendars.
+    let json = serde_json::to_value(def.campaign()).expect("serializes");
+    assert_eq!(json.get("calendar"), None);
 }
 
 #[test]
