@@ -189,25 +189,37 @@ pub fn checked_add_working_days(start: NaiveDate, n: u32, calendar: Calendar) ->
     Some(day)
 }
 
-/// The holidays of one year, computed once while days of that year are
-/// counted.
+/// The holidays of one year as days of the year (1 to 366), computed once
+/// while days of that year are counted: no allocation, no sort.
 struct Year {
     year: i32,
-    holidays: Vec<NaiveDate>,
+    holidays: [u32; HOLIDAYS.len()],
 }
 
 impl Year {
     fn of(year: i32, calendar: Calendar) -> Year {
-        Year {
-            year,
-            holidays: public_holidays(year, calendar)
-                .into_iter()
-                .map(|h| h.date)
-                .collect(),
+        let mut holidays = [0; HOLIDAYS.len()];
+        if let Some(easter) = easter_sunday(year) {
+            let easter = i64::from(easter.ordinal());
+            for (slot, (_, rule, local)) in holidays.iter_mut().zip(HOLIDAYS) {
+                if *local && calendar != Calendar::AlsaceMoselle {
+                    continue;
+                }
+                *slot = match *rule {
+                    Rule::Fixed(month, day) => {
+                        NaiveDate::from_ymd_opt(year, month, day).map_or(0, |d| d.ordinal())
+                    }
+                    // Easter is in March or April: every holiday it moves
+                    // falls in the same year.
+                    Rule::Easter(offset) => u32::try_from(easter + offset).unwrap_or(0),
+                };
+            }
         }
+        Year { year, holidays }
     }
 
     fn is_working_day(&self, date: NaiveDate) -> bool {
-        !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !self.holidays.contains(&date)
+        !matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
+            && !self.holidays.contains(&date.ordinal())
     }
 }

@@ -271,6 +271,17 @@ fn days() -> impl Strategy<Value = NaiveDate> {
 
 proptest! {
     #[test]
+    fn a_working_day_is_a_weekday_absent_from_the_list_of_holidays(
+        date in days(),
+        calendar in calendars(),
+    ) {
+        use chrono::{Datelike, Weekday};
+        let weekend = matches!(date.weekday(), Weekday::Sat | Weekday::Sun);
+        let listed = public_holidays(date.year(), calendar).iter().any(|h| h.date == date);
+        prop_assert_eq!(is_working_day(date, calendar), !weekend && !listed);
+    }
+
+    #[test]
     fn the_nth_working_day_is_a_working_day_after_exactly_n_of_them(
         start in days(),
         n in 0u32..400,
