@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
+use crate::calendar::Calendar;
 use crate::french::french_date;
 use crate::ids::{ActionId, AgencyId, PieceKind, ProgrammeId, RoleId, StateId, VerdictId};
 
@@ -110,6 +111,11 @@ pub struct Campaign {
     pub reference_prefix: String,
     /// The time zone in which its days begin and end.
     pub time_zone: Tz,
+    /// The public holidays its deadlines skip. Left out of the JSON form
+    /// when it is the default, France: a definition that names no calendar
+    /// keeps the JSON form, and so the digest, it had before calendars.
+    #[serde(skip_serializing_if = "is_default")]
+    pub calendar: Calendar,
     /// The first day a dossier may be received.
     pub opens_on: NaiveDate,
     /// In order; each starts the day after the previous one closes.
@@ -190,6 +196,10 @@ pub struct PieceDef {
 
 fn yes() -> bool {
     true
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl PieceDef {
@@ -366,6 +376,62 @@ pub struct ActionDef {
     /// the one the dossier is waiting on.
     #[serde(default)]
     pub next_step: bool,
+    /// By when the agency must take it, once the dossier waits on it
+    /// (only on a `next_step` action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Deadline>,
+}
+
+/// What `from = "reception"` names in a [`Deadline`]: the instant the
+/// dossier was received, not an action.
+pub const RECEPTION: &str = "reception";
+
+/// The most working days a deadline may give (about seventeen months).
+pub const MAX_DEADLINE_WORKING_DAYS: u32 = 365;
+
+/// A deadline on an action: a number of working days (in the campaign's
+/// [`Calendar`]) counted from an instant the dossier keeps. Written
+/// `deadline = { working_days = 15, from = "instruire" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadline {
+    /// How many working days after the day of `from` (that day does not
+    /// count): the last day is the one
+    /// [`add_working_days`](crate::calendar::add_working_days) gives. From 1
+    /// to [`MAX_DEADLINE_WORKING_DAYS`].
+    pub working_days: u32,
+    /// The instant the count starts from.
+    pub from: DeadlineStart,
+}
+
+/// The instant a [`Deadline`] counts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadlineStart {
+    /// The dossier's reception (`received_at`), written `"reception"`.
+    Reception,
+    /// The last time this action, which carries a verdict, was taken on the
+    /// dossier (its [`Avis::at`](crate::Avis::at)), written as its id.
+    Action(ActionId),
+}
+
+impl Serialize for DeadlineStart {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DeadlineStart::Reception => serializer.serialize_str(RECEPTION),
+            DeadlineStart::Action(id) => id.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DeadlineStart {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = ActionId::deserialize(deserializer)?;
+        Ok(if id == RECEPTION {
+            DeadlineStart::Reception
+        } else {
+            DeadlineStart::Action(id)
+        })
+    }
 }
 
 impl ActionDef {
@@ -443,6 +509,8 @@ struct CampaignDocument {
     name: String,
     reference_prefix: String,
     time_zone: Tz,
+    #[serde(default)]
+    calendar: Calendar,
     opens_on: NaiveDate,
     waves: Vec<WaveDocument>,
 }
@@ -473,6 +541,7 @@ impl Definition {
                 name: doc.campaign.name,
                 reference_prefix: doc.campaign.reference_prefix,
                 time_zone: doc.campaign.time_zone,
+                calendar: doc.campaign.calendar,
                 opens_on: doc.campaign.opens_on,
                 waves: doc
                     .campaign
@@ -962,7 +1031,42 @@ impl Definition {
                 "porte un verdict mais aucun verdict n'est défini",
             ));
         }
+        if let Some(deadline) = &action.deadline {
+            self.validate_deadline(action, deadline)
+                .map_err(|problem| invalid(item, problem))?;
+        }
         Ok(())
+    }
+
+    /// What is wrong with an action's deadline, in French.
+    fn validate_deadline(&self, action: &ActionDef, deadline: &Deadline) -> Result<(), String> {
+        if !action.next_step {
+            return Err(
+                "un délai (deadline) ne vaut que pour une étape attendue : ajoutez next_step = true"
+                    .into(),
+            );
+        }
+        let n = deadline.working_days;
+        if n == 0 || n > MAX_DEADLINE_WORKING_DAYS {
+            return Err(format!(
+                "délai de {n} jour(s) ouvré(s) : il doit être compris entre 1 et {MAX_DEADLINE_WORKING_DAYS} (deadline.working_days)"
+            ));
+        }
+        let DeadlineStart::Action(from) = &deadline.from else {
+            return Ok(());
+        };
+        match self.action_of(from) {
+            None => Err(format!(
+                "action inconnue `{from}` (deadline.from : `{RECEPTION}` ou une action qui porte un verdict)"
+            )),
+            Some(a) if a.id == action.id => Err(format!(
+                "le délai ne peut partir de l'action elle-même (deadline.from = `{from}`)"
+            )),
+            Some(a) if !a.verdict => Err(format!(
+                "le dossier ne garde pas l'instant de l'action `{from}`, qui ne porte pas de verdict (deadline.from : `{RECEPTION}` ou une action qui porte un verdict)"
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     fn validate_graph(&self) -> Result<(), DefinitionError> {

@@ -3,7 +3,7 @@
 //! waves and deadlines added, removed or changed. `ami workflow diff`
 //! prints it; a campaign that changes its rules reads it before migrating.
 
-use crate::definition::{ActionDef, Definition, Guard};
+use crate::definition::{ActionDef, DeadlineStart, Definition, Guard};
 use crate::french::french_date;
 
 /// Whether something appeared, disappeared or changed.
@@ -215,6 +215,16 @@ fn campaign(out: &mut Changes, old: &Definition, new: &Definition) {
         out.changed(
             "campaign",
             format!("Fuseau horaire : {} → {}.", a.time_zone, b.time_zone),
+        );
+    }
+    if a.calendar != b.calendar {
+        out.changed(
+            "campaign",
+            format!(
+                "Calendrier des jours fériés : {} → {}.",
+                a.calendar.label(),
+                b.calendar.label()
+            ),
         );
     }
     if a.opens_on != b.opens_on {
@@ -478,6 +488,21 @@ fn agency_and_role(def: &Definition, a: &ActionDef) -> String {
     format!("{agency}, rôle {role}")
 }
 
+/// « 15 jours ouvrés après « Instruire le dossier » », « sans délai ».
+fn deadline(def: &Definition, a: &ActionDef) -> String {
+    let Some(d) = &a.deadline else {
+        return "sans délai".into();
+    };
+    let days = match d.working_days {
+        1 => "1 jour ouvré".to_string(),
+        n => format!("{n} jours ouvrés"),
+    };
+    match &d.from {
+        DeadlineStart::Reception => format!("{days} après la réception du dossier"),
+        DeadlineStart::Action(from) => format!("{days} après « {} »", action_label(def, from)),
+    }
+}
+
 fn guards(a: &ActionDef) -> String {
     let words: Vec<&str> = a
         .guards
@@ -595,6 +620,13 @@ fn actions(out: &mut Changes, old: &Definition, new: &Definition) {
                 )
             };
             said(format!("{} → {}", four(old, a), four(new, b)));
+        }
+        if a.deadline != b.deadline {
+            said(format!(
+                "délai : {} → {}",
+                deadline(old, a),
+                deadline(new, b)
+            ));
         }
         if a.next_step != b.next_step {
             said(if b.next_step {

@@ -1000,13 +1000,19 @@ pub fn awaiting<'d>(def: &'d Definition, dossier: &Dossier) -> Vec<&'d str> {
         return agencies;
     }
     for a in def.actions().iter().filter(|a| a.next_step) {
-        let waits = check_position(def, dossier, a).is_ok()
-            && (!a.guards.contains(&Guard::AllAvis) || all_avis_given(def, dossier).is_ok());
-        if waits && !agencies.contains(&a.agency.as_str()) {
+        if waits_on(def, dossier, a) && !agencies.contains(&a.agency.as_str()) {
             agencies.push(a.agency.as_str());
         }
     }
     agencies
+}
+
+/// The dossier, neither final nor waiting on its porteur, waits on this
+/// `next_step` action: its state, programmes and avis order allow it, and
+/// so do the avis it needs. What [`awaiting`] lists the agencies of.
+pub(crate) fn waits_on(def: &Definition, dossier: &Dossier, action: &ActionDef) -> bool {
+    check_position(def, dossier, action).is_ok()
+        && (!action.guards.contains(&Guard::AllAvis) || all_avis_given(def, dossier).is_ok())
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! workflow. A workflow is data ([`Definition`], loaded from TOML and checked);
 //! a dossier is the fold of its events ([`apply`], [`fold`]); [`decide`] says
 //! whether an actor may take an action now and returns the event, or a
-//! [`Rejection`] with a precise reason. No I/O, no clock: callers pass `now`.
+//! [`Rejection`] with a precise reason; [`deadlines()`] gives, for each agency
+//! a dossier waits on, the last day to act, counted in working days of the
+//! French calendar ([`calendar`]). No I/O, no clock: callers pass `now`.
 //!
 //! # Example
 //!
@@ -64,7 +66,9 @@
 
 #![warn(missing_docs)]
 
+pub mod calendar;
 pub mod communes;
+pub mod deadlines;
 pub mod definition;
 pub mod diff;
 pub mod dossier;
@@ -75,13 +79,17 @@ pub mod mermaid;
 pub mod migration;
 pub mod text;
 
+pub use calendar::{
+    add_working_days, easter_sunday, is_working_day, public_holidays, Calendar, PublicHoliday,
+};
 pub use communes::{
     check_commune, commune, departement, region, Commune, CommuneProblem, Departement, Region, Zone,
 };
+pub use deadlines::{deadlines, AgencyDeadline};
 pub use definition::{
-    file_type, ActionDef, AgencyDef, Campaign, Definition, DefinitionError, Effect, FileType,
-    Guard, PieceDef, Placement, Programme, RoleDef, StateDef, VerdictDef, Wave,
-    DEFAULT_DEFINITION_TOML, FILE_TYPES,
+    file_type, ActionDef, AgencyDef, Campaign, Deadline, DeadlineStart, Definition,
+    DefinitionError, Effect, FileType, Guard, PieceDef, Placement, Programme, RoleDef, StateDef,
+    VerdictDef, Wave, DEFAULT_DEFINITION_TOML, FILE_TYPES,
 };
 pub use dossier::{
     apply, apply_in_place, fold, Actor, Avis, Command, CommitteeDecision, ComplementRequest,

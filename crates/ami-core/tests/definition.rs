@@ -66,6 +66,29 @@ fn the_default_definition() {
     let utc = [c.opens_at(), c.closes_at(), c.waves[0].closes_at()].map(|t| t.to_rfc3339());
     let midnights = ["2020-07-19T22:00", "2021-06-25T22:00", "2020-11-06T23:00"];
     assert_eq!(utc, midnights.map(|t| format!("{t}:00+00:00")));
+    // the_default_definition_counts_its_deadlines_in_working_days_of_france
+    assert_eq!(c.calendar, ami_core::Calendar::France);
+    let deadline = |a: &ami_core::ActionDef| match &a.deadline {
+        None => format!("{} -", a.id),
+        Some(d) => {
+            let json = serde_json::to_string(d).expect("serializes");
+            format!("{} {json}", a.id)
+        }
+    };
+    let next_steps = def.actions().iter().filter(|a| a.next_step).map(deadline);
+    assert_eq!(
+        next_steps.collect::<Vec<_>>(),
+        [
+            r#"instruire {"working_days":10,"from":"reception"}"#,
+            r#"avis_acv {"working_days":15,"from":"instruire"}"#,
+            r#"avis_ti {"working_days":15,"from":"instruire"}"#,
+            "declarer_laureat -",
+        ]
+    );
+    assert!(def
+        .actions()
+        .iter()
+        .all(|a| a.next_step || a.deadline.is_none()));
     // each_wave_edge_falls_at_paris_local_midnight_whatever_the_daylight_saving_time
     for &(instant, expected) in WAVE_EDGES {
         assert_eq!(c.placement(at(instant)), expected, "{instant}");
@@ -132,6 +155,37 @@ const REPRENDRE: &str =
 to = \"recu\"\nagency = \"dar\"\nrole = \"responsable\"\n";
 
 #[test]
+fn a_campaign_may_count_in_the_calendar_of_alsace_moselle_and_france_is_the_default() {
+    let alsace = edit("alsace").replace(r#"calendar = "france""#, r#"calendar = "alsace_moselle""#);
+    let def = Definition::from_toml(&alsace.1).expect("valid");
+    assert_eq!(def.campaign().calendar, ami_core::Calendar::AlsaceMoselle);
+    let json = serde_json::to_value(def.campaign()).expect("serializes");
+    assert_eq!(json["calendar"], "alsace_moselle");
+
+    let unsaid = edit("unsaid").replace("calendar = \"france\"\n", "");
+    let def = Definition::from_toml(&unsaid.1).expect("valid");
+    assert_eq!(def.campaign().calendar, ami_core::Calendar::France);
+    // The default is left out of the JSON form, as it was before calendars.
+    let json = serde_json::to_value(def.campaign()).expect("serializes");
+    assert_eq!(json.get("calendar"), None);
+}
+
+#[test]
+fn a_deadline_may_count_from_any_action_that_carries_a_verdict() {
+    let laureat = edit("laureat").replace(
+        "distinct_from = \"instruire\"\n",
+        "distinct_from = \"instruire\"\ndeadline = { working_days = 20, from = \"avis_ti\" }\n",
+    );
+    let def = Definition::from_toml(&laureat.1).expect("valid");
+    let deadline = def
+        .action("declarer_laureat")
+        .and_then(|a| a.deadline.clone());
+    let start = deadline.map(|d| (d.working_days, d.from));
+    let avis_ti = def.action_id("avis_ti").expect("an action");
+    assert_eq!(start, Some((20, ami_core::DeadlineStart::Action(avis_ti))));
+}
+
+#[test]
 #[rustfmt::skip]
 fn a_definition_that_breaks_a_rule_does_not_load_and_says_where() {
     let broken = edit("a_toml_syntax_error_is_rejected_and_mentions_its_line")
@@ -178,6 +232,35 @@ fn a_definition_that_breaks_a_rule_does_not_load_and_says_where() {
             .replace("avis_action = \"avis_ti\"", "avis_action = \"avis_industrie\"")
             .invalid("programme `ti`", "avis_industrie"),
         broken.unreadable(&format!("line {line}")),
+        edit("a_deadline_from_an_unknown_action_is_rejected_and_names_it")
+            .replace(r#"from = "instruire" }"#, r#"from = "instruction" }"#)
+            .invalid("action `avis_acv`", "action inconnue `instruction` (deadline.from"),
+        edit("a_deadline_from_an_action_whose_instant_the_dossier_does_not_keep_is_rejected")
+            .replace(r#"from = "instruire" }"#, r#"from = "deposer" }"#)
+            .invalid("action `avis_acv`", "ne garde pas l'instant de l'action `deposer`"),
+        edit("a_deadline_from_the_action_itself_is_rejected")
+            .replace(r#"from = "instruire" }"#, r#"from = "avis_acv" }"#)
+            .invalid("action `avis_acv`", "l'action elle-même"),
+        edit("a_deadline_of_no_working_day_is_rejected")
+            .replace("working_days = 10", "working_days = 0")
+            .invalid("action `instruire`", "délai de 0 jour(s) ouvré(s) : il doit être compris entre 1 et 365"),
+        edit("a_deadline_of_more_than_365_working_days_is_rejected")
+            .replace("working_days = 10", "working_days = 366")
+            .invalid("action `instruire`", "délai de 366 jour(s) ouvré(s)"),
+        edit("a_deadline_on_an_action_that_is_not_a_next_step_is_rejected")
+            .replace("to = \"refuse\"\n", "to = \"refuse\"\ndeadline = { working_days = 5, from = \"instruire\" }\n")
+            .invalid("action `refuser`", "ajoutez next_step = true"),
+        edit("a_negative_deadline_does_not_read")
+            .replace("working_days = 10", "working_days = -1").unreadable("working_days"),
+        edit("a_deadline_with_an_unknown_field_does_not_read")
+            .replace(r#"from = "reception" }"#, r#"from = "reception", jours = 3 }"#)
+            .unreadable("jours"),
+        edit("a_deadline_without_its_start_does_not_read")
+            .replace(r#"working_days = 10, from = "reception" }"#, "working_days = 10 }")
+            .unreadable("from"),
+        edit("an_unknown_calendar_does_not_read_and_names_the_known_ones")
+            .replace(r#"calendar = "france""#, r#"calendar = "bretagne""#)
+            .unreadable("alsace_moselle"),
         edit("an_unknown_field_in_a_definition_is_rejected")
             .replace("terminal = true", "terminal = true\ncouleur = \"vert\"")
             .unreadable("couleur"),

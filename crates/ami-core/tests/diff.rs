@@ -130,3 +130,31 @@ fn a_state_renamed_says_where_its_dossiers_go() {
         "{texts:#?}"
     );
 }
+
+#[test]
+fn a_deadline_and_a_calendar_that_change_are_said_in_working_days() {
+    let old = Definition::ami2();
+    let new = changed(|t| {
+        t.replace("calendar = \"france\"", "calendar = \"alsace_moselle\"")
+            .replace("working_days = 10", "working_days = 1")
+            .replacen(
+                "deadline = { working_days = 15, from = \"instruire\" }\n",
+                "",
+                1,
+            )
+            .replace(
+                "distinct_from = \"instruire\"\n",
+                "distinct_from = \"instruire\"\ndeadline = { working_days = 20, from = \"avis_ti\" }\n",
+            )
+    });
+
+    assert_eq!(
+        texts(&old, &new),
+        vec![
+            "Calendrier des jours fériés : France → Alsace-Moselle.",
+            "Action « Instruire le dossier » : délai : 10 jours ouvrés après la réception du dossier → 1 jour ouvré après la réception du dossier.",
+            "Action « Rendre l'avis Action Cœur de Ville » : délai : 15 jours ouvrés après « Instruire le dossier » → sans délai.",
+            "Action « Déclarer lauréat » : délai : sans délai → 20 jours ouvrés après « Rendre l'avis Territoires d'industrie ».",
+        ]
+    );
+}

@@ -12,8 +12,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use ami_core::{
-    apply, decide, fold, ActionId, Actor, AgencyId, Command, Definition, Dossier, Event, Piece,
-    PieceKind, ProgrammeId, RoleId, StateId, Target, VerdictId,
+    add_working_days, apply, awaiting, deadlines, decide, fold, ActionId, Actor, AgencyId,
+    Calendar, Command, Definition, Dossier, Event, Piece, PieceKind, ProgrammeId, RoleId, StateId,
+    Target, VerdictId,
 };
 use chrono::{DateTime, Duration, Utc};
 use common::{actor_of, at, new_dossier, stranger, BUDGET, CANDIDATURE};
@@ -391,6 +392,7 @@ fn run(def: &Definition, spec: &DossierSpec, steps: &[Step]) -> Result<Outcome, 
                 events.push(event);
                 prop_assert_eq!(next.version, events.len() as u64);
                 check_journal(&next, &events)?;
+                check_deadlines(def, &next)?;
                 dossier = Some(next);
             }
         }
@@ -443,6 +445,45 @@ fn check_journal(d: &Dossier, events: &[Event]) -> Result<(), TestCaseError> {
     prop_assert_eq!(last.action.as_str(), "declarer_laureat");
     for instruction in instructions {
         prop_assert_ne!(&instruction.actor.id, &last.actor.id, "four-eyes broken");
+    }
+    Ok(())
+}
+
+/// The deadlines of `d`, against the rules of the AMI written here: the
+/// DAR's instruction 10 working days after reception, the avis ACV awaits
+/// (or TI's, after ACV's for a dossier of both) 15 after the instruction;
+/// none while the porteur is awaited or the dossier is closed.
+fn check_deadlines(def: &Definition, d: &Dossier) -> Result<(), TestCaseError> {
+    let paris = |t: DateTime<Utc>| t.with_timezone(&chrono_tz::Europe::Paris).date_naive();
+    let instructed = || d.avis("instruire").map(|a| a.at);
+    let expected = if d.complement.is_some() {
+        None
+    } else {
+        match d.state.as_str() {
+            "recu" => Some(("dar", "instruire", Some(d.received_at), 10)),
+            "instruit" if d.in_programme("acv") => Some(("acv", "avis_acv", instructed(), 15)),
+            "instruit" | "avis_acv" if d.in_programme("ti") => {
+                Some(("ti", "avis_ti", instructed(), 15))
+            }
+            _ => None,
+        }
+    };
+    let expected: Vec<String> = expected
+        .into_iter()
+        .map(|(agency, action, since, n)| {
+            let since = since.expect("an instructed dossier keeps its instruction");
+            let due = add_working_days(paris(since), n, Calendar::France);
+            format!("{agency} {action} {since} {due}")
+        })
+        .collect();
+    let got: Vec<String> = deadlines(def, d)
+        .iter()
+        .map(|x| format!("{} {} {} {}", x.agency, x.action, x.since, x.due))
+        .collect();
+    prop_assert_eq!(got, expected, "{} {:?}", d.state, d.programmes);
+    let waits = awaiting(def, d);
+    for x in deadlines(def, d) {
+        prop_assert!(waits.contains(&x.agency.as_str()));
     }
     Ok(())
 }
