@@ -286,11 +286,12 @@ async fn the_receipt_lists_every_event_every_file_and_the_last_digest(backend: B
             })
             .unwrap_or_else(|| panic!("no {filename} {sha256} on the receipt"));
         assert_eq!(field_text(*file, "Version"), *version);
+        // « 830 octets », « 5,8 ko (5 822 octets) »: the exact count last.
         let bytes = field_text(*file, "Taille");
         let digits: String = bytes
-            .split('(')
-            .nth(1)
-            .expect("size in bytes")
+            .rsplit('(')
+            .next()
+            .expect("size")
             .chars()
             .filter(char::is_ascii_digit)
             .collect();

@@ -75,7 +75,8 @@ pub struct FileLine {
     pub version: u32,
     pub filename: String,
     pub size: String,
-    pub bytes: String,
+    /// The exact number of bytes, when `size` rounds it.
+    pub bytes: Option<String>,
     pub type_label: String,
     pub at: Instant,
     pub sha256: String,
@@ -164,7 +165,8 @@ fn pieces(def: &Definition, d: &Dossier) -> Vec<PieceBlock> {
                     version: f.version,
                     filename: f.filename.to_string(),
                     size: format::size(f.size),
-                    bytes: format::thousands(i64::try_from(f.size).unwrap_or(i64::MAX)),
+                    bytes: (f.size >= 1000)
+                        .then(|| format::thousands(i64::try_from(f.size).unwrap_or(i64::MAX))),
                     type_label: ami_core::FILE_TYPES
                         .iter()
                         .find(|t| t.media_type == f.media_type)
