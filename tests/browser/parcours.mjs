@@ -3,7 +3,8 @@
 // error, the deposit form and its error, the pièces downloaded, an avis
 // refused for want of a motivation (and kept), a page updated live while
 // another person acts, two stale forms that write nothing, need to know
-// (ACV sees no DAR action, a TI-only dossier is a 404), every page checked
+// (ACV sees no DAR action, a TI-only dossier is a 404), the printable
+// receipt (its screenshot printed to A4 too), every page checked
 // by axe-core and screenshot at 1280 and 375 px, and signing out.
 //
 // Environment: AMI_BASE_URL, AMI_CHROMIUM, AMI_SCREENSHOT_DIR,
@@ -354,6 +355,27 @@ await run.main(async (run) => {
   await download(run, boss, v1href, xlsx, 'première version du budget');
   await download(run, boss, `/dossiers/${id}/pieces/budget_previsionnel`, pdf, 'budget corrigé');
   await run.check(boss, 'dossier-laureat');
+
+  // 8 bis. The printable receipt, from its link on the dossier page: every
+  // event with its digest, no menu; printed on A4 as well.
+  run.log('8 bis. récépissé');
+  await run.submit(boss, () => boss.getByRole('link', { name: 'Récépissé imprimable', exact: true }).click());
+  assert(pathOf(boss) === `/dossiers/${id}/recepisse`, `« Récépissé imprimable » mène à ${boss.url()}`);
+  assert((await text(boss.locator('h1'))) === `Récépissé du dossier ${reference}`, `récépissé : h1 « ${await text(boss.locator('h1'))} »`);
+  assert((await boss.locator('nav').count()) === 0, 'le récépissé a un menu');
+  const receiptEvents = await boss.locator('#recu-historique ol > li').count();
+  const receiptHistory = await run.api(TOKENS.boss, 'GET', `/dossiers/${id}/history`);
+  assert(receiptEvents === receiptHistory.json.events.length, `récépissé : ${receiptEvents} événements au lieu de ${receiptHistory.json.events.length}`);
+  const lastDigest = receiptHistory.json.events.at(-1).digest;
+  assert((await text(boss.locator('#recu-chaine'))).includes(lastDigest), `récépissé : la dernière empreinte ${lastDigest} manque`);
+  await run.check(boss, 'recepisse');
+  await boss.emulateMedia({ media: 'print' });
+  await boss.setViewportSize({ width: 794, height: 1123 });
+  await boss.screenshot({ path: path.join(run.shots, 'recepisse-impression.png'), fullPage: true });
+  await boss.pdf({ path: path.join(run.shots, 'recepisse.pdf'), format: 'A4', printBackground: false });
+  await boss.emulateMedia({ media: 'screen' });
+  await boss.setViewportSize(WIDE);
+  run.summary.receipt_events = receiptEvents;
 
   // 9. Need to know: the ACV agent sees no DAR action, and a TI-only
   // dossier does not exist for them.

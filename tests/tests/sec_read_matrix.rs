@@ -1,6 +1,6 @@
 //! Need to know, as a matrix generated from the definition: every caller
 //! (each agency × each role) × every set of programmes a dossier may have
-//! × every read (the dossier, its history, its files, the list, the search,
+//! × every read (the dossier, its history, its receipt, its files, the list, the search,
 //! the stats and the feed). A caller whose agency gives the avis of some
 //! programmes sees only the dossiers of those programmes; for them the
 //! others do not exist (404, absent from lists and counts), and the answer
@@ -81,6 +81,7 @@ async fn every_read_follows_need_to_know(backend: Backend) {
                 status(app.get(&who, &format!("/dossiers/{id}")).await.0);
                 status(app.get(&who, &format!("/dossiers/{id}/history")).await.0);
                 for path in [
+                    format!("/dossiers/{id}/receipt"),
                     format!("/dossiers/{id}/pieces/{kind}"),
                     format!("/dossiers/{id}/pieces/{kind}/versions/1"),
                 ] {

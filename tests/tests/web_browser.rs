@@ -198,6 +198,8 @@ async fn a_dossier_goes_from_deposit_to_laureat_in_the_browser(backend: Backend)
     assert_eq!(all, 2, "only the TI dossier and the browser's");
     // The TI-only dossier was left alone.
     assert_eq!(history(&app, &team.dar, &ti_only_id).await.len(), 1);
+    // The receipt, opened once the dossier was lauréat, listed every event.
+    assert_eq!(summary["receipt_events"], events.len());
 
     assert_screenshots(summary, &shots, 2 * 20);
     println!(

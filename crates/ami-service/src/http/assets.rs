@@ -90,14 +90,18 @@ fn serve(bytes: &'static [u8], etag: &str, path: &str, headers: &HeaderMap) -> R
     (StatusCode::OK, out, bytes).into_response()
 }
 
-/// The service's own script and style sheet (live updates, a few layout
-/// rules the DSFR has no class for).
+/// The service's own script and style sheets (live updates, a few layout
+/// rules the DSFR has no class for, the receipt's print layout).
 const OWN: &[(&str, &[u8])] = &[
     ("ami.js", include_bytes!("../../assets/ami/ami.js")),
     ("ami.css", include_bytes!("../../assets/ami/ami.css")),
     (
         "sans-js.css",
         include_bytes!("../../assets/ami/sans-js.css"),
+    ),
+    (
+        "recepisse.css",
+        include_bytes!("../../assets/ami/recepisse.css"),
     ),
 ];
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod feed;
 pub mod pieces;
+pub mod receipt;
 pub mod views;
 
 use std::sync::Arc;
@@ -163,6 +164,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(pieces::put_piece, pieces::get_piece))
         .routes(routes!(pieces::get_piece_version))
         .routes(routes!(dossiers::history))
+        .routes(routes!(receipt::receipt))
         .routes(routes!(feed::events))
         .routes(routes!(feed::stats))
         .routes(routes!(feed::workflow))

@@ -29,6 +29,7 @@ mod dossier;
 mod format;
 mod lists;
 mod live;
+pub(crate) mod receipt;
 
 const SESSION_COOKIE: &str = "ami_session";
 /// The CSRF token of the sign-in form, before any session exists.
@@ -68,6 +69,7 @@ pub fn routes() -> Router<AppState> {
             "/dossiers/{id}/pieces/{kind}",
             get(dossier::download_latest),
         )
+        .route("/dossiers/{id}/recepisse", get(receipt::page))
         .route(
             "/dossiers/{id}/pieces/{kind}/versions/{version}",
             get(dossier::download_version),
