@@ -169,6 +169,7 @@ pub struct TestApp {
     pub files: Files,
     pub test_files: TestFiles,
     pub definition: Arc<Definition>,
+    pub clock: http::Clock,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -183,11 +184,36 @@ impl TestApp {
         TestApp::spawn_with(db, TestFiles::new(Storage::Local), definition).await
     }
 
+    /// On a fresh database, with the service's clock stopped at `now`:
+    /// what is late is then the same whatever day the test runs.
+    pub async fn spawn_at(backend: Backend, now: &str) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let now = chrono::DateTime::parse_from_rfc3339(now)
+            .expect("an RFC 3339 instant")
+            .with_timezone(&chrono::Utc);
+        TestApp::spawn_with_clock(
+            db,
+            TestFiles::new(Storage::Local),
+            Arc::new(Definition::ami2()),
+            http::Clock::Fixed(now),
+        )
+        .await
+    }
+
     /// On a database and a file storage of the test's choice.
     pub async fn spawn_with(
         db: TestDb,
         test_files: TestFiles,
         definition: Arc<Definition>,
+    ) -> TestApp {
+        TestApp::spawn_with_clock(db, test_files, definition, http::Clock::System).await
+    }
+
+    pub async fn spawn_with_clock(
+        db: TestDb,
+        test_files: TestFiles,
+        definition: Arc<Definition>,
+        clock: http::Clock,
     ) -> TestApp {
         let store = ami_service::store::connect(&db.url.parse().expect("database url"))
             .await
@@ -205,6 +231,7 @@ impl TestApp {
             definition: definition.clone(),
             max_piece_size: http::pieces::DEFAULT_MAX_PIECE_SIZE,
             secure_cookies: false,
+            clock,
         };
         let server = tokio::spawn(async move {
             http::serve(listener, state, async {
@@ -222,6 +249,7 @@ impl TestApp {
             files,
             test_files,
             definition,
+            clock,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -284,6 +312,7 @@ impl TestApp {
             definition: self.definition.clone(),
             max_piece_size: http::pieces::DEFAULT_MAX_PIECE_SIZE,
             secure_cookies: false,
+            clock: self.clock,
         }
     }
 

@@ -983,7 +983,7 @@ async fn the_history_lists_every_event_in_order_with_distinct_digests(backend: B
         assert_eq!(e["actor"]["agency"], agency);
         assert_eq!(e["verdict"].as_str(), verdict);
         assert_eq!(e["motivation"].as_str(), motivation);
-        assert_eq!(e["definition_version"], "ami2-2020.1");
+        assert_eq!(e["definition_version"], "ami2-2020.2");
         let at = e["at"].as_str().expect("at").to_string();
         let parsed = chrono::DateTime::parse_from_rfc3339(&at).expect("RFC 3339 instant");
         if !previous_at.is_empty() {

@@ -699,7 +699,7 @@ async fn the_workflow_is_served_as_json_and_as_mermaid(backend: Backend) {
 
     // Assert
     let def = json.assert_ok(StatusCode::OK);
-    assert_eq!(def["version"], "ami2-2020.1");
+    assert_eq!(def["version"], "ami2-2020.2");
     let states: Vec<&str> = def["states"]
         .as_array()
         .expect("states")

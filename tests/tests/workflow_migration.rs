@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Row};
 
 /// The version of the embedded definition.
-const AMI2: &str = "ami2-2020.1";
+const AMI2: &str = "ami2-2020.2";
 /// The label of the committee's avis, added by [`Workflows::committee`].
 const COMMITTEE: &str = "Rendre l'avis du comité Action Cœur de Ville";
 /// How long a service refusing its definition may take to exit.

@@ -568,7 +568,7 @@ impl Definition {
         Ok(def)
     }
 
-    /// The definition's version (`ami2-2020.1`), recorded in every event
+    /// The definition's version (`ami2-2020.2`), recorded in every event
     /// decided under it.
     pub fn version(&self) -> &str {
         &self.version

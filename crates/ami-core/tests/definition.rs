@@ -16,7 +16,7 @@ fn the_default_definition() {
     assert_eq!(def, Definition::ami2());
     let c = &def.campaign();
     let about = format!("{} {} {:?}", def.version(), c.reference_prefix, c.time_zone);
-    assert_eq!(about, "ami2-2020.1 AMI2 Europe/Paris");
+    assert_eq!(about, "ami2-2020.2 AMI2 Europe/Paris");
     // the_default_definition_has_the_agencies_dar_acv_and_ti
     assert_eq!(join(def.agencies().iter().map(|a| &a.id)), "dar acv ti");
     let agencies = ["dar", "acv", "ti", "anct"].map(|a| def.has_agency(a));

@@ -21,7 +21,7 @@ fn the_same_definition_has_no_change() {
 fn a_moved_deadline_a_new_wave_and_a_renamed_state_are_said_once_each() {
     let old = Definition::ami2();
     let new = changed(|t| {
-        t.replace("version = \"ami2-2020.1\"", "version = \"ami2-2021.1\"")
+        t.replace("version = \"ami2-2020.2\"", "version = \"ami2-2021.1\"")
             .replace("closes_on = \"2021-02-12\"", "closes_on = \"2021-02-19\"")
             .replace(
                 "{ number = 3, closes_on = \"2021-06-25\" },",
@@ -33,7 +33,7 @@ fn a_moved_deadline_a_new_wave_and_a_renamed_state_are_said_once_each() {
     assert_eq!(
         texts(&old, &new),
         vec![
-            "Version de la définition : ami2-2020.1 → ami2-2021.1.",
+            "Version de la définition : ami2-2020.2 → ami2-2021.1.",
             "Vague 4 ajoutée, close le 30 septembre 2021.",
             "Vague 2 : date limite du 12 février 2021 → 19 février 2021.",
             "État instruit : libellé « Instruit par la DAR » → « Instruit ».",

@@ -28,7 +28,7 @@ fn an_event_carries_everything_the_journal_needs() {
         verdict: def.verdict_id("reserve"),
         motivation: Some("Budget à préciser".into()),
         comment: Some("Vu en comité".into()),
-        definition_version: "ami2-2020.1".into(),
+        definition_version: "ami2-2020.2".into(),
         payload: Payload::None,
     };
     assert_eq!(event, expected);
@@ -53,7 +53,7 @@ fn an_event_carries_everything_the_journal_needs() {
         &created.dossier,
         created.number,
     );
-    assert_eq!(got, ("ami2-2020.1", &new, 7));
+    assert_eq!(got, ("ami2-2020.2", &new, 7));
 }
 
 #[test]

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 fn renamed() -> Definition {
     let text = DEFAULT_DEFINITION_TOML
         .replace("\"instruit\"", "\"instruit_dar\"")
-        .replace("version = \"ami2-2020.1\"", "version = \"ami2-2021.1\"")
+        .replace("version = \"ami2-2020.2\"", "version = \"ami2-2021.1\"")
         + "\n[migration]\nstate_map = { instruit = \"instruit_dar\" }\n";
     Definition::from_toml(&text).expect("the renamed definition loads")
 }
@@ -25,7 +25,7 @@ fn renamed() -> Definition {
 fn renamed_without_map() -> Definition {
     let text = DEFAULT_DEFINITION_TOML
         .replace("\"instruit\"", "\"instruit_dar\"")
-        .replace("version = \"ami2-2020.1\"", "version = \"ami2-2021.2\"");
+        .replace("version = \"ami2-2020.2\"", "version = \"ami2-2021.2\"");
     Definition::from_toml(&text).expect("loads")
 }
 
@@ -139,7 +139,7 @@ fn an_avis_now_required_is_named() {
             "avis_action = \"avis_acv\"",
             "avis_action = \"avis_comite_acv\"",
         )
-        .replace("version = \"ami2-2020.1\"", "version = \"ami2-2021.3\"")
+        .replace("version = \"ami2-2020.2\"", "version = \"ami2-2021.3\"")
         + r#"
 [[actions]]
 id = "avis_comite_acv"

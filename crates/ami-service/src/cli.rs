@@ -512,6 +512,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 secure_cookies: public_url
                     .as_deref()
                     .is_some_and(|u| u.starts_with("https://")),
+                clock: http::Clock::System,
             };
             http::serve(listener, state, shutdown_signal()).await?;
             store.close().await;

@@ -1,15 +1,18 @@
 //! `ami demo`: a realistic campaign in an empty database, so that a newcomer
 //! sees every state of the workflow in one command.
 
-use ami_core::{Actor, Definition, DossierId, Piece, PieceKind, Porteur};
+use ami_core::{Actor, CommitteeDecision, Definition, DossierId, Piece, PieceKind, Porteur};
 use anyhow::{bail, Context};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use std::sync::Arc;
 
 use crate::auth::create_token;
 use crate::demo_files::{budget_xlsx, candidature_pdf};
 use crate::files::Files;
-use crate::store::{Content, DepositOrder, Order, Store, TransitionRequest};
+use crate::store::{
+    CommitteeDecisionRecord, CommitteeMember, CommitteeSession, Content, DepositOrder, Order,
+    Store, TransitionRequest,
+};
 
 /// (commune, INSEE code, programmes)
 const TOWNS: &[(&str, &str, &[&str])] = &[
@@ -143,6 +146,10 @@ pub async fn fill(store: &dyn Store, files: &Files, def: &Arc<Definition>) -> an
         paris.with_ymd_and_hms(2021, 3, 15, 10, 0, 0),
     ];
     let mut counts = [0usize; 8];
+    // Wave 1's decisions are taken by its committee, at one sitting, once
+    // every dossier is ready; the other waves' one by one.
+    let mut committee: Vec<TransitionRequest> = Vec::new();
+    let mut decided = Vec::new();
     for (i, (commune, insee, programmes)) in TOWNS.iter().enumerate() {
         let start = starts[i % 3].single().context("date de démonstration")?;
         let received_at: DateTime<Utc> =
@@ -238,9 +245,25 @@ pub async fn fill(store: &dyn Store, files: &Files, def: &Arc<Definition>) -> an
                 }
             }
         }
+        let by_committee = i % 3 == 0 && matches!(stop, Stop::Laureat | Stop::Refuse);
+        let last = if by_committee { steps.pop() } else { None };
         for (command, actor) in steps {
             version = step(store, def, id, Some(version), command, actor).await?;
         }
+        if let Some((command, actor)) = last {
+            decided.push(CommitteeDecisionRecord {
+                dossier_id: id,
+                reference: String::new(),
+                programmes: programmes.iter().map(|p| p.to_string()).collect(),
+                action: command.action.to_string(),
+                motivation: command.motivation.as_deref().map(str::to_string),
+                version: version + 1,
+            });
+            committee.push(request(def, id, Some(version), command, actor));
+        }
+    }
+    if !committee.is_empty() {
+        hold_wave_one_committee(store, def, committee, decided, dar_resp).await?;
     }
     println!(
         "{} dossiers de démonstration créés sur les trois vagues.",
@@ -253,17 +276,67 @@ pub async fn fill(store: &dyn Store, files: &Files, def: &Arc<Definition>) -> an
     Ok(())
 }
 
-async fn step(
+/// Wave 1's selection committee, met on 15 December 2020, declaring its
+/// lauréats and refusing the others at one sitting.
+async fn hold_wave_one_committee(
     store: &dyn Store,
+    def: &Arc<Definition>,
+    mut decisions: Vec<TransitionRequest>,
+    mut records: Vec<CommitteeDecisionRecord>,
+    recorder: &Actor,
+) -> anyhow::Result<()> {
+    let id = uuid::Uuid::now_v7();
+    let held_on = NaiveDate::from_ymd_opt(2020, 12, 15).context("date du comité")?;
+    for (decision, record) in decisions.iter_mut().zip(records.iter_mut()) {
+        decision.command.content = Content::Committee(CommitteeDecision {
+            committee_id: id,
+            held_on,
+        });
+        if let Some(d) = store.get_dossier(record.dossier_id).await? {
+            record.reference = d.reference.to_string();
+        }
+    }
+    let session = CommitteeSession {
+        id,
+        wave: 1,
+        held_on,
+        minutes: "Comité de sélection de la vague 1. Présents : la DAR (Cnam), \
+            la direction Action Cœur de Ville et la direction Territoires d'industrie (ANCT). \
+            Les dossiers aux avis favorables sont retenus ; un avis défavorable écarte le dossier."
+            .into(),
+        members: [
+            ("Élise Fontaine", "dar"),
+            ("Inès Roussel", "acv"),
+            ("Thomas Girard", "ti"),
+        ]
+        .iter()
+        .filter(|(_, agency)| def.agency(agency).is_some())
+        .map(|(name, agency)| CommitteeMember {
+            name: (*name).into(),
+            agency: (*agency).into(),
+        })
+        .collect(),
+        decisions: records,
+        recorded_by: recorder.id.to_string(),
+        recorded_by_name: recorder.name.to_string(),
+        recorded_at: Utc::now(),
+    };
+    let outcome = store.hold_committee(&session, decisions, false).await?;
+    if let Some(Err(e)) = outcome.decisions.into_iter().find(Result::is_err) {
+        bail!("démonstration : comité de la vague 1 : {e}");
+    }
+    Ok(())
+}
+
+fn request(
     def: &Arc<Definition>,
     id: DossierId,
     expected_version: Option<u64>,
     command: Order,
     actor: &Actor,
-) -> anyhow::Result<u64> {
+) -> TransitionRequest {
     let respond: crate::store::Respond = Arc::new(|_: &ami_core::Dossier, _: &Actor| String::new());
-    let action = command.action.clone();
-    let req = TransitionRequest {
+    TransitionRequest {
         definition: def.clone(),
         dossier_id: id,
         expected_version,
@@ -272,7 +345,19 @@ async fn step(
         now: Utc::now(),
         idempotency: None,
         respond,
-    };
+    }
+}
+
+async fn step(
+    store: &dyn Store,
+    def: &Arc<Definition>,
+    id: DossierId,
+    expected_version: Option<u64>,
+    command: Order,
+    actor: &Actor,
+) -> anyhow::Result<u64> {
+    let action = command.action.clone();
+    let req = request(def, id, expected_version, command, actor);
     match store
         .execute(req)
         .await

@@ -203,7 +203,7 @@ pub async fn record(
     }
 
     let id = Uuid::new_v4();
-    let now = Utc::now();
+    let now = state.now();
     let decided = CommitteeDecision {
         committee_id: id,
         held_on: body.date,
@@ -409,7 +409,8 @@ pub async fn list(
 /// The session's own fields, checked before any dossier is read.
 fn check_session(state: &AppState, body: &CommitteeBody) -> Result<(), ApiError> {
     let def = &state.definition;
-    let today = Utc::now()
+    let today = state
+        .now()
         .with_timezone(&def.campaign().time_zone)
         .date_naive();
     if body.date > today {

@@ -156,8 +156,13 @@ fn answer(status: StatusCode, body: String, created: Option<DossierId>) -> Respo
     response
 }
 
-fn render(def: &ami_core::Definition, d: &ami_core::Dossier, actor: &ami_core::Actor) -> String {
-    serde_json::to_string(&DossierView::new(def, d, actor)).unwrap_or_default()
+fn render(
+    def: &ami_core::Definition,
+    d: &ami_core::Dossier,
+    actor: &ami_core::Actor,
+    now: chrono::DateTime<Utc>,
+) -> String {
+    serde_json::to_string(&DossierView::new(def, d, actor, now)).unwrap_or_default()
 }
 
 /// A command as received over HTTP, ready to run.
@@ -181,9 +186,10 @@ pub(crate) async fn run(
 ) -> Result<Response, ApiError> {
     let def = &state.definition;
     let rendering = def.clone();
+    let now = state.now();
     let respond: crate::store::Respond =
         std::sync::Arc::new(move |d: &ami_core::Dossier, actor: &ami_core::Actor| {
-            render(&rendering, d, actor)
+            render(&rendering, d, actor, now)
         });
     let req = TransitionRequest {
         definition: def.clone(),
@@ -191,7 +197,7 @@ pub(crate) async fn run(
         expected_version: submission.expected_version,
         command: submission.command,
         principal,
-        now: Utc::now(),
+        now,
         idempotency: idempotency(
             headers,
             &[
@@ -437,7 +443,7 @@ pub(crate) async fn deposit(
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    let now = Utc::now();
+    let now = state.now();
     let id = DossierId(Uuid::now_v7());
     let command = Order {
         action: action.id.as_str().into(),
@@ -499,7 +505,12 @@ pub async fn get(
     DossierPath(id): DossierPath,
 ) -> Result<Json<DossierView>, ApiError> {
     let d = readable_dossier(&state, &caller, DossierId(id)).await?;
-    Ok(Json(DossierView::new(&state.definition, &d, &caller.actor)))
+    Ok(Json(DossierView::new(
+        &state.definition,
+        &d,
+        &caller.actor,
+        state.now(),
+    )))
 }
 
 /// Dossiers in reception order, filtered, by pages.
@@ -588,11 +599,12 @@ pub async fn list(
         .readable_programmes(&caller.actor.agency)
         .map(|own| own.into_iter().map(str::to_string).collect());
     let page = state.store.list_dossiers(&filter).await?;
+    let now = state.now();
     Ok(Json(DossierPage {
         items: page
             .items
             .iter()
-            .map(|d| DossierView::new(def, d, &caller.actor))
+            .map(|d| DossierView::new(def, d, &caller.actor, now))
             .collect(),
         next_cursor: page.next,
     }))

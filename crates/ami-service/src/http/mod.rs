@@ -48,6 +48,32 @@ pub struct AppState {
     /// Cookies are `Secure` (the service is reached over https,
     /// `--public-url`).
     pub secure_cookies: bool,
+    /// What time it is: whether an avis is late depends on it.
+    pub clock: Clock,
+}
+
+/// The service's clock: the system's, or an instant fixed by whoever
+/// embeds the service (a test that says what is late on a given day).
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    Fixed(chrono::DateTime<chrono::Utc>),
+}
+
+impl Clock {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            Clock::System => chrono::Utc::now(),
+            Clock::Fixed(at) => *at,
+        }
+    }
+}
+
+impl AppState {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
 }
 
 /// The token a request presents, read from its header but not yet checked

@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::Utc;
 use futures_util::{Stream, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use uuid::Uuid;
@@ -395,7 +394,7 @@ pub async fn put_piece(
         Target::Dossier(&dossier),
         &probe,
         &caller.actor,
-        Utc::now(),
+        state.now(),
     )
     .map_err(|r| ApiError::refused(&r, r.explain(def)))?;
 

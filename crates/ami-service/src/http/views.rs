@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ami_core::{available_actions, awaiting, Actor, Definition, Dossier, Event};
+use ami_core::{available_actions, awaiting, deadlines, Actor, Definition, Dossier, Event};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -212,12 +212,33 @@ pub struct DossierView {
     /// Who the dossier is waiting on: agencies, or `porteur` while a
     /// « demande de complément » is open.
     pub awaiting: Vec<String>,
+    /// Per awaited agency whose action has a deadline in working days:
+    /// its last day and whether it is past.
+    pub deadlines: Vec<DeadlineView>,
     /// A « demande de complément » is open.
     pub complement_demande: bool,
     /// The open « demande de complément », if any.
     pub complement: Option<ComplementView>,
     /// Actions the caller may take now.
     pub actions: Vec<String>,
+}
+
+/// What an awaited agency has to do, by when.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadlineView {
+    /// The agency awaited, e.g. `acv`.
+    pub agency: String,
+    /// The action it must take, e.g. `avis_acv`.
+    pub action: String,
+    /// When the count started: the reception, or the action it follows.
+    pub since: DateTime<Utc>,
+    /// Working days given (French calendar: weekends and public holidays
+    /// do not count).
+    pub working_days: u32,
+    /// The last day, in the campaign's time zone: on time until its end.
+    pub due: NaiveDate,
+    /// The day is past.
+    pub overdue: bool,
 }
 
 /// A « demande de complément » still open.
@@ -233,7 +254,8 @@ pub struct ComplementView {
 }
 
 impl DossierView {
-    pub fn new(def: &Definition, d: &Dossier, caller: &Actor) -> DossierView {
+    /// As `caller` sees it at `now` (which says what is late).
+    pub fn new(def: &Definition, d: &Dossier, caller: &Actor, now: DateTime<Utc>) -> DossierView {
         // A closed dossier waits on nobody, the porteur included.
         let complement = d
             .complement
@@ -284,6 +306,17 @@ impl DossierView {
             awaiting: awaiting(def, d)
                 .into_iter()
                 .map(|a| a.to_string())
+                .collect(),
+            deadlines: deadlines(def, d)
+                .into_iter()
+                .map(|l| DeadlineView {
+                    overdue: l.overdue(now),
+                    agency: l.agency.to_string(),
+                    action: l.action.to_string(),
+                    since: l.since,
+                    working_days: l.working_days,
+                    due: l.due,
+                })
                 .collect(),
             complement_demande: complement.is_some(),
             complement,

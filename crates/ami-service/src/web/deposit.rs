@@ -124,7 +124,9 @@ pub async fn form(State(state): State<AppState>, signed: SignedIn) -> Response {
             },
         );
     }
-    let now = Utc::now().with_timezone(&state.definition.campaign().time_zone);
+    let now = state
+        .now()
+        .with_timezone(&state.definition.campaign().time_zone);
     let typed = Typed {
         recu_le: now.format("%Y-%m-%d").to_string(),
         recu_a: now.format("%H:%M").to_string(),

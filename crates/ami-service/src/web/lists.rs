@@ -4,7 +4,6 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use chrono::Utc;
 
 use super::{error_page, format, render, state_badge, Layout, SignedIn};
 use crate::http::error::ApiError;
@@ -173,7 +172,7 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         Err(e) => return error_page(Some(signed.layout(state, "")), ApiError::from(e)),
     };
     let tz = def.campaign().time_zone;
-    let now = Utc::now();
+    let now = state.now();
     let rows = page
         .items
         .iter()

@@ -216,7 +216,7 @@ pub(crate) async fn render_receipt(
             global_seq: last.global_seq,
             global_digest: last.global_digest.clone(),
         },
-        produced_at: Instant::new(def, Utc::now()),
+        produced_at: Instant::new(def, state.now()),
         produced_by: format!("{} ({})", actor.name, agency_label(def, &actor.agency)),
     };
     page.render()

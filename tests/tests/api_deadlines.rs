@@ -1,0 +1,133 @@
+//! The agencies' deadlines in working days through the API, with the
+//! service's clock stopped at chosen instants: the same answers whatever
+//! day the tests run.
+
+use ami_tests::{new_dossier_in_wave, on_both_backends, Backend, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// A wave-1 dossier received on Friday 30 October 2020 at 10:00 in Paris,
+/// in the ACV programme.
+fn received_before_toussaint() -> Value {
+    let mut body = new_dossier_in_wave("Nevers", &["acv"], 1);
+    body["received_at"] = json!("2020-10-30T10:00:00+01:00");
+    body
+}
+
+fn deadline_of<'a>(dossier: &'a Value, agency: &str) -> &'a Value {
+    dossier["deadlines"]
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["agency"] == agency))
+        .unwrap_or_else(|| panic!("no deadline for {agency}: {dossier}"))
+}
+
+async fn the_dar_has_ten_working_days_from_reception_holidays_aside(backend: Backend) {
+    // Arrange: on the last day, at 23:30 in Paris. Ten working days after
+    // Friday 30 October 2020: 2, 3, 4, 5, 6, 9, 10, 12, 13, 16 November
+    // (1 November is a Sunday, 11 November a holiday): due Monday the 16th.
+    let app = TestApp::spawn_at(backend, "2020-11-16T22:30:00Z").await;
+    let team = app.team().await;
+    let d = app
+        .deposit_body(&team.dar, &received_before_toussaint())
+        .await;
+
+    // Act
+    let id = d["id"].as_str().expect("id");
+    let (status, now) = app.get(&team.dar, &format!("/dossiers/{id}")).await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(now["deadlines"].as_array().map(Vec::len), Some(1), "{now}");
+    let dar = deadline_of(&now, "dar");
+    assert_eq!(dar["action"], "instruire");
+    assert_eq!(dar["working_days"], 10);
+    assert_eq!(dar["due"], "2020-11-16");
+    assert_eq!(
+        dar["overdue"], false,
+        "on time until the end of the day in Paris"
+    );
+    assert_eq!(dar["since"], "2020-10-30T09:00:00Z");
+    app.stop().await;
+
+    // Arrange: half an hour later, midnight in Paris.
+    let app = TestApp::spawn_at(backend, "2020-11-16T23:00:00Z").await;
+    let team = app.team().await;
+    let d = app
+        .deposit_body(&team.dar, &received_before_toussaint())
+        .await;
+
+    // Act
+    let id = d["id"].as_str().expect("id");
+    let (_, late) = app.get(&team.dar, &format!("/dossiers/{id}")).await;
+
+    // Assert
+    assert_eq!(deadline_of(&late, "dar")["overdue"], true, "{late}");
+    app.stop().await;
+}
+
+async fn the_avis_count_from_the_instruction_and_end_when_given(backend: Backend) {
+    // Arrange: instructed on Thursday 17 December 2020 (the fixed clock's
+    // day); fifteen working days later, Christmas and New Year's Day aside:
+    // 18, 21, 22, 23, 24, 28, 29, 30, 31 December, 4, 5, 6, 7, 8, 11
+    // January: due Monday 11 January 2021.
+    let app = TestApp::spawn_at(backend, "2020-12-17T15:00:00Z").await;
+    let team = app.team().await;
+    let d = app
+        .deposit_body(&team.dar, &received_before_toussaint())
+        .await;
+
+    // Act
+    let instructed = app
+        .must_act(&team.dar, &d, "instruire", json!({"verdict": "favorable"}))
+        .await;
+
+    // Assert: the answer of the transition already says it; the DAR's
+    // deadline, past (due 16 November), is gone with the instruction.
+    let acv = deadline_of(&instructed, "acv");
+    assert_eq!(acv["action"], "avis_acv");
+    assert_eq!(acv["due"], "2021-01-11");
+    assert_eq!(acv["overdue"], false);
+    assert_eq!(instructed["deadlines"].as_array().map(Vec::len), Some(1));
+
+    // Act: the list shows the same.
+    let (_, page) = app.get(&team.acv, "/dossiers").await;
+    assert_eq!(deadline_of(&page["items"][0], "acv")["due"], "2021-01-11");
+
+    // Act: the avis given.
+    let given = app
+        .must_act(
+            &team.acv,
+            &instructed,
+            "avis_acv",
+            json!({"verdict": "favorable"}),
+        )
+        .await;
+
+    // Assert: the DAR's decision carries no deadline in the definition.
+    assert_eq!(given["deadlines"], json!([]), "{given}");
+    app.stop().await;
+}
+
+async fn a_deposit_without_its_instant_is_received_at_the_clock_s(backend: Backend) {
+    // Arrange: the clock on a day of wave 1; a deposit sent without
+    // `received_at` is received at the clock's instant.
+    let app = TestApp::spawn_at(backend, "2020-10-05T08:00:00Z").await;
+    let team = app.team().await;
+    let mut body = new_dossier_in_wave("Clamecy", &["acv"], 1);
+    body.as_object_mut().expect("object").remove("received_at");
+
+    // Act
+    let d = app.deposit_body(&team.dar, &body).await;
+
+    // Assert: 5 October 2020 + 10 working days = 19 October.
+    assert_eq!(d["received_at"], "2020-10-05T08:00:00Z");
+    assert_eq!(deadline_of(&d, "dar")["due"], "2020-10-19");
+    assert_eq!(deadline_of(&d, "dar")["overdue"], false);
+    app.stop().await;
+}
+
+on_both_backends!(
+    the_dar_has_ten_working_days_from_reception_holidays_aside,
+    the_avis_count_from_the_instruction_and_end_when_given,
+    a_deposit_without_its_instant_is_received_at_the_clock_s,
+);
