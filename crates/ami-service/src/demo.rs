@@ -150,6 +150,11 @@ pub async fn fill(store: &dyn Store, files: &Files, def: &Arc<Definition>) -> an
     // every dossier is ready; the other waves' one by one.
     let mut committee: Vec<TransitionRequest> = Vec::new();
     let mut decided = Vec::new();
+    let committee_met = paris
+        .with_ymd_and_hms(2020, 12, 15, 16, 0, 0)
+        .single()
+        .context("date du comité")?
+        .with_timezone(&Utc);
     for (i, (commune, insee, programmes)) in TOWNS.iter().enumerate() {
         let start = starts[i % 3].single().context("date de démonstration")?;
         let received_at: DateTime<Utc> =
@@ -205,7 +210,9 @@ pub async fn fill(store: &dyn Store, files: &Files, def: &Arc<Definition>) -> an
             })),
             ..Order::new("deposer")
         };
-        let mut version = step(store, def, id, None, deposer, dar_agent).await?;
+        // Each step a few days after the one before, as the campaign went:
+        // what still waits on an agency is long past its deadline.
+        let mut version = step(store, def, id, None, deposer, dar_agent, received_at).await?;
         let in_acv = programmes.contains(&"acv");
         let in_ti = programmes.contains(&"ti");
         let mut steps: Vec<(Order, &Actor)> = Vec::new();
@@ -247,8 +254,9 @@ pub async fn fill(store: &dyn Store, files: &Files, def: &Arc<Definition>) -> an
         }
         let by_committee = i % 3 == 0 && matches!(stop, Stop::Laureat | Stop::Refuse);
         let last = if by_committee { steps.pop() } else { None };
-        for (command, actor) in steps {
-            version = step(store, def, id, Some(version), command, actor).await?;
+        for (k, (command, actor)) in steps.into_iter().enumerate() {
+            let at = received_at + Duration::days(3 * (k as i64 + 1));
+            version = step(store, def, id, Some(version), command, actor, at).await?;
         }
         if let Some((command, actor)) = last {
             decided.push(CommitteeDecisionRecord {
@@ -259,7 +267,14 @@ pub async fn fill(store: &dyn Store, files: &Files, def: &Arc<Definition>) -> an
                 motivation: command.motivation.as_deref().map(str::to_string),
                 version: version + 1,
             });
-            committee.push(request(def, id, Some(version), command, actor));
+            committee.push(request(
+                def,
+                id,
+                Some(version),
+                command,
+                actor,
+                committee_met,
+            ));
         }
     }
     if !committee.is_empty() {
@@ -319,7 +334,7 @@ async fn hold_wave_one_committee(
         decisions: records,
         recorded_by: recorder.id.to_string(),
         recorded_by_name: recorder.name.to_string(),
-        recorded_at: Utc::now(),
+        recorded_at: decisions.first().map_or_else(Utc::now, |d| d.now),
     };
     let outcome = store.hold_committee(&session, decisions, false).await?;
     if let Some(Err(e)) = outcome.decisions.into_iter().find(Result::is_err) {
@@ -334,6 +349,7 @@ fn request(
     expected_version: Option<u64>,
     command: Order,
     actor: &Actor,
+    at: DateTime<Utc>,
 ) -> TransitionRequest {
     let respond: crate::store::Respond = Arc::new(|_: &ami_core::Dossier, _: &Actor| String::new());
     TransitionRequest {
@@ -342,7 +358,7 @@ fn request(
         expected_version,
         command,
         principal: crate::store::Principal::Actor(actor.clone()),
-        now: Utc::now(),
+        now: at,
         idempotency: None,
         respond,
     }
@@ -355,9 +371,10 @@ async fn step(
     expected_version: Option<u64>,
     command: Order,
     actor: &Actor,
+    at: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
     let action = command.action.clone();
-    let req = request(def, id, expected_version, command, actor);
+    let req = request(def, id, expected_version, command, actor, at);
     match store
         .execute(req)
         .await
