@@ -81,6 +81,9 @@ pub struct AvisCard {
     pub agency_label: String,
     pub action_label: String,
     pub given: Option<AvisGiven>,
+    /// While awaited: the last day (« lundi 11 janvier 2021 ») and whether
+    /// it is past.
+    pub due: Option<(String, bool)>,
 }
 
 pub struct HistoryLine {
@@ -260,8 +263,9 @@ fn pieces(def: &Definition, d: &Dossier) -> Vec<PieceLine> {
 }
 
 /// One card per agency that gives a verdict on this dossier.
-fn avis(def: &Definition, d: &Dossier) -> Vec<AvisCard> {
+fn avis(def: &Definition, d: &Dossier, now: chrono::DateTime<chrono::Utc>) -> Vec<AvisCard> {
     let tz = def.campaign().time_zone;
+    let deadlines = ami_core::deadlines(def, d);
     def.actions()
         .iter()
         .filter(|a| a.verdict)
@@ -276,6 +280,10 @@ fn avis(def: &Definition, d: &Dossier) -> Vec<AvisCard> {
                 by: actor_line(def, &v.actor),
                 at: ami_core::french_instant(v.at, tz),
             }),
+            due: deadlines
+                .iter()
+                .find(|l| l.action == a.id)
+                .map(|l| (ami_core::french_date(l.due), l.overdue(now))),
         })
         .collect()
 }
@@ -490,7 +498,7 @@ async fn show(
         d: identity(def, &d),
         complement,
         pieces: pieces(def, &d),
-        avis: avis(def, &d),
+        avis: avis(def, &d, state.now()),
         history: history.iter().rev().map(|s| history_line(def, s)).collect(),
         forms,
         refusal,
