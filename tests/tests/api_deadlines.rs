@@ -126,7 +126,54 @@ async fn a_deposit_without_its_instant_is_received_at_the_clock_s(backend: Backe
     app.stop().await;
 }
 
+async fn late_dossiers_are_listed_and_counted_per_agency(backend: Backend) {
+    // Arrange: on 20 November 2020, one dossier received on 30 October
+    // (due 16 November: late), one received on 6 November (due 23
+    // November, 11 November aside: on time), one instructed (waiting on TI
+    // until December).
+    let app = TestApp::spawn_at(backend, "2020-11-20T12:00:00Z").await;
+    let team = app.team().await;
+    let late = app
+        .deposit_body(&team.dar, &received_before_toussaint())
+        .await;
+    let mut body = new_dossier_in_wave("Decize", &["acv"], 1);
+    body["received_at"] = json!("2020-11-06T10:00:00+01:00");
+    let on_time = app.deposit_body(&team.dar, &body).await;
+    let mut body = new_dossier_in_wave("Clamecy", &["ti"], 1);
+    body["received_at"] = json!("2020-10-30T11:00:00+01:00");
+    let instructed = app.deposit_body(&team.dar, &body).await;
+    app.must_act(
+        &team.dar,
+        &instructed,
+        "instruire",
+        json!({"verdict": "favorable"}),
+    )
+    .await;
+
+    // Act
+    let (status, page) = app.get(&team.dar, "/dossiers?overdue=true").await;
+    let (_, stats) = app.get(&team.dar, "/stats").await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed: Vec<&Value> = page["items"].as_array().expect("items").iter().collect();
+    assert_eq!(listed.len(), 1, "{page}");
+    assert_eq!(listed[0]["id"], late["id"]);
+    assert_eq!(deadline_of(&on_time, "dar")["due"], "2020-11-23");
+    assert_eq!(
+        stats["overdue"],
+        json!({"dar": 1, "acv": 0, "ti": 0}),
+        "{stats}"
+    );
+    assert_eq!(stats["awaiting"]["dar"], 2);
+    let (status, bad) = app.get(&team.dar, "/dossiers?overdue=oui").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["field"], "overdue");
+    app.stop().await;
+}
+
 on_both_backends!(
+    late_dossiers_are_listed_and_counted_per_agency,
     the_dar_has_ten_working_days_from_reception_holidays_aside,
     the_avis_count_from_the_instruction_and_end_when_given,
     a_deposit_without_its_instant_is_received_at_the_clock_s,

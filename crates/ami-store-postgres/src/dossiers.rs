@@ -5,8 +5,8 @@
 use ami_core::{Dossier, DossierId, PieceFile};
 use ami_store::lists::{fixed, unpaged, walk, Branch, Column, Searched, SEARCH_BY_ID};
 use ami_store::{
-    is_identifier, micros, read_number, DossierFilter, FeedCursor, ListCursor, Page, StateCount,
-    Stats, StoreError, StoredEvent,
+    is_identifier, micros, per_agency, read_number, DossierFilter, FeedCursor, ListCursor, Page,
+    StateCount, Stats, StoreError, StoredEvent,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
@@ -254,7 +254,11 @@ impl PgStore {
     /// Counts per wave and state, and per agency the dossiers awaiting it;
     /// over the dossiers of the `readable` programmes only when given. From
     /// the counts the writes keep (see `0007_dossier_counts.sql`).
-    pub(crate) async fn counts(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError> {
+    pub(crate) async fn counts(
+        &self,
+        readable: Option<&[&str]>,
+        today: chrono::NaiveDate,
+    ) -> Result<Stats, StoreError> {
         let patterns = readable.map(programme_patterns);
         let by_state = sqlx::query!(
             r#"select wave, state, sum(n)::bigint as "n!" from dossier_count
@@ -273,24 +277,39 @@ impl PgStore {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut awaiting: Vec<(String, i64)> = Vec::new();
-        for r in sqlx::query!(
-            r#"select awaiting, sum(n)::bigint as "n!" from dossier_count
-               where $1::text[] is null or programmes like any($1)
-               group by awaiting having sum(n) > 0"#,
-            patterns.as_deref()
-        )
-        .fetch_all(&self.pool)
-        .await?
-        {
-            for agency in r.awaiting.split(',').filter(|a| !a.is_empty()) {
-                match awaiting.iter_mut().find(|(a, _)| a == agency) {
-                    Some((_, total)) => *total += r.n,
-                    None => awaiting.push((agency.to_string(), r.n)),
-                }
-            }
-        }
-        Ok(Stats { by_state, awaiting })
+        let awaiting = per_agency(
+            sqlx::query!(
+                r#"select awaiting, sum(n)::bigint as "n!" from dossier_count
+                   where $1::text[] is null or programmes like any($1)
+                   group by awaiting having sum(n) > 0"#,
+                patterns.as_deref()
+            )
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| (r.awaiting, r.n)),
+        );
+        // Late depends on the day: counted, not kept, over the late
+        // dossiers only (the partial index on `due_on`).
+        let overdue = per_agency(
+            sqlx::query!(
+                r#"select awaiting, count(*) as "n!" from dossier
+                   where due_on is not null and due_on < $2
+                     and ($1::text[] is null or programmes like any($1))
+                   group by awaiting"#,
+                patterns.as_deref(),
+                today
+            )
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| (r.awaiting, r.n)),
+        );
+        Ok(Stats {
+            by_state,
+            awaiting,
+            overdue,
+        })
     }
 }
 
@@ -423,6 +442,11 @@ fn conditions(
         Some(Column::Awaiting),
     );
     any_of(query, "d.state", &filter.states, false, Some(Column::State));
+    if let Some(today) = filter.overdue_on {
+        query
+            .push(" and d.due_on is not null and d.due_on < ")
+            .push_bind(today);
+    }
     any_of(query, "d.programmes", &filter.programmes, true, None);
     if let Some(readable) = &filter.readable {
         if readable.is_empty() {

@@ -79,12 +79,12 @@ async fn batch(
     let written = sqlx::query_scalar!(
         r#"with input as (select * from json_to_recordset($1::text::json) as x(n bigint,
              dossier_id uuid, previous_version bigint, state text, version bigint,
-             updated_at_us bigint, digest text, body text, awaiting text, seq bigint,
+             updated_at_us bigint, digest text, body text, awaiting text, due_on date, seq bigint,
              action text, agency text, actor_id text, at_us bigint, event text,
              idempotency json)),
            target as (update dossier d set state = i.state, version = i.version,
              updated_at = ami_instant(i.updated_at_us), last_digest = i.digest,
-             body = i.body::jsonb, awaiting = i.awaiting from input i
+             body = i.body::jsonb, awaiting = i.awaiting, due_on = i.due_on from input i
              where d.dossier_id = i.dossier_id and d.version = i.previous_version
              returning i.n),
            written as (select i.* from input i join target t on t.n = i.n),

@@ -224,8 +224,12 @@ impl ami_store::Store for PgStore {
         self.end_of_feed().await
     }
 
-    async fn stats(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError> {
-        self.counts(readable).await
+    async fn stats(
+        &self,
+        readable: Option<&[&str]>,
+        today: chrono::NaiveDate,
+    ) -> Result<Stats, StoreError> {
+        self.counts(readable, today).await
     }
 
     async fn insert_token(

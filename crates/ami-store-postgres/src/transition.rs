@@ -14,8 +14,8 @@ use ami_store::transition::{
 };
 use ami_store::write::Written;
 use ami_store::{
-    list_column, read_number, search_column, to_i64, Executed, Principal, StoreError, TokenRecord,
-    TransitionRequest,
+    due_on, list_column, read_number, search_column, to_i64, Executed, Principal, StoreError,
+    TokenRecord, TransitionRequest,
 };
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -268,12 +268,13 @@ pub(crate) async fn write_projection(
     // macro take the dossier serialized by `Json` (it expects a `Value`).
     let body = Json(d);
     let awaiting = list_column(awaiting(def, d).into_iter());
+    let due_on = due_on(def, d);
     match previous_version {
         None => {
             sqlx::query!(
                 "insert into dossier (dossier_id, reference, wave, state, version, programmes, \
-                 search, awaiting, received_at, updated_at, last_digest, body, code_insee) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 search, awaiting, received_at, updated_at, last_digest, body, code_insee, due_on) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 d.id.0,
                 d.reference.as_str(),
                 i64::from(d.wave),
@@ -287,6 +288,7 @@ pub(crate) async fn write_projection(
                 last_digest,
                 body as _,
                 d.code_insee.as_str(),
+                due_on,
             )
             .execute(&mut **tx)
             .await?;
@@ -294,7 +296,7 @@ pub(crate) async fn write_projection(
         Some(previous) => {
             let updated = sqlx::query!(
                 "update dossier set state = $1, version = $2, updated_at = $3, \
-                 last_digest = $4, body = $5, awaiting = $6 \
+                 last_digest = $4, body = $5, awaiting = $6, due_on = $9 \
                  where dossier_id = $7 and version = $8",
                 d.state.as_str(),
                 to_i64(d.version),
@@ -304,6 +306,7 @@ pub(crate) async fn write_projection(
                 awaiting,
                 d.id.0,
                 to_i64(previous),
+                due_on,
             )
             .execute(&mut **tx)
             .await?;

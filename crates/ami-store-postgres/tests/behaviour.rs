@@ -279,10 +279,22 @@ async fn every_query_answers_as_the_service_expects() {
     assert_eq!(store.all_dossiers().await.expect("all").len(), 2);
 
     // Counts, over all or the readable programmes.
-    let stats = store.stats(None).await.expect("stats");
+    let stats = store
+        .stats(
+            None,
+            chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("a day"),
+        )
+        .await
+        .expect("stats");
     assert_eq!(stats.by_state.iter().map(|s| s.count).sum::<i64>(), 2);
     assert_eq!(stats.awaiting, vec![("dar".to_string(), 2)]);
-    let only_ti = store.stats(Some(&["ti"])).await.expect("stats ti");
+    let only_ti = store
+        .stats(
+            Some(&["ti"]),
+            chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("a day"),
+        )
+        .await
+        .expect("stats ti");
     assert_eq!(only_ti.by_state.iter().map(|s| s.count).sum::<i64>(), 1);
 
     // History and feed.

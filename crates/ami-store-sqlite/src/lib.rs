@@ -277,8 +277,12 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn stats(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError> {
-        self.counts(readable).await
+    async fn stats(
+        &self,
+        readable: Option<&[&str]>,
+        today: chrono::NaiveDate,
+    ) -> Result<Stats, StoreError> {
+        self.counts(readable, today).await
     }
 
     async fn insert_token(

@@ -4,8 +4,8 @@
 use ami_core::{Dossier, DossierId, PieceFile};
 use ami_store::lists::{fixed, unpaged, walk, Branch, Column, Searched, Walk, SEARCH_BY_ID};
 use ami_store::{
-    is_identifier, read_number, DossierFilter, FeedCursor, ListCursor, Page, StateCount, Stats,
-    StoreError, StoredEvent,
+    is_identifier, per_agency, read_number, DossierFilter, FeedCursor, ListCursor, Page,
+    StateCount, Stats, StoreError, StoredEvent,
 };
 use futures_util::TryStreamExt;
 use sqlx::{QueryBuilder, Sqlite};
@@ -193,7 +193,11 @@ impl SqliteStore {
 
     /// Counts per wave and state, and per agency the dossiers awaiting it,
     /// from the counters the writes keep (see `0006_dossier_counts.sql`).
-    pub(crate) async fn counts(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError> {
+    pub(crate) async fn counts(
+        &self,
+        readable: Option<&[&str]>,
+        today: chrono::NaiveDate,
+    ) -> Result<Stats, StoreError> {
         // Dynamic: need to know, counts over the dossiers of the caller's
         // programmes only.
         let mut query = QueryBuilder::<Sqlite>::new(
@@ -219,20 +223,36 @@ impl SqliteStore {
             QueryBuilder::<Sqlite>::new("select awaiting, sum(n) as n from dossier_count");
         push_only(&mut query, readable);
         query.push(" group by awaiting having sum(n) > 0");
-        let mut awaiting: Vec<(String, i64)> = Vec::new();
-        for (agencies, n) in query
-            .build_query_as::<(String, i64)>()
-            .fetch_all(&self.reader)
-            .await?
-        {
-            for agency in agencies.split(',').filter(|a| !a.is_empty()) {
-                match awaiting.iter_mut().find(|(a, _)| a == agency) {
-                    Some((_, total)) => *total += n,
-                    None => awaiting.push((agency.to_string(), n)),
-                }
-            }
+        let awaiting = per_agency(
+            query
+                .build_query_as::<(String, i64)>()
+                .fetch_all(&self.reader)
+                .await?,
+        );
+        // Late depends on the day: counted, not kept, over the late
+        // dossiers only (the partial index on `due_on`). Dynamic: need to
+        // know, as above.
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "select awaiting, count(*) as n from dossier indexed by dossier_by_due \
+             where due_on is not null and due_on < ",
+        );
+        query.push_bind(today.to_string());
+        if let Some(programmes) = readable {
+            query.push(" and ");
+            push_in_programmes(&mut query, "programmes", programmes);
         }
-        Ok(Stats { by_state, awaiting })
+        query.push(" group by awaiting");
+        let overdue = per_agency(
+            query
+                .build_query_as::<(String, i64)>()
+                .fetch_all(&self.reader)
+                .await?,
+        );
+        Ok(Stats {
+            by_state,
+            awaiting,
+            overdue,
+        })
     }
 }
 
@@ -361,6 +381,11 @@ fn push_conditions(
         Some(Column::Awaiting),
     );
     any_of(query, "d.state", &filter.states, false, Some(Column::State));
+    if let Some(today) = filter.overdue_on {
+        query
+            .push(" and d.due_on is not null and d.due_on < ")
+            .push_bind(today.to_string());
+    }
     any_of(query, "d.programmes", &filter.programmes, true, None);
     if let Some(readable) = &filter.readable {
         if readable.is_empty() {

@@ -18,8 +18,8 @@ use ami_store::transition::{
 };
 use ami_store::write::Written;
 use ami_store::{
-    list_column, micros, read_number, search_column, to_i64, Executed, Principal, StoreError,
-    TransitionRequest,
+    due_on, list_column, micros, read_number, search_column, to_i64, Executed, Principal,
+    StoreError, TransitionRequest,
 };
 use sqlx::{Executor, Sqlite, Transaction};
 
@@ -241,6 +241,7 @@ pub(crate) async fn write_projection(
     let id = d.id.to_string();
     let body = serde_json::to_string(d)?;
     let awaiting = list_column(awaiting(def, d).into_iter());
+    let due_on = due_on(def, d).map(|day| day.to_string());
     let version = to_i64(d.version);
     let updated_at = micros(d.updated_at);
     let state = d.state.as_str();
@@ -253,8 +254,9 @@ pub(crate) async fn write_projection(
             let (reference, code_insee) = (d.reference.as_str(), d.code_insee.as_str());
             sqlx::query!(
                 "insert into dossier (dossier_id, reference, wave, state, version, programmes, \
-                   search, awaiting, received_at_us, updated_at_us, last_digest, body, code_insee) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                   search, awaiting, received_at_us, updated_at_us, last_digest, body, code_insee, \
+                   due_on) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 id,
                 reference,
                 wave,
@@ -268,6 +270,7 @@ pub(crate) async fn write_projection(
                 last_digest,
                 body,
                 code_insee,
+                due_on,
             )
             .execute(&mut **tx)
             .await?;
@@ -276,7 +279,7 @@ pub(crate) async fn write_projection(
             let previous = to_i64(previous);
             let updated = sqlx::query!(
                 "update dossier set state = $1, version = $2, updated_at_us = $3, \
-                   last_digest = $4, body = $5, awaiting = $6 \
+                   last_digest = $4, body = $5, awaiting = $6, due_on = $9 \
                  where dossier_id = $7 and version = $8",
                 state,
                 version,
@@ -286,6 +289,7 @@ pub(crate) async fn write_projection(
                 awaiting,
                 id,
                 previous,
+                due_on,
             )
             .execute(&mut **tx)
             .await?;

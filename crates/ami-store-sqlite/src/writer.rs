@@ -69,12 +69,13 @@ async fn write_all(
     let updated: HashSet<String> = sqlx::query_scalar!(
         r#"update dossier set state = i.state, version = i.version,
              updated_at_us = i.updated_at_us, last_digest = i.digest, body = i.body,
-             awaiting = i.awaiting
+             awaiting = i.awaiting, due_on = i.due_on
            from (select value ->> 'dossier_id' as dossier_id,
              value ->> 'previous_version' as previous_version, value ->> 'state' as state,
              value ->> 'version' as version, value ->> 'updated_at_us' as updated_at_us,
              value ->> 'digest' as digest, value ->> 'body' as body,
-             value ->> 'awaiting' as awaiting from json_each($1)) as i
+             value ->> 'awaiting' as awaiting, value ->> 'due_on' as due_on
+             from json_each($1)) as i
            where dossier.dossier_id = i.dossier_id and dossier.version = i.previous_version
            returning dossier.dossier_id as "dossier_id!: String""#,
         document

@@ -265,9 +265,21 @@ async fn transitions_lists_feed_counts_and_proofs_read_back() {
     assert_eq!(acv.items.len(), 3, "Nevers twice and Bourges");
     let end = store.feed_end().await.expect("end");
     assert_eq!(feed.next, Some(end.encode()));
-    let stats = store.stats(None).await.expect("stats");
+    let stats = store
+        .stats(
+            None,
+            chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("a day"),
+        )
+        .await
+        .expect("stats");
     assert_eq!(stats.by_state.iter().map(|s| s.count).sum::<i64>(), 3);
-    let ti_stats = store.stats(Some(&["ti"])).await.expect("ti stats");
+    let ti_stats = store
+        .stats(
+            Some(&["ti"]),
+            chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("a day"),
+        )
+        .await
+        .expect("ti stats");
     assert_eq!(ti_stats.by_state.iter().map(|s| s.count).sum::<i64>(), 2);
 
     // The proofs: sealed, clean, rebuilt as they are.

@@ -198,8 +198,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// committed later and none before.
     async fn feed_end(&self) -> Result<FeedCursor, StoreError>;
 
-    /// Counts per wave and state, and per agency the dossiers awaiting it.
-    async fn stats(&self, readable: Option<&[&str]>) -> Result<Stats, StoreError>;
+    /// Counts per wave and state, per agency the dossiers awaiting it, and
+    /// those of them late on `today` (their earliest deadline before it).
+    async fn stats(
+        &self,
+        readable: Option<&[&str]>,
+        today: chrono::NaiveDate,
+    ) -> Result<Stats, StoreError>;
 
     async fn insert_token(
         &self,
@@ -332,6 +337,29 @@ pub fn awaiting_columns(def: &Definition, wanted: &[String]) -> Vec<String> {
         values.push(list_column(std::iter::once(ami_core::PORTEUR)));
     }
     values
+}
+
+/// Counts per `awaiting` value (`,acv,ti,`) as counts per agency: a
+/// dossier waiting on two agencies counts for each.
+pub fn per_agency(rows: impl IntoIterator<Item = (String, i64)>) -> Vec<(String, i64)> {
+    let mut counts: Vec<(String, i64)> = Vec::new();
+    for (agencies, n) in rows {
+        for agency in agencies.split(',').filter(|a| !a.is_empty()) {
+            match counts.iter_mut().find(|(a, _)| a == agency) {
+                Some((_, total)) => *total += n,
+                None => counts.push((agency.to_string(), n)),
+            }
+        }
+    }
+    counts
+}
+
+/// The earliest last day among the deadlines of the agencies the dossier
+/// waits on (`None` when it waits on none that has one): what a list of
+/// late dossiers compares with today. Kept with the projection, as
+/// `awaiting` is.
+pub fn due_on(def: &Definition, d: &Dossier) -> Option<chrono::NaiveDate> {
+    ami_core::deadlines(def, d).iter().map(|l| l.due).min()
 }
 
 /// `,a,b,` so that `like '%,a,%'` finds one item.

@@ -28,6 +28,9 @@ pub struct DossierFilter {
     /// [`crate::awaiting_columns`]. Exact values, so that an index serves
     /// them.
     pub awaiting_columns: Vec<String>,
+    /// Only dossiers late on this day: their earliest deadline
+    /// ([`crate::due_on`]) is before it.
+    pub overdue_on: Option<chrono::NaiveDate>,
     pub q: Option<String>,
     pub after: Option<ListCursor>,
     pub limit: u32,
@@ -111,6 +114,9 @@ pub struct Stats {
     pub by_state: Vec<StateCount>,
     /// (agency, number of dossiers awaiting it)
     pub awaiting: Vec<(String, i64)>,
+    /// (agency, number of dossiers awaiting it past their deadline, on the
+    /// day asked)
+    pub overdue: Vec<(String, i64)>,
 }
 
 /// A person's API token, without its secret.

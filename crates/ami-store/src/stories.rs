@@ -43,6 +43,7 @@ macro_rules! stories {
             stats_count_by_wave_state_and_awaiting,
             the_journal_seals_verifies_and_rebuilds,
             a_definition_migration_appends_to_every_open_dossier,
+            late_dossiers_are_listed_and_counted_on_the_day_asked,
         );
     };
     (@each $fresh:path, $($story:ident,)*) => {
@@ -86,6 +87,13 @@ fn responsable() -> Actor {
 /// An instant inside the default definition's first wave.
 fn in_wave_one() -> DateTime<Utc> {
     definition().campaign().opens_at() + Duration::hours(1)
+}
+
+/// The day of [`in_wave_one`] in the campaign's time zone.
+fn reception_day() -> chrono::NaiveDate {
+    in_wave_one()
+        .with_timezone(&definition().campaign().time_zone)
+        .date_naive()
 }
 
 fn request(
@@ -776,7 +784,10 @@ pub async fn need_to_know_hides_other_programmes(store: &dyn Store) {
         .expect("none")
         .items
         .is_empty());
-    let stats = store.stats(Some(&["ti"])).await.expect("stats");
+    let stats = store
+        .stats(Some(&["ti"]), reception_day())
+        .await
+        .expect("stats");
     let total: i64 = stats.by_state.iter().map(|s| s.count).sum();
     assert_eq!(total, 1);
     let _ = vierzon;
@@ -784,7 +795,7 @@ pub async fn need_to_know_hides_other_programmes(store: &dyn Store) {
 
 /// Counts per wave and state, and per agency the dossiers waiting on it.
 pub async fn stats_count_by_wave_state_and_awaiting(store: &dyn Store) {
-    let empty = store.stats(None).await.expect("stats");
+    let empty = store.stats(None, reception_day()).await.expect("stats");
     assert!(empty.by_state.is_empty());
     let a = deposit(store, "Nevers", "58194", &["acv"]).await;
     deposit(store, "Vierzon", "18279", &["ti"]).await;
@@ -794,7 +805,7 @@ pub async fn stats_count_by_wave_state_and_awaiting(store: &dyn Store) {
         .execute(request(a.id, order, responsable(), version, None))
         .await
         .expect("set aside");
-    let stats = store.stats(None).await.expect("stats");
+    let stats = store.stats(None, reception_day()).await.expect("stats");
     let counts: Vec<(u8, &str, i64)> = stats
         .by_state
         .iter()
@@ -822,7 +833,7 @@ pub async fn the_journal_seals_verifies_and_rebuilds(store: &dyn Store) {
     assert!(report.is_clean(), "{:?}", report.findings);
     assert_eq!((report.dossiers, report.events, report.pending), (2, 3, 0));
     let before = store.list_dossiers(&filter()).await.expect("list").items;
-    let counts = store.stats(None).await.expect("stats");
+    let counts = store.stats(None, reception_day()).await.expect("stats");
     let rebuilt = store
         .rebuild_projections(&def, false)
         .await
@@ -833,7 +844,7 @@ pub async fn the_journal_seals_verifies_and_rebuilds(store: &dyn Store) {
         before
     );
     assert_eq!(
-        store.stats(None).await.expect("stats"),
+        store.stats(None, reception_day()).await.expect("stats"),
         counts,
         "the counts follow the rebuild"
     );
@@ -878,4 +889,58 @@ pub async fn a_definition_migration_appends_to_every_open_dossier(store: &dyn St
     assert_eq!(active.sha256, crate::definition_sha256(&new));
     store.seal_pending().await.expect("seal");
     assert!(store.verify(&new, None).await.expect("verify").is_clean());
+}
+
+/// A dossier is late from the day after its earliest deadline awaited
+/// (the DAR's instruction: 10 working days from reception): listed with
+/// `overdue_on` and counted per agency that day, not the day before, and
+/// no longer once it waits on nobody.
+pub async fn late_dossiers_are_listed_and_counted_on_the_day_asked(store: &dyn Store) {
+    let due = ami_core::add_working_days(reception_day(), 10, ami_core::Calendar::France);
+    let a = deposit(store, "Nevers", "58194", &["acv"]).await;
+    let b = deposit(store, "Vierzon", "18279", &["ti"]).await;
+    let late_on = |day: chrono::NaiveDate| {
+        let mut f = filter();
+        f.overdue_on = Some(day);
+        f
+    };
+    let on_due_day = store.list_dossiers(&late_on(due)).await.expect("list");
+    assert!(
+        on_due_day.items.is_empty(),
+        "on time until the end of its last day"
+    );
+    let stats = store.stats(None, due).await.expect("stats");
+    assert!(stats.overdue.is_empty(), "{:?}", stats.overdue);
+
+    let day_after = due.succ_opt().expect("a day after");
+    let late = store
+        .list_dossiers(&late_on(day_after))
+        .await
+        .expect("list");
+    assert_eq!(ids(&late), vec![a.id, b.id]);
+    assert_eq!(
+        store
+            .count_matching(&late_on(day_after), 1000)
+            .await
+            .expect("count"),
+        2
+    );
+    let stats = store.stats(None, day_after).await.expect("stats");
+    assert_eq!(stats.overdue, vec![("dar".to_string(), 2)]);
+    let stats = store.stats(Some(&["ti"]), day_after).await.expect("stats");
+    assert_eq!(stats.overdue, vec![("dar".to_string(), 1)]);
+
+    // Set aside through the group commit: it waits on nobody now.
+    let (order, version) = set_aside(a.version);
+    store
+        .execute(request(a.id, order, responsable(), version, None))
+        .await
+        .expect("set aside");
+    let late = store
+        .list_dossiers(&late_on(day_after))
+        .await
+        .expect("list");
+    assert_eq!(ids(&late), vec![b.id]);
+    let stats = store.stats(None, day_after).await.expect("stats");
+    assert_eq!(stats.overdue, vec![("dar".to_string(), 1)]);
 }

@@ -11,8 +11,8 @@ use ami_core::{
 
 use crate::write::{Remembered, Write};
 use crate::{
-    chain_digest, list_column, micros, read_number, to_i64, Executed, Principal, StoreError,
-    TokenRecord, TransitionRequest, GENESIS_DIGEST,
+    chain_digest, due_on, list_column, micros, read_number, to_i64, Executed, Principal,
+    StoreError, TokenRecord, TransitionRequest, GENESIS_DIGEST,
 };
 
 /// Everything a transition writes, computed before any write.
@@ -205,6 +205,7 @@ impl Prepared {
             digest: self.digest.clone(),
             body: serde_json::to_string(d)?,
             awaiting: list_column(awaiting(&req.definition, d).into_iter()),
+            due_on: due_on(&req.definition, d).map(|day| day.to_string()),
             seq: to_i64(e.seq),
             action: e.action.to_string(),
             agency: e.actor.agency.to_string(),

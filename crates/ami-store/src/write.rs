@@ -17,6 +17,8 @@ pub struct Write {
     /// The dossier's new projection (JSON).
     pub body: String,
     pub awaiting: String,
+    /// The earliest last day of the deadlines awaited ([`crate::due_on`]).
+    pub due_on: Option<String>,
     pub seq: i64,
     pub action: String,
     pub agency: String,

@@ -520,6 +520,7 @@ pub async fn get(
         ("wave" = Option<String>, Query, description = "Wave numbers, one or several separated by commas, e.g. `1` or `1,3`"),
         ("programme" = Option<String>, Query, description = "`acv`, `ti` or `acv,ti`"),
         ("awaiting" = Option<String>, Query, description = "Dossiers waiting on these agencies (`dar`, `acv`, `ti`) or on the town (`porteur`), separated by commas"),
+        ("overdue" = Option<String>, Query, description = "`true`: only dossiers an agency is late on (the earliest deadline awaited is past, in Paris)"),
         ("q" = Option<String>, Query, description = "Searches commune, porteur, reference and INSEE code, ignoring case and accents"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
@@ -536,6 +537,7 @@ pub async fn list(
         "wave",
         "programme",
         "awaiting",
+        "overdue",
         "q",
         "limit",
         "cursor",
@@ -568,6 +570,23 @@ pub async fn list(
     if query.get("awaiting").is_some() && filter.awaiting_columns.is_empty() {
         // Agencies that never take a next step: nothing waits on them.
         filter.awaiting_columns = vec![String::new()];
+    }
+    match query.get("overdue") {
+        None => {}
+        Some("true") => {
+            filter.overdue_on = Some(
+                state
+                    .now()
+                    .with_timezone(&def.campaign().time_zone)
+                    .date_naive(),
+            )
+        }
+        Some(_) => {
+            return Err(ApiError::bad_field(
+                "overdue",
+                "« overdue » ne prend que la valeur « true » : les dossiers en retard.",
+            ))
+        }
     }
     if let Some(q) = query.get("q") {
         if q.chars().count() > 200 || q.chars().any(char::is_control) {

@@ -64,7 +64,11 @@ pub async fn stats(
     caller: Caller,
 ) -> Result<Json<StatsView>, ApiError> {
     let readable = state.definition.readable_programmes(&caller.actor.agency);
-    let stats = state.store.stats(readable.as_deref()).await?;
+    let today = state
+        .now()
+        .with_timezone(&state.definition.campaign().time_zone)
+        .date_naive();
+    let stats = state.store.stats(readable.as_deref(), today).await?;
     let mut waves: Vec<WaveStats> = state
         .definition
         .campaign()
@@ -92,6 +96,15 @@ pub async fn stats(
     for (agency, n) in stats.awaiting {
         awaiting.insert(agency, n);
     }
+    let mut overdue: BTreeMap<String, i64> = state
+        .definition
+        .agencies()
+        .iter()
+        .map(|a| (a.id.to_string(), 0))
+        .collect();
+    for (agency, n) in stats.overdue {
+        overdue.insert(agency, n);
+    }
     Ok(Json(StatsView {
         total: waves.iter().map(|w| w.total).sum(),
         waves,
@@ -99,6 +112,7 @@ pub async fn stats(
         // complément is open.
         complement_demande: awaiting.get(ami_core::PORTEUR).copied().unwrap_or(0),
         awaiting,
+        overdue,
     }))
 }
 

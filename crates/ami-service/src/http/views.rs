@@ -418,6 +418,9 @@ pub struct StatsView {
     /// Per agency, the number of dossiers waiting on it; `porteur`, those
     /// waiting on the town.
     pub awaiting: BTreeMap<String, i64>,
+    /// Per agency, the dossiers waiting on it past their deadline today
+    /// (in Paris).
+    pub overdue: BTreeMap<String, i64>,
     /// Dossiers with an open « demande de complément ».
     pub complement_demande: i64,
 }

@@ -63,7 +63,11 @@ struct DashboardPage {
 pub async fn dashboard(State(state): State<AppState>, signed: SignedIn) -> Response {
     let def = &state.definition;
     let readable = def.readable_programmes(&signed.actor.agency);
-    let stats = match state.store.stats(readable.as_deref()).await {
+    let today = state
+        .now()
+        .with_timezone(&state.definition.campaign().time_zone)
+        .date_naive();
+    let stats = match state.store.stats(readable.as_deref(), today).await {
         Ok(s) => s,
         Err(e) => return error_page(Some(signed.layout(&state, "")), ApiError::from(e)),
     };
