@@ -135,7 +135,10 @@ const DOSSIER_COLUMNS: &[DossierColumn] = &[
 /// the definition's order.
 const AVIS_COLUMNS: &[AvisColumn] = &[
     ("Avis {}", 14.0, |def, a| {
-        Cell::text(def.verdict(a.verdict.as_str()).map_or(a.verdict.as_str(), |v| v.label.as_str()))
+        Cell::text(
+            def.verdict(a.verdict.as_str())
+                .map_or(a.verdict.as_str(), |v| v.label.as_str()),
+        )
     }),
     ("Date de l'avis {}", 17.0, |_, a| Cell::At(a.at)),
     ("Auteur de l'avis {}", 24.0, |_, a| {
@@ -403,7 +406,12 @@ impl Sheets {
         })
     }
 
-    fn write(&mut self, def: &Definition, columns: &[Column], d: &Dossier) -> Result<(), XlsxError> {
+    fn write(
+        &mut self,
+        def: &Definition,
+        columns: &[Column],
+        d: &Dossier,
+    ) -> Result<(), XlsxError> {
         let index = match self
             .sheets
             .iter()
@@ -673,7 +681,10 @@ mod tests {
     fn sheets_are_one_per_wave_unless_the_list_picks_waves() {
         let def = Definition::ami2();
         let names = |waves: &[u8]| -> Vec<String> {
-            sheet_names(&def, waves).into_iter().map(|(_, n)| n).collect()
+            sheet_names(&def, waves)
+                .into_iter()
+                .map(|(_, n)| n)
+                .collect()
         };
         assert_eq!(names(&[]), ["Vague 1", "Vague 2", "Vague 3"]);
         assert_eq!(names(&[2]), ["Vague 2"]);
