@@ -719,6 +719,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             db,
             workflow,
         } => {
+            use std::io::IsTerminal;
+            if matches!(format, ExportFormatArg::Xlsx) && std::io::stdout().is_terminal() {
+                bail!("un classeur ne s'affiche pas dans un terminal : redirigez la sortie vers un fichier (ami export --format xlsx > dossiers.xlsx)");
+            }
             let store = connect_existing(&db.url()?).await?;
             let def = Arc::new(workflow.or_active(&*store).await?);
             let format = match format {

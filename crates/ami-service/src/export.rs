@@ -384,26 +384,34 @@ struct Sheets {
 
 impl Sheets {
     fn new(def: &Definition, waves: &[u8], columns: &[Column]) -> Result<Sheets, XlsxError> {
-        let mut workbook = Workbook::new();
-        let header = Format::new().set_bold();
-        let date = Format::new().set_num_format("dd/mm/yyyy hh:mm");
-        let mut sheets = Vec::new();
+        let mut sheets = Sheets {
+            workbook: Workbook::new(),
+            sheets: Vec::new(),
+            header: Format::new().set_bold(),
+            date: Format::new().set_num_format("dd/mm/yyyy hh:mm"),
+        };
         for (wave, name) in sheet_names(def, waves) {
-            let sheet = workbook.add_worksheet_with_constant_memory();
-            sheet.set_name(&name)?;
-            for (i, c) in columns.iter().enumerate() {
-                sheet.set_column_width(i as u16, c.width)?;
-                sheet.write_string_with_format(0, i as u16, &c.header, &header)?;
-            }
-            sheet.set_freeze_panes(1, 0)?;
-            sheets.push((wave, 1));
+            sheets.add(wave, name, columns)?;
         }
-        Ok(Sheets {
-            workbook,
-            sheets,
-            header,
-            date,
-        })
+        Ok(sheets)
+    }
+
+    /// A sheet with its columns' widths, its header row, frozen; its index.
+    fn add(
+        &mut self,
+        wave: Option<u8>,
+        name: String,
+        columns: &[Column],
+    ) -> Result<usize, XlsxError> {
+        let sheet = self.workbook.add_worksheet_with_constant_memory();
+        sheet.set_name(name)?;
+        for (i, c) in columns.iter().enumerate() {
+            sheet.set_column_width(i as u16, c.width)?;
+            sheet.write_string_with_format(0, i as u16, &c.header, &self.header)?;
+        }
+        sheet.set_freeze_panes(1, 0)?;
+        self.sheets.push((wave, 1));
+        Ok(self.sheets.len() - 1)
     }
 
     fn write(
@@ -412,25 +420,15 @@ impl Sheets {
         columns: &[Column],
         d: &Dossier,
     ) -> Result<(), XlsxError> {
-        let index = match self
+        let found = self
             .sheets
             .iter()
-            .position(|(w, _)| w.is_none() || *w == Some(d.wave))
-        {
+            .position(|(w, _)| w.is_none() || *w == Some(d.wave));
+        let index = match found {
             Some(i) => i,
             // A wave the definition does not name (none should): a sheet
             // of its own, after the others.
-            None => {
-                let sheet = self.workbook.add_worksheet_with_constant_memory();
-                sheet.set_name(format!("Vague {}", d.wave))?;
-                for (i, c) in columns.iter().enumerate() {
-                    sheet.set_column_width(i as u16, c.width)?;
-                    sheet.write_string_with_format(0, i as u16, &c.header, &self.header)?;
-                }
-                sheet.set_freeze_panes(1, 0)?;
-                self.sheets.push((Some(d.wave), 1));
-                self.sheets.len() - 1
-            }
+            None => self.add(Some(d.wave), format!("Vague {}", d.wave), columns)?,
         };
         let row = self.sheets[index].1;
         self.sheets[index].1 += 1;

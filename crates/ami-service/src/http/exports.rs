@@ -78,9 +78,14 @@ pub async fn xlsx(
     let waves = filter.waves.clone();
     let pages = Pages::new(state.store.clone(), filter);
     let file = export::xlsx_file(state.definition.clone(), waves, pages).await?;
+    let size = file.metadata().map_err(ExportError::from)?.len();
     let file = tokio::fs::File::from_std(file);
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    Ok(file_response(ExportFormat::Xlsx, &name, body))
+    let mut response = file_response(ExportFormat::Xlsx, &name, body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    Ok(response)
 }
 
 /// The list to export, read from the query as the list reads it, and the
