@@ -263,8 +263,11 @@ impl Pages {
 const BOM: &[u8] = "\u{feff}".as_bytes();
 
 /// A cell neutralised against formula injection (OWASP's advice): text
-/// that a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, or a
-/// tab or carriage return before one) gets a leading `'`.
+/// that a spreadsheet could take for a formula (starting with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return) gets a leading `'`. The CSV
+/// applies it to every text cell; most come from people (commune,
+/// porteur, names, motivations). A workbook needs none: its text cells are
+/// text, never formulas.
 pub fn neutralise(text: &str) -> std::borrow::Cow<'_, str> {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}").into()
