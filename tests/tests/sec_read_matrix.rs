@@ -1,7 +1,7 @@
 //! Need to know, as a matrix generated from the definition: every caller
 //! (each agency × each role) × every set of programmes a dossier may have
 //! × every read (the dossier, its history, its receipt, its files, the list, the search,
-//! the stats and the feed). A caller whose agency gives the avis of some
+//! the stats, the feed and the export). A caller whose agency gives the avis of some
 //! programmes sees only the dossiers of those programmes; for them the
 //! others do not exist (404, absent from lists and counts), and the answer
 //! does not depend on whether the dossier exists.
@@ -65,6 +65,16 @@ async fn every_read_follows_need_to_know(backend: Backend) {
                 .count();
             assert_eq!(stats["total"], visible_count, "{case}: stats {stats}");
             let (feed, _) = app.follow_feed(&who, None, 1000, visible_count).await;
+            let export = app
+                .send(
+                    reqwest::Method::GET,
+                    "/exports/dossiers.csv",
+                    Some(&who),
+                    &[],
+                    None,
+                )
+                .await;
+            assert_eq!(export.status, StatusCode::OK, "{case}: export");
 
             for (programmes, d) in &dossiers {
                 let id = d["id"].as_str().expect("id");
@@ -114,6 +124,11 @@ async fn every_read_follows_need_to_know(backend: Backend) {
                     feed.iter().any(|e| e["dossier_id"] == id),
                     visible,
                     "{what}: feed"
+                );
+                assert_eq!(
+                    export.text.contains(&format!("\r\n{reference};")),
+                    visible,
+                    "{what}: export"
                 );
                 checked += 1;
             }

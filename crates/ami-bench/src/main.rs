@@ -3,7 +3,8 @@
 //! bare database doing the same writes (insert event + versioned update,
 //! same tables, pool and durability settings) without the service, and
 //! prints both with their ratio, on SQLite, PostgreSQL or both in one run.
-//! Optionally loads a large campaign first and measures reads on it.
+//! Optionally loads a large campaign first and measures reads on it, and
+//! exports of it (`--export`).
 //!
 //! It was `ami bench`, a subcommand of the product; it lives here so that the
 //! product carries neither an HTTP client nor a way to write the journal
@@ -11,6 +12,7 @@
 
 mod bare;
 mod campaign;
+mod exports;
 mod http_load;
 mod measure;
 mod reads;
@@ -65,6 +67,10 @@ struct Args {
     /// Dossiers to load before measuring reads (5 events each); 0 skips reads.
     #[arg(long, default_value_t = 0)]
     load: usize,
+    /// After the reads, export every dossier as CSV then XLSX, each from a
+    /// fresh server: time and the server's peak memory.
+    #[arg(long)]
+    export: bool,
 }
 
 /// Which database a URL names, by its scheme.
@@ -169,6 +175,8 @@ struct Summary {
     peak_mib: f64,
     /// And after the reads of `--load`.
     peak_after_reads_mib: Option<f64>,
+    /// The exports of `--export`.
+    exports: Vec<exports::Exported>,
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -286,6 +294,12 @@ async fn bench_database(
         peak_after_reads_mib = Some(peak);
     }
     server.stop().await;
+    let exports = if args.export {
+        println!("exporting {} dossiers", store.count_dossiers().await?);
+        exports::export_load(ami, url, &client, &tokens[0]).await?
+    } else {
+        Vec::new()
+    };
     bare.close().await;
     Ok(Summary {
         kind,
@@ -294,6 +308,7 @@ async fn bench_database(
         ratio,
         peak_mib,
         peak_after_reads_mib,
+        exports,
     })
 }
 
@@ -339,6 +354,19 @@ fn print_summary(args: &Args, summaries: &[Summary]) {
     }
     if summaries.iter().any(|s| s.peak_after_reads_mib.is_some()) {
         println!("(server peak: after the writes/after the reads of --load)");
+    }
+    for s in summaries {
+        for e in &s.exports {
+            println!(
+                "{:<11} export {:<4} {:>8.1} MB {:>7.1} s   server peak {:.1} MiB (at rest {:.1} MiB)",
+                s.kind.name(),
+                e.format,
+                e.bytes as f64 / 1e6,
+                e.total_s,
+                e.peak_mib,
+                e.idle_peak_mib
+            );
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! The `ami` subcommands: serve, migrate, token, workflow, demo, files,
-//! audit, rebuild. The benchmark is a program of its own, `ami-bench`
+//! audit, export, rebuild. The benchmark is a program of its own, `ami-bench`
 //! (crates/ami-bench).
 
 use std::net::SocketAddr;
@@ -208,6 +208,19 @@ enum Cmd {
         #[command(subcommand)]
         command: AuditCmd,
     },
+    /// Write the dossier list to standard output as CSV or XLSX, the file
+    /// the API's `/exports/dossiers.{csv,xlsx}` gives the DAR, with the
+    /// same filters: `ami export --wave 1 --format xlsx > vague1.xlsx`.
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormatArg,
+        #[command(flatten)]
+        filters: ExportFilters,
+        #[command(flatten)]
+        db: Db,
+        #[command(flatten)]
+        workflow: Workflow,
+    },
     /// Rebuild every dossier's projection from the journal.
     Rebuild {
         /// Rebuild even when the journal holds fewer steps than a
@@ -220,6 +233,56 @@ enum Cmd {
         #[command(flatten)]
         workflow: Workflow,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormatArg {
+    Csv,
+    Xlsx,
+}
+
+/// The list's filters, as `GET /api/v1/dossiers` takes them (same values,
+/// same checks).
+#[derive(Args, Clone)]
+struct ExportFilters {
+    /// State ids, one or several separated by commas (`laureat,refuse`).
+    #[arg(long)]
+    state: Option<String>,
+    /// Wave numbers, e.g. `1` or `1,3`; without it, one sheet per wave in XLSX.
+    #[arg(long)]
+    wave: Option<String>,
+    /// `acv`, `ti` or `acv,ti`.
+    #[arg(long)]
+    programme: Option<String>,
+    /// Dossiers waiting on these agencies (`dar`, `acv`, `ti`) or on the town (`porteur`).
+    #[arg(long)]
+    awaiting: Option<String>,
+    /// Only the dossiers an agency is late on today (`--overdue`).
+    #[arg(long)]
+    overdue: bool,
+    /// Searches commune, porteur, reference and INSEE code.
+    #[arg(long)]
+    q: Option<String>,
+}
+
+impl ExportFilters {
+    /// As the query of `GET /api/v1/dossiers` would carry them.
+    fn query(&self) -> crate::http::extract::QueryPairs {
+        let given = [
+            ("state", &self.state),
+            ("wave", &self.wave),
+            ("programme", &self.programme),
+            ("awaiting", &self.awaiting),
+            ("overdue", &self.overdue.then(|| "true".to_string())),
+            ("q", &self.q),
+        ];
+        crate::http::extract::QueryPairs(
+            given
+                .into_iter()
+                .filter_map(|(name, value)| value.clone().map(|v| (name.to_string(), v)))
+                .collect(),
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -654,6 +717,39 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         } => {
             let store = connect_existing(&db.url()?).await?;
             println!("{}", store.global_head().await?);
+        }
+        Cmd::Export {
+            format,
+            filters,
+            db,
+            workflow,
+        } => {
+            use std::io::IsTerminal;
+            if matches!(format, ExportFormatArg::Xlsx) && std::io::stdout().is_terminal() {
+                bail!("un classeur ne s'affiche pas dans un terminal : redirigez la sortie vers un fichier (ami export --format xlsx > dossiers.xlsx)");
+            }
+            let store = connect_existing(&db.url()?).await?;
+            let def = Arc::new(workflow.or_active(&*store).await?);
+            let format = match format {
+                ExportFormatArg::Csv => crate::export::ExportFormat::Csv,
+                ExportFormatArg::Xlsx => crate::export::ExportFormat::Xlsx,
+            };
+            // Whoever holds the database reads every dossier.
+            let today = Utc::now()
+                .with_timezone(&def.campaign().time_zone)
+                .date_naive();
+            let filter =
+                crate::http::dossiers::list_filter(&def, None, &filters.query(), &[], today)
+                    .map_err(|e| {
+                        let p = e.problem();
+                        match p.field {
+                            Some(field) => anyhow::anyhow!("--{field} : {}", p.detail),
+                            None => anyhow::anyhow!("{}", p.detail),
+                        }
+                    })?;
+            let mut out = std::io::stdout().lock();
+            crate::export::write_to(store.clone(), def, filter, format, &mut out).await?;
+            store.close().await;
         }
         Cmd::Rebuild {
             accept_loss,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod demo;
 pub mod demo_files;
+pub mod export;
 pub mod files;
 pub mod http;
 pub mod store;

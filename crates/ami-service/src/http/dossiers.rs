@@ -532,21 +532,63 @@ pub async fn list(
     caller: Caller,
     query: QueryPairs,
 ) -> Result<Json<DossierPage>, ApiError> {
-    query.check(&[
-        "state",
-        "wave",
-        "programme",
-        "awaiting",
-        "overdue",
-        "q",
-        "limit",
-        "cursor",
-    ])?;
     let def = &state.definition;
-    let mut filter = DossierFilter {
-        limit: 50,
-        ..DossierFilter::default()
-    };
+    let now = state.now();
+    let mut filter = list_filter(
+        def,
+        Some(&caller.actor),
+        &query,
+        &["limit", "cursor"],
+        now.with_timezone(&def.campaign().time_zone).date_naive(),
+    )?;
+    filter.limit = 50;
+    if let Some(l) = query.get("limit") {
+        filter.limit = l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| ApiError::bad_field("limit", "La limite est un entier de 1 à 500."))?;
+    }
+    if let Some(c) = query.get("cursor") {
+        filter.after = Some(ListCursor::decode(c).ok_or_else(|| {
+            ApiError::bad_field(
+                "cursor",
+                "Curseur invalide : reprenez le next_cursor d'une page précédente.",
+            )
+        })?);
+    }
+    let page = state.store.list_dossiers(&filter).await?;
+    Ok(Json(DossierPage {
+        items: page
+            .items
+            .iter()
+            .map(|d| DossierView::new(def, d, &caller.actor, now))
+            .collect(),
+        next_cursor: page.next,
+    }))
+}
+
+/// The query parameters that filter a dossier list, in the order a file
+/// name of an export gives them.
+pub(crate) const LIST_FILTERS: &[&str] =
+    &["state", "wave", "programme", "awaiting", "overdue", "q"];
+
+/// The dossiers a list's query asks for, as `reader` may read them (need
+/// to know; `None`: every dossier, for `ami export`), without paging: what
+/// the list and the exports read from their query, so that a filter added
+/// here applies to both. Refuses (400, naming it) a parameter other than
+/// [`LIST_FILTERS`] and `others`, a repeated one, and an unknown or empty
+/// value. `today` (in the campaign's time zone) says what is late.
+pub(crate) fn list_filter(
+    def: &ami_core::Definition,
+    reader: Option<&ami_core::Actor>,
+    query: &QueryPairs,
+    others: &[&str],
+    today: chrono::NaiveDate,
+) -> Result<DossierFilter, ApiError> {
+    let allowed: Vec<&str> = LIST_FILTERS.iter().chain(others).copied().collect();
+    query.check(&allowed)?;
+    let mut filter = DossierFilter::default();
     let states: Vec<&str> = def.states().iter().map(|s| s.id.as_str()).collect();
     filter.states = query.list("state", &states)?;
     let waves: Vec<String> = def
@@ -573,14 +615,7 @@ pub async fn list(
     }
     match query.get("overdue") {
         None => {}
-        Some("true") => {
-            filter.overdue_on = Some(
-                state
-                    .now()
-                    .with_timezone(&def.campaign().time_zone)
-                    .date_naive(),
-            )
-        }
+        Some("true") => filter.overdue_on = Some(today),
         Some(_) => {
             return Err(ApiError::bad_field(
                 "overdue",
@@ -599,34 +634,10 @@ pub async fn list(
             filter.q = Some(q.trim().to_string());
         }
     }
-    if let Some(l) = query.get("limit") {
-        filter.limit = l
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| ApiError::bad_field("limit", "La limite est un entier de 1 à 500."))?;
-    }
-    if let Some(c) = query.get("cursor") {
-        filter.after = Some(ListCursor::decode(c).ok_or_else(|| {
-            ApiError::bad_field(
-                "cursor",
-                "Curseur invalide : reprenez le next_cursor d'une page précédente.",
-            )
-        })?);
-    }
-    filter.readable = def
-        .readable_programmes(&caller.actor.agency)
+    filter.readable = reader
+        .and_then(|actor| def.readable_programmes(&actor.agency))
         .map(|own| own.into_iter().map(str::to_string).collect());
-    let page = state.store.list_dossiers(&filter).await?;
-    let now = state.now();
-    Ok(Json(DossierPage {
-        items: page
-            .items
-            .iter()
-            .map(|d| DossierView::new(def, d, &caller.actor, now))
-            .collect(),
-        next_cursor: page.next,
-    }))
+    Ok(filter)
 }
 
 /// The command a transition's body asks for, with every check that needs no

@@ -4,6 +4,7 @@ pub mod assets;
 pub mod committees;
 pub mod dossiers;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod feed;
 pub mod pieces;
@@ -36,6 +37,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A file upload gets longer: 20 MiB over a slow line takes minutes.
 pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// An export too: a workbook of every dossier is written before it is sent.
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// What every handler shares: the store, the files, the active workflow.
 #[derive(Clone)]
@@ -135,7 +138,7 @@ impl FromRequestParts<AppState> for Caller {
     info(title = "ami", description = "Instruction multi-agences des dossiers de l'AMI « Au cœur des territoires » (Cnam, ANCT). Errors are RFC 9457 problems with a stable `code`."),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
-    tags((name = "dossiers"), (name = "pieces"), (name = "feed"), (name = "workflow"),
+    tags((name = "dossiers"), (name = "pieces"), (name = "exports"), (name = "feed"), (name = "workflow"),
         (name = "committees", description = "A wave's selection committee: its sessions and their decisions"))
 )]
 struct ApiDoc;
@@ -191,6 +194,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(pieces::get_piece_version))
         .routes(routes!(dossiers::history))
         .routes(routes!(receipt::receipt))
+        .routes(routes!(exports::csv))
+        .routes(routes!(exports::xlsx))
         .routes(routes!(feed::events))
         .routes(routes!(feed::stats))
         .routes(routes!(feed::workflow))
@@ -261,6 +266,8 @@ async fn timeout(req: Request, next: Next) -> Response {
         || pieces::is_multipart(req.headers()).is_some();
     let limit = if uploads {
         UPLOAD_TIMEOUT
+    } else if req.uri().path().starts_with("/api/v1/exports/") {
+        EXPORT_TIMEOUT
     } else {
         REQUEST_TIMEOUT
     };
