@@ -172,6 +172,10 @@ async fn a_session_is_recorded_whole_and_each_decision_names_it(backend: Backend
         assert_eq!(event["payload"]["committee_id"], id.as_str());
         assert_eq!(event["payload"]["held_on"], "2020-12-15");
         assert_eq!(event["actor"]["name"], "Dominique Bernard");
+        let (_, now) = app
+            .get(&team.boss, &format!("/dossiers/{dossier_id}"))
+            .await;
+        assert_eq!(now["committee"], json!({"id": id, "held_on": "2020-12-15"}));
     }
 
     // Act: the wave's sessions.

@@ -12,10 +12,12 @@ use serde_json::{json, Value};
 const PARIS: chrono_tz::Tz = chrono_tz::Europe::Paris;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-const HEADERS: [&str; 22] = [
+const HEADERS: [&str; 25] = [
     "Référence",
     "Commune",
     "Code INSEE",
+    "Département",
+    "Région",
     "Porteur",
     "Programmes",
     "Vague",
@@ -35,6 +37,7 @@ const HEADERS: [&str; 22] = [
     "Motivation de l'avis TI",
     "Décision",
     "Date de la décision",
+    "Comité",
 ];
 
 /// A motivation a CSV writer must quote: a `;`, quotes and a line break.
@@ -118,6 +121,11 @@ fn expected_row(d: &Value) -> Vec<Want> {
         text(&d["reference"]),
         text(&d["commune"]),
         text(&d["code_insee"]),
+        match (d["departement_label"].as_str(), d["departement"].as_str()) {
+            (Some(name), Some(code)) => Want::Text(format!("{name} ({code})")),
+            _ => Want::Empty,
+        },
+        text(&d["region_label"]),
         text(&d["porteur"]["nom"]),
         Want::Text(programmes.join(", ")),
         Want::Number(d["wave"].as_f64().expect("wave")),
@@ -143,6 +151,14 @@ fn expected_row(d: &Value) -> Vec<Want> {
     } else {
         row.extend([Want::Empty, Want::Empty]);
     }
+    row.push(match d["committee"]["held_on"].as_str() {
+        Some(day) => Want::Text(format!(
+            "Comité du {} ({})",
+            ami_core::french_date(day.parse().expect("a day")),
+            d["committee"]["id"].as_str().expect("id")
+        )),
+        None => Want::Empty,
+    });
     row
 }
 
@@ -352,26 +368,26 @@ async fn the_csv_export_has_a_row_per_dossier_with_every_cell_as_french_spreadsh
     // the reception at 23:30 in Paris (22:30 UTC).
     let laureat = &records[2];
     assert_eq!(laureat[1], "Château-Thierry");
-    assert_eq!(laureat[3], "'=HYPERLINK(\"http://example.com\";\"Ville\")");
-    assert_eq!(laureat[4], "Action Cœur de Ville, Territoires d'industrie");
-    assert_eq!(laureat[5], "1");
-    assert_eq!(laureat[6], "Lauréat");
-    assert_eq!(laureat[7], "06/11/2020 23:30");
-    assert_eq!(laureat[8], "Favorable");
-    assert_eq!(laureat[10], "Camille Martin");
-    assert_eq!(laureat[11], "");
-    assert_eq!(laureat[12], "Réservé");
-    assert_eq!(laureat[14], "Sophie Laurent");
-    assert_eq!(laureat[15], TRICKY_MOTIVATION);
-    assert_eq!(laureat[18], "'+Karim Haddad");
-    assert_eq!(laureat[19], "'-10 % sur le budget : à revoir");
-    assert_eq!(laureat[20], "Lauréat");
-    assert_eq!(records[1][3], "'+33 Mairie de Saint-Dié");
-    assert_eq!(records[3][3], "'-Ville de Nevers");
-    assert_eq!(records[3][20], "Refusé");
-    assert_eq!(records[4][3], "'@Ville de L'Haÿ");
-    assert_eq!(records[4][20], "");
-    assert_eq!(records[4][21], "");
+    assert_eq!(laureat[5], "'=HYPERLINK(\"http://example.com\";\"Ville\")");
+    assert_eq!(laureat[6], "Action Cœur de Ville, Territoires d'industrie");
+    assert_eq!(laureat[7], "1");
+    assert_eq!(laureat[8], "Lauréat");
+    assert_eq!(laureat[9], "06/11/2020 23:30");
+    assert_eq!(laureat[10], "Favorable");
+    assert_eq!(laureat[12], "Camille Martin");
+    assert_eq!(laureat[13], "");
+    assert_eq!(laureat[14], "Réservé");
+    assert_eq!(laureat[16], "Sophie Laurent");
+    assert_eq!(laureat[17], TRICKY_MOTIVATION);
+    assert_eq!(laureat[20], "'+Karim Haddad");
+    assert_eq!(laureat[21], "'-10 % sur le budget : à revoir");
+    assert_eq!(laureat[22], "Lauréat");
+    assert_eq!(records[1][5], "'+33 Mairie de Saint-Dié");
+    assert_eq!(records[3][5], "'-Ville de Nevers");
+    assert_eq!(records[3][22], "Refusé");
+    assert_eq!(records[4][5], "'@Ville de L'Haÿ");
+    assert_eq!(records[4][22], "");
+    assert_eq!(records[4][23], "");
     app.stop().await;
 }
 
@@ -402,7 +418,7 @@ async fn the_csv_export_takes_the_list_filters(backend: Backend) {
     assert_eq!(records[0], HEADERS);
     let references: Vec<&str> = records[1..].iter().map(|r| r[0].as_str()).collect();
     assert_eq!(references, [c.dossiers[2]["reference"].as_str().unwrap()]);
-    assert_eq!(records[1][5], "2");
+    assert_eq!(records[1][7], "2");
     let records = read_csv(&decided.bytes);
     let references: Vec<&str> = records[1..].iter().map(|r| r[0].as_str()).collect();
     assert_eq!(
@@ -540,15 +556,15 @@ async fn the_xlsx_export_has_a_sheet_per_wave_real_dates_and_every_cell(backend:
     let laureat = &sheets[0].1[2];
     let received =
         NaiveDateTime::parse_from_str("2020-11-06 23:30:00", "%Y-%m-%d %H:%M:%S").expect("date");
-    match &laureat[7] {
+    match &laureat[9] {
         Data::DateTime(d) => assert_eq!(d.as_datetime(), Some(received)),
         other => panic!("« Reçu le » is not a date: {other:?}"),
     }
     assert_eq!(
-        laureat[3],
+        laureat[5],
         Data::String("=HYPERLINK(\"http://example.com\";\"Ville\")".into())
     );
-    assert_eq!(laureat[15], Data::String(TRICKY_MOTIVATION.into()));
+    assert_eq!(laureat[17], Data::String(TRICKY_MOTIVATION.into()));
     // A frozen header row and a filter over each sheet's rows.
     for (n, rows) in [(1, 3), (2, 2), (3, 2)] {
         let xml = sheet_xml(&file.bytes, n);
@@ -559,7 +575,7 @@ async fn the_xlsx_export_has_a_sheet_per_wave_real_dates_and_every_cell(backend:
             "sheet {n}: {xml}"
         );
         assert!(
-            xml.contains(&format!(r#"<autoFilter ref="A1:V{rows}"/>"#)),
+            xml.contains(&format!(r#"<autoFilter ref="A1:Y{rows}"/>"#)),
             "sheet {n}: {xml}"
         );
         assert!(xml.contains("<cols>"), "sheet {n} has no column widths");

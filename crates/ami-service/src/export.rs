@@ -113,6 +113,21 @@ const DOSSIER_COLUMNS: &[DossierColumn] = &[
     ("Référence", 16.0, |_, d| Cell::text(d.reference.as_str())),
     ("Commune", 28.0, |_, d| Cell::text(d.commune.as_str())),
     ("Code INSEE", 11.0, |_, d| Cell::text(d.code_insee.as_str())),
+    // From the official geographic code; empty for a code it lacks.
+    ("Département", 24.0, |_, d| {
+        Cell::maybe_text(
+            ami_core::commune(&d.code_insee)
+                .and_then(|c| ami_core::departement(c.departement))
+                .map(|dep| format!("{} ({})", dep.name, dep.code)),
+        )
+    }),
+    ("Région", 28.0, |_, d| {
+        Cell::maybe_text(
+            ami_core::commune(&d.code_insee)
+                .and_then(|c| ami_core::region(c.region))
+                .map(|r| r.name),
+        )
+    }),
     ("Porteur", 32.0, |_, d| Cell::text(d.porteur.nom.as_str())),
     ("Programmes", 40.0, |def, d| {
         Cell::Text(
@@ -166,6 +181,15 @@ const DECISION_COLUMNS: &[DossierColumn] = &[
         } else {
             Cell::Empty
         }
+    }),
+    ("Comité", 30.0, |_, d| {
+        Cell::maybe_text(d.committee.as_ref().map(|c| {
+            format!(
+                "Comité du {} ({})",
+                ami_core::french_date(c.held_on),
+                c.committee_id
+            )
+        }))
     }),
 ];
 

@@ -197,6 +197,15 @@ pub struct DossierView {
     pub reference: String,
     pub commune: String,
     pub code_insee: String,
+    /// The commune's département code (`58`, `2A`, `974`), from the
+    /// official geographic code; null for a code it lacks.
+    pub departement: Option<String>,
+    /// Its name, « Nièvre ».
+    pub departement_label: Option<String>,
+    /// The région's code (`27`).
+    pub region: Option<String>,
+    /// Its name, « Bourgogne-Franche-Comté ».
+    pub region_label: Option<String>,
     pub porteur: PorteurBody,
     pub programmes: Vec<String>,
     pub wave: u8,
@@ -219,8 +228,18 @@ pub struct DossierView {
     pub complement_demande: bool,
     /// The open « demande de complément », if any.
     pub complement: Option<ComplementView>,
+    /// The committee session that decided it, once one has.
+    pub committee: Option<CommitteeRef>,
     /// Actions the caller may take now.
     pub actions: Vec<String>,
+}
+
+/// The committee session a decision was taken in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CommitteeRef {
+    pub id: Uuid,
+    /// The day it met.
+    pub held_on: NaiveDate,
 }
 
 /// What an awaited agency has to do, by when.
@@ -268,11 +287,18 @@ impl DossierView {
                 requested_by: (&c.requested_by).into(),
                 requested_at: c.requested_at,
             });
+        let commune = ami_core::commune(&d.code_insee);
+        let departement = commune.and_then(|c| ami_core::departement(c.departement));
+        let region = commune.and_then(|c| ami_core::region(c.region));
         DossierView {
             id: d.id.0,
             reference: d.reference.to_string(),
             commune: d.commune.to_string(),
             code_insee: d.code_insee.to_string(),
+            departement: departement.map(|dep| dep.code.to_string()),
+            departement_label: departement.map(|dep| dep.name.to_string()),
+            region: region.map(|r| r.code.to_string()),
+            region_label: region.map(|r| r.name.to_string()),
             porteur: PorteurBody {
                 nom: d.porteur.nom.to_string(),
                 email: d.porteur.email.as_deref().map(str::to_string),
@@ -320,6 +346,10 @@ impl DossierView {
                 .collect(),
             complement_demande: complement.is_some(),
             complement,
+            committee: d.committee.as_ref().map(|c| CommitteeRef {
+                id: c.committee_id,
+                held_on: c.held_on,
+            }),
             actions: available_actions(def, d, caller)
                 .into_iter()
                 .map(|a| a.id.to_string())
