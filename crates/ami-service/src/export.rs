@@ -649,7 +649,7 @@ mod tests {
     }
 
     #[test]
-    fn the_columns_are_the_dossier_then_each_agency_avis_then_the_decision() {
+    fn the_columns_are_the_dossier_then_each_agency_avis_then_the_decision_and_committee() {
         let def = Definition::ami2();
         let headers: Vec<String> = columns(&def).into_iter().map(|c| c.header).collect();
         assert_eq!(
@@ -658,6 +658,8 @@ mod tests {
                 "Référence",
                 "Commune",
                 "Code INSEE",
+                "Département",
+                "Région",
                 "Porteur",
                 "Programmes",
                 "Vague",
@@ -677,6 +679,7 @@ mod tests {
                 "Motivation de l'avis TI",
                 "Décision",
                 "Date de la décision",
+                "Comité",
             ]
         );
     }
