@@ -260,6 +260,12 @@ struct ExportFilters {
     /// Only the dossiers an agency is late on today (`--overdue`).
     #[arg(long)]
     overdue: bool,
+    /// Région codes of the official geographic code (`27`, `27,44`).
+    #[arg(long)]
+    region: Option<String>,
+    /// Département codes (`58`, `2A,2B`).
+    #[arg(long)]
+    departement: Option<String>,
     /// Searches commune, porteur, reference and INSEE code.
     #[arg(long)]
     q: Option<String>,
@@ -274,6 +280,8 @@ impl ExportFilters {
             ("programme", &self.programme),
             ("awaiting", &self.awaiting),
             ("overdue", &self.overdue.then(|| "true".to_string())),
+            ("region", &self.region),
+            ("departement", &self.departement),
             ("q", &self.q),
         ];
         crate::http::extract::QueryPairs(

@@ -5,8 +5,8 @@
 use ami_core::{Dossier, DossierId, PieceFile};
 use ami_store::lists::{fixed, unpaged, walk, Branch, Column, Searched, SEARCH_BY_ID};
 use ami_store::{
-    is_identifier, micros, per_agency, read_number, DossierFilter, FeedCursor, ListCursor, Page,
-    StateCount, Stats, StoreError, StoredEvent,
+    insee_prefix, is_identifier, micros, per_agency, read_number, DossierFilter, FeedCursor,
+    ListCursor, Page, StateCount, Stats, StoreError, StoredEvent,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
@@ -446,6 +446,15 @@ fn conditions(
         query
             .push(" and d.due_on is not null and d.due_on < ")
             .push_bind(today);
+    }
+    if let Some(departements) = &filter.departements {
+        query.push(" and (1 = 0");
+        for code in departements {
+            query
+                .push(" or d.code_insee like ")
+                .push_bind(insee_prefix(code));
+        }
+        query.push(")");
     }
     any_of(query, "d.programmes", &filter.programmes, true, None);
     if let Some(readable) = &filter.readable {

@@ -339,6 +339,13 @@ pub fn awaiting_columns(def: &Definition, wanted: &[String]) -> Vec<String> {
     values
 }
 
+/// The LIKE pattern of the INSEE codes of a département's communes: its
+/// code, then anything. Département codes hold digits and `A`/`B` only
+/// (checked by the caller against the official list), no wildcard.
+pub fn insee_prefix(departement: &str) -> String {
+    format!("{departement}%")
+}
+
 /// Counts per `awaiting` value (`,acv,ti,`) as counts per agency: a
 /// dossier waiting on two agencies counts for each.
 pub fn per_agency(rows: impl IntoIterator<Item = (String, i64)>) -> Vec<(String, i64)> {

@@ -31,6 +31,10 @@ pub struct DossierFilter {
     /// Only dossiers late on this day: their earliest deadline
     /// ([`crate::due_on`]) is before it.
     pub overdue_on: Option<chrono::NaiveDate>,
+    /// Only dossiers of communes in these départements (codes of the
+    /// official geographic code, `58`, `2A`, `974`; a commune's INSEE code
+    /// starts with its département's). `Some(empty)`: none.
+    pub departements: Option<Vec<String>>,
     pub q: Option<String>,
     pub after: Option<ListCursor>,
     pub limit: u32,

@@ -92,12 +92,14 @@ pub struct CommitteeAnswer {
     pub results: Vec<DecisionResult>,
 }
 
-/// A refused session (422): the problem, and every decision's answer.
+/// A 422: a field of the session is wrong (a plain problem naming it), or
+/// a decision is refused (`results` then gives every decision's answer).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CommitteeProblem {
     #[serde(flatten)]
     pub problem: Problem,
-    pub results: Vec<DecisionResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<DecisionResult>>,
 }
 
 /// The sessions of a wave.
@@ -214,10 +216,12 @@ pub async fn record(
     let mut results: Vec<Option<DecisionResult>> = Vec::with_capacity(body.decisions.len());
     let mut dossiers: Vec<Option<Dossier>> = Vec::with_capacity(body.decisions.len());
     for decision in &body.decisions {
+        // Need to know: a dossier the recorder may not read is not there.
         let dossier = state
             .store
             .get_dossier(DossierId(decision.dossier_id))
-            .await?;
+            .await?
+            .filter(|d| def.may_read(&actor.agency, &d.programmes));
         let refusal = match &dossier {
             None => Some(refused(
                 decision.dossier_id,
@@ -333,7 +337,7 @@ pub async fn record(
                 field: Some("decisions".into()),
                 current_version: None,
             },
-            results,
+            results: Some(results),
         };
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,

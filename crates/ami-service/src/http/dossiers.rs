@@ -521,6 +521,8 @@ pub async fn get(
         ("programme" = Option<String>, Query, description = "`acv`, `ti` or `acv,ti`"),
         ("awaiting" = Option<String>, Query, description = "Dossiers waiting on these agencies (`dar`, `acv`, `ti`) or on the town (`porteur`), separated by commas"),
         ("overdue" = Option<String>, Query, description = "`true`: only dossiers an agency is late on (the earliest deadline awaited is past, in Paris)"),
+        ("region" = Option<String>, Query, description = "Région codes of the official geographic code, e.g. `27` or `27,44`"),
+        ("departement" = Option<String>, Query, description = "Département codes, e.g. `58` or `2A,2B`"),
         ("q" = Option<String>, Query, description = "Searches commune, porteur, reference and INSEE code, ignoring case and accents"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
@@ -570,8 +572,16 @@ pub async fn list(
 
 /// The query parameters that filter a dossier list, in the order a file
 /// name of an export gives them.
-pub(crate) const LIST_FILTERS: &[&str] =
-    &["state", "wave", "programme", "awaiting", "overdue", "q"];
+pub(crate) const LIST_FILTERS: &[&str] = &[
+    "state",
+    "wave",
+    "programme",
+    "awaiting",
+    "overdue",
+    "region",
+    "departement",
+    "q",
+];
 
 /// The dossiers a list's query asks for, as `reader` may read them (need
 /// to know; `None`: every dossier, for `ami export`), without paging: what
@@ -623,6 +633,7 @@ pub(crate) fn list_filter(
             ))
         }
     }
+    filter.departements = departements_of(query)?;
     if let Some(q) = query.get("q") {
         if q.chars().count() > 200 || q.chars().any(char::is_control) {
             return Err(ApiError::bad_field(
@@ -638,6 +649,54 @@ pub(crate) fn list_filter(
         .and_then(|actor| def.readable_programmes(&actor.agency))
         .map(|own| own.into_iter().map(str::to_string).collect());
     Ok(filter)
+}
+
+/// The départements a list's `departement` and `region` ask for (both:
+/// those of the listed départements that lie in the listed régions), each
+/// code checked against the official geographic code; `None` when neither
+/// is given.
+fn departements_of(query: &QueryPairs) -> Result<Option<Vec<String>>, ApiError> {
+    let codes = |name: &str, known: &dyn Fn(&str) -> bool, what: &str| {
+        let Some(raw) = query.get(name) else {
+            return Ok(None);
+        };
+        let mut codes: Vec<String> = Vec::new();
+        for code in raw.split(',') {
+            if !known(code) {
+                let shown = if code.is_empty() { "(vide)" } else { code };
+                return Err(ApiError::bad_field(
+                    name,
+                    format!("« {shown} » n'est pas un code de {what} du code officiel géographique (plusieurs séparés par des virgules)."),
+                ));
+            }
+            if !codes.iter().any(|c| c == code) {
+                codes.push(code.to_string());
+            }
+        }
+        Ok(Some(codes))
+    };
+    let departements = codes(
+        "departement",
+        &|c| ami_core::departement(c).is_some(),
+        "département (58, 2A, 974…)",
+    )?;
+    let regions = codes(
+        "region",
+        &|c| ami_core::region(c).is_some(),
+        "région (27, 94, 04…)",
+    )?;
+    Ok(match (departements, regions) {
+        (None, None) => None,
+        (Some(d), None) => Some(d),
+        (departements, Some(regions)) => Some(
+            ami_core::communes::departements()
+                .iter()
+                .filter(|d| regions.iter().any(|r| r == d.region))
+                .map(|d| d.code.to_string())
+                .filter(|code| departements.as_ref().is_none_or(|own| own.contains(code)))
+                .collect(),
+        ),
+    })
 }
 
 /// The command a transition's body asks for, with every check that needs no
