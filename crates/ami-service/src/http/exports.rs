@@ -32,6 +32,9 @@ impl From<ExportError> for ApiError {
         ("wave" = Option<String>, Query, description = "As the list: wave numbers, e.g. `1` or `1,3`"),
         ("programme" = Option<String>, Query, description = "As the list: `acv`, `ti` or `acv,ti`"),
         ("awaiting" = Option<String>, Query, description = "As the list: `dar`, `acv`, `ti`, `porteur`, separated by commas"),
+        ("overdue" = Option<String>, Query, description = "As the list: `true` keeps the dossiers an agency is late on"),
+        ("region" = Option<String>, Query, description = "As the list: région codes of the official geographic code"),
+        ("departement" = Option<String>, Query, description = "As the list: département codes"),
         ("q" = Option<String>, Query, description = "As the list: searches commune, porteur, reference and INSEE code")),
     responses(
         (status = 200, description = "The dossiers the caller may read, one row each; `Content-Disposition` names the file after the day and the filters",
@@ -62,6 +65,9 @@ pub async fn csv(
         ("wave" = Option<String>, Query, description = "As the list: wave numbers; without it, one sheet per wave"),
         ("programme" = Option<String>, Query, description = "As the list: `acv`, `ti` or `acv,ti`"),
         ("awaiting" = Option<String>, Query, description = "As the list: `dar`, `acv`, `ti`, `porteur`, separated by commas"),
+        ("overdue" = Option<String>, Query, description = "As the list: `true` keeps the dossiers an agency is late on"),
+        ("region" = Option<String>, Query, description = "As the list: région codes of the official geographic code"),
+        ("departement" = Option<String>, Query, description = "As the list: département codes"),
         ("q" = Option<String>, Query, description = "As the list: searches commune, porteur, reference and INSEE code")),
     responses(
         (status = 200, description = "The dossiers the caller may read, one row each; `Content-Disposition` names the file after the day and the filters",
