@@ -6,7 +6,7 @@ use ami_tests::{new_dossier_in_wave, on_both_backends, Backend, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-fn references(page: &Value) -> Vec<String> {
+fn communes(page: &Value) -> Vec<String> {
     let mut refs: Vec<String> = page["items"]
         .as_array()
         .expect("items")
@@ -59,7 +59,7 @@ async fn dossiers_say_their_departement_and_region_and_lists_filter_by_them(back
     for (query, expected) in cases {
         let (status, page) = app.get(&team.dar, &format!("/dossiers?{query}")).await;
         assert_eq!(status, StatusCode::OK, "{query}: {page}");
-        assert_eq!(references(&page), expected, "{query}");
+        assert_eq!(communes(&page), expected, "{query}");
     }
 
     // An unknown code is 400 naming the parameter; nothing else changes.

@@ -565,6 +565,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     "pièce files in a local folder: instances on other machines will not see them; give them all one --files-url s3://…"
                 );
             }
+            // The communes of France are parsed on first use (a few
+            // milliseconds): here rather than in the first request.
+            let _ = ami_core::communes::communes();
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("écoute sur {addr}"))?;

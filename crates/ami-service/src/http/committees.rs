@@ -199,6 +199,7 @@ pub async fn record(
     // Who may record a session: whoever may take every decision it holds
     // (for the AMI, a DAR responsable).
     let mut actions: Vec<&str> = body.decisions.iter().map(|d| d.action.as_str()).collect();
+    actions.sort_unstable();
     actions.dedup();
     for action in actions {
         authorize(def, action, &actor).map_err(|r| ApiError::refused(&r, r.explain(def)))?;
