@@ -502,21 +502,36 @@ pub fn email_of(name: &str) -> String {
     )
 }
 
-/// An INSEE code no other deposit of the test run has used: deposits of one
-/// commune are refused as duplicates unless confirmed.
-pub fn fresh_insee() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// A commune of France no other deposit of this test process has used
+/// (name and code INSEE, as the official geographic code writes them):
+/// deposits of one commune in a wave are refused as duplicates unless
+/// confirmed. Taken from départements that neither the tests nor the demo
+/// name on purpose (the Pas-de-Calais, the Somme, the Ain, the Jura, the
+/// Doubs and the Haute-Saône: 3,640 communes), so that a fresh commune is
+/// never one deposited by name.
+pub fn fresh_commune() -> (&'static str, &'static str) {
+    static POOL: std::sync::LazyLock<Vec<&'static ami_core::communes::Commune>> =
+        std::sync::LazyLock::new(|| {
+            ami_core::communes::communes()
+                .iter()
+                .filter(|c| ["62", "80", "01", "39", "25", "70"].contains(&c.departement))
+                .collect()
+        });
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{:05}", 10_000 + n % 90_000)
+    let commune = POOL[n % POOL.len()];
+    (commune.name, commune.code)
 }
 
-/// A deposit body for a commune, received in wave 1, with both pièces, and
-/// an INSEE code of its own ([`fresh_insee`]).
-pub fn new_dossier(commune: &str, programmes: &[&str]) -> Value {
+/// A deposit body received in wave 1, with both pièces, for a commune of
+/// its own ([`fresh_commune`]), carried by « Ville de `porteur` »: the
+/// porteur's name is how the tests tell their dossiers apart.
+pub fn new_dossier(porteur: &str, programmes: &[&str]) -> Value {
+    let (commune, code_insee) = fresh_commune();
     json!({
         "commune": commune,
-        "code_insee": fresh_insee(),
-        "porteur": {"nom": format!("Ville de {commune}"), "email": "contact@example.fr"},
+        "code_insee": code_insee,
+        "porteur": {"nom": format!("Ville de {porteur}"), "email": "contact@example.fr"},
         "programmes": programmes,
         "received_at": "2020-11-06T23:30:00+01:00",
         "pieces": [
@@ -524,6 +539,14 @@ pub fn new_dossier(commune: &str, programmes: &[&str]) -> Value {
             {"kind": "budget_previsionnel", "filename": "budget.xlsx"}
         ]
     })
+}
+
+/// [`new_dossier`] for a given commune (name and code INSEE).
+pub fn new_dossier_of(commune: &str, code_insee: &str, programmes: &[&str]) -> Value {
+    let mut body = new_dossier(commune, programmes);
+    body["commune"] = json!(commune);
+    body["code_insee"] = json!(code_insee);
+    body
 }
 
 /// A response as a [`Reply`]; no answer may be a 5xx.
@@ -836,10 +859,13 @@ impl TestApp {
     }
 }
 
-/// A deposit body for a commune, in the given wave (1, 2 or 3), with both
-/// pièces.
-pub fn new_dossier_in_wave(commune: &str, programmes: &[&str], wave: u8) -> Value {
-    let mut body = new_dossier(commune, programmes);
+/// [`new_dossier`], received in the given wave (1, 2 or 3).
+pub fn new_dossier_in_wave(porteur: &str, programmes: &[&str], wave: u8) -> Value {
+    in_wave(new_dossier(porteur, programmes), wave)
+}
+
+/// A deposit body received in the given wave (1, 2 or 3) instead.
+pub fn in_wave(mut body: Value, wave: u8) -> Value {
     body["received_at"] = json!(match wave {
         1 => "2020-09-15T10:00:00+02:00",
         2 => "2021-01-15T10:00:00+01:00",

@@ -27,8 +27,7 @@ async fn a_deposit_answers_201_with_its_location_and_the_new_dossier(backend: Ba
     let app = TestApp::spawn(backend).await;
     let dar = app.person("Camille Martin", "dar", "agent").await;
 
-    let mut body = new_dossier("Nevers", &["acv", "ti"]);
-    body["code_insee"] = json!("58194");
+    let body = new_dossier_of("Nevers", "58194", &["acv", "ti"]);
 
     // Act: the deposit form, with the file of each pièce.
     let reply = app.deposit_reply(&dar, &body).await;
@@ -270,9 +269,8 @@ async fn a_deposit_with_a_bad_code_insee_is_refused_naming_the_field(backend: Ba
             "code_insee",
         );
     }
-    let mut corsica = new_dossier("Ajaccio", &["acv"]);
-    corsica["code_insee"] = json!("2A004");
-    app.deposit_body(&dar, &corsica).await;
+    app.deposit_body(&dar, &new_dossier_of("Ajaccio", "2A004", &["acv"]))
+        .await;
     assert_eq!(app.event_count().await, 1);
     app.stop().await;
 }

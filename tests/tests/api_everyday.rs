@@ -56,8 +56,7 @@ fn deposit_of(
     received_at: &str,
     programmes: &[&str],
 ) -> Value {
-    let mut body = new_dossier(commune, programmes);
-    body["code_insee"] = json!(code_insee);
+    let mut body = new_dossier_of(commune, code_insee, programmes);
     body["porteur"]["nom"] = json!(porteur);
     body["received_at"] = json!(received_at);
     body
@@ -171,7 +170,7 @@ async fn search_folds_ligatures_and_typographic_apostrophes(backend: Backend) {
             &dar,
             &deposit_of(
                 "Cœuvres-et-Valsery",
-                "02204",
+                "02201",
                 "Commune de Cœuvres-et-Valsery",
                 "2020-09-01T10:00:00+02:00",
                 &["acv"],
@@ -2097,9 +2096,9 @@ async fn a_python_client_recomputes_every_digest_of_a_history_with_accents_quote
     // Arrange
     let app = TestApp::spawn(backend).await;
     let t = app.team().await;
-    let mut body = new_dossier("x", &["acv"]);
-    body["commune"] = json!("Saint-Dié-des-Vosges « \"la Déodatienne\" » 🌲");
-    body["porteur"]["nom"] = json!("Ville d'Épinal — \"Cœur de ville\" \\ 🎉");
+    let mut body = new_dossier_of("Saint-Dié-des-Vosges", "88413", &["acv"]);
+    body["porteur"]["nom"] =
+        json!("Saint-Dié-des-Vosges « \"la Déodatienne\" » 🌲 — \"Cœur de ville\" \\ 🎉");
     body["pieces"] = json!([{"kind": "dossier_candidature", "filename": "candidature été.pdf"}]);
     let d = app.deposit_body(&t.dar, &body).await;
     let piece = app

@@ -274,16 +274,19 @@ async fn campaign(app: &TestApp) -> Campaign {
         acv: app.person("Sophie Laurent", "acv", "agent").await,
         ti: app.person("+Karim Haddad", "ti", "agent").await,
     };
-    let mut laureat = new_dossier("Château-Thierry", &["acv", "ti"]);
+    let mut laureat = new_dossier_of("Château-Thierry", "02168", &["acv", "ti"]);
     laureat["porteur"]["nom"] = json!("=HYPERLINK(\"http://example.com\";\"Ville\")");
     let laureat = app.deposit_body(&team.dar, &laureat).await;
-    let mut ti_only = new_dossier_in_wave("Saint-Dié-des-Vosges", &["ti"], 1);
+    let mut ti_only = in_wave(new_dossier_of("Saint-Dié-des-Vosges", "88413", &["ti"]), 1);
     ti_only["porteur"]["nom"] = json!("+33 Mairie de Saint-Dié");
     let ti_only = app.deposit_body(&team.dar, &ti_only).await;
-    let mut refused = new_dossier_in_wave("Nevers", &["acv"], 2);
+    let mut refused = in_wave(new_dossier_of("Nevers", "58194", &["acv"]), 2);
     refused["porteur"]["nom"] = json!("-Ville de Nevers");
     let refused = app.deposit_body(&team.dar, &refused).await;
-    let mut received = new_dossier_in_wave("L'Haÿ-les-Roses", &["acv", "ti"], 3);
+    let mut received = in_wave(
+        new_dossier_of("L'Haÿ-les-Roses", "94038", &["acv", "ti"]),
+        3,
+    );
     received["porteur"]["nom"] = json!("@Ville de L'Haÿ");
     let received = app.deposit_body(&team.dar, &received).await;
 

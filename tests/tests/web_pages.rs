@@ -94,7 +94,7 @@ async fn the_whole_review_runs_through_the_forms(backend: Backend) {
         .text("csrf", csrf)
         .text("cle", "depot-nevers-1")
         .text("commune", "Nevers")
-        .text("code_insee", fresh_insee())
+        .text("code_insee", "58194")
         .text("porteur_nom", "Ville de Nevers")
         .text("porteur_email", "cnam@nevers.fr")
         .text("programmes", "acv")
@@ -389,12 +389,12 @@ async fn a_motivation_of_ten_thousand_accented_characters_goes_through_the_form(
 async fn the_queue_filters_searches_and_counts(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let team = app.team().await;
-    app.deposit_body(&team.dar, &new_dossier("Nevers", &["acv"]))
+    app.deposit_body(&team.dar, &new_dossier_of("Nevers", "58194", &["acv"]))
         .await;
-    app.deposit_body(&team.dar, &new_dossier("Épinal", &["ti"]))
+    app.deposit_body(&team.dar, &new_dossier_of("Épinal", "88160", &["ti"]))
         .await;
     let instructed = app
-        .deposit_body(&team.dar, &new_dossier("Moulins", &["acv"]))
+        .deposit_body(&team.dar, &new_dossier_of("Moulins", "03190", &["acv"]))
         .await;
     app.must_act(
         &team.dar,

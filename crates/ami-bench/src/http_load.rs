@@ -49,8 +49,10 @@ pub async fn http_load(
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
+                let communes = ami_core::communes::communes();
+                let commune = &communes[(c * 7919 + n) % communes.len()];
                 let body = json!({
-                    "commune": format!("Banc {c}-{n}"), "code_insee": format!("{:05}", (c * 7919 + n) % 100_000),
+                    "commune": commune.name, "code_insee": commune.code,
                     "porteur": {"nom": "Ville de démonstration"}, "programmes": ["acv", "ti"],
                     "received_at": "2020-11-06T23:30:00+01:00",
                     "doublon_confirme": true

@@ -5,8 +5,8 @@
 use ami_core::{Dossier, DossierId, PieceFile};
 use ami_store::lists::{fixed, unpaged, walk, Branch, Column, Searched, SEARCH_BY_ID};
 use ami_store::{
-    insee_prefix, is_identifier, micros, per_agency, read_number, DossierFilter, FeedCursor,
-    ListCursor, Page, StateCount, Stats, StoreError, StoredEvent,
+    is_identifier, micros, per_agency, read_number, DossierFilter, FeedCursor, ListCursor, Page,
+    StateCount, Stats, StoreError, StoredEvent,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
@@ -309,7 +309,57 @@ impl PgStore {
             by_state,
             awaiting,
             overdue,
+            by_departement: Vec::new(),
         })
+    }
+
+    /// Counts of the dossiers of `departements` (all when `None`), per
+    /// département too: counted from the dossiers, not kept.
+    pub(crate) async fn departement_counts(
+        &self,
+        readable: Option<&[&str]>,
+        today: chrono::NaiveDate,
+        departements: Option<&[String]>,
+    ) -> Result<Stats, StoreError> {
+        let patterns = readable.map(programme_patterns);
+        let groups = sqlx::query!(
+            r#"select departement as "departement!", wave, state, awaiting, count(*) as "n!"
+               from dossier
+               where ($1::text[] is null or programmes like any($1))
+                 and ($2::text[] is null or departement = any($2))
+               group by departement, wave, state, awaiting"#,
+            patterns.as_deref(),
+            departements
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok((
+                r.departement,
+                read_number("dossier.wave", r.wave)?,
+                r.state,
+                r.awaiting,
+                r.n,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let late = sqlx::query!(
+            r#"select awaiting, count(*) as "n!" from dossier
+               where due_on is not null and due_on < $3
+                 and ($1::text[] is null or programmes like any($1))
+                 and ($2::text[] is null or departement = any($2))
+               group by awaiting"#,
+            patterns.as_deref(),
+            departements,
+            today
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.awaiting, r.n))
+        .collect();
+        Ok(Stats::of_groups(groups, late))
     }
 }
 
@@ -448,13 +498,16 @@ fn conditions(
             .push_bind(today);
     }
     if let Some(departements) = &filter.departements {
-        query.push(" and (1 = 0");
-        for code in departements {
-            query
-                .push(" or d.code_insee like ")
-                .push_bind(insee_prefix(code));
+        if departements.is_empty() {
+            query.push(" and 1 = 0");
         }
-        query.push(")");
+        any_of(
+            query,
+            "d.departement",
+            departements,
+            false,
+            Some(Column::Departement),
+        );
     }
     any_of(query, "d.programmes", &filter.programmes, true, None);
     if let Some(readable) = &filter.readable {

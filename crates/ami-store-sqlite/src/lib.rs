@@ -285,6 +285,15 @@ impl Store for SqliteStore {
         self.counts(readable, today).await
     }
 
+    async fn stats_of_departements(
+        &self,
+        readable: Option<&[&str]>,
+        today: chrono::NaiveDate,
+        departements: Option<&[String]>,
+    ) -> Result<Stats, StoreError> {
+        self.departement_counts(readable, today, departements).await
+    }
+
     async fn insert_token(
         &self,
         token: &TokenRecord,

@@ -4,8 +4,8 @@
 use ami_core::{Dossier, DossierId, PieceFile};
 use ami_store::lists::{fixed, unpaged, walk, Branch, Column, Searched, Walk, SEARCH_BY_ID};
 use ami_store::{
-    insee_prefix, is_identifier, per_agency, read_number, DossierFilter, FeedCursor, ListCursor,
-    Page, StateCount, Stats, StoreError, StoredEvent,
+    is_identifier, per_agency, read_number, DossierFilter, FeedCursor, ListCursor, Page,
+    StateCount, Stats, StoreError, StoredEvent,
 };
 use futures_util::TryStreamExt;
 use sqlx::{QueryBuilder, Sqlite};
@@ -252,7 +252,74 @@ impl SqliteStore {
             by_state,
             awaiting,
             overdue,
+            by_departement: Vec::new(),
         })
+    }
+
+    /// Counts of the dossiers of `departements` (all when `None`), per
+    /// département too: counted from the dossiers, not kept.
+    pub(crate) async fn departement_counts(
+        &self,
+        readable: Option<&[&str]>,
+        today: chrono::NaiveDate,
+        departements: Option<&[String]>,
+    ) -> Result<Stats, StoreError> {
+        // Dynamic: need to know and the départements asked.
+        let only = |query: &mut QueryBuilder<'_, Sqlite>| {
+            if let Some(programmes) = readable {
+                query.push(" and ");
+                push_in_programmes(query, "programmes", programmes);
+            }
+            match departements {
+                Some([]) => {
+                    query.push(" and 1 = 0");
+                }
+                Some(codes) => {
+                    query.push(" and departement in (");
+                    let mut separated = query.separated(", ");
+                    for code in codes {
+                        separated.push_bind(code.clone());
+                    }
+                    query.push(")");
+                }
+                None => {}
+            }
+        };
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "select departement, cast(wave as bigint), state, awaiting, count(*) from dossier ",
+        );
+        if departements.is_some() {
+            query.push("indexed by dossier_by_departement ");
+        }
+        query.push("where 1 = 1");
+        only(&mut query);
+        query.push(" group by departement, wave, state, awaiting");
+        let groups = query
+            .build_query_as::<(String, i64, String, String, i64)>()
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(|(departement, wave, state, awaiting, n)| {
+                Ok((
+                    departement,
+                    read_number("dossier.wave", wave)?,
+                    state,
+                    awaiting,
+                    n,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "select awaiting, count(*) from dossier where due_on is not null and due_on < ",
+        );
+        query.push_bind(today.to_string());
+        only(&mut query);
+        query.push(" group by awaiting");
+        let late = query
+            .build_query_as::<(String, i64)>()
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(Stats::of_groups(groups, late))
     }
 }
 
@@ -280,6 +347,7 @@ fn push_page(
         Walk::State => Some("dossier_by_state"),
         Walk::StateWave => Some("dossier_by_state_wave"),
         Walk::Wave => Some("dossier_by_wave"),
+        Walk::Departement => Some("dossier_by_departement"),
     };
     let branches: Vec<Option<&Branch>> = if branches.is_empty() {
         vec![None]
@@ -387,13 +455,16 @@ fn push_conditions(
             .push_bind(today.to_string());
     }
     if let Some(departements) = &filter.departements {
-        query.push(" and (1 = 0");
-        for code in departements {
-            query
-                .push(" or d.code_insee like ")
-                .push_bind(insee_prefix(code));
+        if departements.is_empty() {
+            query.push(" and 1 = 0");
         }
-        query.push(")");
+        any_of(
+            query,
+            "d.departement",
+            departements,
+            false,
+            Some(Column::Departement),
+        );
     }
     any_of(query, "d.programmes", &filter.programmes, true, None);
     if let Some(readable) = &filter.readable {

@@ -206,6 +206,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         today: chrono::NaiveDate,
     ) -> Result<Stats, StoreError>;
 
+    /// [`Store::stats`] of the dossiers of `departements` (all when
+    /// `None`), with their counts per département ([`Stats::by_departement`]).
+    /// Counted at the read, not kept: it reads every dossier counted.
+    async fn stats_of_departements(
+        &self,
+        readable: Option<&[&str]>,
+        today: chrono::NaiveDate,
+        departements: Option<&[String]>,
+    ) -> Result<Stats, StoreError>;
+
     async fn insert_token(
         &self,
         token: &TokenRecord,
@@ -337,13 +347,6 @@ pub fn awaiting_columns(def: &Definition, wanted: &[String]) -> Vec<String> {
         values.push(list_column(std::iter::once(ami_core::PORTEUR)));
     }
     values
-}
-
-/// The LIKE pattern of the INSEE codes of a département's communes: its
-/// code, then anything. Département codes hold digits and `A`/`B` only
-/// (checked by the caller against the official list), no wildcard.
-pub fn insee_prefix(departement: &str) -> String {
-    format!("{departement}%")
 }
 
 /// Counts per `awaiting` value (`,acv,ti,`) as counts per agency: a

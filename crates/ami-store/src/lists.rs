@@ -55,6 +55,7 @@ pub enum Column {
     Awaiting,
     State,
     Wave,
+    Departement,
 }
 
 /// The index that walks a list in reception order, its leading columns
@@ -73,6 +74,8 @@ pub enum Walk {
     StateWave,
     /// `(wave, received…)`.
     Wave,
+    /// `(departement, received…)`.
+    Departement,
 }
 
 /// One ordered range of the walked index: a value for each of its leading
@@ -82,7 +85,7 @@ pub type Branch = Vec<(Column, String)>;
 /// The index that walks `filter`'s list, and its branches (one per
 /// combination of the values asked of its leading columns): what waits on
 /// an agency first (the most selective, and its index carries the other
-/// filters' columns), then the state; with the wave beside either when the
+/// filters' columns), then the département, then the state; with the wave beside either when the
 /// list asks for waves too (waves come in reception order: walking the
 /// third wave's dossiers in an index of all would read the first two's
 /// first). The few dossiers a search found are read by id, whatever else.
@@ -113,6 +116,10 @@ pub fn walk(filter: &DossierFilter, searched: &Searched) -> (Walk, Vec<Branch>) 
             Walk::Awaiting,
             one(Column::Awaiting, &filter.awaiting_columns),
         )
+    } else if let Some(departements) = filter.departements.as_deref().filter(|d| !d.is_empty()) {
+        // A département holds about 1 % of the dossiers: narrower than a
+        // state or a wave.
+        (Walk::Departement, one(Column::Departement, departements))
     } else if !filter.states.is_empty() && !waves.is_empty() {
         (Walk::StateWave, with_waves(Column::State, &filter.states))
     } else if !filter.states.is_empty() {
@@ -138,14 +145,15 @@ pub fn unpaged(filter: &DossierFilter) -> DossierFilter {
 }
 
 /// Every combination of the list's filters (state, wave, programme,
-/// awaiting, need to know, cursor, search found few or many), with one and
+/// awaiting, need to know, cursor, département, overdue, search found few
+/// or many), with one and
 /// with two values each, named: what a backend's test of its query plans
 /// goes through.
 pub fn every_filter_combination(
     def: &ami_core::Definition,
 ) -> Vec<(String, DossierFilter, Searched)> {
     let mut all = Vec::new();
-    for mask in 0u32..(1 << 7) {
+    for mask in 0u32..(1 << 9) {
         for two in [false, true] {
             let pick = |bit: u32| mask & (1 << bit) != 0;
             let values = |one: &str, other: &str| {
@@ -186,6 +194,14 @@ pub fn every_filter_combination(
                     dossier_id: ami_core::DossierId(uuid::Uuid::nil()),
                 });
                 named.push("cursor");
+            }
+            if pick(7) {
+                filter.departements = Some(values("58", "2A"));
+                named.push("departement");
+            }
+            if pick(8) {
+                filter.overdue_on = chrono::NaiveDate::from_ymd_opt(2020, 12, 1);
+                named.push("overdue");
             }
             let name = format!("{} ({} value(s))", named.join("+"), if two { 2 } else { 1 });
             if pick(6) {

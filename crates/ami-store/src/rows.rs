@@ -121,6 +121,58 @@ pub struct Stats {
     /// (agency, number of dossiers awaiting it past their deadline, on the
     /// day asked)
     pub overdue: Vec<(String, i64)>,
+    /// Per département, wave and state: filled by
+    /// [`crate::Store::stats_of_departements`] only.
+    pub by_departement: Vec<DepartementCount>,
+}
+
+/// The dossiers of a département in a wave and a state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartementCount {
+    /// Its code in the official geographic code (58, 2A, 974).
+    pub departement: String,
+    pub wave: u8,
+    pub state: String,
+    pub count: i64,
+}
+
+impl Stats {
+    /// The stats of dossiers counted one group at a time: `(departement,
+    /// wave, state, awaiting, count)` rows, and the late ones per
+    /// `awaiting` value.
+    pub fn of_groups(
+        groups: Vec<(String, u8, String, String, i64)>,
+        late: Vec<(String, i64)>,
+    ) -> Stats {
+        use std::collections::BTreeMap;
+        let mut by_state: BTreeMap<(u8, String), i64> = BTreeMap::new();
+        let mut awaiting: BTreeMap<String, i64> = BTreeMap::new();
+        let mut by_departement: BTreeMap<(String, u8, String), i64> = BTreeMap::new();
+        for (departement, wave, state, waits_on, n) in groups {
+            *by_state.entry((wave, state.clone())).or_default() += n;
+            *awaiting.entry(waits_on).or_default() += n;
+            *by_departement
+                .entry((departement, wave, state))
+                .or_default() += n;
+        }
+        Stats {
+            by_state: by_state
+                .into_iter()
+                .map(|((wave, state), count)| StateCount { wave, state, count })
+                .collect(),
+            awaiting: crate::per_agency(awaiting),
+            overdue: crate::per_agency(late),
+            by_departement: by_departement
+                .into_iter()
+                .map(|((departement, wave, state), count)| DepartementCount {
+                    departement,
+                    wave,
+                    state,
+                    count,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A person's API token, without its secret.

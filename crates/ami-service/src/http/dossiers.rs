@@ -395,6 +395,16 @@ pub(crate) fn check_deposit(
             "Le code INSEE compte 5 caractères (chiffres, ou 2A/2B pour la Corse).",
         ));
     }
+    // The commune is the official geographic code's: a code of no commune,
+    // or a name that is not the code's, would file the dossier under the
+    // wrong town (and escape the duplicate check, which goes by code).
+    if let Err(problem) = ami_core::communes::check_commune(insee, &body.commune) {
+        return Err(ApiError::Unprocessable {
+            code: problem.code().into(),
+            field: Some(problem.field().into()),
+            detail: problem.to_string(),
+        });
+    }
     for (i, p) in body.pieces.iter().enumerate() {
         check_piece(
             &format!("pieces[{i}]"),
@@ -655,7 +665,7 @@ pub(crate) fn list_filter(
 /// those of the listed départements that lie in the listed régions), each
 /// code checked against the official geographic code; `None` when neither
 /// is given.
-fn departements_of(query: &QueryPairs) -> Result<Option<Vec<String>>, ApiError> {
+pub(crate) fn departements_of(query: &QueryPairs) -> Result<Option<Vec<String>>, ApiError> {
     let codes = |name: &str, known: &dyn Fn(&str) -> bool, what: &str| {
         let Some(raw) = query.get(name) else {
             return Ok(None);

@@ -55,20 +55,49 @@ pub async fn events(
     }))
 }
 
-/// Counts per wave and state, and per agency the dossiers awaiting it.
+/// Counts per wave and state, and per agency the dossiers awaiting it and
+/// those late; of some départements or régions only, and grouped by
+/// département or région, when asked.
 #[utoipa::path(get, path = "/stats", tag = "feed",
-    responses((status = 200, body = StatsView), (status = 401, body = Problem), (status = 503, body = Problem)),
+    params(("region" = Option<String>, Query, description = "Région codes of the official geographic code, e.g. `27` or `27,44`: counts only their dossiers"),
+        ("departement" = Option<String>, Query, description = "Département codes, e.g. `58` or `2A,2B`: counts only their dossiers"),
+        ("group_by" = Option<String>, Query, description = "`departement` or `region`: adds the counts of each")),
+    responses((status = 200, body = StatsView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub async fn stats(
     State(state): State<AppState>,
     caller: Caller,
+    query: QueryPairs,
 ) -> Result<Json<StatsView>, ApiError> {
+    query.check(&["region", "departement", "group_by"])?;
+    let departements = super::dossiers::departements_of(&query)?;
+    let group_by =
+        match query.get("group_by") {
+            None => None,
+            Some(g @ ("departement" | "region")) => Some(g),
+            Some(other) => return Err(ApiError::bad_field(
+                "group_by",
+                format!(
+                    "Regroupement inconnu « {other} » ; valeurs possibles : departement, region."
+                ),
+            )),
+        };
     let readable = state.definition.readable_programmes(&caller.actor.agency);
     let today = state
         .now()
         .with_timezone(&state.definition.campaign().time_zone)
         .date_naive();
-    let stats = state.store.stats(readable.as_deref(), today).await?;
+    // The kept counts answer the whole campaign at once; a part of it, or
+    // its counts per place, are counted from the dossiers.
+    let stats = if departements.is_none() && group_by.is_none() {
+        state.store.stats(readable.as_deref(), today).await?
+    } else {
+        state
+            .store
+            .stats_of_departements(readable.as_deref(), today, departements.as_deref())
+            .await?
+    };
     let mut waves: Vec<WaveStats> = state
         .definition
         .campaign()
@@ -105,6 +134,42 @@ pub async fn stats(
     for (agency, n) in stats.overdue {
         overdue.insert(agency, n);
     }
+    let places = |region_of: bool| -> Vec<PlaceStats> {
+        let mut places: BTreeMap<String, PlaceStats> = BTreeMap::new();
+        for c in &stats.by_departement {
+            let departement = ami_core::departement(&c.departement);
+            let (code, nom, region) = match (region_of, departement) {
+                (true, Some(d)) => (
+                    d.region.to_string(),
+                    ami_core::region(d.region)
+                        .map_or("", |r| r.name)
+                        .to_string(),
+                    None,
+                ),
+                (false, Some(d)) => (
+                    d.code.to_string(),
+                    d.name.to_string(),
+                    Some(d.region.to_string()),
+                ),
+                // A code the official geographic code does not know (a
+                // dossier deposited before codes were checked) is counted
+                // under itself.
+                (_, None) => (c.departement.clone(), String::new(), None),
+            };
+            let place = places.entry(code.clone()).or_insert_with(|| PlaceStats {
+                code,
+                nom,
+                region,
+                total: 0,
+                waves: BTreeMap::new(),
+                states: BTreeMap::new(),
+            });
+            place.total += c.count;
+            *place.waves.entry(c.wave.to_string()).or_default() += c.count;
+            *place.states.entry(c.state.clone()).or_default() += c.count;
+        }
+        places.into_values().collect()
+    };
     Ok(Json(StatsView {
         total: waves.iter().map(|w| w.total).sum(),
         waves,
@@ -113,6 +178,8 @@ pub async fn stats(
         complement_demande: awaiting.get(ami_core::PORTEUR).copied().unwrap_or(0),
         awaiting,
         overdue,
+        departements: (group_by == Some("departement")).then(|| places(false)),
+        regions: (group_by == Some("region")).then(|| places(true)),
     }))
 }
 

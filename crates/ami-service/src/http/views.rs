@@ -453,6 +453,31 @@ pub struct StatsView {
     pub overdue: BTreeMap<String, i64>,
     /// Dossiers with an open « demande de complément ».
     pub complement_demande: i64,
+    /// With `group_by=departement`: the counts of each département that has
+    /// dossiers, in code order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub departements: Option<Vec<PlaceStats>>,
+    /// With `group_by=region`: the counts of each région that has
+    /// dossiers, in code order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<PlaceStats>>,
+}
+
+/// The dossiers of a département or a région.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PlaceStats {
+    /// Its code in the official geographic code (`58`, `2A`, `974`; `27`).
+    pub code: String,
+    /// Its name (« Nièvre », « Bourgogne-Franche-Comté »).
+    pub nom: String,
+    /// A département's région (absent for a région).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub total: i64,
+    /// Number of dossiers per wave (`"1"`, `"2"`, `"3"`).
+    pub waves: BTreeMap<String, i64>,
+    /// Number of dossiers per state.
+    pub states: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
