@@ -172,7 +172,117 @@ async fn late_dossiers_are_listed_and_counted_per_agency(backend: Backend) {
     app.stop().await;
 }
 
+/// `sort=due` lists the earliest deadline first and the dossiers with none
+/// last, page after page; the queue page shows each last day and « En
+/// retard ».
+async fn lists_sort_by_due_date_page_after_page(backend: Backend) {
+    // Arrange: on 20 November 2020: received 6 November (due 23 November),
+    // received 30 October (due 16 November: late), one instructed on the
+    // 20th (its avis due in December), one closed (no deadline).
+    let app = TestApp::spawn_at(backend, "2020-11-20T12:00:00Z").await;
+    let team = app.team().await;
+    let mut body = new_dossier_in_wave("Decize", &["acv"], 1);
+    body["received_at"] = json!("2020-11-06T10:00:00+01:00");
+    let on_time = app.deposit_body(&team.dar, &body).await;
+    let late = app
+        .deposit_body(&team.dar, &received_before_toussaint())
+        .await;
+    let instructed = app
+        .deposit_body(&team.dar, &new_dossier_in_wave("Clamecy", &["acv"], 1))
+        .await;
+    app.must_act(
+        &team.dar,
+        &instructed,
+        "instruire",
+        json!({"verdict": "favorable"}),
+    )
+    .await;
+    let closed = app
+        .deposit_body(&team.dar, &new_dossier_in_wave("Cosne", &["acv"], 1))
+        .await;
+    app.must_act(
+        &team.boss,
+        &closed,
+        "classer_sans_suite",
+        json!({"motivation": "Retrait"}),
+    )
+    .await;
+
+    // Act: one dossier a page.
+    let mut seen = Vec::new();
+    let mut path = "/dossiers?sort=due&limit=1".to_string();
+    loop {
+        let (status, page) = app.get(&team.dar, &path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|d| d["id"].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/dossiers?sort=due&limit=1&cursor={cursor}"),
+            None => break,
+        }
+        assert!(seen.len() <= 4, "more pages than dossiers");
+    }
+
+    // Assert
+    assert_eq!(
+        seen,
+        [
+            &late["id"],
+            &on_time["id"],
+            &instructed["id"],
+            &closed["id"]
+        ]
+        .map(|v| v.clone())
+    );
+    let (_, by_reception) = app.get(&team.dar, "/dossiers?limit=1").await;
+    let received_cursor = by_reception["next_cursor"].as_str().expect("cursor");
+    let (status, problem) = app
+        .get(
+            &team.dar,
+            &format!("/dossiers?sort=due&cursor={received_cursor}"),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a cursor of another order: {problem}"
+    );
+    assert_eq!(problem["field"], "cursor");
+    let (status, problem) = app.get(&team.dar, "/dossiers?sort=echeance").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem["field"], "sort");
+
+    // The DAR's queue page: by due date, with each last day and the late
+    // one marked.
+    let mut browser = ami_tests::web::Browser::signed_in(&app, &team.dar.token).await;
+    let (_, _, queue) = browser.get("/a-traiter").await;
+    let late_at = queue
+        .find("16 novembre 2020")
+        .expect("the late dossier's last day");
+    let on_time_at = queue
+        .find("23 novembre 2020")
+        .expect("the other's last day");
+    assert!(late_at < on_time_at, "earliest first");
+    assert_eq!(queue.matches(">En retard<").count(), 1, "one late dossier");
+    let (_, _, only_late) = browser.get("/a-traiter?retard=1").await;
+    assert!(only_late.contains("16 novembre 2020") && !only_late.contains("23 novembre 2020"));
+    // The page's export: the same list, as a file.
+    let (status, headers, csv) = browser.get("/exports/a-traiter.csv?retard=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    let reference = |d: &Value| d["reference"].as_str().expect("reference").to_string();
+    assert!(csv.contains(&reference(&late)), "{csv}");
+    assert!(!csv.contains(&reference(&on_time)), "{csv}");
+    app.stop().await;
+}
+
 on_both_backends!(
+    lists_sort_by_due_date_page_after_page,
     late_dossiers_are_listed_and_counted_per_agency,
     the_dar_has_ten_working_days_from_reception_holidays_aside,
     the_avis_count_from_the_instruction_and_end_when_given,

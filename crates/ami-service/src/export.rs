@@ -578,6 +578,8 @@ const FILTER_WORDS: &[(&str, &str)] = &[
     ("state", "etat"),
     ("programme", "programme"),
     ("awaiting", "attente"),
+    ("overdue", "retard"),
+    ("retard", "retard"),
     ("q", "recherche"),
 ];
 

@@ -5,8 +5,8 @@
 use ami_core::{Dossier, DossierId, PieceFile};
 use ami_store::lists::{fixed, unpaged, walk, Branch, Column, Searched, SEARCH_BY_ID};
 use ami_store::{
-    is_identifier, micros, per_agency, read_number, DossierFilter, FeedCursor, ListCursor, Page,
-    StateCount, Stats, StoreError, StoredEvent,
+    is_identifier, micros, per_agency, read_number, DossierFilter, FeedCursor, ListCursor,
+    ListOrder, Page, StateCount, Stats, StoreError, StoredEvent,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
@@ -46,6 +46,9 @@ impl PgStore {
             last = Some(ListCursor {
                 received_at_us: micros(row.try_get("received_at")?),
                 dossier_id: DossierId(row.try_get("dossier_id")?),
+                due: (filter.order == ListOrder::Due)
+                    .then(|| row.try_get::<Option<chrono::NaiveDate>, _>("due_on"))
+                    .transpose()?,
             });
         }
         let next = if rows.len() > limit as usize {
@@ -420,6 +423,16 @@ fn push_page(
     searched: &Searched,
     limit: i64,
 ) -> Result<(), StoreError> {
+    if filter.order == ListOrder::Due {
+        // By due date: what the filter selects, sorted (lists by due date
+        // are queues, of an agency or of the late).
+        query.push("select d.body, d.received_at, d.dossier_id, d.due_on from dossier d where ");
+        conditions(query, filter, searched, None)?;
+        query
+            .push(" order by d.due_on nulls last, d.received_at, d.dossier_id limit ")
+            .push_bind(limit);
+        return Ok(());
+    }
     // PostgreSQL picks the index that the branch's equalities name.
     let (_, branches) = walk(filter, searched);
     let branches: Vec<Option<&Branch>> = if branches.is_empty() {
@@ -427,7 +440,7 @@ fn push_page(
     } else {
         branches.iter().map(Some).collect()
     };
-    query.push("select body, received_at, dossier_id from (");
+    query.push("select body, received_at, dossier_id, null::date as due_on from (");
     for (i, branch) in branches.iter().enumerate() {
         if i > 0 {
             query.push(" union all ");
@@ -554,11 +567,33 @@ fn conditions(
         }
     }
     if let Some(after) = filter.after.as_ref() {
-        query.push(" and (d.received_at, d.dossier_id) > (");
-        query.push_bind(cursor_instant(after.received_at_us));
-        query.push(", ");
-        query.push_bind(after.dossier_id.0);
-        query.push(")");
+        let position = |query: &mut QueryBuilder<'_, Postgres>| {
+            query.push("(d.received_at, d.dossier_id) > (");
+            query.push_bind(cursor_instant(after.received_at_us));
+            query.push(", ");
+            query.push_bind(after.dossier_id.0);
+            query.push(")");
+        };
+        match after.due {
+            None => {
+                query.push(" and ");
+                position(query);
+            }
+            // By due date, dossiers with no deadline last.
+            Some(Some(day)) => {
+                query.push(" and (d.due_on > ");
+                query.push_bind(day);
+                query.push(" or d.due_on is null or (d.due_on = ");
+                query.push_bind(day);
+                query.push(" and ");
+                position(query);
+                query.push("))");
+            }
+            Some(None) => {
+                query.push(" and d.due_on is null and ");
+                position(query);
+            }
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use ami_core::{Dossier, DossierId, PieceFile};
 use ami_store::lists::{fixed, unpaged, walk, Branch, Column, Searched, Walk, SEARCH_BY_ID};
 use ami_store::{
-    is_identifier, per_agency, read_number, DossierFilter, FeedCursor, ListCursor, Page,
+    is_identifier, per_agency, read_number, DossierFilter, FeedCursor, ListCursor, ListOrder, Page,
     StateCount, Stats, StoreError, StoredEvent,
 };
 use futures_util::TryStreamExt;
@@ -38,17 +38,25 @@ impl SqliteStore {
                 query.build_query_as().fetch_all(&self.reader).await?
             }
         };
-        let rows: Vec<(String, i64, String)> = found;
+        let rows: Vec<(String, i64, String, Option<String>)> = found;
         let mut items = Vec::with_capacity(rows.len());
         let mut last = None;
-        for (body, received_at_us, dossier_id) in rows.iter().take(limit as usize) {
+        for (body, received_at_us, dossier_id, due_on) in rows.iter().take(limit as usize) {
             items.push(serde_json::from_str::<Dossier>(body)?);
+            let due = match due_on {
+                Some(day) => Some(
+                    day.parse()
+                        .map_err(|_| StoreError::Corrupt(format!("dossier.due_on {day}")))?,
+                ),
+                None => None,
+            };
             last = Some(ListCursor {
                 received_at_us: *received_at_us,
                 dossier_id: dossier_id
                     .parse()
                     .map(DossierId)
                     .map_err(|e: uuid::Error| StoreError::Corrupt(e.to_string()))?,
+                due: (filter.order == ListOrder::Due).then_some(due),
             });
         }
         let next = if rows.len() > limit as usize {
@@ -336,6 +344,16 @@ fn push_page(
     searched: &Searched,
     limit: i64,
 ) {
+    if filter.order == ListOrder::Due {
+        // By due date: what the filter selects, sorted (lists by due date
+        // are queues, of an agency or of the late).
+        query.push("select d.body, d.received_at_us, d.dossier_id, d.due_on from dossier d where ");
+        push_conditions(query, filter, searched, None);
+        query
+            .push(" order by d.due_on is null, d.due_on, d.received_at_us, d.dossier_id limit ")
+            .push_bind(limit);
+        return;
+    }
     let (walk, branches) = walk(filter, searched);
     // SQLite's planner, with its statistics, prefers walking the reception
     // index and reading rows until it has a page, which for a queue of a
@@ -354,7 +372,7 @@ fn push_page(
     } else {
         branches.iter().map(Some).collect()
     };
-    query.push("select body, received_at_us, dossier_id from (");
+    query.push("select body, received_at_us, dossier_id, null as due_on from (");
     for (i, branch) in branches.iter().enumerate() {
         if i > 0 {
             query.push(" union all ");
@@ -508,12 +526,35 @@ fn push_conditions(
         }
     }
     if let Some(after) = filter.after.as_ref() {
-        query
-            .push(" and (d.received_at_us, d.dossier_id) > (")
-            .push_bind(after.received_at_us)
-            .push(", ")
-            .push_bind(after.dossier_id.to_string())
-            .push(")");
+        let position = |query: &mut QueryBuilder<'_, Sqlite>| {
+            query
+                .push("(d.received_at_us, d.dossier_id) > (")
+                .push_bind(after.received_at_us)
+                .push(", ")
+                .push_bind(after.dossier_id.to_string())
+                .push(")");
+        };
+        match after.due {
+            None => {
+                query.push(" and ");
+                position(query);
+            }
+            // By due date, dossiers with no deadline last.
+            Some(Some(day)) => {
+                query
+                    .push(" and (d.due_on > ")
+                    .push_bind(day.to_string())
+                    .push(" or d.due_on is null or (d.due_on = ")
+                    .push_bind(day.to_string())
+                    .push(" and ");
+                position(query);
+                query.push("))");
+            }
+            Some(None) => {
+                query.push(" and d.due_on is null and ");
+                position(query);
+            }
+        }
     }
 }
 

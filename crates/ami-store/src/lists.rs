@@ -192,6 +192,7 @@ pub fn every_filter_combination(
                 filter.after = Some(crate::ListCursor {
                     received_at_us: 1,
                     dossier_id: ami_core::DossierId(uuid::Uuid::nil()),
+                    due: None,
                 });
                 named.push("cursor");
             }

@@ -36,10 +36,24 @@ pub struct DossierFilter {
     /// starts with its département's). `Some(empty)`: none.
     pub departements: Option<Vec<String>>,
     pub q: Option<String>,
+    /// In reception order (the default) or by due date.
+    pub order: ListOrder,
     pub after: Option<ListCursor>,
     pub limit: u32,
     /// Need to know: only dossiers of these programmes (`None`: all).
     pub readable: Option<Vec<String>>,
+}
+
+/// The order of a dossier list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Reception instant, then id: a dossier never moves in it.
+    #[default]
+    Received,
+    /// Earliest last day first ([`crate::due_on`]), dossiers with no
+    /// deadline last; then reception order. A dossier moves in it as it
+    /// goes from one agency to the next.
+    Due,
 }
 
 /// A page of results and the cursor of the next one.
@@ -49,25 +63,44 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
-/// Position in the dossier list: reception instant, then id.
+/// Position in the dossier list: reception instant, then id; in a list by
+/// due date, the last day first (`None`: no deadline).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListCursor {
     pub received_at_us: i64,
     pub dossier_id: DossierId,
+    pub due: Option<Option<chrono::NaiveDate>>,
 }
 
 impl ListCursor {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}/{}", self.received_at_us, self.dossier_id))
+        let position = format!("{}/{}", self.received_at_us, self.dossier_id);
+        URL_SAFE_NO_PAD.encode(match self.due {
+            None => position,
+            Some(Some(day)) => format!("{day}/{position}"),
+            Some(None) => format!("-/{position}"),
+        })
     }
 
     pub fn decode(s: &str) -> Option<ListCursor> {
         let text = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
-        let (at, id) = text.split_once('/')?;
+        let parts: Vec<&str> = text.split('/').collect();
+        let (due, at, id) = match parts[..] {
+            [at, id] => (None, at, id),
+            ["-", at, id] => (Some(None), at, id),
+            [day, at, id] => (Some(Some(day.parse().ok()?)), at, id),
+            _ => return None,
+        };
         Some(ListCursor {
             received_at_us: at.parse().ok()?,
             dossier_id: DossierId(id.parse().ok()?),
+            due,
         })
+    }
+
+    /// Whether it is a position in a list in `order`.
+    pub fn fits(&self, order: ListOrder) -> bool {
+        self.due.is_some() == (order == ListOrder::Due)
     }
 }
 

@@ -16,8 +16,8 @@ use super::pieces::{form_error, is_multipart, receive_piece};
 use super::views::*;
 use super::{AppState, Caller, Credentials};
 use crate::store::{
-    Content, DepositOrder, DossierFilter, Executed, IdempotencyKey, ListCursor, Order, Principal,
-    TransitionRequest,
+    Content, DepositOrder, DossierFilter, Executed, IdempotencyKey, ListCursor, ListOrder, Order,
+    Principal, TransitionRequest,
 };
 
 const MAX_LINE: usize = 300;
@@ -533,6 +533,7 @@ pub async fn get(
         ("overdue" = Option<String>, Query, description = "`true`: only dossiers an agency is late on (the earliest deadline awaited is past, in Paris)"),
         ("region" = Option<String>, Query, description = "Région codes of the official geographic code, e.g. `27` or `27,44`"),
         ("departement" = Option<String>, Query, description = "Département codes, e.g. `58` or `2A,2B`"),
+        ("sort" = Option<String>, Query, description = "`received` (reception order, the default) or `due` (earliest deadline first, dossiers with none last)"),
         ("q" = Option<String>, Query, description = "Searches commune, porteur, reference and INSEE code, ignoring case and accents"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
@@ -562,12 +563,16 @@ pub async fn list(
             .ok_or_else(|| ApiError::bad_field("limit", "La limite est un entier de 1 à 500."))?;
     }
     if let Some(c) = query.get("cursor") {
-        filter.after = Some(ListCursor::decode(c).ok_or_else(|| {
-            ApiError::bad_field(
-                "cursor",
-                "Curseur invalide : reprenez le next_cursor d'une page précédente.",
-            )
-        })?);
+        filter.after = Some(
+            ListCursor::decode(c)
+                .filter(|c| c.fits(filter.order))
+                .ok_or_else(|| {
+                    ApiError::bad_field(
+                        "cursor",
+                        "Curseur invalide : reprenez le next_cursor d'une page précédente.",
+                    )
+                })?,
+        );
     }
     let page = state.store.list_dossiers(&filter).await?;
     Ok(Json(DossierPage {
@@ -591,6 +596,7 @@ pub(crate) const LIST_FILTERS: &[&str] = &[
     "region",
     "departement",
     "q",
+    "sort",
 ];
 
 /// The dossiers a list's query asks for, as `reader` may read them (need
@@ -644,6 +650,16 @@ pub(crate) fn list_filter(
         }
     }
     filter.departements = departements_of(query)?;
+    filter.order = match query.get("sort") {
+        None | Some("received") => ListOrder::Received,
+        Some("due") => ListOrder::Due,
+        Some(other) => {
+            return Err(ApiError::bad_field(
+                "sort",
+                format!("Ordre inconnu « {other} » ; valeurs possibles : received (réception, par défaut), due (échéance)."),
+            ))
+        }
+    };
     if let Some(q) = query.get("q") {
         if q.chars().count() > 200 || q.chars().any(char::is_control) {
             return Err(ApiError::bad_field(

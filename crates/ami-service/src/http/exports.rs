@@ -35,6 +35,7 @@ impl From<ExportError> for ApiError {
         ("overdue" = Option<String>, Query, description = "As the list: `true` keeps the dossiers an agency is late on"),
         ("region" = Option<String>, Query, description = "As the list: région codes of the official geographic code"),
         ("departement" = Option<String>, Query, description = "As the list: département codes"),
+        ("sort" = Option<String>, Query, description = "As the list: `received` or `due`"),
         ("q" = Option<String>, Query, description = "As the list: searches commune, porteur, reference and INSEE code")),
     responses(
         (status = 200, description = "The dossiers the caller may read, one row each; `Content-Disposition` names the file after the day and the filters",
@@ -47,13 +48,41 @@ pub async fn csv(
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
     let (filter, name) = prepare(&state, &caller, &query, ExportFormat::Csv)?;
-    let pages = Pages::new(state.store.clone(), filter);
-    let chunks = export::csv_stream(state.definition.clone(), pages).await?;
-    let body = Body::from_stream(chunks.inspect_err(|e| {
-        // The answer has begun: all that can be done is to cut it short.
-        tracing::error!(error = %e, "CSV export cut short");
-    }));
-    Ok(file_response(ExportFormat::Csv, &name, body))
+    send(&state, filter, &name, ExportFormat::Csv).await
+}
+
+/// The file of `filter`'s dossiers in `format`, named `name`: what the API
+/// and the pages send.
+pub(crate) async fn send(
+    state: &AppState,
+    filter: DossierFilter,
+    name: &str,
+    format: ExportFormat,
+) -> Result<Response, ApiError> {
+    match format {
+        ExportFormat::Csv => {
+            let pages = Pages::new(state.store.clone(), filter);
+            let chunks = export::csv_stream(state.definition.clone(), pages).await?;
+            let body = Body::from_stream(chunks.inspect_err(|e| {
+                // The answer has begun: all that can be done is to cut it short.
+                tracing::error!(error = %e, "CSV export cut short");
+            }));
+            Ok(file_response(ExportFormat::Csv, name, body))
+        }
+        ExportFormat::Xlsx => {
+            let waves = filter.waves.clone();
+            let pages = Pages::new(state.store.clone(), filter);
+            let file = export::xlsx_file(state.definition.clone(), waves, pages).await?;
+            let size = file.metadata().map_err(ExportError::from)?.len();
+            let file = tokio::fs::File::from_std(file);
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            let mut response = file_response(ExportFormat::Xlsx, name, body);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            Ok(response)
+        }
+    }
 }
 
 /// The dossiers of the list, as an Excel workbook: one sheet per wave (one
@@ -68,6 +97,7 @@ pub async fn csv(
         ("overdue" = Option<String>, Query, description = "As the list: `true` keeps the dossiers an agency is late on"),
         ("region" = Option<String>, Query, description = "As the list: région codes of the official geographic code"),
         ("departement" = Option<String>, Query, description = "As the list: département codes"),
+        ("sort" = Option<String>, Query, description = "As the list: `received` or `due`"),
         ("q" = Option<String>, Query, description = "As the list: searches commune, porteur, reference and INSEE code")),
     responses(
         (status = 200, description = "The dossiers the caller may read, one row each; `Content-Disposition` names the file after the day and the filters",
@@ -80,17 +110,7 @@ pub async fn xlsx(
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
     let (filter, name) = prepare(&state, &caller, &query, ExportFormat::Xlsx)?;
-    let waves = filter.waves.clone();
-    let pages = Pages::new(state.store.clone(), filter);
-    let file = export::xlsx_file(state.definition.clone(), waves, pages).await?;
-    let size = file.metadata().map_err(ExportError::from)?.len();
-    let file = tokio::fs::File::from_std(file);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    let mut response = file_response(ExportFormat::Xlsx, &name, body);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    Ok(response)
+    send(&state, filter, &name, ExportFormat::Xlsx).await
 }
 
 /// The list to export, read from the query as the list reads it, and the
@@ -114,6 +134,7 @@ fn prepare(
 pub(crate) fn filters_of(query: &QueryPairs) -> Vec<(String, String)> {
     LIST_FILTERS
         .iter()
+        .filter(|name| **name != "sort")
         .filter_map(|name| query.get(name).map(|v| (name.to_string(), v.to_string())))
         .collect()
 }

@@ -72,17 +72,18 @@ pub async fn stats(
 ) -> Result<Json<StatsView>, ApiError> {
     query.check(&["region", "departement", "group_by"])?;
     let departements = super::dossiers::departements_of(&query)?;
-    let group_by =
-        match query.get("group_by") {
-            None => None,
-            Some(g @ ("departement" | "region")) => Some(g),
-            Some(other) => return Err(ApiError::bad_field(
+    let group_by = match query.get("group_by") {
+        None => None,
+        Some(g @ ("departement" | "region")) => Some(g),
+        Some(other) => {
+            return Err(ApiError::bad_field(
                 "group_by",
                 format!(
                     "Regroupement inconnu « {other} » ; valeurs possibles : departement, region."
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let readable = state.definition.readable_programmes(&caller.actor.agency);
     let today = state
         .now()

@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::{error_page, format, render, state_badge, Layout, SignedIn};
 use crate::http::error::ApiError;
 use crate::http::AppState;
-use crate::store::{DossierFilter, ListCursor};
+use crate::store::{DossierFilter, ListCursor, ListOrder};
 
 /// Rows per page.
 const PAGE: u32 = 50;
@@ -27,6 +27,9 @@ pub struct Row {
     pub received: String,
     pub waiting: String,
     pub awaiting: String,
+    /// The earliest last day of the deadlines awaited, if any.
+    pub due: String,
+    pub overdue: bool,
 }
 
 /// An option of a filter.
@@ -49,6 +52,13 @@ struct ListPage {
     waves: Vec<Choice>,
     programmes: Vec<Choice>,
     q: String,
+    /// « En retard seulement » is ticked.
+    late_only: bool,
+    orders: Vec<Choice>,
+    /// The query of the exports (the list's filters).
+    export_query: String,
+    /// `a-traiter` or `dossiers`: the export of this list.
+    export_name: &'static str,
     error: Option<String>,
     rows: Vec<Row>,
     /// The query of the next page (filters kept), if any.
@@ -67,6 +77,13 @@ pub struct ListQuery {
     programme: String,
     #[serde(default)]
     q: String,
+    /// `1`: only the dossiers late on their deadline.
+    #[serde(default)]
+    retard: String,
+    /// `echeance` or `reception`; by default, a queue by due date and the
+    /// whole list by reception.
+    #[serde(default)]
+    tri: String,
     #[serde(default)]
     apres: String,
 }
@@ -107,12 +124,18 @@ pub async fn all(
     .await
 }
 
-async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool) -> Response {
+/// The dossiers a list page's query asks for, as `signed` may read them,
+/// and the first thing wrong in the query (the list then shows the rest).
+fn page_filter(
+    state: &AppState,
+    signed: &SignedIn,
+    query: &ListQuery,
+    queue: bool,
+) -> (DossierFilter, Option<String>) {
     let def = &state.definition;
-    let readable = signed.readable(state);
     let mut filter = DossierFilter {
         limit: PAGE,
-        readable: readable.clone(),
+        readable: signed.readable(state),
         ..DossierFilter::default()
     };
     if queue {
@@ -147,6 +170,28 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
             refuse("Ce programme n'existe pas : choisissez-en un dans la liste.");
         }
     }
+    match query.retard.as_str() {
+        "" => {}
+        "1" => {
+            filter.overdue_on = Some(
+                state
+                    .now()
+                    .with_timezone(&def.campaign().time_zone)
+                    .date_naive(),
+            )
+        }
+        _ => refuse("Cochez « En retard seulement » ou laissez la case vide."),
+    }
+    filter.order = match query.tri.as_str() {
+        "" if queue => ListOrder::Due,
+        "" => ListOrder::Received,
+        "echeance" => ListOrder::Due,
+        "reception" => ListOrder::Received,
+        _ => {
+            refuse("Cet ordre n'existe pas : choisissez-en un dans la liste.");
+            ListOrder::Received
+        }
+    };
     let q = query.q.trim();
     if q.chars().count() > 200 || q.chars().any(char::is_control) {
         refuse("La recherche compte au plus 200 caractères.");
@@ -154,11 +199,41 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         filter.q = Some(q.to_string());
     }
     if !query.apres.is_empty() {
-        match ListCursor::decode(&query.apres) {
+        match ListCursor::decode(&query.apres).filter(|c| c.fits(filter.order)) {
             Some(c) => filter.after = Some(c),
             None => refuse("Ce lien de page n'est plus valable : la liste reprend au début."),
         }
     }
+    (filter, error)
+}
+
+/// A list's filters (not its page) that are set, as (parameter, value).
+fn filter_pairs(query: &ListQuery) -> Vec<(&'static str, &str)> {
+    [
+        ("etat", &query.etat),
+        ("vague", &query.vague),
+        ("programme", &query.programme),
+        ("retard", &query.retard),
+        ("tri", &query.tri),
+        ("q", &query.q),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| (k, v.as_str()))
+    .collect()
+}
+
+/// The query string of a list's filters, as the page's links carry them.
+fn filters_query(query: &ListQuery) -> form_urlencoded::Serializer<'static, String> {
+    let mut pairs = form_urlencoded::Serializer::new(String::new());
+    pairs.extend_pairs(filter_pairs(query));
+    pairs
+}
+
+async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool) -> Response {
+    let def = &state.definition;
+    let readable = signed.readable(state);
+    let (filter, error) = page_filter(state, signed, &query, queue);
     // Read first: an event committed while the page is built is sent live.
     let live_from = match state.store.feed_end().await {
         Ok(c) => c.encode(),
@@ -176,7 +251,10 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
     let rows = page
         .items
         .iter()
-        .map(|d| Row {
+        .map(|d| (d, ami_core::deadlines(def, d)))
+        .map(|(d, deadlines)| (d, deadlines.into_iter().min_by_key(|l| l.due)))
+        .map(|(d, earliest)| (d, earliest.as_ref().map(|l| (l.due, l.overdue(now)))))
+        .map(|(d, earliest)| Row {
             id: d.id.to_string(),
             reference: d.reference.to_string(),
             commune: d.commune.to_string(),
@@ -186,6 +264,10 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
             state_badge: state_badge(def, &d.state),
             received: ami_core::french_instant(d.received_at, tz),
             waiting: format::waiting_since(d.updated_at, now),
+            due: earliest
+                .map(|(due, _)| ami_core::french_date(due))
+                .unwrap_or_default(),
+            overdue: earliest.is_some_and(|(_, late)| late),
             awaiting: ami_core::awaiting(def, d)
                 .iter()
                 .map(|a| {
@@ -232,23 +314,28 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         .map(|p| choice(p.id.to_string(), p.label.clone(), p.id == query.programme))
         .collect();
     let next = page.next.map(|cursor| {
-        let mut pairs = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("etat", &query.etat),
-            ("vague", &query.vague),
-            ("programme", &query.programme),
-            ("q", &query.q),
-        ] {
-            if !v.is_empty() {
-                pairs.append_pair(k, v);
-            }
-        }
+        let mut pairs = filters_query(&query);
         pairs.append_pair("apres", &cursor);
         pairs.finish()
     });
+    let export_query = filters_query(&query).finish();
+    let orders = [
+        ("echeance", "Échéance la plus proche"),
+        ("reception", "Date de réception"),
+    ]
+    .into_iter()
+    .map(|(value, label)| {
+        let selected = match (value, filter.order) {
+            ("echeance", ListOrder::Due) | ("reception", ListOrder::Received) => true,
+            _ => false,
+        };
+        choice(value.to_string(), label.to_string(), selected)
+    })
+    .collect();
     let filtered = !filter.states.is_empty()
         || !filter.waves.is_empty()
         || !filter.programmes.is_empty()
+        || filter.overdue_on.is_some()
         || filter.q.is_some();
     let count = if total > i64::from(COUNT_CAP) {
         format!("plus de {}", format::dossiers(i64::from(COUNT_CAP)))
@@ -259,7 +346,7 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         (
             "À traiter",
             format!(
-                "Les dossiers qui attendent {}, les plus anciens d'abord.",
+                "Les dossiers qui attendent {}, le plus proche de son échéance d'abord.",
                 super::agency_label(def, &signed.actor.agency)
             ),
             "Dossiers en attente de votre direction",
@@ -290,9 +377,77 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
         waves,
         programmes,
         q: query.q.clone(),
+        late_only: query.retard == "1",
+        orders,
+        export_query,
+        export_name: if queue { "a-traiter" } else { "dossiers" },
         error,
         rows,
         next,
         live_from,
     })
 }
+
+/// `/exports/{liste}.{csv,xlsx}`: the list a page shows (its filters, all
+/// its pages), as a file.
+async fn export(
+    state: &AppState,
+    signed: &SignedIn,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    queue: bool,
+    format: crate::export::ExportFormat,
+) -> Response {
+    if !queue && !signed.reads_all(state) {
+        return error_page(
+            Some(signed.layout(state, "")),
+            ApiError::NotFound {
+                detail: String::new(),
+            },
+        );
+    }
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let (filter, error) = page_filter(state, signed, &query, queue);
+    if let Some(error) = error {
+        return error_page(
+            Some(signed.layout(state, "")),
+            ApiError::BadRequest {
+                code: "invalid_parameter",
+                field: None,
+                detail: error,
+            },
+        );
+    }
+    let mut named: Vec<(String, String)> = filter_pairs(&query)
+        .into_iter()
+        .filter(|(k, _)| *k != "tri")
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if queue {
+        named.insert(
+            0,
+            ("a-traiter".to_string(), signed.actor.agency.to_string()),
+        );
+    }
+    let name = crate::export::file_name(&state.definition, state.now(), &named, format);
+    match crate::http::exports::send(state, filter, &name, format).await {
+        Ok(response) => response,
+        Err(e) => error_page(Some(signed.layout(state, "")), e),
+    }
+}
+
+macro_rules! export_route {
+    ($name:ident, $queue:expr, $format:expr) => {
+        pub async fn $name(
+            State(state): State<AppState>,
+            signed: SignedIn,
+            query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+        ) -> Response {
+            export(&state, &signed, query, $queue, $format).await
+        }
+    };
+}
+
+export_route!(queue_csv, true, crate::export::ExportFormat::Csv);
+export_route!(queue_xlsx, true, crate::export::ExportFormat::Xlsx);
+export_route!(all_csv, false, crate::export::ExportFormat::Csv);
+export_route!(all_xlsx, false, crate::export::ExportFormat::Xlsx);

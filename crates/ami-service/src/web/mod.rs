@@ -48,6 +48,10 @@ pub fn routes() -> Router<AppState> {
         .route("/deconnexion", post(sign_out))
         .route("/a-traiter", get(lists::queue))
         .route("/dossiers", get(lists::all))
+        .route("/exports/a-traiter.csv", get(lists::queue_csv))
+        .route("/exports/a-traiter.xlsx", get(lists::queue_xlsx))
+        .route("/exports/dossiers.csv", get(lists::all_csv))
+        .route("/exports/dossiers.xlsx", get(lists::all_xlsx))
         .route(
             "/dossiers/nouveau",
             get(deposit::form).post(deposit::submit),
