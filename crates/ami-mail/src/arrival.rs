@@ -201,10 +201,19 @@ fn check_mime_tree(message: &mail_parser::Message<'_>) -> Result<(), Unparsable>
 /// The instant of reception: the date after the last `;` of the topmost
 /// `Received:` header, else `Date:`.
 fn reception(message: &mail_parser::Message<'_>) -> Option<(DateTime<Utc>, ReceivedSource)> {
-    let from_received = message.header_raw("Received").and_then(|raw| {
+    // The headers in the order they are written: the first `Received:` is
+    // the topmost (mail-parser's `header_raw` gives the last one).
+    let topmost = message.root_part().headers.iter().find(|h| {
+        matches!(h.name, mail_parser::HeaderName::Received)
+    });
+    let from_received = topmost.and_then(|header| {
+        let raw = message
+            .raw_message()
+            .get(header.offset_start as usize..header.offset_end as usize)?;
+        let raw = String::from_utf8_lossy(raw);
         let (_, date) = raw.rsplit_once(';')?;
         mail_parser::DateTime::parse_rfc822(date.trim())
-            .or_else(|| message.received().and_then(|r| r.date()))
+            .or_else(|| header.value.as_received().and_then(|r| r.date()))
             .and_then(to_utc)
     });
     if let Some(at) = from_received {
@@ -259,8 +268,8 @@ impl Content {
     }
 
     fn push_text(&mut self, text: &str) {
-        let text = text.trim_end();
-        if text.trim().is_empty() {
+        let text = text.trim();
+        if text.is_empty() {
             return;
         }
         if !self.text.is_empty() {
