@@ -30,7 +30,7 @@ pub struct Arrival {
     pub received_source: ReceivedSource,
     /// The text of the message: its text/plain parts (or its HTML made
     /// text when it has no plain text), then the text of each forwarded
-    /// message, under a « Message transféré » line.
+    /// message, under a « Message transféré » heading; lines end with `\n`.
     pub text: String,
     /// Every attached file, those of forwarded messages included, in the
     /// order they appear in the message.
@@ -58,7 +58,7 @@ pub enum ReceivedSource {
 }
 
 /// A file attached to a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Attachment {
     /// The file's name, decoded (RFC 2047, RFC 2231), in Unicode form C,
     /// without path separators or control characters; when the message
@@ -74,6 +74,20 @@ pub struct Attachment {
     pub sha256: String,
     /// The length of `data` in bytes.
     pub size: u64,
+}
+
+/// The content is shown by its size only: a 15 MiB file in a log line or a
+/// failed test's message helps nobody.
+impl fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attachment")
+            .field("filename", &self.filename)
+            .field("media_type", &self.media_type)
+            .field("data", &format_args!("<{} octets>", self.data.len()))
+            .field("sha256", &self.sha256)
+            .field("size", &self.size)
+            .finish()
+    }
 }
 
 /// A message that cannot be recorded as an arrival and goes to quarantine,
@@ -267,7 +281,9 @@ impl Content {
         Ok(())
     }
 
+    /// Adds a text, its lines ended by `\n` (not `\r\n`), trimmed.
     fn push_text(&mut self, text: &str) {
+        let text = text.replace("\r\n", "\n");
         let text = text.trim();
         if text.is_empty() {
             return;

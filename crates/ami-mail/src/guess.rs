@@ -19,9 +19,9 @@
 //! with the names of the communes of France (COG); the longest name found
 //! wins (« Saint-Dié-des-Vosges » before « Die »). A name shared by several
 //! communes (there are many « Saint-Denis ») is proposed only when the
-//! subject also gives one of their départements, by code (« (974) ») or by
-//! name (« La Réunion »), or when the sender's domain names the same
-//! commune; else nothing is proposed. Words that are names of communes but
+//! subject also gives one of their départements, by its code in brackets
+//! (« Saint-Denis (974) »), by its name (« La Réunion ») or by a postcode
+//! (« 93200 »); else nothing is proposed. Words that are names of communes but
 //! mostly mean something else in a subject (« Ville », « Mars », « Rue »…)
 //! are not read as communes. When the subject names none, the sender's
 //! domain is read: `mairie-nevers.fr`, `ville-chateauroux.fr`,
@@ -230,45 +230,34 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
 pub fn guess_commune(subject: &str, sender_address: &str) -> Option<CommuneGuess> {
     let subject_key = search_key(subject);
     let words: Vec<&str> = subject_key.split(' ').filter(|w| !w.is_empty()).collect();
-    let from_domain = domain_candidates(sender_address);
-    let from_subject = subject_candidates(&words);
-    let chosen = match from_subject {
-        Some(candidates) => pick(&candidates, &words, from_domain.as_deref())?,
-        None => pick(from_domain.as_deref()?, &words, None)?,
-    };
-    Some(chosen.into())
+    let candidates =
+        subject_candidates(&words).or_else(|| domain_candidates(sender_address))?;
+    pick(&candidates, subject, &words).map(CommuneGuess::from)
 }
 
 /// One commune among namesakes: the only one, or the only one whose
-/// département the subject gives, or the only one the domain also names.
+/// département the subject gives.
 fn pick(
     candidates: &[&'static Commune],
+    subject: &str,
     words: &[&str],
-    also: Option<&[&'static Commune]>,
 ) -> Option<&'static Commune> {
     if let [one] = candidates {
         return Some(one);
     }
     let joined = format!(" {} ", words.join(" "));
+    let subject = subject.to_ascii_lowercase().replace(' ', "");
     let in_departement: Vec<_> = candidates
         .iter()
         .filter(|c| {
             let code = c.departement.to_ascii_lowercase();
             let name = departement(c.departement).map(|d| search_key(d.name));
-            words.contains(&code.as_str())
+            subject.contains(&format!("({code})"))
                 || words.iter().any(|w| is_postcode_of(w, &code))
                 || name.is_some_and(|n| joined.contains(&format!(" {n} ")))
         })
         .collect();
-    if let [one] = in_departement.as_slice() {
-        return Some(one);
-    }
-    let also = also?;
-    let both: Vec<_> = candidates
-        .iter()
-        .filter(|c| also.iter().any(|a| a.code == c.code))
-        .collect();
-    match both.as_slice() {
+    match in_departement.as_slice() {
         [one] => Some(one),
         _ => None,
     }
