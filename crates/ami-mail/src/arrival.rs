@@ -113,7 +113,8 @@ impl Unparsable {
 /// no header (binary data, text without a header block); when it has no
 /// `From:` address; when a multipart's boundary is missing or never appears
 /// (its parts, files included, cannot be told apart); when an attached
-/// file's base64 or quoted-printable cannot be decoded; and when neither the
+/// file's base64 or quoted-printable cannot be decoded, or its part is cut
+/// short (no closing boundary); and when neither the
 /// topmost `Received:` nor `Date:` gives a valid date. Anything else is read
 /// as well as it can be: a missing subject is empty, a missing Message-ID
 /// makes the dedup key the raw bytes' digest. Never panics.
@@ -123,12 +124,11 @@ pub fn parse(raw: &[u8]) -> Result<Arrival, Unparsable> {
     }
     // mail-parser is not known to panic, but a panic on a town's message
     // would stop the whole import: it becomes a quarantine instead.
-    let parsed = std::panic::catch_unwind(|| parse_message(raw)).unwrap_or_else(|_| {
+    std::panic::catch_unwind(|| parse_message(raw)).unwrap_or_else(|_| {
         Err(Unparsable::new(
             "l'analyse du message a échoué (erreur interne de l'analyseur)",
         ))
-    });
-    parsed
+    })
 }
 
 fn parse_message(raw: &[u8]) -> Result<Arrival, Unparsable> {
@@ -167,7 +167,12 @@ fn parse_message(raw: &[u8]) -> Result<Arrival, Unparsable> {
     let raw_sha256 = hex::encode(Sha256::digest(raw));
     let message_id = message
         .message_id()
-        .map(|id| id.trim().trim_start_matches('<').trim_end_matches('>').trim())
+        .map(|id| {
+            id.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+        })
         .filter(|id| !id.is_empty())
         .map(str::to_string);
     let dedup_key = match &message_id {
@@ -217,9 +222,11 @@ fn check_mime_tree(message: &mail_parser::Message<'_>) -> Result<(), Unparsable>
 fn reception(message: &mail_parser::Message<'_>) -> Option<(DateTime<Utc>, ReceivedSource)> {
     // The headers in the order they are written: the first `Received:` is
     // the topmost (mail-parser's `header_raw` gives the last one).
-    let topmost = message.root_part().headers.iter().find(|h| {
-        matches!(h.name, mail_parser::HeaderName::Received)
-    });
+    let topmost = message
+        .root_part()
+        .headers
+        .iter()
+        .find(|h| matches!(h.name, mail_parser::HeaderName::Received));
     let from_received = topmost.and_then(|header| {
         let raw = message
             .raw_message()
@@ -314,9 +321,13 @@ impl Content {
             .and_then(sanitize_filename)
             .unwrap_or_else(|| default_filename(number, &media_type));
         if part.is_encoding_problem {
+            // mail-parser says so of content that does not decode, and of a
+            // last part whose closing boundary is missing (a message cut
+            // short): either way the file may be incomplete.
             return Err(Unparsable::new(format!(
-                "la pièce jointe « {filename} » est mal encodée (contenu {} illisible)",
-                part.content_transfer_encoding().unwrap_or("transféré")
+                "la pièce jointe « {filename} » n'a pas pu être décodée ({} invalide, ou \
+                 message tronqué)",
+                part.content_transfer_encoding().unwrap_or("encodage")
             )));
         }
         let data = match body {
@@ -369,10 +380,7 @@ const MAX_FILENAME_CHARS: usize = 120;
 /// trimmed of spaces and dots; `None` when nothing is left.
 pub(crate) fn sanitize_filename(name: &str) -> Option<String> {
     let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let clean: String = nfc(last)
-        .chars()
-        .filter(|c| !is_hidden_char(*c))
-        .collect();
+    let clean: String = nfc(last).chars().filter(|c| !is_hidden_char(*c)).collect();
     let clean = clean.trim_matches(|c: char| c.is_whitespace() || c == '.');
     if clean.is_empty() {
         return None;
@@ -459,6 +467,9 @@ mod tests {
             ),
             "piece-jointe-2.xlsx"
         );
-        assert_eq!(default_filename(3, "application/x-unknown"), "piece-jointe-3.bin");
+        assert_eq!(
+            default_filename(3, "application/x-unknown"),
+            "piece-jointe-3.bin"
+        );
     }
 }

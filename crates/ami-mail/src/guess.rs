@@ -131,7 +131,10 @@ fn guess_pieces(arrival: &Arrival) -> (Option<usize>, Option<usize>) {
         .filter(|(_, class, _)| *class != FileClass::Other)
         .collect();
     let says_budget = |name: &str| {
-        name_has(name, &["budget", "previsionnel", "financement", "financier"])
+        name_has(
+            name,
+            &["budget", "previsionnel", "financement", "financier"],
+        )
     };
     let text_says_budget = |i: usize| {
         let data = &arrival.attachments[i].data;
@@ -192,11 +195,33 @@ const DOMAIN_NOISE: &[&str] = &["mairie", "ville", "commune", "de", "d", "cc", "
 /// Domains of webmail providers: their names say nothing of the sender's
 /// commune (and `orange` is one).
 const WEBMAIL: &[&str] = &[
-    "orange.fr", "wanadoo.fr", "free.fr", "sfr.fr", "neuf.fr", "laposte.net", "gmail.com",
-    "googlemail.com", "yahoo.fr", "yahoo.com", "hotmail.fr", "hotmail.com", "outlook.fr",
-    "outlook.com", "live.fr", "msn.com", "icloud.com", "aol.com", "bbox.fr", "numericable.fr",
-    "protonmail.com", "proton.me", "gouv.fr",
+    "orange.fr",
+    "wanadoo.fr",
+    "free.fr",
+    "sfr.fr",
+    "neuf.fr",
+    "laposte.net",
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.fr",
+    "yahoo.com",
+    "hotmail.fr",
+    "hotmail.com",
+    "outlook.fr",
+    "outlook.com",
+    "live.fr",
+    "msn.com",
+    "icloud.com",
+    "aol.com",
+    "bbox.fr",
+    "numericable.fr",
+    "protonmail.com",
+    "proton.me",
+    "gouv.fr",
 ];
+
+/// The words of a subject read for a commune.
+const MAX_SUBJECT_WORDS: usize = 64;
 
 /// The longest name of a commune, in words.
 const MAX_WORDS: usize = 10;
@@ -213,10 +238,7 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
     let mut by_compact: HashMap<String, Vec<&'static Commune>> = HashMap::new();
     for c in communes() {
         let key = search_key(c.name);
-        by_compact
-            .entry(key.replace(' ', ""))
-            .or_default()
-            .push(c);
+        by_compact.entry(key.replace(' ', "")).or_default().push(c);
         by_words.entry(key).or_default().push(c);
     }
     Index {
@@ -229,9 +251,14 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
 /// documentation.
 pub fn guess_commune(subject: &str, sender_address: &str) -> Option<CommuneGuess> {
     let subject_key = search_key(subject);
-    let words: Vec<&str> = subject_key.split(' ').filter(|w| !w.is_empty()).collect();
-    let candidates =
-        subject_candidates(&words).or_else(|| domain_candidates(sender_address))?;
+    // A subject is a line; a longer one is cut, so that a hostile one costs
+    // no more than a long one.
+    let words: Vec<&str> = subject_key
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .take(MAX_SUBJECT_WORDS)
+        .collect();
+    let candidates = subject_candidates(&words).or_else(|| domain_candidates(sender_address))?;
     pick(&candidates, subject, &words).map(CommuneGuess::from)
 }
 
@@ -390,9 +417,18 @@ mod tests {
             domain_candidates(address).map(|c| c.iter().map(|c| c.name).collect::<Vec<_>>())
         };
         assert_eq!(name("dgs@mairie-nevers.fr"), Some(vec!["Nevers"]));
-        assert_eq!(name("accueil@ville-chateauroux.fr"), Some(vec!["Châteauroux"]));
-        assert_eq!(name("cnam@chateau-thierry.fr"), Some(vec!["Château-Thierry"]));
-        assert_eq!(name("x@mail.saintdiedesvosges.fr"), Some(vec!["Saint-Dié-des-Vosges"]));
+        assert_eq!(
+            name("accueil@ville-chateauroux.fr"),
+            Some(vec!["Châteauroux"])
+        );
+        assert_eq!(
+            name("cnam@chateau-thierry.fr"),
+            Some(vec!["Château-Thierry"])
+        );
+        assert_eq!(
+            name("x@mail.saintdiedesvosges.fr"),
+            Some(vec!["Saint-Dié-des-Vosges"])
+        );
         assert_eq!(name("jean.dupont@orange.fr"), None);
         assert_eq!(name("no-at-sign"), None);
     }

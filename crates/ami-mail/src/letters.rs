@@ -72,7 +72,10 @@ impl Letter {
                     source,
                 })
         };
-        let message_id = message_id.trim().trim_start_matches('<').trim_end_matches('>');
+        let message_id = message_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
         Ok(lettre::Message::builder()
             .from(mailbox("d'expédition", from)?)
             .to(mailbox("du destinataire", to)?)

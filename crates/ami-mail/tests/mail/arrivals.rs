@@ -145,7 +145,11 @@ fn a_forwarded_message_gives_its_text_and_its_files_with_encoded_french_names() 
                 "application/pdf",
                 example("candidature.pdf")
             ),
-            attachment("budget prévisionnel 2021.xlsx", XLSX, example("budget.xlsx")),
+            attachment(
+                "budget prévisionnel 2021.xlsx",
+                XLSX,
+                example("budget.xlsx")
+            ),
         ]
     );
 }
@@ -276,28 +280,52 @@ fn a_topmost_received_without_a_valid_date_falls_back_on_date_not_on_lower_recei
     assert_eq!(arrival.received_at, utc("2020-10-13T09:59:00+02:00"));
 }
 
+fn with_pdf_part(base64: &str, end: &str) -> String {
+    format!(
+        "Date: Tue, 13 Oct 2020 09:59:00 +0200\r\n\
+         From: a@b.fr\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nBonjour.\r\n\
+         --b\r\nContent-Type: application/pdf; name=\"dossier.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{base64}\r\n{end}"
+    )
+}
+
 #[test]
 fn an_attachment_whose_base64_is_broken_is_quarantined() {
-    let raw = "Date: Tue, 13 Oct 2020 09:59:00 +0200\r\n\
-               From: a@b.fr\r\n\
-               Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
-               --b\r\nContent-Type: text/plain\r\n\r\nBonjour.\r\n\
-               --b\r\nContent-Type: application/pdf; name=\"dossier.pdf\"\r\n\
-               Content-Transfer-Encoding: base64\r\n\r\n\
-               JVBERi0x%%%%***!!!\r\n--b--\r\n";
+    let raw = with_pdf_part("JVBERi0x%%%%***!!!", "--b--\r\n");
 
-    let result = parse(raw.as_bytes());
+    assert_eq!(
+        parse(raw.as_bytes()).expect_err("a quarantine").reason,
+        "message illisible : la pièce jointe « dossier.pdf » n'a pas pu être décodée (base64 \
+         invalide, ou message tronqué)"
+    );
+}
 
-    match result {
-        Err(e) => assert_eq!(
-            e.reason,
-            "message illisible : la pièce jointe « dossier.pdf » est mal encodée (contenu \
-             base64 illisible)"
-        ),
-        // mail-parser skips characters outside the base64 alphabet, as
-        // RFC 2045 asks: then the file is what the valid characters say.
-        Ok(arrival) => assert_eq!(arrival.attachments[0].filename, "dossier.pdf"),
-    }
+#[test]
+fn an_attachment_cut_short_before_its_closing_boundary_is_quarantined() {
+    let cut = with_pdf_part("JVBERi0xLjQK", "");
+    let whole = with_pdf_part("JVBERi0xLjQK", "--b--\r\n");
+
+    assert!(parse(cut.as_bytes())
+        .expect_err("a quarantine")
+        .reason
+        .contains("« dossier.pdf » n'a pas pu être décodée"));
+    assert_eq!(
+        parse(whole.as_bytes()).expect("an arrival").attachments[0].data,
+        b"%PDF-1.4\n"
+    );
+}
+
+#[test]
+fn a_multipart_without_a_boundary_is_quarantined() {
+    let raw = b"Date: Tue, 13 Oct 2020 09:59:00 +0200\r\nFrom: a@b.fr\r\n\
+                Content-Type: multipart/mixed\r\n\r\nBonjour.\r\n";
+
+    assert_eq!(
+        parse(raw).expect_err("a quarantine").reason,
+        "message illisible : structure MIME cassée : contenu multipart sans frontière (boundary)"
+    );
 }
 
 #[test]

@@ -21,7 +21,10 @@ fn a_commune_named_in_the_subject_is_proposed() {
         some("58194", "Nevers")
     );
     assert_eq!(
-        commune("TR: Candidature de la commune de Château-Thierry", "x@orange.fr"),
+        commune(
+            "TR: Candidature de la commune de Château-Thierry",
+            "x@orange.fr"
+        ),
         some("02168", "Château-Thierry")
     );
     assert_eq!(
@@ -61,7 +64,10 @@ fn a_name_shared_by_several_communes_is_proposed_only_with_its_departement() {
 fn words_that_are_also_communes_are_not_read_as_communes() {
     // Ville (Oise), Mars (Ardèche, Loire…), Rue (Somme).
     assert_eq!(
-        commune("Candidature ville - envoi du 3 mars, rue principale", "x@gmail.com"),
+        commune(
+            "Candidature ville - envoi du 3 mars, rue principale",
+            "x@gmail.com"
+        ),
         None
     );
 }
@@ -127,7 +133,10 @@ fn the_forwarded_files_are_proposed_too() {
     let guesses = guess(&arrival);
 
     assert_eq!((guesses.budget, guesses.dossier), (Some(1), Some(0)));
-    assert_eq!(guesses.commune.map(|c| c.nom).as_deref(), Some("Châteauroux"));
+    assert_eq!(
+        guesses.commune.map(|c| c.nom).as_deref(),
+        Some("Châteauroux")
+    );
 }
 
 fn arrival(subject: &str, files: &[(&str, &str, &[u8])]) -> Arrival {
@@ -179,7 +188,11 @@ fn a_csv_whose_content_says_budget_is_the_budget() {
         &[
             ("dossier de candidature.pdf", "application/pdf", b"%PDF"),
             ("annexe 2.pdf", "application/pdf", b"%PDF"),
-            ("tableau.csv", "text/csv", "Poste;Montant\nBudget total;120000\n".as_bytes()),
+            (
+                "tableau.csv",
+                "text/csv",
+                "Poste;Montant\nBudget total;120000\n".as_bytes(),
+            ),
         ],
     );
 
@@ -224,7 +237,10 @@ fn the_only_spreadsheet_is_proposed_as_the_budget() {
 fn a_number_of_the_subject_is_not_taken_for_a_departement() {
     // Saint-Denis de l'Aude is 11339: « le 11 » is a day.
     assert_eq!(
-        commune("Candidature Saint-Denis envoyée le 11 novembre", "x@gmail.com"),
+        commune(
+            "Candidature Saint-Denis envoyée le 11 novembre",
+            "x@gmail.com"
+        ),
         None
     );
 }

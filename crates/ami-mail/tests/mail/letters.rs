@@ -24,7 +24,10 @@ fn accuse() -> AccuseReception {
                 "Dossier de candidature".into(),
                 "dossier-candidature-nevers.pdf".into(),
             ),
-            ("Budget prévisionnel".into(), "budget prévisionnel.xlsx".into()),
+            (
+                "Budget prévisionnel".into(),
+                "budget prévisionnel.xlsx".into(),
+            ),
         ],
         contact: "ami@cnam.example".into(),
     }
@@ -60,13 +63,19 @@ fn an_accuse_de_reception_gives_the_reference_paris_time_wave_pieces_and_contact
         assert!(text.contains("budget prévisionnel.xlsx"));
         assert!(text.contains("ami@cnam.example"));
     }
-    assert!(letter.text.contains("Reçu le : 14 octobre 2020 à 16 h 05 (heure de Paris)\nVague : 1\n"));
+    assert!(letter
+        .text
+        .contains("Reçu le : 14 octobre 2020 à 16 h 05 (heure de Paris)\nVague : 1\n"));
     assert!(letter.text.contains(
         "Pièces reçues :\n- Dossier de candidature : dossier-candidature-nevers.pdf\n\
          - Budget prévisionnel : budget prévisionnel.xlsx\n"
     ));
-    assert!(letter.html.contains("<li>Budget prévisionnel : budget prévisionnel.xlsx</li>"));
-    assert!(letter.html.starts_with("<!doctype html>\n<html lang=\"fr\">"));
+    assert!(letter
+        .html
+        .contains("<li>Budget prévisionnel : budget prévisionnel.xlsx</li>"));
+    assert!(letter
+        .html
+        .starts_with("<!doctype html>\n<html lang=\"fr\">"));
 }
 
 #[test]
@@ -122,7 +131,9 @@ fn a_laureat_decision_says_retenue_with_the_committee_day() {
         letter.subject,
         "Votre candidature AMI2-V2-0042 – Château-Thierry est retenue"
     );
-    assert!(letter.text.contains("est retenue : la commune est lauréate"));
+    assert!(letter
+        .text
+        .contains("est retenue : la commune est lauréate"));
     assert!(letter.text.contains(
         "Cette décision a été prise le 1er mars 2021, à la suite du comité de sélection réuni \
          le 25 février 2021."
@@ -135,7 +146,10 @@ fn a_laureat_decision_says_retenue_with_the_committee_day() {
 fn a_refusal_says_n_est_pas_retenue_with_its_motivation() {
     let letter = Decision {
         committee_held_on: None,
-        ..decision(false, Some("Le projet ne relève pas du périmètre de l'AMI."))
+        ..decision(
+            false,
+            Some("Le projet ne relève pas du périmètre de l'AMI."),
+        )
     }
     .render()
     .expect("a letter");
@@ -145,7 +159,9 @@ fn a_refusal_says_n_est_pas_retenue_with_its_motivation() {
         "Votre candidature AMI2-V2-0042 – Château-Thierry n'est pas retenue"
     );
     assert!(letter.text.contains("n'est pas retenue à l'appel"));
-    assert!(letter.text.contains("Cette décision a été prise le 1er mars 2021.\n"));
+    assert!(letter
+        .text
+        .contains("Cette décision a été prise le 1er mars 2021.\n"));
     assert!(letter
         .text
         .contains("Motivation :\nLe projet ne relève pas du périmètre de l'AMI."));
@@ -210,7 +226,9 @@ fn an_empty_digest_says_nothing_waits() {
     .render()
     .expect("a letter");
 
-    assert!(letter.subject.starts_with("AMI – aucun dossier en attente – "));
+    assert!(letter
+        .subject
+        .starts_with("AMI – aucun dossier en attente – "));
     assert!(letter.text.contains("Aucun dossier n'attend votre action."));
     assert!(!letter.html.contains("<table>"));
 }

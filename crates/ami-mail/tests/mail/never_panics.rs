@@ -25,7 +25,9 @@ fn check(raw: &[u8]) {
         }
         let guesses = guess(&arrival);
         assert!(guesses.budget.is_none_or(|i| i < arrival.attachments.len()));
-        assert!(guesses.dossier.is_none_or(|i| i < arrival.attachments.len()));
+        assert!(guesses
+            .dossier
+            .is_none_or(|i| i < arrival.attachments.len()));
     }
 }
 
@@ -64,5 +66,18 @@ proptest! {
         let mut spliced = raw[splice..].to_vec();
         spliced.extend_from_slice(&raw[..splice]);
         check(&spliced);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_subject_and_address_give_guesses_without_panicking(
+        subject in "\\PC{0,200}",
+        address in "\\PC{0,60}",
+    ) {
+        let _ = ami_mail::guess::guess_commune(&subject, &address);
+        let _ = ami_mail::guess::guess_reference(&subject);
     }
 }

@@ -35,7 +35,11 @@ fn an_mbox_yields_its_three_messages_in_order_with_their_number_in_the_origin() 
     let file = path.display().to_string();
     assert_eq!(
         origins,
-        [format!("{file}#1"), format!("{file}#2"), format!("{file}#3")]
+        [
+            format!("{file}#1"),
+            format!("{file}#2"),
+            format!("{file}#3")
+        ]
     );
 }
 
@@ -74,7 +78,10 @@ fn an_eml_file_yields_one_message_whose_origin_is_its_path() {
     assert_eq!(detect(&path).expect("a kind"), SourceKind::Eml);
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].origin, path.display().to_string());
-    assert_eq!(messages[0].bytes, crate::corpus("01-candidature-nevers.eml"));
+    assert_eq!(
+        messages[0].bytes,
+        crate::corpus("01-candidature-nevers.eml")
+    );
 }
 
 #[test]
@@ -89,7 +96,9 @@ fn a_folder_without_cur_or_new_is_not_a_maildir() {
 
 #[test]
 fn a_missing_path_is_an_error_in_french() {
-    let error = read_path(corpus_dir().join("absent.eml")).err().expect("an error");
+    let error = read_path(corpus_dir().join("absent.eml"))
+        .err()
+        .expect("an error");
 
     assert!(error.to_string().starts_with("lecture impossible de "));
 }
