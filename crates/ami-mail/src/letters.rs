@@ -167,6 +167,26 @@ pub struct DigestLine {
     pub url: Option<String>,
 }
 
+/// « de » and the commune's name, as French writes it: « de Nevers »,
+/// « d'Épinal », « du Havre », « des Abymes », « de La Rochelle ». A name
+/// beginning with H keeps « de » (« de Hazebrouck »): whether its h is
+/// aspirated is not written in the name.
+pub fn de_commune(name: &str) -> String {
+    let name = name.trim();
+    if let Some(rest) = name.strip_prefix("Le ") {
+        return format!("du {rest}");
+    }
+    if let Some(rest) = name.strip_prefix("Les ") {
+        return format!("des {rest}");
+    }
+    let folded = ami_core::text::search_key(name);
+    if folded.starts_with(['a', 'e', 'i', 'o', 'u', 'y']) {
+        format!("d'{name}")
+    } else {
+        format!("de {name}")
+    }
+}
+
 /// What the signature of every letter says.
 const SIGNATURE: &str = "L'équipe de l'AMI « Au cœur des territoires »";
 
@@ -179,6 +199,7 @@ struct Piece<'a> {
 #[template(path = "accuse_reception.txt")]
 struct AccuseText<'a> {
     l: &'a AccuseReception,
+    de_commune: String,
     received: String,
     pieces: Vec<Piece<'a>>,
     signature: &'a str,
@@ -188,6 +209,7 @@ struct AccuseText<'a> {
 #[template(path = "accuse_reception.html")]
 struct AccuseHtml<'a> {
     l: &'a AccuseReception,
+    de_commune: String,
     received: String,
     pieces: Vec<Piece<'a>>,
     signature: &'a str,
@@ -211,6 +233,7 @@ impl AccuseReception {
             ),
             text: AccuseText {
                 l: self,
+                de_commune: de_commune(&self.commune),
                 received: received.clone(),
                 pieces: pieces(),
                 signature: SIGNATURE,
@@ -218,6 +241,7 @@ impl AccuseReception {
             .render()?,
             html: AccuseHtml {
                 l: self,
+                de_commune: de_commune(&self.commune),
                 received,
                 pieces: pieces(),
                 signature: SIGNATURE,
@@ -231,6 +255,7 @@ impl AccuseReception {
 #[template(path = "decision.txt")]
 struct DecisionText<'a> {
     l: &'a Decision,
+    de_commune: String,
     decided_on: String,
     committee: Option<String>,
     signature: &'a str,
@@ -240,6 +265,7 @@ struct DecisionText<'a> {
 #[template(path = "decision.html")]
 struct DecisionHtml<'a> {
     l: &'a Decision,
+    de_commune: String,
     decided_on: String,
     committee: Option<String>,
     signature: &'a str,
@@ -263,6 +289,7 @@ impl Decision {
             ),
             text: DecisionText {
                 l: self,
+                de_commune: de_commune(&self.commune),
                 decided_on: decided_on.clone(),
                 committee: committee.clone(),
                 signature: SIGNATURE,
@@ -270,6 +297,7 @@ impl Decision {
             .render()?,
             html: DecisionHtml {
                 l: self,
+                de_commune: de_commune(&self.commune),
                 decided_on,
                 committee,
                 signature: SIGNATURE,
@@ -357,5 +385,22 @@ impl Digest {
             }
             .render()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn de_is_elided_before_a_vowel_and_contracted_with_le_and_les() {
+        assert_eq!(de_commune("Nevers"), "de Nevers");
+        assert_eq!(de_commune("Épinal"), "d'Épinal");
+        assert_eq!(de_commune("Yvetot"), "d'Yvetot");
+        assert_eq!(de_commune("Le Havre"), "du Havre");
+        assert_eq!(de_commune("Les Abymes"), "des Abymes");
+        assert_eq!(de_commune("La Rochelle"), "de La Rochelle");
+        assert_eq!(de_commune("L'Isle-Adam"), "de L'Isle-Adam");
+        assert_eq!(de_commune("Hazebrouck"), "de Hazebrouck");
     }
 }

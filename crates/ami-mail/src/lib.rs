@@ -20,5 +20,5 @@ pub mod sources;
 
 pub use arrival::{parse, Arrival, Attachment, ReceivedSource, Sender, Unparsable};
 pub use guess::{guess, CommuneGuess, Guesses};
-pub use letters::{AccuseReception, Decision, Digest, DigestLine, Letter, LetterError};
+pub use letters::{de_commune, AccuseReception, Decision, Digest, DigestLine, Letter, LetterError};
 pub use sources::{read_path, Messages, RawMessage, SourceError, SourceKind};

@@ -79,6 +79,30 @@ fn an_accuse_de_reception_gives_the_reference_paris_time_wave_pieces_and_contact
 }
 
 #[test]
+fn the_commune_s_name_takes_d_before_a_vowel_and_du_for_le() {
+    let epinal = AccuseReception {
+        commune: "Épinal".into(),
+        ..accuse()
+    }
+    .render()
+    .expect("a letter");
+    let le_havre = decision(true, None);
+    let le_havre = Decision {
+        commune: "Le Havre".into(),
+        ..le_havre
+    }
+    .render()
+    .expect("a letter");
+
+    assert!(epinal
+        .text
+        .contains("la candidature de la commune d'Épinal (porteur"));
+    assert!(le_havre
+        .text
+        .contains("la candidature de la commune du Havre (porteur"));
+}
+
+#[test]
 fn an_accuse_de_reception_without_wave_or_pieces_says_so() {
     let letter = AccuseReception {
         wave: None,
