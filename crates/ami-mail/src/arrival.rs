@@ -134,8 +134,16 @@ pub fn parse(raw: &[u8]) -> Result<Arrival, Unparsable> {
 fn parse_message(raw: &[u8]) -> Result<Arrival, Unparsable> {
     let no_header = || Unparsable::new("aucun en-tête");
     let message = MessageParser::new().parse(raw).ok_or_else(no_header)?;
-    let root = message.root_part();
-    if root.headers.is_empty() {
+    // mail-parser makes a header of a first line without a colon: a field
+    // name is printable ASCII without spaces (RFC 5322, 3.6.8).
+    let is_field_name =
+        |name: &str| !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+    if !message
+        .root_part()
+        .headers
+        .iter()
+        .any(|h| is_field_name(h.name.as_str()))
+    {
         return Err(no_header());
     }
 
@@ -198,8 +206,12 @@ fn parse_message(raw: &[u8]) -> Result<Arrival, Unparsable> {
 
 /// A multipart whose boundary is missing, or never appears, is read by
 /// mail-parser as one text: its files would be lost in it.
+/// Forwarded messages are checked too.
 fn check_mime_tree(message: &mail_parser::Message<'_>) -> Result<(), Unparsable> {
     for part in &message.parts {
+        if let PartType::Message(inner) = &part.body {
+            check_mime_tree(inner)?;
+        }
         let Some(ct) = part.content_type() else {
             continue;
         };

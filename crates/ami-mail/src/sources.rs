@@ -96,6 +96,7 @@ pub fn read_path(path: impl AsRef<Path>) -> Result<Messages, SourceError> {
                 path: path.display().to_string(),
                 number: 0,
                 messages: mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file)),
+                failed: false,
             }
         }
     };
@@ -135,6 +136,9 @@ enum Inner {
         path: String,
         number: usize,
         messages: mail_parser::mailbox::mbox::MessageIterator<BufReader<File>>,
+        /// A read failed: the rest of the file is not read (a failing disk
+        /// would otherwise give the same error forever).
+        failed: bool,
     },
 }
 
@@ -158,7 +162,11 @@ impl Iterator for Messages {
                 path,
                 number,
                 messages,
+                failed,
             } => {
+                if *failed {
+                    return None;
+                }
                 let message = messages.next()?;
                 *number += 1;
                 Some(match message {
@@ -166,10 +174,13 @@ impl Iterator for Messages {
                         origin: format!("{path}#{number}"),
                         bytes: message.unwrap_contents(),
                     }),
-                    Err(source) => Err(SourceError::Io {
-                        path: path.clone(),
-                        source,
-                    }),
+                    Err(source) => {
+                        *failed = true;
+                        Err(SourceError::Io {
+                            path: path.clone(),
+                            source,
+                        })
+                    }
                 })
             }
         }

@@ -384,3 +384,47 @@ fn a_message_with_a_15_mib_attachment_is_read_whole() {
     assert_eq!(file.sha256, sha256(&data));
     assert!(file.data == data);
 }
+
+#[test]
+fn a_broken_multipart_inside_a_forwarded_message_is_quarantined_too() {
+    let raw = "Date: Tue, 13 Oct 2020 09:59:00 +0200\r\nFrom: a@b.fr\r\n\
+               Content-Type: multipart/mixed; boundary=\"ext\"\r\n\r\n\
+               --ext\r\nContent-Type: text/plain\r\n\r\nJe transfère.\r\n\
+               --ext\r\nContent-Type: message/rfc822\r\n\r\n\
+               From: c@d.fr\r\nContent-Type: multipart/mixed; boundary=\"jamais\"\r\n\r\n\
+               --autre\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n--autre--\r\n\
+               --ext--\r\n";
+
+    assert_eq!(
+        parse(raw.as_bytes()).expect_err("a quarantine").reason,
+        "message illisible : structure MIME cassée : la frontière « jamais » du contenu \
+         multipart n'apparaît jamais"
+    );
+}
+
+#[test]
+fn a_forwarded_message_encoded_in_base64_is_flattened_too() {
+    use base64::Engine;
+    let inner = "From: c@d.fr\r\nSubject: Budget\r\nContent-Type: multipart/mixed; boundary=\"i\"\r\n\r\n\
+                 --i\r\nContent-Type: text/plain\r\n\r\nLe budget.\r\n\
+                 --i\r\nContent-Type: text/csv; name=\"budget.csv\"\r\n\r\nposte;montant\r\n--i--\r\n";
+    let raw = format!(
+        "Date: Tue, 13 Oct 2020 09:59:00 +0200\r\nFrom: a@b.fr\r\n\
+         Content-Type: multipart/mixed; boundary=\"ext\"\r\n\r\n\
+         --ext\r\nContent-Type: text/plain\r\n\r\nJe transfère.\r\n\
+         --ext\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+         --ext--\r\n",
+        base64::engine::general_purpose::STANDARD.encode(inner)
+    );
+
+    let arrival = parse(raw.as_bytes()).expect("an arrival");
+
+    assert_eq!(
+        arrival.text,
+        "Je transfère.\n\n---------- Message transféré ----------\nDe : c@d.fr\nObjet : Budget\n\n\
+         Le budget."
+    );
+    assert_eq!(arrival.attachments.len(), 1);
+    assert_eq!(arrival.attachments[0].filename, "budget.csv");
+    assert_eq!(arrival.attachments[0].media_type, "text/csv");
+}
