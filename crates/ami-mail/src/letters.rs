@@ -14,7 +14,8 @@ use ami_core::{french_date, french_instant};
 use askama::Template;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Europe::Paris;
-use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 /// A letter ready to send: its subject, its plain text and its HTML.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +54,9 @@ impl Letter {
     /// The letter as an e-mail: `From`, `To`, the subject (RFC 2047 encoded
     /// when not ASCII), `Date`, `Message-ID` (`message_id` without angle
     /// brackets, chosen by the caller so that sending again gives the same
-    /// id) and a multipart/alternative body, plain text first then HTML,
-    /// both UTF-8. `from` and `to` are addresses, with or without a display
+    /// id), `Auto-Submitted: auto-generated` (RFC 3834, so that automatic
+    /// replies stay quiet) and a multipart/alternative body, plain text
+    /// first then HTML, both UTF-8. `from` and `to` are addresses, with or without a display
     /// name (`AMI Au cœur des territoires <ami@cnam.fr>`).
     pub fn to_message(
         &self,
@@ -82,6 +84,12 @@ impl Letter {
             .subject(self.subject.clone())
             .date(SystemTime::from(date))
             .message_id(Some(format!("<{message_id}>")))
+            // RFC 3834: a town's out-of-office reply must not answer a letter
+            // sent by a program (its reply would come back as an arrival).
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".to_string(),
+            ))
             .multipart(
                 MultiPart::alternative()
                     .singlepart(

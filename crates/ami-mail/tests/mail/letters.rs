@@ -273,6 +273,10 @@ fn parsed_parts(letter: &Letter) -> (String, String, String, String) {
     let parsed = MessageParser::new().parse(&raw).expect("parsed back");
     assert_eq!(parsed.message_id(), Some("outbox-42@ami.cnam.example"));
     assert_eq!(
+        parsed.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-generated")
+    );
+    assert_eq!(
         parsed.date().map(|d| d.to_timestamp()),
         Some(date.timestamp())
     );
