@@ -21,12 +21,13 @@
 //! communes (there are many « Saint-Denis ») is proposed only when the
 //! subject also gives one of their départements, by its code in brackets
 //! (« Saint-Denis (974) »), by its name (« La Réunion ») or by a postcode
-//! (« 93200 »); else nothing is proposed. Words that are names of communes but
-//! mostly mean something else in a subject (« Ville », « Mars », « Rue »…)
-//! are not read as communes. When the subject names none, the sender's
-//! domain is read: `mairie-nevers.fr`, `ville-chateauroux.fr`,
-//! `chateau-thierry.fr`, `saintdiedesvosges.fr`, with the words `mairie`,
-//! `ville`, `commune` and `de` aside; webmail domains (`orange.fr`,
+//! (« 93200 »); else nothing is proposed. Words that are names of communes
+//! but mostly mean something else in a subject (« Ville », « Mars »,
+//! « Rue », « Maire » for Mairé, « Le Bourg »…) are not read as communes.
+//! When the subject names none, the sender's domain is read the same way:
+//! `mairie-nevers.fr`, `ville-chateauroux.fr`, `chateau-thierry.fr`,
+//! `saintdiedesvosges.fr`, with the words `mairie`, `ville`, `commune` and
+//! `de` aside; webmail domains (`orange.fr`,
 //! `gmail.com`…) name no commune.
 //!
 //! # Reference
@@ -186,7 +187,7 @@ fn guess_pieces(arrival: &Arrival) -> (Option<usize>, Option<usize>) {
 /// domain, as search keys.
 const NOT_COMMUNES: &[&str] = &[
     "ville", "vue", "bourg", "port", "mars", "avril", "rue", "eu", "y", "plan", "pont", "cours",
-    "bar", "mer",
+    "bar", "mer", "maire", "le bourg", "le plan",
 ];
 
 /// Words of a domain that say « town hall » rather than which one.
@@ -307,7 +308,7 @@ fn subject_candidates(words: &[&str]) -> Option<Vec<&'static Commune>> {
     for start in 0..words.len() {
         for len in 1..=MAX_WORDS.min(words.len() - start) {
             let key = words[start..start + len].join(" ");
-            if len == 1 && NOT_COMMUNES.contains(&key.as_str()) {
+            if NOT_COMMUNES.contains(&key.as_str()) {
                 continue;
             }
             keys.push(key);

@@ -70,6 +70,11 @@ fn words_that_are_also_communes_are_not_read_as_communes() {
         ),
         None
     );
+    // Mairé (Vienne), Le Bourg (Lot).
+    assert_eq!(
+        commune("Courrier du maire : projet pour le bourg", "x@gmail.com"),
+        None
+    );
 }
 
 #[test]
