@@ -114,10 +114,10 @@ impl Unparsable {
 /// `From:` address; when a multipart's boundary is missing or never appears
 /// (its parts, files included, cannot be told apart); when an attached
 /// file's base64 or quoted-printable cannot be decoded, or its part is cut
-/// short (no closing boundary); and when neither the
-/// topmost `Received:` nor `Date:` gives a valid date. Anything else is read
-/// as well as it can be: a missing subject is empty, a missing Message-ID
-/// makes the dedup key the raw bytes' digest. Never panics.
+/// short (no closing boundary); and when neither the topmost `Received:`
+/// nor `Date:` gives a valid date. Anything else is read as well as it can
+/// be: a missing subject is empty, a missing Message-ID makes the dedup key
+/// the raw bytes' digest. Never panics.
 pub fn parse(raw: &[u8]) -> Result<Arrival, Unparsable> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(Unparsable::new("message vide"));
@@ -167,8 +167,8 @@ fn parse_message(raw: &[u8]) -> Result<Arrival, Unparsable> {
 
     let (received_at, received_source) = reception(&message).ok_or_else(|| {
         Unparsable::new(
-            "aucune date de réception valable (ni dans le dernier en-tête Received, ni dans \
-             l'en-tête Date)",
+            "aucune date de réception valable (ni dans le premier en-tête Received, celui du \
+             serveur qui a reçu le message, ni dans l'en-tête Date)",
         )
     })?;
 

@@ -219,8 +219,8 @@ fn a_multipart_whose_boundary_never_appears_is_quarantined() {
 fn a_message_with_neither_received_nor_date_is_quarantined() {
     assert_eq!(
         reason("07-sans-date.eml"),
-        "message illisible : aucune date de réception valable (ni dans le dernier en-tête \
-         Received, ni dans l'en-tête Date)"
+        "message illisible : aucune date de réception valable (ni dans le premier en-tête \
+         Received, celui du serveur qui a reçu le message, ni dans l'en-tête Date)"
     );
 }
 
