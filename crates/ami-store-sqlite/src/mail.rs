@@ -116,9 +116,8 @@ struct OutgoingRow {
 
 impl OutgoingRow {
     fn record(self) -> Result<OutgoingRecord, StoreError> {
-        let instant = |column: &str, us: Option<i64>| {
-            us.map(|us| read_instant(column, us)).transpose()
-        };
+        let instant =
+            |column: &str, us: Option<i64>| us.map(|us| read_instant(column, us)).transpose();
         Ok(OutgoingRecord {
             id: read_uuid("outgoing_message.message_id", &self.message_id)?,
             dossier_id: self

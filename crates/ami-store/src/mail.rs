@@ -332,7 +332,10 @@ mod tests {
                 serde_json::to_string(&s).expect("json"),
                 format!("\"{}\"", s.as_str())
             );
-            assert_eq!(ArrivalState::read("arrival.state", s.as_str()).ok(), Some(s));
+            assert_eq!(
+                ArrivalState::read("arrival.state", s.as_str()).ok(),
+                Some(s)
+            );
         }
         assert_eq!(
             serde_json::to_string(&OutgoingKind::AccuseReception).expect("json"),

@@ -1071,14 +1071,14 @@ pub async fn an_arrival_recorded_twice_is_one(store: &dyn Store) {
     let second = store.record_arrival(&new).await.expect("second import");
     assert!(first.created);
     assert_eq!((second.id, second.created), (first.id, false));
-    let read = store
-        .arrival(first.id)
-        .await
-        .expect("read")
-        .expect("found");
+    let read = store.arrival(first.id).await.expect("read").expect("found");
     assert_eq!(read.state, crate::ArrivalState::Nouveau);
     assert_eq!(
-        (read.dedup_key.as_str(), read.attachments.len(), read.raw_size),
+        (
+            read.dedup_key.as_str(),
+            read.attachments.len(),
+            read.raw_size
+        ),
         (new.dedup_key.as_str(), 1, 12_345)
     );
     assert_eq!(read.received_at, new.received_at);
@@ -1188,7 +1188,10 @@ pub async fn a_deposit_handles_its_arrival_once(store: &dyn Store) {
     let handled = store.arrival(arrival).await.expect("read").expect("found");
     assert_eq!(handled.state, crate::ArrivalState::Traite);
     assert_eq!(handled.handling, Some(crate::Handling::Depot));
-    assert_eq!((handled.dossier_id, handled.event_seq), (Some(d.id), Some(1)));
+    assert_eq!(
+        (handled.dossier_id, handled.event_seq),
+        (Some(d.id), Some(1))
+    );
     assert_eq!(handled.handled_by.as_deref(), Some(agent().id.as_str()));
     assert_eq!(handled.handled_at, Some(in_wave_one()));
 
@@ -1240,6 +1243,37 @@ pub async fn a_deposit_handles_its_arrival_once(store: &dyn Store) {
         2,
         "the refused attachment wrote no event"
     );
+
+    // Deposits of one arrival at once (two people, two instances): one
+    // dossier, the others refused.
+    let contested = arrive(store, "d3", 10).await;
+    let runs = (0..4).map(|n| {
+        let (id, order) = deposit_order(
+            &format!("Commune {n}"),
+            &format!("{:05}", 20_000 + n),
+            &["acv"],
+        );
+        let mut req = request(id, order, agent(), None, None);
+        req.arrival = Some(contested);
+        store.execute(req)
+    });
+    let outcomes = futures_util::future::join_all(runs).await;
+    let created: Vec<DossierId> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ok(Executed::Applied { dossier, .. }) => Some(dossier.id),
+            Err(StoreError::ArrivalHandled { .. }) => None,
+            other => panic!("a deposit of a contested arrival: {other:?}"),
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{outcomes:?}");
+    assert_eq!(store.count_dossiers().await.expect("count"), 2);
+    let won = store
+        .arrival(contested)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(won.dossier_id, Some(created[0]));
 }
 
 /// An arrival is set aside once, with its motivation; a quarantined one
@@ -1257,7 +1291,10 @@ pub async fn an_arrival_is_set_aside_once(store: &dyn Store) {
         (aside.motivation.as_deref(), aside.handled_at),
         (Some("Publicité"), Some(at))
     );
-    assert_eq!(aside.handled_by_name.as_deref(), Some(agent().name.as_str()));
+    assert_eq!(
+        aside.handled_by_name.as_deref(),
+        Some(agent().name.as_str())
+    );
     match store
         .set_arrival_aside(arrival, &responsable(), "Encore", at)
         .await
@@ -1268,7 +1305,11 @@ pub async fn an_arrival_is_set_aside_once(store: &dyn Store) {
         other => panic!("set aside twice: {other:?}"),
     }
     let read = store.arrival(arrival).await.expect("read").expect("found");
-    assert_eq!(read.motivation.as_deref(), Some("Publicité"), "kept as first");
+    assert_eq!(
+        read.motivation.as_deref(),
+        Some("Publicité"),
+        "kept as first"
+    );
     let (id, order) = deposit_order("Nevers", "58194", &["acv"]);
     let mut req = request(id, order, agent(), None, None);
     req.arrival = Some(arrival);
@@ -1348,7 +1389,10 @@ pub async fn a_deposit_writes_its_accuse_de_reception(store: &dyn Store) {
         .claim_outgoing(in_wave_one(), Duration::minutes(5), 10)
         .await
         .expect("claim");
-    assert_eq!(due.iter().map(|l| l.dossier_id).collect::<Vec<_>>(), vec![Some(d.id)]);
+    assert_eq!(
+        due.iter().map(|l| l.dossier_id).collect::<Vec<_>>(),
+        vec![Some(d.id)]
+    );
 }
 
 /// The decision (lauréat, through the group commit; refusé, through a
@@ -1373,17 +1417,23 @@ pub async fn a_decision_writes_one_letter(store: &dyn Store) {
         kinds(&store.dossier_messages(d.id).await.expect("letters")),
         vec![(crate::OutgoingKind::AccuseReception, Some(1))]
     );
-    let laureat = applied(
-        store,
-        request(
+    // Two responsables declare at once: one decision lands, and one
+    // letter with it; the other's write, refused, writes none.
+    let declare = || {
+        store.execute(request(
             d.id,
             Order::new("declarer_laureat"),
             responsable(),
             Some(d.version),
             None,
-        ),
-    )
-    .await;
+        ))
+    };
+    let (a, b) = futures_util::future::join(declare(), declare()).await;
+    let laureat = match (a, b) {
+        (Ok(Executed::Applied { dossier, .. }), Err(StoreError::Conflict { .. }))
+        | (Err(StoreError::Conflict { .. }), Ok(Executed::Applied { dossier, .. })) => *dossier,
+        other => panic!("two declarations at once: {other:?}"),
+    };
     assert_eq!(laureat.state.as_str(), "laureat");
     let letters = store.dossier_messages(d.id).await.expect("letters");
     assert_eq!(
@@ -1393,7 +1443,10 @@ pub async fn a_decision_writes_one_letter(store: &dyn Store) {
             (crate::OutgoingKind::Decision, Some(laureat.version)),
         ]
     );
-    assert_eq!(letters[1].recipient.as_deref(), Some("maire@commune.example"));
+    assert_eq!(
+        letters[1].recipient.as_deref(),
+        Some("maire@commune.example")
+    );
 
     // A committee refuses another: its decision's letter comes with it.
     let other = ready_for_decision(store, "Vierzon", "18279").await;
@@ -1425,7 +1478,11 @@ pub async fn a_decision_writes_one_letter(store: &dyn Store) {
         .expect("dry run");
     assert!(dry.all_passed() && !dry.recorded);
     assert_eq!(
-        store.dossier_messages(other.id).await.expect("letters").len(),
+        store
+            .dossier_messages(other.id)
+            .await
+            .expect("letters")
+            .len(),
         1,
         "a dry run writes no letter"
     );
@@ -1515,7 +1572,10 @@ pub async fn a_lapsed_claim_cannot_record_the_outcome(store: &dyn Store) {
         .claim_outgoing(t0 + Duration::minutes(6), lease, 10)
         .await
         .expect("claim after the lease");
-    assert_eq!(second.iter().map(|l| l.id).collect::<Vec<_>>(), vec![letter.id]);
+    assert_eq!(
+        second.iter().map(|l| l.id).collect::<Vec<_>>(),
+        vec![letter.id]
+    );
     let second_claim = second[0].claim_token.expect("a claim token");
     assert_ne!(first_claim, second_claim);
     assert!(!store
@@ -1537,7 +1597,10 @@ pub async fn a_lapsed_claim_cannot_record_the_outcome(store: &dyn Store) {
         .await
         .expect("claim")
         .is_empty());
-    let third = store.claim_outgoing(retry_at, lease, 10).await.expect("claim");
+    let third = store
+        .claim_outgoing(retry_at, lease, 10)
+        .await
+        .expect("claim");
     assert_eq!(third.len(), 1);
     assert_eq!(
         (third[0].attempts, third[0].last_error.as_deref()),
@@ -1567,7 +1630,12 @@ pub async fn a_lapsed_claim_cannot_record_the_outcome(store: &dyn Store) {
     let ti = store.claim_outgoing(t0, lease, 10).await.expect("claim");
     assert_eq!(ti.len(), 1);
     assert!(store
-        .mark_failed(ti[0].id, ti[0].claim_token.expect("token"), "550 unknown", None)
+        .mark_failed(
+            ti[0].id,
+            ti[0].claim_token.expect("token"),
+            "550 unknown",
+            None
+        )
         .await
         .expect("give up"));
     assert!(store
@@ -1581,7 +1649,8 @@ pub async fn a_lapsed_claim_cannot_record_the_outcome(store: &dyn Store) {
 /// without an address it is kept, never due.
 pub async fn a_digest_enqueued_twice_is_one(store: &dyn Store) {
     let day = reception_day();
-    let tries = (0..6).map(|_| store.enqueue_digest("dar", day, Some("dar@anct.example"), in_wave_one()));
+    let tries =
+        (0..6).map(|_| store.enqueue_digest("dar", day, Some("dar@anct.example"), in_wave_one()));
     let enqueued: Vec<bool> = futures_util::future::join_all(tries)
         .await
         .into_iter()
@@ -1589,7 +1658,12 @@ pub async fn a_digest_enqueued_twice_is_one(store: &dyn Store) {
         .collect();
     assert_eq!(enqueued.iter().filter(|e| **e).count(), 1);
     assert!(store
-        .enqueue_digest("dar", day + Duration::days(1), Some("dar@anct.example"), in_wave_one())
+        .enqueue_digest(
+            "dar",
+            day + Duration::days(1),
+            Some("dar@anct.example"),
+            in_wave_one()
+        )
         .await
         .expect("next day"));
     assert!(store
@@ -1625,6 +1699,9 @@ pub async fn referenced_files_include_arrival_files(store: &dyn Store) {
     let files = store.referenced_files().await.expect("files");
     assert!(files.contains(&new.raw_sha256), "{files:?}");
     assert!(files.contains(&new.attachments[0].sha256), "{files:?}");
-    assert!(files.contains(&format!("{:064x}", 0xc000)), "pièces still: {files:?}");
+    assert!(
+        files.contains(&format!("{:064x}", 0xc000)),
+        "pièces still: {files:?}"
+    );
     assert_eq!(files.len(), 4);
 }
