@@ -7,6 +7,12 @@
 //! under the commune's advisory lock, so two deposits of one commune cannot
 //! both pass as the first. Events get their place in the global chain just
 //! after the commit ([`ami_store::Store::seal_pending`]).
+//!
+//! The letters an event causes are written with it, on every path (the
+//! group's statement, a transaction of its own, a committee's). A
+//! transition that handles an arrival runs in a transaction of its own,
+//! which locks the arrival before anything else and marks it handled with
+//! the event.
 
 use ami_core::{awaiting, Definition, Dossier, Event};
 use ami_store::transition::{

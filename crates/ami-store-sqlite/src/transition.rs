@@ -11,6 +11,12 @@
 //! dossier is read and decided outside any transaction, beside the others,
 //! then written by the group commit on the condition that the dossier's
 //! version is still the one read.
+//!
+//! The letters an event causes are written with it, on every path. A
+//! transition that handles an arrival is run whole where the arrival is
+//! read and marked handled with the event: a deposit in its group's
+//! transaction as any deposit, another transition in a transaction of its
+//! own.
 
 use ami_core::{awaiting, Actor, Definition, Dossier, Event};
 use ami_store::transition::{

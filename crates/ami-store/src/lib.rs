@@ -2,7 +2,8 @@
 //!
 //! The [`Store`] trait lists the operations (run a transition, read a
 //! dossier, a list, a history, the event feed, the counts; tokens, web
-//! sessions, definitions; the journal's proofs). `ami-store-sqlite` and
+//! sessions, definitions; the journal's proofs; the mail received and the
+//! letters to send, [`mail`]). `ami-store-sqlite` and
 //! `ami-store-postgres` implement it, each in its own SQL, checked at build
 //! time; the service picks one from the database URL's scheme and sees
 //! only the trait. What does not depend on the database lives here once:
