@@ -145,6 +145,7 @@ async fn a_database_numbered_across_waves_keeps_its_references_and_goes_on(backe
             now: Utc::now(),
             idempotency: None,
             respond: respond.clone(),
+            arrival: None,
         };
         store.execute(req).await.expect("deposit");
         references.push(

@@ -151,6 +151,7 @@ pub async fn load_campaign(
                         now: Utc::now(),
                         idempotency: None,
                         respond: respond.clone(),
+                        arrival: None,
                     };
                     match store.execute(req).await? {
                         Executed::Applied { dossier, .. } => version = Some(dossier.version),

@@ -361,6 +361,7 @@ fn request(
         now: at,
         idempotency: None,
         respond,
+        arrival: None,
     }
 }
 

@@ -68,8 +68,9 @@ impl GroupWriter for PgWriter {
 
 /// The whole batch in one statement (one round trip, one commit). Each
 /// projection is updated only at the version read; the events, their
-/// pending marks and the idempotency records are written for the dossiers
-/// updated, and the statement returns those.
+/// pending marks, the idempotency records and the letters the events
+/// cause are written for the dossiers updated, and the statement returns
+/// those.
 async fn batch(
     connection: &mut sqlx::PgConnection,
     writes: &[Write],
@@ -81,7 +82,7 @@ async fn batch(
              dossier_id uuid, previous_version bigint, state text, version bigint,
              updated_at_us bigint, digest text, body text, awaiting text, due_on date, seq bigint,
              action text, agency text, actor_id text, at_us bigint, event text,
-             idempotency json)),
+             idempotency json, letters json)),
            target as (update dossier d set state = i.state, version = i.version,
              updated_at = ami_instant(i.updated_at_us), last_digest = i.digest,
              body = i.body::jsonb, awaiting = i.awaiting, due_on = i.due_on from input i
@@ -97,7 +98,13 @@ async fn batch(
              r.body, ami_instant(r.created_at_us) from written w,
              json_to_record(w.idempotency) as r(actor_id text, key text, request_sha256 text,
              status bigint, body text, created_at_us bigint)
-             where w.idempotency is not null and json_typeof(w.idempotency) = 'object')
+             where w.idempotency is not null and json_typeof(w.idempotency) = 'object'),
+           lettered as (insert into outgoing_message (message_id, dossier_id, event_seq, kind,
+             recipient, status, next_attempt_at, created_at) select l.message_id, l.dossier_id,
+             l.event_seq, l.kind, l.recipient, l.status, ami_instant(l.created_at_us),
+             ami_instant(l.created_at_us) from written w,
+             json_to_recordset(w.letters) as l(message_id uuid, dossier_id uuid,
+             event_seq bigint, kind text, recipient text, status text, created_at_us bigint))
            select n as "n!" from target"#,
         batch_document(writes)?,
     )

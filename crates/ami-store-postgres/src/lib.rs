@@ -12,6 +12,7 @@ mod audit;
 mod committee;
 mod dossiers;
 mod group;
+mod mail;
 mod people;
 mod transition;
 
@@ -334,6 +335,86 @@ impl ami_store::Store for PgStore {
         accept_loss: bool,
     ) -> Result<RebuildReport, StoreError> {
         self.rebuild(def, accept_loss).await
+    }
+
+    async fn arrival_files(&self) -> Result<Vec<String>, StoreError> {
+        self.all_arrival_files().await
+    }
+
+    async fn record_arrival(
+        &self,
+        new: &ami_store::NewArrival,
+    ) -> Result<ami_store::RecordedArrival, StoreError> {
+        self.insert_arrival(new).await
+    }
+
+    async fn arrivals(
+        &self,
+        filter: &ami_store::ArrivalFilter,
+    ) -> Result<Page<ami_store::ArrivalRecord>, StoreError> {
+        self.arrival_page(filter).await
+    }
+
+    async fn arrival(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<ami_store::ArrivalRecord>, StoreError> {
+        self.one_arrival(id).await
+    }
+
+    async fn set_arrival_aside(
+        &self,
+        id: uuid::Uuid,
+        actor: &Actor,
+        motivation: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ami_store::ArrivalRecord, StoreError> {
+        self.arrival_aside(id, actor, motivation, at).await
+    }
+
+    async fn enqueue_digest(
+        &self,
+        agency: &str,
+        date: chrono::NaiveDate,
+        recipient: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.add_digest(agency, date, recipient, now).await
+    }
+
+    async fn claim_outgoing(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> Result<Vec<ami_store::OutgoingRecord>, StoreError> {
+        self.claim(now, lease, limit).await
+    }
+
+    async fn mark_sent(
+        &self,
+        id: uuid::Uuid,
+        claim: uuid::Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.sent(id, claim, at).await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: uuid::Uuid,
+        claim: uuid::Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.failed(id, claim, error, retry_at).await
+    }
+
+    async fn dossier_messages(
+        &self,
+        id: DossierId,
+    ) -> Result<Vec<ami_store::OutgoingRecord>, StoreError> {
+        self.messages_of(id).await
     }
 }
 

@@ -7,6 +7,12 @@
 //! under the commune's advisory lock, so two deposits of one commune cannot
 //! both pass as the first. Events get their place in the global chain just
 //! after the commit ([`ami_store::Store::seal_pending`]).
+//!
+//! The letters an event causes are written with it, on every path (the
+//! group's statement, a transaction of its own, a committee's). A
+//! transition that handles an arrival runs in a transaction of its own,
+//! which locks the arrival before anything else and marks it handled with
+//! the event.
 
 use ami_core::{awaiting, Definition, Dossier, Event};
 use ami_store::transition::{
@@ -21,6 +27,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 
+use crate::mail::{handle_arrival, lock_arrival, write_letters};
 use crate::{present, PgStore};
 
 impl PgStore {
@@ -29,7 +36,10 @@ impl PgStore {
         req: TransitionRequest,
     ) -> Result<Executed, StoreError> {
         let req = &req;
-        if !creates(req) {
+        // A transition that handles an arrival runs whole in a transaction
+        // of its own, which locks the arrival first: the group's one
+        // statement does not write arrivals.
+        if !creates(req) && req.arrival.is_none() {
             if let Some(executed) = self.execute_grouped(req).await? {
                 return Ok(executed);
             }
@@ -154,6 +164,9 @@ pub(crate) async fn run_in_transaction(
         Read::Replay(replay) => return Ok(replay),
         Read::Dossier { actor, .. } => actor,
     };
+    if let Some(arrival) = req.arrival {
+        lock_arrival(tx, arrival).await?;
+    }
     // A deposit's number comes from the wave's sequence, which never waits
     // (deposits of one wave do not queue behind one another's commit),
     // taken once the engine has accepted the deposit under its commune's
@@ -204,6 +217,10 @@ pub(crate) async fn run_in_transaction(
         &p.digest,
     )
     .await?;
+    write_letters(tx, &p.letters).await?;
+    if let Some(arrival) = req.arrival {
+        handle_arrival(tx, req, arrival, &actor, p.dossier.id, p.event.seq).await?;
+    }
     if let Some(key) = &req.idempotency {
         sqlx::query!(
             "insert into idempotency (actor_id, idempotency_key, request_sha256, status, body, \

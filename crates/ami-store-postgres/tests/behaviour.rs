@@ -53,6 +53,7 @@ fn request(
             request_sha256: format!("sha-of-{key}"),
         }),
         respond: Arc::new(|d: &Dossier, _: &Actor| format!("{}@{}", d.reference, d.version)),
+        arrival: None,
     }
 }
 

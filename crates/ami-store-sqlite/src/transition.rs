@@ -11,6 +11,12 @@
 //! dossier is read and decided outside any transaction, beside the others,
 //! then written by the group commit on the condition that the dossier's
 //! version is still the one read.
+//!
+//! The letters an event causes are written with it, on every path. A
+//! transition that handles an arrival is run whole where the arrival is
+//! read and marked handled with the event: a deposit in its group's
+//! transaction as any deposit, another transition in a transaction of its
+//! own.
 
 use ami_core::{awaiting, Actor, Definition, Dossier, Event};
 use ami_store::transition::{
@@ -23,6 +29,7 @@ use ami_store::{
 };
 use sqlx::{Executor, Sqlite, Transaction};
 
+use crate::mail::{check_arrival, handle_arrival, write_letters};
 use crate::tokens::TokenRow;
 use crate::{begin_write_on, present, SqliteStore};
 
@@ -40,8 +47,13 @@ impl SqliteStore {
             return self.commits.deposit(req).await;
         }
         let req = &req;
-        if let Some(executed) = self.execute_grouped(req).await? {
-            return Ok(executed);
+        // A transition that handles an arrival runs whole in a transaction
+        // of its own, where the arrival is read and marked: the group's
+        // writes do not touch arrivals.
+        if req.arrival.is_none() {
+            if let Some(executed) = self.execute_grouped(req).await? {
+                return Ok(executed);
+            }
         }
         // The dossier moved between the read and the commit, and the request
         // expected no version: it wants its action taken on the dossier as
@@ -105,8 +117,9 @@ impl SqliteStore {
         }
     }
 
-    /// A transition whose dossier moved under the group commit, run whole
-    /// in one transaction of its own on the writer connection.
+    /// A transition whose dossier moved under the group commit, or that
+    /// handles an arrival, run whole in one transaction of its own on the
+    /// writer connection.
     #[tracing::instrument(skip_all, fields(dossier.id = %req.dossier_id, action = %req.command.action))]
     async fn execute_in_transaction(
         &self,
@@ -136,6 +149,9 @@ pub(crate) async fn run_in_transaction(
         Read::Replay(replay) => return Ok(replay),
         Read::Dossier { actor, current } => (actor, current),
     };
+    if let Some(arrival) = req.arrival {
+        check_arrival(tx, arrival).await?;
+    }
     // The one writer holds the whole database until the commit: the
     // dossier read above cannot move meanwhile.
     let current = if creates(req) {
@@ -166,6 +182,10 @@ pub(crate) async fn run_in_transaction(
         &p.digest,
     )
     .await?;
+    write_letters(tx, &p.letters).await?;
+    if let Some(arrival) = req.arrival {
+        handle_arrival(tx, req, arrival, &actor, p.dossier.id, p.event.seq).await?;
+    }
     if let Some(key) = &req.idempotency {
         let actor_id = actor.id.as_str();
         let status = i64::from(p.status);

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::begin_write_on;
+use crate::mail::write_letters;
 use crate::transition::run_in_transaction;
 
 /// The writer task's side of the database: the writer pool.
@@ -108,6 +109,7 @@ async fn write_all(
         )
         .execute(&mut **tx)
         .await?;
+        write_letters(tx, written.iter().flat_map(|w| w.letters.iter())).await?;
         let remembered: Vec<&Remembered> = written
             .iter()
             .filter_map(|w| w.idempotency.as_ref())

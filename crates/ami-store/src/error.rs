@@ -2,7 +2,7 @@
 
 use ami_core::Rejection;
 
-use crate::TokenRefusal;
+use crate::{ArrivalState, TokenRefusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,6 +24,14 @@ pub enum StoreError {
     Unauthenticated { code: TokenRefusal },
     #[error("clé d'idempotence déjà utilisée pour une autre requête")]
     IdempotencyMismatch,
+    /// The arrival named is unknown.
+    #[error("courrier arrivé introuvable")]
+    ArrivalNotFound,
+    /// The arrival is no longer to be handled: handled already (`traite`,
+    /// `ecarte`), or in quarantine for a deposit or an attachment. Nothing
+    /// was written.
+    #[error("courrier arrivé déjà traité ou en quarantaine ({state})")]
+    ArrivalHandled { state: ArrivalState },
     /// A unique constraint fired: a concurrent writer got there first.
     #[error("écriture concurrente")]
     Duplicate,
@@ -89,6 +97,8 @@ impl StoreError {
             StoreError::Duplicate => StoreError::Duplicate,
             StoreError::Contention => StoreError::Contention,
             StoreError::IdempotencyMismatch => StoreError::IdempotencyMismatch,
+            StoreError::ArrivalNotFound => StoreError::ArrivalNotFound,
+            StoreError::ArrivalHandled { state } => StoreError::ArrivalHandled { state: *state },
             StoreError::Unauthenticated { code } => StoreError::Unauthenticated { code: *code },
             StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
             StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),

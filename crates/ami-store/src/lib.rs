@@ -2,7 +2,8 @@
 //!
 //! The [`Store`] trait lists the operations (run a transition, read a
 //! dossier, a list, a history, the event feed, the counts; tokens, web
-//! sessions, definitions; the journal's proofs). `ami-store-sqlite` and
+//! sessions, definitions; the journal's proofs; the mail received and the
+//! letters to send, [`mail`]). `ami-store-sqlite` and
 //! `ami-store-postgres` implement it, each in its own SQL, checked at build
 //! time; the service picks one from the database URL's scheme and sees
 //! only the trait. What does not depend on the database lives here once:
@@ -17,6 +18,7 @@ pub mod definitions;
 mod error;
 pub mod group_commit;
 pub mod lists;
+pub mod mail;
 mod order;
 mod rows;
 pub mod stories;
@@ -38,6 +40,10 @@ pub use audit::{AuditFinding, AuditReport, GlobalHead, RebuildReport};
 pub use committee::{CommitteeDecisionRecord, CommitteeMember, CommitteeOutcome, CommitteeSession};
 pub use definitions::{definition_sha256, DefinitionCheck, StoredDefinition};
 pub use error::StoreError;
+pub use mail::{
+    ArrivalCursor, ArrivalFilter, ArrivalRecord, ArrivalState, Attachment, Handling, NewArrival,
+    OutgoingKind, OutgoingRecord, OutgoingStatus, RecordedArrival,
+};
 pub use order::{Content, DepositOrder, Order};
 pub use rows::*;
 pub use token::{hash_secret, PresentedToken, TokenRefusal};
@@ -89,6 +95,11 @@ pub struct TransitionRequest {
     /// Renders the answer (for the acting person) kept for replays of the
     /// same idempotency key.
     pub respond: Respond,
+    /// The arrival (a received message) this transition handles: marked
+    /// `traite` with the dossier and the event, in the event's
+    /// transaction, only if it is still `nouveau`; otherwise the whole
+    /// transition is refused ([`StoreError::ArrivalHandled`]).
+    pub arrival: Option<uuid::Uuid>,
 }
 
 /// What a transition did.
@@ -171,15 +182,89 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
             .collect())
     }
 
-    /// The SHA-256 of every file a pièce references.
+    /// The SHA-256 of every file a pièce or an arrival references: what
+    /// the files' garbage collection keeps.
     async fn referenced_files(&self) -> Result<std::collections::HashSet<String>, StoreError> {
-        Ok(self
+        let mut files: std::collections::HashSet<String> = self
             .piece_files()
             .await?
             .into_iter()
             .map(|(_, f)| f.sha256.to_string())
-            .collect())
+            .collect();
+        files.extend(self.arrival_files().await?);
+        Ok(files)
     }
+
+    /// The SHA-256 of every arrival's raw message and attachments.
+    async fn arrival_files(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Imports a received message once: the same `dedup_key` again (a
+    /// second import, another instance's at the same time) gives the first
+    /// arrival's id, `created: false`, and writes nothing.
+    async fn record_arrival(&self, new: &NewArrival) -> Result<RecordedArrival, StoreError>;
+
+    /// A page of arrivals (of one state, if asked) in reception order,
+    /// after `filter.cursor`.
+    async fn arrivals(&self, filter: &ArrivalFilter) -> Result<Page<ArrivalRecord>, StoreError>;
+
+    async fn arrival(&self, id: uuid::Uuid) -> Result<Option<ArrivalRecord>, StoreError>;
+
+    /// Sets an arrival aside (`ecarte`) with a motivation, once: refused
+    /// ([`StoreError::ArrivalHandled`]) when it was handled already. The
+    /// row's handling columns are the record of it.
+    async fn set_arrival_aside(
+        &self,
+        id: uuid::Uuid,
+        actor: &Actor,
+        motivation: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ArrivalRecord, StoreError>;
+
+    /// Enqueues an agency's digest of a day, once: false when it was
+    /// already (by this instance or another). Without a recipient it is
+    /// kept `sans_destinataire`.
+    async fn enqueue_digest(
+        &self,
+        agency: &str,
+        date: chrono::NaiveDate,
+        recipient: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Claims up to `limit` letters due at `now` (waiting, not claimed or
+    /// their claim expired) until `now + lease`, under a new claim token:
+    /// two senders never get the same letter while a claim holds. Each
+    /// claim counts one attempt.
+    async fn claim_outgoing(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> Result<Vec<OutgoingRecord>, StoreError>;
+
+    /// Records a claimed letter as sent; false (nothing written) when the
+    /// letter is no longer held by `claim` (another sender claimed it
+    /// since the lease ran out).
+    async fn mark_sent(
+        &self,
+        id: uuid::Uuid,
+        claim: uuid::Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a claimed letter's failed attempt: to try again from
+    /// `retry_at`, or given up (`echec`) without one; false (nothing
+    /// written) when the letter is no longer held by `claim`.
+    async fn mark_failed(
+        &self,
+        id: uuid::Uuid,
+        claim: uuid::Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
+
+    /// The letters of a dossier, in the order they were written.
+    async fn dossier_messages(&self, id: DossierId) -> Result<Vec<OutgoingRecord>, StoreError>;
 
     /// Every event of a dossier, in order, with its digest.
     async fn history(&self, id: DossierId) -> Result<Vec<StoredEvent>, StoreError>;

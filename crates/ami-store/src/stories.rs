@@ -44,6 +44,17 @@ macro_rules! stories {
             the_journal_seals_verifies_and_rebuilds,
             a_definition_migration_appends_to_every_open_dossier,
             late_dossiers_are_listed_and_counted_on_the_day_asked,
+            an_arrival_recorded_twice_is_one,
+            concurrent_imports_of_one_message_create_one_arrival,
+            arrivals_are_listed_by_state_with_a_cursor,
+            a_deposit_handles_its_arrival_once,
+            an_arrival_is_set_aside_once,
+            a_deposit_writes_its_accuse_de_reception,
+            a_decision_writes_one_letter,
+            concurrent_claims_never_share_a_letter,
+            a_lapsed_claim_cannot_record_the_outcome,
+            a_digest_enqueued_twice_is_one,
+            referenced_files_include_arrival_files,
         );
     };
     (@each $fresh:path, $($story:ident,)*) => {
@@ -115,6 +126,7 @@ fn request(
             request_sha256: format!("sha-of-{key}"),
         }),
         respond: Arc::new(|d: &Dossier, _: &Actor| format!("{}@{}", d.reference, d.version)),
+        arrival: None,
     }
 }
 
@@ -943,4 +955,753 @@ pub async fn late_dossiers_are_listed_and_counted_on_the_day_asked(store: &dyn S
     assert_eq!(ids(&late), vec![b.id]);
     let stats = store.stats(None, day_after).await.expect("stats");
     assert_eq!(stats.overdue, vec![("dar".to_string(), 1)]);
+}
+
+// ---- Mail in and mail out (issue 13) ----
+
+/// A message as the importer hands it over, told apart by `key`.
+fn message(key: &str, minutes: i64, state: crate::ArrivalState) -> crate::NewArrival {
+    crate::NewArrival {
+        dedup_key: format!("<{key}@mairie.example>"),
+        message_id: Some(format!("<{key}@mairie.example>")),
+        sender: "mairie@nevers.example".into(),
+        sender_name: Some("Mairie de Nevers".into()),
+        subject: format!("Candidature AMI ({key})"),
+        received_at: in_wave_one() + Duration::minutes(minutes),
+        wave: Some(1),
+        state,
+        quarantine_reason: (state == crate::ArrivalState::Quarantaine)
+            .then(|| "pièce jointe illisible".into()),
+        text: "Veuillez trouver ci-joint notre candidature.".into(),
+        raw_sha256: format!("{:064x}", 0xa000 + minutes),
+        raw_size: 12_345,
+        attachments: vec![crate::Attachment {
+            filename: "candidature.pdf".into(),
+            media_type: "application/pdf".into(),
+            size: 10_000,
+            sha256: format!("{:064x}", 0xb000 + minutes),
+        }],
+        imported_at: in_wave_one() + Duration::minutes(minutes + 1),
+        source: "imap".into(),
+    }
+}
+
+async fn arrive(store: &dyn Store, key: &str, minutes: i64) -> uuid::Uuid {
+    let recorded = store
+        .record_arrival(&message(key, minutes, crate::ArrivalState::Nouveau))
+        .await
+        .expect("record arrival");
+    assert!(recorded.created, "{key} is new");
+    recorded.id
+}
+
+/// A deposit with both pièces the instruction needs, and the porteur's
+/// address when given.
+fn complete_deposit_order(
+    commune: &str,
+    code_insee: &str,
+    email: Option<&str>,
+) -> (DossierId, Order) {
+    let def = definition();
+    let (id, mut order) = deposit_order(commune, code_insee, &["acv"]);
+    if let Content::Deposit(new) = &mut order.content {
+        new.porteur.email = email.map(Into::into);
+        new.pieces = ["dossier_candidature", "budget_previsionnel"]
+            .into_iter()
+            .enumerate()
+            .map(|(n, kind)| ami_core::Piece {
+                kind: def.piece_kind(kind).expect("piece kind"),
+                filename: format!("{kind}.pdf").into(),
+                size: Some(1000),
+                sha256: Some(format!("{:064x}", 0xc000 + n).into()),
+                media_type: Some("application/pdf".into()),
+            })
+            .collect();
+    }
+    (id, order)
+}
+
+async fn applied(store: &dyn Store, req: TransitionRequest) -> Dossier {
+    let action = req.command.action.clone();
+    match store.execute(req).await {
+        Ok(Executed::Applied { dossier, .. }) => *dossier,
+        other => panic!("{action}: {other:?}"),
+    }
+}
+
+/// A dossier of the ACV programme with its avis given: one step from the
+/// decision.
+async fn ready_for_decision(store: &dyn Store, commune: &str, code: &str) -> Dossier {
+    let def = definition();
+    let (id, order) = complete_deposit_order(commune, code, Some("maire@commune.example"));
+    let d = applied(store, request(id, order, agent(), None, None)).await;
+    let d = applied(
+        store,
+        request(
+            d.id,
+            Order::new("instruire").with_verdict("favorable"),
+            agent(),
+            Some(d.version),
+            None,
+        ),
+    )
+    .await;
+    applied(
+        store,
+        request(
+            d.id,
+            Order::new("avis_acv").with_verdict("favorable"),
+            person(&def, "claude.acv@anct.example", "acv", "agent"),
+            Some(d.version),
+            None,
+        ),
+    )
+    .await
+}
+
+fn kinds(letters: &[crate::OutgoingRecord]) -> Vec<(crate::OutgoingKind, Option<u64>)> {
+    letters.iter().map(|l| (l.kind, l.event_seq)).collect()
+}
+
+/// The same message imported twice (after a crash, say) is one arrival:
+/// the second import gives the first one's id and writes nothing.
+pub async fn an_arrival_recorded_twice_is_one(store: &dyn Store) {
+    let new = message("a1", 0, crate::ArrivalState::Nouveau);
+    let first = store.record_arrival(&new).await.expect("first import");
+    let second = store.record_arrival(&new).await.expect("second import");
+    assert!(first.created);
+    assert_eq!((second.id, second.created), (first.id, false));
+    let read = store.arrival(first.id).await.expect("read").expect("found");
+    assert_eq!(read.state, crate::ArrivalState::Nouveau);
+    assert_eq!(
+        (
+            read.dedup_key.as_str(),
+            read.attachments.len(),
+            read.raw_size
+        ),
+        (new.dedup_key.as_str(), 1, 12_345)
+    );
+    assert_eq!(read.received_at, new.received_at);
+    assert_eq!(read.handling, None);
+    assert_eq!(
+        store
+            .arrivals(&crate::ArrivalFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.arrival(uuid::Uuid::now_v7()).await.expect("read"),
+        None
+    );
+}
+
+/// Many imports of one message at once (several instances polling the
+/// mailbox) create one arrival, and all give its id.
+pub async fn concurrent_imports_of_one_message_create_one_arrival(store: &dyn Store) {
+    let new = message("a2", 0, crate::ArrivalState::Nouveau);
+    let imports = (0..12).map(|_| store.record_arrival(&new));
+    let outcomes: Vec<crate::RecordedArrival> = futures_util::future::join_all(imports)
+        .await
+        .into_iter()
+        .map(|o| o.expect("import"))
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| o.created).count(), 1);
+    assert!(outcomes.iter().all(|o| o.id == outcomes[0].id));
+}
+
+/// Arrivals are listed in reception order, all or of one state, a page at
+/// a time.
+pub async fn arrivals_are_listed_by_state_with_a_cursor(store: &dyn Store) {
+    let mut new = Vec::new();
+    for n in 0..5 {
+        new.push(arrive(store, &format!("l{n}"), 10 - n).await);
+    }
+    let held = store
+        .record_arrival(&message("q", 3, crate::ArrivalState::Quarantaine))
+        .await
+        .expect("quarantined")
+        .id;
+    // Reception order: l4 (6 min), l3 (7), l2 (8), l1 (9), l0 (10); q at 3.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .arrivals(&crate::ArrivalFilter {
+                state: Some(crate::ArrivalState::Nouveau),
+                cursor,
+                limit: 2,
+            })
+            .await
+            .expect("page");
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|a| a.id));
+        match page.next {
+            Some(next) => cursor = Some(crate::ArrivalCursor::decode(&next).expect("cursor")),
+            None => break,
+        }
+    }
+    let expected: Vec<uuid::Uuid> = new.iter().rev().copied().collect();
+    assert_eq!(seen, expected);
+    let all = store
+        .arrivals(&crate::ArrivalFilter {
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .expect("all");
+    assert_eq!(all.items.first().map(|a| a.id), Some(held));
+    assert_eq!((all.items.len(), all.next), (6, None));
+    let quarantined = store
+        .arrivals(&crate::ArrivalFilter {
+            state: Some(crate::ArrivalState::Quarantaine),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .expect("quarantined");
+    assert_eq!(
+        quarantined.items.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![held]
+    );
+    assert_eq!(
+        quarantined.items[0].quarantine_reason.as_deref(),
+        Some("pièce jointe illisible")
+    );
+}
+
+/// A deposit that names an arrival marks it `traite` with the dossier and
+/// the event, in the deposit's transaction; a second deposit naming it is
+/// refused whole (no dossier); an attachment names its arrival the same
+/// way; an unknown arrival refuses the transition.
+pub async fn a_deposit_handles_its_arrival_once(store: &dyn Store) {
+    let arrival = arrive(store, "d1", 0).await;
+    let (id, order) = deposit_order("Nevers", "58194", &["acv"]);
+    let mut req = request(id, order, agent(), None, None);
+    req.arrival = Some(arrival);
+    let d = applied(store, req).await;
+    let handled = store.arrival(arrival).await.expect("read").expect("found");
+    assert_eq!(handled.state, crate::ArrivalState::Traite);
+    assert_eq!(handled.handling, Some(crate::Handling::Depot));
+    assert_eq!(
+        (handled.dossier_id, handled.event_seq),
+        (Some(d.id), Some(1))
+    );
+    assert_eq!(handled.handled_by.as_deref(), Some(agent().id.as_str()));
+    assert_eq!(handled.handled_at, Some(in_wave_one()));
+
+    let (again, order) = deposit_order("Vierzon", "18279", &["ti"]);
+    let mut req = request(again, order, agent(), None, None);
+    req.arrival = Some(arrival);
+    match store.execute(req).await {
+        Err(StoreError::ArrivalHandled { state }) => {
+            assert_eq!(state, crate::ArrivalState::Traite)
+        }
+        other => panic!("a second deposit of one arrival: {other:?}"),
+    }
+    assert_eq!(store.get_dossier(again).await.expect("read"), None);
+    assert_eq!(store.count_dossiers().await.expect("count"), 1);
+    assert!(store
+        .dossier_messages(again)
+        .await
+        .expect("letters")
+        .is_empty());
+
+    let (unknown, order) = deposit_order("Auxerre", "89024", &["acv"]);
+    let mut req = request(unknown, order, agent(), None, None);
+    req.arrival = Some(uuid::Uuid::now_v7());
+    assert!(matches!(
+        store.execute(req).await,
+        Err(StoreError::ArrivalNotFound)
+    ));
+    assert_eq!(store.get_dossier(unknown).await.expect("read"), None);
+
+    // A pièce received by mail, attached to the dossier.
+    let piece = arrive(store, "d2", 5).await;
+    let mut req = request(d.id, budget_file(2), agent(), Some(d.version), None);
+    req.arrival = Some(piece);
+    let after = applied(store, req).await;
+    let attached = store.arrival(piece).await.expect("read").expect("found");
+    assert_eq!(attached.handling, Some(crate::Handling::Rattachement));
+    assert_eq!(
+        (attached.dossier_id, attached.event_seq),
+        (Some(d.id), Some(after.version))
+    );
+    let mut req = request(d.id, budget_file(3), agent(), None, None);
+    req.arrival = Some(piece);
+    assert!(matches!(
+        store.execute(req).await,
+        Err(StoreError::ArrivalHandled { .. })
+    ));
+    assert_eq!(
+        store.history(d.id).await.expect("history").len(),
+        2,
+        "the refused attachment wrote no event"
+    );
+
+    // Deposits of one arrival at once (two people, two instances): one
+    // dossier, the others refused.
+    let contested = arrive(store, "d3", 10).await;
+    let runs = (0..4).map(|n| {
+        let (id, order) = deposit_order(
+            &format!("Commune {n}"),
+            &format!("{:05}", 20_000 + n),
+            &["acv"],
+        );
+        let mut req = request(id, order, agent(), None, None);
+        req.arrival = Some(contested);
+        store.execute(req)
+    });
+    let outcomes = futures_util::future::join_all(runs).await;
+    let created: Vec<DossierId> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ok(Executed::Applied { dossier, .. }) => Some(dossier.id),
+            Err(StoreError::ArrivalHandled { .. }) => None,
+            other => panic!("a deposit of a contested arrival: {other:?}"),
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{outcomes:?}");
+    assert_eq!(store.count_dossiers().await.expect("count"), 2);
+    let won = store
+        .arrival(contested)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(won.dossier_id, Some(created[0]));
+}
+
+/// An arrival is set aside once, with its motivation; a quarantined one
+/// may be; a handled one may not, nor may a set-aside one be deposited.
+pub async fn an_arrival_is_set_aside_once(store: &dyn Store) {
+    let arrival = arrive(store, "s1", 0).await;
+    let at = in_wave_one() + Duration::hours(2);
+    let aside = store
+        .set_arrival_aside(arrival, &agent(), "Publicité", at)
+        .await
+        .expect("set aside");
+    assert_eq!(aside.state, crate::ArrivalState::Ecarte);
+    assert_eq!(aside.handling, Some(crate::Handling::Ecarte));
+    assert_eq!(
+        (aside.motivation.as_deref(), aside.handled_at),
+        (Some("Publicité"), Some(at))
+    );
+    assert_eq!(
+        aside.handled_by_name.as_deref(),
+        Some(agent().name.as_str())
+    );
+    match store
+        .set_arrival_aside(arrival, &responsable(), "Encore", at)
+        .await
+    {
+        Err(StoreError::ArrivalHandled { state }) => {
+            assert_eq!(state, crate::ArrivalState::Ecarte)
+        }
+        other => panic!("set aside twice: {other:?}"),
+    }
+    let read = store.arrival(arrival).await.expect("read").expect("found");
+    assert_eq!(
+        read.motivation.as_deref(),
+        Some("Publicité"),
+        "kept as first"
+    );
+    let (id, order) = deposit_order("Nevers", "58194", &["acv"]);
+    let mut req = request(id, order, agent(), None, None);
+    req.arrival = Some(arrival);
+    assert!(matches!(
+        store.execute(req).await,
+        Err(StoreError::ArrivalHandled { .. })
+    ));
+    assert_eq!(store.count_dossiers().await.expect("count"), 0);
+
+    let held = store
+        .record_arrival(&message("s2", 1, crate::ArrivalState::Quarantaine))
+        .await
+        .expect("quarantined")
+        .id;
+    let (id, order) = deposit_order("Nevers", "58194", &["acv"]);
+    let mut req = request(id, order, agent(), None, None);
+    req.arrival = Some(held);
+    match store.execute(req).await {
+        Err(StoreError::ArrivalHandled { state }) => {
+            assert_eq!(state, crate::ArrivalState::Quarantaine)
+        }
+        other => panic!("a deposit of a quarantined message: {other:?}"),
+    }
+    let held = store
+        .set_arrival_aside(held, &agent(), "Virus", at)
+        .await
+        .expect("a quarantined message set aside");
+    assert_eq!(held.state, crate::ArrivalState::Ecarte);
+    assert!(matches!(
+        store
+            .set_arrival_aside(uuid::Uuid::now_v7(), &agent(), "?", at)
+            .await,
+        Err(StoreError::ArrivalNotFound)
+    ));
+}
+
+/// A deposit writes its accusé de réception with its event: to the
+/// porteur's address, or kept without one; a refused deposit writes none.
+pub async fn a_deposit_writes_its_accuse_de_reception(store: &dyn Store) {
+    let (id, order) = complete_deposit_order("Nevers", "58194", Some("maire@nevers.example"));
+    let d = applied(store, request(id, order, agent(), None, None)).await;
+    let letters = store.dossier_messages(d.id).await.expect("letters");
+    assert_eq!(
+        kinds(&letters),
+        vec![(crate::OutgoingKind::AccuseReception, Some(1))]
+    );
+    let letter = &letters[0];
+    assert_eq!(letter.status, crate::OutgoingStatus::EnAttente);
+    assert_eq!(letter.recipient.as_deref(), Some("maire@nevers.example"));
+    assert_eq!((letter.attempts, letter.claim_token), (0, None));
+    assert_eq!(letter.created_at, in_wave_one());
+
+    let silent = deposit(store, "Vierzon", "18279", &["ti"]).await;
+    let letters = store.dossier_messages(silent.id).await.expect("letters");
+    assert_eq!(
+        kinds(&letters),
+        vec![(crate::OutgoingKind::AccuseReception, Some(1))]
+    );
+    assert_eq!(letters[0].status, crate::OutgoingStatus::SansDestinataire);
+    assert_eq!(letters[0].recipient, None);
+
+    // A second deposit of the commune is refused: no dossier, no letter.
+    let (again, order) = complete_deposit_order("Nevers", "58194", Some("maire@nevers.example"));
+    assert!(matches!(
+        store
+            .execute(request(again, order, agent(), None, None))
+            .await,
+        Err(StoreError::Rejected { .. })
+    ));
+    assert!(store
+        .dossier_messages(again)
+        .await
+        .expect("letters")
+        .is_empty());
+    // Letters wait until claimed: nothing else is due.
+    let due = store
+        .claim_outgoing(in_wave_one(), Duration::minutes(5), 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        due.iter().map(|l| l.dossier_id).collect::<Vec<_>>(),
+        vec![Some(d.id)]
+    );
+}
+
+/// The decision (lauréat, through the group commit; refusé, through a
+/// committee session) writes one `decision` letter with its event; a
+/// refused decision, or a committee's dry run, writes none.
+pub async fn a_decision_writes_one_letter(store: &dyn Store) {
+    let d = ready_for_decision(store, "Nevers", "58194").await;
+    // The agent may not declare: refused, nothing written.
+    assert!(matches!(
+        store
+            .execute(request(
+                d.id,
+                Order::new("declarer_laureat"),
+                agent(),
+                Some(d.version),
+                None
+            ))
+            .await,
+        Err(StoreError::Rejected { .. })
+    ));
+    assert_eq!(
+        kinds(&store.dossier_messages(d.id).await.expect("letters")),
+        vec![(crate::OutgoingKind::AccuseReception, Some(1))]
+    );
+    // Two responsables declare at once: one decision lands, and one
+    // letter with it; the other's write, refused, writes none.
+    let declare = || {
+        store.execute(request(
+            d.id,
+            Order::new("declarer_laureat"),
+            responsable(),
+            Some(d.version),
+            None,
+        ))
+    };
+    let (a, b) = futures_util::future::join(declare(), declare()).await;
+    let laureat = match (a, b) {
+        (Ok(Executed::Applied { dossier, .. }), Err(StoreError::Conflict { .. }))
+        | (Err(StoreError::Conflict { .. }), Ok(Executed::Applied { dossier, .. })) => *dossier,
+        other => panic!("two declarations at once: {other:?}"),
+    };
+    assert_eq!(laureat.state.as_str(), "laureat");
+    let letters = store.dossier_messages(d.id).await.expect("letters");
+    assert_eq!(
+        kinds(&letters),
+        vec![
+            (crate::OutgoingKind::AccuseReception, Some(1)),
+            (crate::OutgoingKind::Decision, Some(laureat.version)),
+        ]
+    );
+    assert_eq!(
+        letters[1].recipient.as_deref(),
+        Some("maire@commune.example")
+    );
+
+    // A committee refuses another: its decision's letter comes with it.
+    let other = ready_for_decision(store, "Vierzon", "18279").await;
+    let refusal = || {
+        let mut order = Order::new("refuser");
+        order.motivation = Some("Projet hors du périmètre".into());
+        vec![request(
+            other.id,
+            order,
+            responsable(),
+            Some(other.version),
+            None,
+        )]
+    };
+    let session = crate::CommitteeSession {
+        id: uuid::Uuid::now_v7(),
+        wave: 1,
+        held_on: reception_day(),
+        minutes: "Séance".into(),
+        members: Vec::new(),
+        decisions: Vec::new(),
+        recorded_by: responsable().id.to_string(),
+        recorded_by_name: responsable().name.to_string(),
+        recorded_at: in_wave_one(),
+    };
+    let dry = store
+        .hold_committee(&session, refusal(), true)
+        .await
+        .expect("dry run");
+    assert!(dry.all_passed() && !dry.recorded);
+    assert_eq!(
+        store
+            .dossier_messages(other.id)
+            .await
+            .expect("letters")
+            .len(),
+        1,
+        "a dry run writes no letter"
+    );
+    let held = store
+        .hold_committee(&session, refusal(), false)
+        .await
+        .expect("committee");
+    assert!(held.recorded, "{:?}", held.decisions);
+    assert_eq!(
+        kinds(&store.dossier_messages(other.id).await.expect("letters")),
+        vec![
+            (crate::OutgoingKind::AccuseReception, Some(1)),
+            (crate::OutgoingKind::Decision, Some(other.version + 1)),
+        ]
+    );
+}
+
+/// Senders claiming at the same time never get the same letter, and
+/// every letter due is claimed once.
+pub async fn concurrent_claims_never_share_a_letter(store: &dyn Store) {
+    let mut expected = std::collections::HashSet::new();
+    for n in 0..30 {
+        let day = reception_day() + Duration::days(n);
+        assert!(store
+            .enqueue_digest("dar", day, Some("dar@anct.example"), in_wave_one())
+            .await
+            .expect("digest"));
+    }
+    for letter in store
+        .claim_outgoing(in_wave_one(), Duration::seconds(0), 100)
+        .await
+        .expect("look")
+    {
+        expected.insert(letter.id);
+    }
+    assert_eq!(expected.len(), 30, "a lease of nothing holds nothing");
+    let now = in_wave_one() + Duration::seconds(1);
+    let claims = (0..8).map(|_| store.claim_outgoing(now, Duration::minutes(5), 3));
+    let mut claimed: Vec<uuid::Uuid> = Vec::new();
+    let mut rounds = 0;
+    let mut pending = futures_util::future::join_all(claims).await;
+    loop {
+        let mut got = 0;
+        for outcome in pending {
+            for letter in outcome.expect("claim") {
+                assert_eq!(letter.attempts, 2);
+                assert_eq!(letter.claimed_until, Some(now + Duration::minutes(5)));
+                claimed.push(letter.id);
+                got += 1;
+            }
+        }
+        rounds += 1;
+        if got == 0 || rounds > 20 {
+            break;
+        }
+        pending = futures_util::future::join_all(
+            (0..8).map(|_| store.claim_outgoing(now, Duration::minutes(5), 3)),
+        )
+        .await;
+    }
+    let unique: std::collections::HashSet<uuid::Uuid> = claimed.iter().copied().collect();
+    assert_eq!(unique.len(), claimed.len(), "a letter claimed twice");
+    assert_eq!(unique, expected, "every letter claimed once");
+}
+
+/// A sender whose lease ran out and whose letter another claimed cannot
+/// record its outcome; the one holding the claim does. A failure is
+/// retried from its day, or given up.
+pub async fn a_lapsed_claim_cannot_record_the_outcome(store: &dyn Store) {
+    let day = reception_day();
+    store
+        .enqueue_digest("acv", day, Some("acv@anct.example"), in_wave_one())
+        .await
+        .expect("digest");
+    let t0 = in_wave_one();
+    let lease = Duration::minutes(5);
+    let first = store.claim_outgoing(t0, lease, 10).await.expect("claim");
+    assert_eq!(first.len(), 1);
+    let letter = first[0].clone();
+    let first_claim = letter.claim_token.expect("a claim token");
+    assert!(store
+        .claim_outgoing(t0 + Duration::minutes(1), lease, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    let second = store
+        .claim_outgoing(t0 + Duration::minutes(6), lease, 10)
+        .await
+        .expect("claim after the lease");
+    assert_eq!(
+        second.iter().map(|l| l.id).collect::<Vec<_>>(),
+        vec![letter.id]
+    );
+    let second_claim = second[0].claim_token.expect("a claim token");
+    assert_ne!(first_claim, second_claim);
+    assert!(!store
+        .mark_sent(letter.id, first_claim, t0 + Duration::minutes(7))
+        .await
+        .expect("mark"));
+    assert!(!store
+        .mark_failed(letter.id, first_claim, "timeout", None)
+        .await
+        .expect("mark"));
+    // The second sender fails, to retry later.
+    let retry_at = t0 + Duration::hours(1);
+    assert!(store
+        .mark_failed(letter.id, second_claim, "451 try later", Some(retry_at))
+        .await
+        .expect("mark"));
+    assert!(store
+        .claim_outgoing(t0 + Duration::minutes(30), lease, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    let third = store
+        .claim_outgoing(retry_at, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(third.len(), 1);
+    assert_eq!(
+        (third[0].attempts, third[0].last_error.as_deref()),
+        (3, Some("451 try later"))
+    );
+    let third_claim = third[0].claim_token.expect("a claim token");
+    let sent_at = retry_at + Duration::seconds(2);
+    assert!(store
+        .mark_sent(letter.id, third_claim, sent_at)
+        .await
+        .expect("sent"));
+    assert!(!store
+        .mark_sent(letter.id, third_claim, sent_at)
+        .await
+        .expect("sent once"));
+    assert!(store
+        .claim_outgoing(retry_at + Duration::days(1), lease, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+
+    // Given up after the sender's last attempt.
+    store
+        .enqueue_digest("ti", day, Some("ti@anct.example"), t0)
+        .await
+        .expect("digest");
+    let ti = store.claim_outgoing(t0, lease, 10).await.expect("claim");
+    assert_eq!(ti.len(), 1);
+    assert!(store
+        .mark_failed(
+            ti[0].id,
+            ti[0].claim_token.expect("token"),
+            "550 unknown",
+            None
+        )
+        .await
+        .expect("give up"));
+    assert!(store
+        .claim_outgoing(t0 + Duration::days(2), lease, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+}
+
+/// Several instances enqueueing an agency's digest of a day enqueue one;
+/// without an address it is kept, never due.
+pub async fn a_digest_enqueued_twice_is_one(store: &dyn Store) {
+    let day = reception_day();
+    let tries =
+        (0..6).map(|_| store.enqueue_digest("dar", day, Some("dar@anct.example"), in_wave_one()));
+    let enqueued: Vec<bool> = futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(|o| o.expect("enqueue"))
+        .collect();
+    assert_eq!(enqueued.iter().filter(|e| **e).count(), 1);
+    assert!(store
+        .enqueue_digest(
+            "dar",
+            day + Duration::days(1),
+            Some("dar@anct.example"),
+            in_wave_one()
+        )
+        .await
+        .expect("next day"));
+    assert!(store
+        .enqueue_digest("ti", day, None, in_wave_one())
+        .await
+        .expect("no address"));
+    let due = store
+        .claim_outgoing(in_wave_one(), Duration::minutes(5), 10)
+        .await
+        .expect("claim");
+    assert!(due.iter().all(|l| l.kind == crate::OutgoingKind::Digest));
+    let mut got: Vec<(Option<String>, Option<chrono::NaiveDate>)> = due
+        .iter()
+        .map(|l| (l.digest_agency.clone(), l.digest_date))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (Some("dar".into()), Some(day)),
+            (Some("dar".into()), Some(day + Duration::days(1))),
+        ]
+    );
+}
+
+/// The files an arrival keeps (its raw message, its attachments) are
+/// referenced: the files' garbage collection keeps them.
+pub async fn referenced_files_include_arrival_files(store: &dyn Store) {
+    let new = message("f1", 0, crate::ArrivalState::Nouveau);
+    store.record_arrival(&new).await.expect("import");
+    let (id, order) = complete_deposit_order("Nevers", "58194", None);
+    applied(store, request(id, order, agent(), None, None)).await;
+    let files = store.referenced_files().await.expect("files");
+    assert!(files.contains(&new.raw_sha256), "{files:?}");
+    assert!(files.contains(&new.attachments[0].sha256), "{files:?}");
+    assert!(
+        files.contains(&format!("{:064x}", 0xc000)),
+        "pièces still: {files:?}"
+    );
+    assert_eq!(files.len(), 4);
 }

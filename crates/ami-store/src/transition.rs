@@ -9,6 +9,7 @@ use ami_core::{
     Placement, Target,
 };
 
+use crate::mail::{letters, Handling, Letter};
 use crate::write::{Remembered, Write};
 use crate::{
     chain_digest, due_on, list_column, micros, read_number, to_i64, Executed, Principal,
@@ -26,6 +27,8 @@ pub struct Prepared {
     /// The answer rendered for the acting person.
     pub body: String,
     pub status: u16,
+    /// The letters the event causes ([`letters`]), written with it.
+    pub letters: Vec<Letter>,
 }
 
 /// A creation (a deposit)?
@@ -33,6 +36,16 @@ pub fn creates(req: &TransitionRequest) -> bool {
     req.definition
         .action(&req.command.action)
         .is_some_and(|a| a.effect == Effect::Create)
+}
+
+/// How a transition handles the arrival it names: a deposit makes a
+/// dossier of it, any other action attaches it to one.
+pub fn handling(req: &TransitionRequest) -> Handling {
+    if creates(req) {
+        Handling::Depot
+    } else {
+        Handling::Rattachement
+    }
 }
 
 /// The wave a deposit falls in, if it is a deposit inside a wave.
@@ -174,7 +187,9 @@ pub fn prepare(
     let event_json = serde_jcs::to_string(&event).map_err(|e| StoreError::Other(e.to_string()))?;
     let digest = chain_digest(&previous_digest, &event_json);
     let body = (req.respond)(&dossier, actor);
+    let letters = letters(def, &req.command.action, &dossier, event.seq, req.now);
     Ok(Prepared {
+        letters,
         status: if previous_version.is_none() { 201 } else { 200 },
         dossier,
         previous_version,
@@ -220,6 +235,7 @@ impl Prepared {
                 body: self.body.clone(),
                 created_at_us: micros(req.now),
             }),
+            letters: self.letters.clone(),
         })
     }
 }

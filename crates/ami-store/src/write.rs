@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::mail::Letter;
+
 /// Everything one transition writes, decided before the write.
 #[derive(Debug, Serialize)]
 pub struct Write {
@@ -27,6 +29,8 @@ pub struct Write {
     /// The event in canonical JSON.
     pub event: String,
     pub idempotency: Option<Remembered>,
+    /// The letters the event causes, written with it.
+    pub letters: Vec<Letter>,
 }
 
 /// The first answer to an idempotency key, kept with the write.

@@ -265,6 +265,7 @@ pub async fn record(
             now,
             idempotency: None,
             respond: Arc::new(|_, _| String::new()),
+            arrival: None,
         });
         asked.push(i);
     }

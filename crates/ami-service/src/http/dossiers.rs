@@ -206,6 +206,7 @@ pub(crate) async fn run(
             ],
         )?,
         respond,
+        arrival: None,
     };
     match state.store.execute(req).await? {
         Executed::Applied { dossier, body } => {

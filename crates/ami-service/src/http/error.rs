@@ -273,6 +273,16 @@ impl From<StoreError> for ApiError {
                 field: Some("Idempotency-Key".into()),
                 detail: "Cette clé d'idempotence a déjà servi pour une requête différente. Utilisez une nouvelle clé pour une nouvelle requête.".into(),
             },
+            // TODO(#13): the mail endpoints' own codes; here so that the
+            // store's new refusals have an answer.
+            StoreError::ArrivalNotFound => ApiError::NotFound {
+                detail: "Aucun courrier arrivé ne porte cet identifiant.".into(),
+            },
+            StoreError::ArrivalHandled { state } => ApiError::Unprocessable {
+                code: "arrival_handled".into(),
+                field: Some("arrival".into()),
+                detail: format!("Ce courrier arrivé n'est plus à traiter (état : {state})."),
+            },
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 ApiError::Unavailable
