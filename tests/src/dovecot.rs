@@ -1,0 +1,251 @@
+//! A real IMAP server for the mail tests: Debian's Dovecot
+//! (`dovecot-imapd`, installed by `.ci/run`), one instance per test, from
+//! a configuration written into a temporary folder: 127.0.0.1 on a free
+//! port, no TLS, plain login allowed, one user ([`USER`], [`PASSWORD`])
+//! whose maildir is in that folder. Its program is `AMI_TEST_DOVECOT`
+//! when set, else `dovecot` on the PATH or in `/usr/sbin`. Tests that ask
+//! for it fail, rather than skip, when it cannot start.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let mut server = ami_tests::dovecot::Dovecot::start()?;
+//! let mut imap = server.client().await?; // logged in, for APPEND, FETCH…
+//! imap.append("INBOX", None, None, b"Subject: x\r\n\r\nbody\r\n").await?;
+//! server.restart()?; // SIGKILL, then the same port and mail again
+//! # Ok(()) }
+//! ```
+//!
+//! Each instance runs in its own process group, killed as a whole (SIGKILL)
+//! by [`Dovecot::kill`] and on drop: like a machine losing its server.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+/// The one mail user of every instance.
+pub const USER: &str = "ami";
+/// Its password.
+pub const PASSWORD: &str = "courrier-secret";
+
+/// How long Dovecot may take to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An IMAP session of the test's own, over plain TCP.
+pub type Session = async_imap::Session<tokio::net::TcpStream>;
+
+/// A running Dovecot and its folder (configuration, maildir, log).
+pub struct Dovecot {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Dovecot {
+    /// Writes a configuration for a free port and starts Dovecot; returns
+    /// once it accepts connections.
+    pub fn start() -> anyhow::Result<Dovecot> {
+        let dir = tempfile::Builder::new().prefix("dovecot").tempdir()?;
+        let port = crate::process::free_port()?;
+        write_config(dir.path(), port)?;
+        let mut server = Dovecot {
+            dir,
+            port,
+            child: None,
+        };
+        server.spawn_and_wait()?;
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `imap://ami@127.0.0.1:PORT/MAILBOX`, for `ImapSource::parse`.
+    pub fn url(&self, mailbox: &str) -> String {
+        format!("imap://{USER}@127.0.0.1:{}/{mailbox}", self.port)
+    }
+
+    /// A session logged in as [`USER`], to append messages or read flags.
+    pub async fn client(&self) -> anyhow::Result<Session> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let mut client = async_imap::Client::new(tcp);
+        client
+            .read_response()
+            .await?
+            .context("Dovecot closed before its greeting")?;
+        client
+            .login(USER, PASSWORD)
+            .await
+            .map_err(|(e, _)| anyhow::Error::new(e))
+            .context("login to Dovecot")
+    }
+
+    /// Kills the server and every process of its group (SIGKILL), then
+    /// waits until its port refuses connections.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .stderr(Stdio::null())
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Starts again on the same port and maildir, after a kill.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        // The dead master's pid file would stop the new one.
+        let _ = std::fs::remove_file(self.dir.path().join("run/master.pid"));
+        self.spawn_and_wait()
+    }
+
+    /// The last lines of Dovecot's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
+        let program = program()?;
+        let child = Command::new(&program)
+            .arg("-F")
+            .arg("-c")
+            .arg(self.dir.path().join("dovecot.conf"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.path().join("stderr.log"))?,
+            ))
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                bail!(
+                    "Dovecot stopped ({status}): {}\n{}",
+                    std::fs::read_to_string(self.dir.path().join("stderr.log"))
+                        .unwrap_or_default(),
+                    self.log_tail()
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "Dovecot not listening on {} after {START_TIMEOUT:?}:\n{}",
+                    self.port,
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `AMI_TEST_DOVECOT`, else `dovecot` from the PATH or `/usr/sbin`.
+fn program() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("AMI_TEST_DOVECOT") {
+        return Ok(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("dovecot"))
+        .find(|p| p.is_file())
+        .context("dovecot missing: apt-get install dovecot-imapd (as .ci/run does)")
+}
+
+/// Output of `id FLAG`, trimmed.
+fn id(flag: &str) -> anyhow::Result<String> {
+    let out = Command::new("id").arg(flag).output()?;
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// The configuration of an instance in `dir` on `port`. As root (CI),
+/// Dovecot's own Debian users run the login and mail processes (Dovecot
+/// refuses root for them); as anyone else, that person runs everything.
+fn write_config(dir: &Path, port: u16) -> anyhow::Result<()> {
+    let root = id("-u")? == "0";
+    let (internal, internal_group, login, mail_user, mail_group) = if root {
+        let d = "dovecot".to_string();
+        (d.clone(), d.clone(), "dovenull".to_string(), d.clone(), d)
+    } else {
+        let user = id("-un")?;
+        let group = id("-gn")?;
+        (user.clone(), group.clone(), user.clone(), user, group)
+    };
+    for sub in ["run", "state", "mail"] {
+        std::fs::create_dir(dir.join(sub))?;
+    }
+    if root {
+        // Dovecot's users must reach their sockets and write the maildir.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::set_permissions(dir.join("mail"), std::fs::Permissions::from_mode(0o777))?;
+    }
+    let passwd = dir.join("passwd");
+    std::fs::write(&passwd, format!("{USER}:{{PLAIN}}{PASSWORD}\n"))?;
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o644))?;
+    let d = dir.display();
+    let config = format!(
+        r#"# Written by ami-tests (tests/src/dovecot.rs): one test's server.
+base_dir = {d}/run
+state_dir = {d}/state
+instance_name = ami-test-{port}
+listen = 127.0.0.1
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = {d}/dovecot.log
+default_internal_user = {internal}
+default_internal_group = {internal_group}
+default_login_user = {login}
+first_valid_uid = 1
+mail_location = maildir:{d}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user} gid={mail_group} home={d}/mail/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"#
+    );
+    std::fs::write(dir.join("dovecot.conf"), config)?;
+    Ok(())
+}
