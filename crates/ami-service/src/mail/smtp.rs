@@ -133,16 +133,16 @@ impl SmtpSender {
     /// Sends `message` to the recipients of its envelope (its `To`, `Cc`
     /// and `Bcc`).
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
-        self.transport
-            .send(message)
+        self.send_raw(message.envelope(), &message.formatted())
             .await
-            .map(drop)
-            .map_err(|e| self.failed(&e))
     }
 
     /// Sends a letter already formatted (`raw`, as kept in an outbox) to
-    /// the envelope's recipients.
+    /// the envelope's recipients, byte for byte.
     pub async fn send_raw(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+        // lettre ends the data with CRLF . CRLF whatever the message ends
+        // with: a message already ending with CRLF would gain an empty line.
+        let raw = raw.strip_suffix(b"\r\n").unwrap_or(raw);
         self.transport
             .send_raw(envelope, raw)
             .await
