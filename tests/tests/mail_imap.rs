@@ -52,6 +52,11 @@ impl Follower {
     /// Follows `source`; the importer takes every message when `accept`
     /// is true, and refuses (Err) otherwise. Every try is reported.
     fn start_with(source: ImapSource, accept: Arc<AtomicBool>) -> (Follower, TryLog) {
+        // The follower's log, shown with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("ami_service=debug")
+            .with_test_writer()
+            .try_init();
         let (tx, imported) = mpsc::unbounded_channel();
         let (try_tx, tries) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -335,6 +340,8 @@ async fn the_follower_comes_back_when_the_server_is_killed_and_restarted() {
 
     // Act: SIGKILL to every Dovecot process, then the same port again.
     server.kill();
+    // Down long enough for several refused connections (100, 200, 400 ms).
+    tokio::time::sleep(Duration::from_millis(800)).await;
     server.restart().expect("dovecot restarted");
     let after = letter("Après la panne");
     append(&server, "INBOX", &after).await;
