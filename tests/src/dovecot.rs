@@ -128,9 +128,9 @@ impl Dovecot {
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(self.dir.path().join("stderr.log"))?,
-            ))
+            .stderr(Stdio::from(std::fs::File::create(
+                self.dir.path().join("stderr.log"),
+            )?))
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
         self.child = Some(child);
@@ -143,8 +143,7 @@ impl Dovecot {
                 self.child = None;
                 bail!(
                     "Dovecot stopped ({status}): {}\n{}",
-                    std::fs::read_to_string(self.dir.path().join("stderr.log"))
-                        .unwrap_or_default(),
+                    std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default(),
                     self.log_tail()
                 );
             }

@@ -154,7 +154,10 @@ impl SmtpSink {
                 return Ok(received);
             }
             if Instant::now() > deadline {
-                bail!("{} message(s) after {timeout:?}, {count} expected", received.len());
+                bail!(
+                    "{} message(s) after {timeout:?}, {count} expected",
+                    received.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

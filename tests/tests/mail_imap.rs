@@ -284,8 +284,7 @@ async fn a_message_the_importer_refuses_stays_unmarked_and_is_tried_again() {
     let raw = letter("Refusée d'abord");
     append(&server, "INBOX", &raw).await;
     let accept = Arc::new(AtomicBool::new(false));
-    let (mut follower, mut tries) =
-        Follower::start_with(source(&server, "INBOX"), accept.clone());
+    let (mut follower, mut tries) = Follower::start_with(source(&server, "INBOX"), accept.clone());
 
     // Act: refused once, and still there, unmarked.
     assert_eq!(tries.next().await, raw);

@@ -52,11 +52,17 @@ async fn a_letter_reaches_the_server_with_its_french_subject_and_body_intact() {
         Some("Dossier reçu : « Cœur de ville » à Nevers")
     );
     assert_eq!(
-        parsed.body_text(0).map(|b| b.replace("\r\n", "\n")).as_deref(),
+        parsed
+            .body_text(0)
+            .map(|b| b.replace("\r\n", "\n"))
+            .as_deref(),
         Some("Bonjour,\n\nVotre dossier est bien reçu ; numéro 42.\nÀ bientôt.\n")
     );
     assert_eq!(
-        parsed.from().and_then(|f| f.first()).and_then(|a| a.address()),
+        parsed
+            .from()
+            .and_then(|f| f.first())
+            .and_then(|a| a.address()),
         Some("ami@ville.example")
     );
 }
@@ -92,7 +98,13 @@ async fn a_recipient_refused_with_a_5xx_is_a_permanent_failure() {
 
     // Assert
     assert!(
-        matches!(error, SendError::Permanent { code: Some(550), .. }),
+        matches!(
+            error,
+            SendError::Permanent {
+                code: Some(550),
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(sink.received().expect("sink folder").is_empty());
@@ -112,7 +124,13 @@ async fn a_recipient_refused_with_a_4xx_is_a_transient_failure() {
 
     // Assert
     assert!(
-        matches!(error, SendError::Transient { code: Some(451), .. }),
+        matches!(
+            error,
+            SendError::Transient {
+                code: Some(451),
+                ..
+            }
+        ),
         "{error:?}"
     );
 }

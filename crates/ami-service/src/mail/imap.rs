@@ -328,7 +328,11 @@ struct Backoff {
 
 impl Backoff {
     fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff { min, max, next: min }
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
     }
 
     fn next(&mut self) -> Duration {
@@ -710,7 +714,10 @@ mod tests {
             ("imaps://h/INBOX", ImapUrlError::NoUser),
             ("imaps://ami:secret@h/INBOX", ImapUrlError::PasswordInUrl),
             ("imaps://ami@h/INBOX?x=1", ImapUrlError::Extra),
-            ("imaps://ami@h/Bo%C3%AEte", ImapUrlError::Folder("Boîte".into())),
+            (
+                "imaps://ami@h/Bo%C3%AEte",
+                ImapUrlError::Folder("Boîte".into()),
+            ),
         ] {
             assert_eq!(ImapSource::parse(url), Err(error), "{url}");
         }

@@ -54,7 +54,10 @@ mod tests {
                 "smtp://ami:s3cr3t@relay.example:587?tls=required",
                 "smtp://ami:***@relay.example:587?tls=required",
             ),
-            ("smtps://a%40b:p@ss@relay.example", "smtps://a%40b:***@relay.example"),
+            (
+                "smtps://a%40b:p@ss@relay.example",
+                "smtps://a%40b:***@relay.example",
+            ),
             ("smtp://relay.example:25", "smtp://relay.example:25"),
             ("smtp://ami@relay.example", "smtp://ami@relay.example"),
         ] {

@@ -197,7 +197,10 @@ mod tests {
             "AMI <ami@ville.fr>",
         )
         .unwrap();
-        assert_eq!(sender.to_string(), "smtps://ami%40ville.fr:***@relay.example:465");
+        assert_eq!(
+            sender.to_string(),
+            "smtps://ami%40ville.fr:***@relay.example:465"
+        );
         assert!(!format!("{sender:?}").contains("s3cr"));
         assert_eq!(sender.from_mailbox().email.to_string(), "ami@ville.fr");
     }
