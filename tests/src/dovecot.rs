@@ -3,8 +3,9 @@
 //! a configuration written into a temporary folder: 127.0.0.1 on a free
 //! port, no TLS, plain login allowed, one user ([`USER`], [`PASSWORD`])
 //! whose maildir is in that folder. Its program is `AMI_TEST_DOVECOT`
-//! when set, else `dovecot` on the PATH or in `/usr/sbin`. Tests that ask
-//! for it fail, rather than skip, when it cannot start.
+//! when set, else `dovecot` on the PATH or in `/usr/sbin` (installed with
+//! apt-get when missing and run as root). Tests that ask for it fail,
+//! rather than skip, when it cannot start.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -22,6 +23,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -48,9 +50,16 @@ impl Dovecot {
     /// Writes a configuration for a free port and starts Dovecot; returns
     /// once it accepts connections.
     pub fn start() -> anyhow::Result<Dovecot> {
+        Dovecot::start_advertising(None)
+    }
+
+    /// Like [`Dovecot::start`], but after login the server advertises only
+    /// `capabilities` (`imap_capability`), e.g. `IMAP4rev1 UIDPLUS` for a
+    /// server without IDLE nor MOVE: to test a client's fallbacks.
+    pub fn start_advertising(capabilities: Option<&str>) -> anyhow::Result<Dovecot> {
         let dir = tempfile::Builder::new().prefix("dovecot").tempdir()?;
         let port = crate::process::free_port()?;
-        write_config(dir.path(), port)?;
+        write_config(dir.path(), port, capabilities)?;
         let mut server = Dovecot {
             dir,
             port,
@@ -165,17 +174,51 @@ impl Drop for Dovecot {
     }
 }
 
-/// `AMI_TEST_DOVECOT`, else `dovecot` from the PATH or `/usr/sbin`.
+/// `AMI_TEST_DOVECOT`, else `dovecot` from the PATH or `/usr/sbin`,
+/// installed with apt-get when missing and the tests run as root on
+/// Debian (as CI does; `.ci/run` installs it beforehand).
 fn program() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("AMI_TEST_DOVECOT") {
-        return Ok(PathBuf::from(p));
-    }
+    static PROGRAM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| find_or_install().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn find() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin")])
         .map(|d| d.join("dovecot"))
         .find(|p| p.is_file())
-        .context("dovecot missing: apt-get install dovecot-imapd (as .ci/run does)")
+}
+
+fn find_or_install() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("AMI_TEST_DOVECOT") {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(found) = find() {
+        return Ok(found);
+    }
+    let how = "apt-get install dovecot-imapd (as .ci/run does), or point AMI_TEST_DOVECOT at it";
+    if id("-u")? != "0" || !Path::new("/usr/bin/apt-get").is_file() {
+        bail!("dovecot is missing: {how}");
+    }
+    // Two test processes may get here at once; apt-get's own lock makes the
+    // second wait, then find it installed.
+    eprintln!("Dovecot is missing: installing dovecot-imapd with apt-get");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=600"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !(apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "dovecot-imapd"])) {
+        bail!("apt-get install dovecot-imapd failed: {how}");
+    }
+    find().with_context(|| format!("dovecot still missing after apt-get: {how}"))
 }
 
 /// Output of `id FLAG`, trimmed.
@@ -187,7 +230,7 @@ fn id(flag: &str) -> anyhow::Result<String> {
 /// The configuration of an instance in `dir` on `port`. As root (CI),
 /// Dovecot's own Debian users run the login and mail processes (Dovecot
 /// refuses root for them); as anyone else, that person runs everything.
-fn write_config(dir: &Path, port: u16) -> anyhow::Result<()> {
+fn write_config(dir: &Path, port: u16, capabilities: Option<&str>) -> anyhow::Result<()> {
     let root = id("-u")? == "0";
     let (internal, internal_group, login, mail_user, mail_group) = if root {
         let d = "dovecot".to_string();
@@ -245,6 +288,10 @@ service imap-login {{
 }}
 "#
     );
+    let config = match capabilities {
+        Some(caps) => format!("{config}imap_capability = {caps}\n"),
+        None => config,
+    };
     std::fs::write(dir.join("dovecot.conf"), config)?;
     Ok(())
 }

@@ -278,6 +278,51 @@ async fn without_idle_the_mailbox_is_polled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_idle_is_polled() {
+    // Arrange: Dovecot advertising neither IDLE nor MOVE.
+    let server = Dovecot::start_advertising(Some("IMAP4rev1 UIDPLUS")).expect("dovecot");
+    let polled = source(&server, "INBOX").with_poll_interval(Duration::from_millis(200));
+    let mut follower = Follower::start(polled);
+    append(&server, "INBOX", &letter("Premier")).await;
+    follower.take(1).await;
+
+    // Act
+    let later = letter("Relevé");
+    append(&server, "INBOX", &later).await;
+
+    // Assert
+    assert_eq!(follower.take(1).await, vec![later]);
+    follower.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_move_messages_are_copied_then_expunged() {
+    // Arrange: Dovecot advertising no MOVE.
+    let server = Dovecot::start_advertising(Some("IMAP4rev1 IDLE UIDPLUS")).expect("dovecot");
+    let letters = vec![letter("Copiée 1"), letter("Copiée 2")];
+    for raw in &letters {
+        append(&server, "INBOX", raw).await;
+    }
+    let moving = source(&server, "INBOX")
+        .with_done_folder(Some("Importes"))
+        .expect("folder");
+
+    // Act
+    let mut follower = Follower::start(moving);
+    let imported = follower.take(2).await;
+
+    // Assert
+    assert_eq!(sorted(imported), sorted(letters.clone()));
+    let done = until(&server, "Importes", |m| m.len() == 2).await;
+    assert_eq!(
+        sorted(done.into_iter().map(|m| m.0).collect()),
+        sorted(letters)
+    );
+    until(&server, "INBOX", <[_]>::is_empty).await;
+    follower.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_the_importer_refuses_stays_unmarked_and_is_tried_again() {
     // Arrange
     let server = Dovecot::start().expect("dovecot");

@@ -400,7 +400,12 @@ where
     }
     within(limit, "SELECT", session.select(&source.mailbox)).await?;
     backoff.reset();
-    tracing::info!(imap = %source, idle = server.idle, "boîte IMAP suivie");
+    tracing::info!(
+        imap = %source,
+        idle = server.idle,
+        moves = server.moves,
+        "boîte IMAP suivie"
+    );
 
     let news = session.unsolicited_responses.clone();
     let mut import_backoff = Backoff::new(source.backoff_min, source.backoff_max);
