@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use async_imap::extensions::idle::IdleResponse;
-use async_imap::types::UnsolicitedResponse;
+use async_imap::types::{Flag, UnsolicitedResponse};
 use futures_util::TryStreamExt as _;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -398,7 +398,15 @@ where
             tracing::debug!(folder = %done, error = %e, "CREATE (dossier des messages importés)");
         }
     }
-    within(limit, "SELECT", session.select(&source.mailbox)).await?;
+    let mailbox = within(limit, "SELECT", session.select(&source.mailbox)).await?;
+    if source.after_import == AfterImport::Flag && !keeps_keyword(&mailbox.permanent_flags) {
+        // Marks that do not stay would import the same messages forever.
+        return Err(anyhow!(
+            "la boîte {} ne garde pas le mot-clé {IMPORTED_KEYWORD} : déplacez les messages \
+             importés dans un dossier (--imap-done-folder)",
+            source.mailbox
+        ));
+    }
     backoff.reset();
     tracing::info!(
         imap = %source,
@@ -439,14 +447,19 @@ struct Server {
     uidplus: bool,
 }
 
-/// Whether a new message was announced (EXISTS, RECENT) since the last look.
+/// Whether the mailbox keeps [`IMPORTED_KEYWORD`] (PERMANENTFLAGS has it,
+/// or `\*`: any new keyword).
+fn keeps_keyword(permanent: &[Flag<'_>]) -> bool {
+    permanent
+        .iter()
+        .any(|f| *f == Flag::MayCreate || *f == Flag::Custom(IMPORTED_KEYWORD.into()))
+}
+
+/// Whether a new message was announced (EXISTS) since the last look.
 fn has_news(news: &async_channel::Receiver<UnsolicitedResponse>) -> bool {
     let mut any = false;
     while let Ok(response) = news.try_recv() {
-        any |= matches!(
-            response,
-            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-        );
+        any |= matches!(response, UnsolicitedResponse::Exists(_));
     }
     any
 }
@@ -747,6 +760,13 @@ mod tests {
             .unwrap()
             .with_done_folder(Some("Importés"))
             .is_err());
+    }
+
+    #[test]
+    fn a_mailbox_keeps_the_keyword_when_it_takes_any_or_this_one() {
+        assert!(keeps_keyword(&[Flag::Seen, Flag::MayCreate]));
+        assert!(keeps_keyword(&[Flag::Custom(IMPORTED_KEYWORD.into())]));
+        assert!(!keeps_keyword(&[Flag::Seen, Flag::Deleted]));
     }
 
     #[test]

@@ -8,6 +8,36 @@
 //!
 //! Reading a message and keeping it (arrivals, outbox) belong to others;
 //! these modules only move bytes to and from the mail servers.
+//!
+//! Wiring them into `ami serve` (flags `--imap-url`, `--imap-done-folder`,
+//! `--smtp-url`, `--mail-from`; env `AMI_IMAP_PASSWORD`, `AMI_SMTP_URL`,
+//! `AMI_MAIL_FROM`) goes like this; one shutdown signal for the HTTP server
+//! and the follower, e.g. a `tokio_util::sync::CancellationToken`:
+//!
+//! ```no_run
+//! # async fn wire(stop: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+//! use ami_service::mail::{imap, smtp};
+//! let source = imap::ImapSource::parse("imaps://ami%40ville.fr@mail.ville.fr/INBOX")?
+//!     .with_done_folder(None)?;
+//! let password = std::env::var("AMI_IMAP_PASSWORD")?;
+//! tokio::spawn(imap::follow(
+//!     source,
+//!     password,
+//!     |raw: Vec<u8>| async move {
+//!         // Parse `raw` and keep it as an arrival, idempotently.
+//!         Ok::<(), anyhow::Error>(())
+//!     },
+//!     stop.clone().cancelled_owned(),
+//! ));
+//! let sender = smtp::SmtpSender::from_url("smtp://127.0.0.1:25", "AMI <ami@ville.fr>")?;
+//! let letter = sender.message().to("mairie@nevers.fr".parse()?).subject("…").body(String::new())?;
+//! match sender.send(letter).await {
+//!     Ok(()) => {}
+//!     Err(e) if e.is_permanent() => { /* give up on this letter */ }
+//!     Err(_) => { /* try again later, with a growing wait */ }
+//! }
+//! # Ok(()) }
+//! ```
 
 pub mod imap;
 pub mod smtp;
