@@ -57,9 +57,23 @@ impl Dovecot {
     /// `capabilities` (`imap_capability`), e.g. `IMAP4rev1 UIDPLUS` for a
     /// server without IDLE nor MOVE: to test a client's fallbacks.
     pub fn start_advertising(capabilities: Option<&str>) -> anyhow::Result<Dovecot> {
+        Dovecot::start_with(capabilities, false)
+    }
+
+    /// Like [`Dovecot::start`], but TLS only (`imaps://localhost:PORT`),
+    /// with a certificate for `localhost` signed by a CA made for it, whose
+    /// PEM file is [`Dovecot::ca_file`] (for `SSL_CERT_FILE`).
+    pub fn start_tls() -> anyhow::Result<Dovecot> {
+        Dovecot::start_with(None, true)
+    }
+
+    fn start_with(capabilities: Option<&str>, tls: bool) -> anyhow::Result<Dovecot> {
         let dir = tempfile::Builder::new().prefix("dovecot").tempdir()?;
         let port = crate::process::free_port()?;
-        write_config(dir.path(), port, capabilities)?;
+        if tls {
+            make_certificates(dir.path())?;
+        }
+        write_config(dir.path(), port, capabilities, tls)?;
         let mut server = Dovecot {
             dir,
             port,
@@ -76,6 +90,40 @@ impl Dovecot {
     /// `imap://ami@127.0.0.1:PORT/MAILBOX`, for `ImapSource::parse`.
     pub fn url(&self, mailbox: &str) -> String {
         format!("imap://{USER}@127.0.0.1:{}/{mailbox}", self.port)
+    }
+
+    /// The CA of a [`Dovecot::start_tls`] server, in PEM.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Writes `raw` straight into the INBOX's maildir, as a delivery
+    /// agent would (for a TLS-only server, which [`Dovecot::client`] cannot
+    /// reach). Waits first for Dovecot to make the maildir (at [`USER`]'s
+    /// first login). Returns the file's path.
+    pub fn deliver(&self, raw: &[u8]) -> anyhow::Result<String> {
+        let maildir = self.dir.path().join("mail").join(USER);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !maildir.join("new").is_dir() {
+            if Instant::now() > deadline {
+                bail!("no maildir at {} (nobody logged in?)", maildir.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let name = format!(
+            "{}.P{}Q{}.ami-tests",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs(),
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let tmp = maildir.join("tmp").join(&name);
+        std::fs::write(&tmp, raw)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666))?;
+        let new = maildir.join("new").join(&name);
+        std::fs::rename(&tmp, &new)?;
+        Ok(new.display().to_string())
     }
 
     /// A session logged in as [`USER`], to append messages or read flags.
@@ -230,7 +278,12 @@ fn id(flag: &str) -> anyhow::Result<String> {
 /// The configuration of an instance in `dir` on `port`. As root (CI),
 /// Dovecot's own Debian users run the login and mail processes (Dovecot
 /// refuses root for them); as anyone else, that person runs everything.
-fn write_config(dir: &Path, port: u16, capabilities: Option<&str>) -> anyhow::Result<()> {
+fn write_config(
+    dir: &Path,
+    port: u16,
+    capabilities: Option<&str>,
+    tls: bool,
+) -> anyhow::Result<()> {
     let root = id("-u")? == "0";
     let (internal, internal_group, login, mail_user, mail_group) = if root {
         let d = "dovecot".to_string();
@@ -252,6 +305,23 @@ fn write_config(dir: &Path, port: u16, capabilities: Option<&str>) -> anyhow::Re
     std::fs::write(&passwd, format!("{USER}:{{PLAIN}}{PASSWORD}\n"))?;
     std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o644))?;
     let d = dir.display();
+    let (ssl, listeners) = if tls {
+        (
+            format!("ssl = required\nssl_cert = <{d}/cert.pem\nssl_key = <{d}/key.pem"),
+            format!(
+                "  inet_listener imap {{\n    port = 0\n  }}\n  inet_listener imaps {{\n    \
+                 address = 127.0.0.1\n    port = {port}\n    ssl = yes\n  }}"
+            ),
+        )
+    } else {
+        (
+            "ssl = no".to_string(),
+            format!(
+                "  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
+                 inet_listener imaps {{\n    port = 0\n  }}"
+            ),
+        )
+    };
     let config = format!(
         r#"# Written by ami-tests (tests/src/dovecot.rs): one test's server.
 base_dir = {d}/run
@@ -259,7 +329,7 @@ state_dir = {d}/state
 instance_name = ami-test-{port}
 listen = 127.0.0.1
 protocols = imap
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = {d}/dovecot.log
@@ -278,13 +348,7 @@ userdb {{
 }}
 service imap-login {{
   chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
+{listeners}
 }}
 "#
     );
@@ -293,5 +357,78 @@ service imap-login {{
         None => config,
     };
     std::fs::write(dir.join("dovecot.conf"), config)?;
+    Ok(())
+}
+
+/// A CA and a certificate for `localhost` it signed (EC keys, two days),
+/// made with `openssl` into `dir`: `ca.pem`, `cert.pem`, `key.pem`.
+fn make_certificates(dir: &Path) -> anyhow::Result<()> {
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+            &[
+                "-subj",
+                "/CN=ami test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "key.pem",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .context("openssl (apt-get install openssl)")?;
+        if !out.status.success() {
+            bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
     Ok(())
 }
