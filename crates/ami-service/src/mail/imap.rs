@@ -40,8 +40,13 @@ pub const IMPORTED_KEYWORD: &str = "$AmiImporte";
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Longest IDLE before it is ended and started again: servers may drop an
-/// IDLE after 30 minutes (RFC 2177), and a dead connection is found then.
+/// IDLE after 30 minutes (RFC 2177).
 pub const MAX_IDLE: Duration = Duration::from_secs(29 * 60);
+
+/// Default IDLE length: shorter than [`MAX_IDLE`] so that a connection a
+/// firewall dropped without a word is found (and made again) within
+/// minutes.
+pub const DEFAULT_IDLE_REFRESH: Duration = Duration::from_secs(10 * 60);
 
 /// What is done to a message once the importer has taken it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +161,7 @@ impl ImapSource {
             after_import: AfterImport::Flag,
             idle: true,
             poll_interval: DEFAULT_POLL_INTERVAL,
-            idle_refresh: MAX_IDLE,
+            idle_refresh: DEFAULT_IDLE_REFRESH,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             command_timeout: Duration::from_secs(120),
@@ -164,7 +169,9 @@ impl ImapSource {
     }
 
     /// Moves imported messages to `folder` (`--imap-done-folder`) instead
-    /// of marking them; `None` keeps the keyword.
+    /// of marking them; `None` keeps the keyword. The name is the server's
+    /// own, with its hierarchy separator (`INBOX.Importes` on a Dovecot
+    /// with maildir, `INBOX/Importes` elsewhere).
     pub fn with_done_folder(mut self, done: Option<&str>) -> Result<ImapSource, ImapUrlError> {
         self.after_import = match done {
             None => AfterImport::Flag,
