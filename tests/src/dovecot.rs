@@ -104,7 +104,11 @@ impl Dovecot {
     pub fn deliver(&self, raw: &[u8]) -> anyhow::Result<String> {
         let maildir = self.dir.path().join("mail").join(USER);
         let deadline = Instant::now() + START_TIMEOUT;
-        while !maildir.join("new").is_dir() {
+        // Dovecot makes cur/, new/ and tmp/ one after the other.
+        while !["cur", "new", "tmp"]
+            .iter()
+            .all(|sub| maildir.join(sub).is_dir())
+        {
             if Instant::now() > deadline {
                 bail!("no maildir at {} (nobody logged in?)", maildir.display());
             }
