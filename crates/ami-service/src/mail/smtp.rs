@@ -165,7 +165,8 @@ impl SmtpSender {
 
     fn failed(&self, e: &lettre::transport::smtp::Error) -> SendError {
         let error = SendError::from_lettre(e);
-        tracing::warn!(smtp = %self.shown, error = %error, "SMTP");
+        // The caller (the outbox) logs what it decides; here, the detail.
+        tracing::debug!(smtp = %self.shown, error = %error, "SMTP : envoi échoué");
         error
     }
 }
