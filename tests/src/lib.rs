@@ -8,8 +8,10 @@
 //! reached: a skipped backend must not pass for a tested one.
 
 pub mod browser;
+pub mod dovecot;
 pub mod process;
 pub mod s3;
+pub mod smtp_sink;
 pub mod web;
 
 use std::sync::Arc;

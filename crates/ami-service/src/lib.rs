@@ -8,5 +8,6 @@ pub mod demo_files;
 pub mod export;
 pub mod files;
 pub mod http;
+pub mod mail;
 pub mod store;
 pub mod web;
