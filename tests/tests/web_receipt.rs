@@ -190,7 +190,10 @@ async fn the_receipt_lists_every_event_every_file_and_the_last_digest(backend: B
         .next()
         .expect("#recu-dossier");
     assert_eq!(field_text(facts, "Référence"), reference);
-    assert_eq!(field_text(facts, "Commune"), "Nevers");
+    assert_eq!(
+        field_text(facts, "Commune"),
+        dossier["commune"].as_str().expect("commune")
+    );
     assert_eq!(
         field_text(facts, "Code INSEE"),
         dossier["code_insee"].as_str().expect("insee")

@@ -160,15 +160,18 @@ async fn pages_carry_security_headers_and_show_hostile_names_as_text(backend: Ba
     let team = app.team().await;
     let hostile = format!(
         "<script>alert(\"x\")</script> L'Haÿ & {}",
-        // As long as a commune may be (300 characters).
+        // Nearly as long as a porteur's name may be (300 characters).
         "très long ".repeat(25)
     );
-    app.deposit_body(&team.dar, &new_dossier(&hostile, &["acv"]))
+    let d = app
+        .deposit_body(&team.dar, &new_dossier(&hostile, &["acv"]))
         .await;
     let mut browser = Browser::new(&app);
     browser.sign_in(&team.dar.token).await;
 
-    let (status, headers, page) = browser.get("/a-traiter").await;
+    let (status, headers, page) = browser
+        .get(&format!("/dossiers/{}", d["id"].as_str().expect("id")))
+        .await;
 
     assert_eq!(status, StatusCode::OK);
     let csp = headers["content-security-policy"]

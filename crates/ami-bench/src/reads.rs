@@ -49,6 +49,14 @@ const READS: &[(&str, &str)] = &[
         "/api/v1/dossiers?state=instruit,avis_acv&wave=1,2&programme=acv&awaiting=acv&limit=50",
     ),
     ("stats", "/api/v1/stats"),
+    ("overdue", "/api/v1/dossiers?overdue=true&limit=50"),
+    ("departement", "/api/v1/dossiers?departement=58&limit=50"),
+    (
+        "due+awaiting",
+        "/api/v1/dossiers?awaiting=dar&sort=due&limit=50",
+    ),
+    ("stats+departement", "/api/v1/stats?departement=58"),
+    ("stats by region", "/api/v1/stats?group_by=region"),
 ];
 
 /// Requests of each kind measured.
