@@ -7,6 +7,7 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod feed;
+pub mod messages;
 pub mod pieces;
 pub mod receipt;
 pub mod views;
@@ -193,6 +194,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(pieces::put_piece, pieces::get_piece))
         .routes(routes!(pieces::get_piece_version))
         .routes(routes!(dossiers::history))
+        .routes(routes!(messages::list))
         .routes(routes!(receipt::receipt))
         .routes(routes!(exports::csv))
         .routes(routes!(exports::xlsx))
