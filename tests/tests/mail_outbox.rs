@@ -109,8 +109,9 @@ async fn a_deposit_with_an_email_sends_one_accuse_de_reception_in_french(backend
     let mail = read_mail(&received[0]);
     assert_eq!(mail.to, vec!["mairie@nevers.example".to_string()]);
     assert!(
-        mail.subject
-            .starts_with(&format!("Accusé de réception de votre candidature {reference}")),
+        mail.subject.starts_with(&format!(
+            "Accusé de réception de votre candidature {reference}"
+        )),
         "{}",
         mail.subject
     );
@@ -123,7 +124,11 @@ async fn a_deposit_with_an_email_sends_one_accuse_de_reception_in_french(backend
         "budget.xlsx",
         CONTACT,
     ] {
-        assert!(mail.text.contains(expected), "« {expected} » in:\n{}", mail.text);
+        assert!(
+            mail.text.contains(expected),
+            "« {expected} » in:\n{}",
+            mail.text
+        );
     }
     assert!(mail.html.contains(reference));
     let items = messages_until(&app, &team.dar, &d, |m| m[0]["status"] == "envoye").await;
@@ -135,7 +140,10 @@ async fn a_deposit_with_an_email_sends_one_accuse_de_reception_in_french(backend
     let id = items[0]["id"].as_str().expect("id");
     assert!(mail.message_id.starts_with(id), "{}", mail.message_id);
     // Unknown query parameters and unknown dossiers are refused.
-    let path = format!("/dossiers/{}/messages?status=envoye", d["id"].as_str().unwrap());
+    let path = format!(
+        "/dossiers/{}/messages?status=envoye",
+        d["id"].as_str().unwrap()
+    );
     assert_eq!(app.get(&team.dar, &path).await.0, StatusCode::BAD_REQUEST);
     let unknown = format!("/dossiers/{}/messages", uuid::Uuid::new_v4());
     assert_eq!(app.get(&team.dar, &unknown).await.0, StatusCode::NOT_FOUND);
@@ -165,7 +173,10 @@ async fn a_dossier_without_an_email_keeps_its_letter_sans_destinataire(backend: 
     outbox.stop().await;
     let received = sink.received().expect("received");
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].rcpt_to, vec!["mairie@autre.example".to_string()]);
+    assert_eq!(
+        received[0].rcpt_to,
+        vec!["mairie@autre.example".to_string()]
+    );
     app.stop().await;
 }
 
@@ -230,10 +241,16 @@ async fn a_refusal_sends_its_motivation_intact_in_text_and_escaped_in_html(backe
         .map(read_mail)
         .find(|m| m.subject.starts_with("Votre candidature"))
         .expect("a decision letter");
-    assert!(decision.subject.ends_with("n'est pas retenue"), "{}", decision.subject);
+    assert!(
+        decision.subject.ends_with("n'est pas retenue"),
+        "{}",
+        decision.subject
+    );
     assert!(decision.text.contains(motivation), "{}", decision.text);
     assert!(
-        decision.html.contains("Budget &#60;incomplet&#62; &#38; plan"),
+        decision
+            .html
+            .contains("Budget &#60;incomplet&#62; &#38; plan"),
         "{}",
         decision.html
     );
@@ -255,7 +272,10 @@ async fn a_recipient_refused_for_now_is_retried_then_given_up(backend: Backend) 
     let d = deposit_with_email(&app, &team.dar, Some(REFUSED_FOR_NOW)).await;
 
     // Assert: waiting after a first refusal, with its reason…
-    let waiting = messages_until(&app, &team.dar, &d, |m| m[0]["attempts"] == 1 && m[0]["last_error"].is_string()).await;
+    let waiting = messages_until(&app, &team.dar, &d, |m| {
+        m[0]["attempts"] == 1 && m[0]["last_error"].is_string()
+    })
+    .await;
     assert_eq!(waiting[0]["status"], "en_attente");
     assert!(
         waiting[0]["last_error"].as_str().unwrap().contains("451"),
@@ -274,7 +294,10 @@ async fn a_recipient_refused_for_now_is_retried_then_given_up(backend: Backend) 
     })
     .await;
     let second_wait = at(&retried[0]) - first_wait;
-    assert!(second_wait >= chrono::Duration::seconds(2), "the wait doubles: {second_wait}");
+    assert!(
+        second_wait >= chrono::Duration::seconds(2),
+        "the wait doubles: {second_wait}"
+    );
     let given_up = messages_until(&app, &team.dar, &d, |m| m[0]["status"] == "echec").await;
     assert_eq!(given_up[0]["attempts"], 3);
     assert!(sink.received().expect("received").is_empty());
@@ -380,19 +403,36 @@ async fn the_digest_is_enqueued_once_per_agency_and_day_by_two_instances(backend
     second.stop().await;
 
     // Assert
-    let mails: Vec<Mail> = sink.received().expect("received").iter().map(read_mail).collect();
+    let mails: Vec<Mail> = sink
+        .received()
+        .expect("received")
+        .iter()
+        .map(read_mail)
+        .collect();
     assert_eq!(mails.len(), 2, "one digest per agency");
     let dar = mails
         .iter()
         .find(|m| m.to == vec!["dar@cnam.example".to_string()])
         .expect("the DAR's digest");
-    assert!(dar.subject.starts_with("AMI – 1 dossier en attente"), "{}", dar.subject);
-    assert!(dar.text.contains(d["reference"].as_str().unwrap()), "{}", dar.text);
+    assert!(
+        dar.subject.starts_with("AMI – 1 dossier en attente"),
+        "{}",
+        dar.subject
+    );
+    assert!(
+        dar.text.contains(d["reference"].as_str().unwrap()),
+        "{}",
+        dar.text
+    );
     let acv = mails
         .iter()
         .find(|m| m.to == vec!["acv@anct.example".to_string()])
         .expect("the ACV's digest");
-    assert!(acv.subject.contains("aucun dossier en attente"), "{}", acv.subject);
+    assert!(
+        acv.subject.contains("aucun dossier en attente"),
+        "{}",
+        acv.subject
+    );
     other.close().await;
     app.stop().await;
 }
@@ -412,32 +452,53 @@ async fn ami_mail_preview_prints_the_accuse_of_a_demo_dossier(backend: Backend) 
         limit: 1,
         ..Default::default()
     };
-    let d = store.list_dossiers(&filter).await.expect("list").items.remove(0);
+    let d = store
+        .list_dossiers(&filter)
+        .await
+        .expect("list")
+        .items
+        .remove(0);
     store.close().await;
     let reference = d.reference.to_string();
 
     // Act
     let text = ami
         .run(&[
-            "mail", "preview", "accuse_reception", &reference, "--mail-contact", CONTACT,
-            "--database-url", &db.url,
+            "mail",
+            "preview",
+            "accuse_reception",
+            &reference,
+            "--mail-contact",
+            CONTACT,
+            "--database-url",
+            &db.url,
         ])
         .expect("ami mail preview");
     let html = ami
         .run(&[
-            "mail", "preview", "accuse_reception", &d.id.to_string(), "--html",
-            "--database-url", &db.url,
+            "mail",
+            "preview",
+            "accuse_reception",
+            &d.id.to_string(),
+            "--html",
+            "--database-url",
+            &db.url,
         ])
         .expect("ami mail preview --html");
 
     // Assert
     assert!(
-        text.starts_with(&format!("Accusé de réception de votre candidature {reference}")),
+        text.starts_with(&format!(
+            "Accusé de réception de votre candidature {reference}"
+        )),
         "{text}"
     );
     assert!(text.contains(CONTACT), "{text}");
     assert!(text.contains(d.commune.as_str()), "{text}");
-    assert!(html.contains("<html") && html.contains(&reference), "{html}");
+    assert!(
+        html.contains("<html") && html.contains(&reference),
+        "{html}"
+    );
 }
 
 on_both_backends!(
@@ -451,3 +512,33 @@ on_both_backends!(
     the_digest_is_enqueued_once_per_agency_and_day_by_two_instances,
     ami_mail_preview_prints_the_accuse_of_a_demo_dossier,
 );
+
+#[test]
+fn serve_refuses_an_smtp_url_without_a_sender_in_french() {
+    // Arrange
+    let ami = ami_tests::process::Program::new(env!("CARGO_BIN_EXE_ami-under-test"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("ami.db").display());
+
+    // Act
+    let refused = ami
+        .run(&[
+            "serve",
+            "--smtp-url",
+            "smtp://127.0.0.1:25",
+            "--database-url",
+            &db,
+        ])
+        .expect_err("refused");
+
+    // Assert
+    let message = refused.to_string();
+    assert!(
+        message.contains("--smtp-url donné sans --mail-from"),
+        "{message}"
+    );
+    assert!(
+        !dir.path().join("ami.db").exists(),
+        "refused before opening the database"
+    );
+}

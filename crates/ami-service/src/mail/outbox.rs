@@ -93,7 +93,10 @@ impl OutboxSettings {
 
 /// Reads `--digest-to` values: `agency=address`, several separated by
 /// commas (`dar=a@x,acv=b@y`).
-pub fn parse_digest_to(def: &Definition, values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+pub fn parse_digest_to(
+    def: &Definition,
+    values: &[String],
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for pair in values.iter().flat_map(|v| v.split(',')) {
         let pair = pair.trim();
@@ -156,7 +159,9 @@ async fn run(
     stop: CancellationToken,
 ) {
     match &settings.sender {
-        Some(sender) => tracing::info!(smtp = %sender, from = %settings.from, "outbox: sending letters"),
+        Some(sender) => {
+            tracing::info!(smtp = %sender, from = %settings.from, "outbox: sending letters")
+        }
         None => tracing::info!(
             "outbox: no --smtp-url, letters are kept in the outbox and nothing is sent"
         ),
@@ -168,7 +173,9 @@ async fn run(
             match enqueue_digests(&*store, &def, &settings, now).await {
                 Ok(Some(day)) => digests_done = Some(day),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "outbox: enqueuing the digests failed"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "outbox: enqueuing the digests failed")
+                }
             }
         }
         if let Some(sender) = &settings.sender {
@@ -254,8 +261,12 @@ async fn send_due(
                     settings.retry_after(row.attempts).map(|wait| at + wait)
                 };
                 match retry {
-                    Some(retry_at) => tracing::warn!(message.id = %row.id, kind = %row.kind, attempts = row.attempts, %retry_at, %error, "outbox: letter not sent; will retry"),
-                    None => tracing::error!(message.id = %row.id, kind = %row.kind, attempts = row.attempts, %error, "outbox: letter given up"),
+                    Some(retry_at) => {
+                        tracing::warn!(message.id = %row.id, kind = %row.kind, attempts = row.attempts, %retry_at, %error, "outbox: letter not sent; will retry")
+                    }
+                    None => {
+                        tracing::error!(message.id = %row.id, kind = %row.kind, attempts = row.attempts, %error, "outbox: letter given up")
+                    }
                 }
                 store.mark_failed(row.id, claim, &error, retry).await
             }
@@ -294,9 +305,15 @@ async fn send_one(
     let Some(to) = row.recipient.as_deref() else {
         return Err(permanent(anyhow::anyhow!("pas de destinataire")));
     };
-    let letter = render(store, def, row, &settings.contact, settings.public_url.as_deref())
-        .await
-        .map_err(permanent)?;
+    let letter = render(
+        store,
+        def,
+        row,
+        &settings.contact,
+        settings.public_url.as_deref(),
+    )
+    .await
+    .map_err(permanent)?;
     let message = letter
         .to_message(&settings.from, to, &message_id(row, sender), now)
         .map_err(|e| permanent(e.into()))?;
@@ -332,8 +349,7 @@ pub async fn render(
             }
         }
         OutgoingKind::Digest => {
-            let (Some(agency), Some(date)) = (row.digest_agency.as_deref(), row.digest_date)
-            else {
+            let (Some(agency), Some(date)) = (row.digest_agency.as_deref(), row.digest_date) else {
                 bail!("digest {} sans agence ni date", row.id);
             };
             render_digest(store, def, agency, date, public_url).await
@@ -360,14 +376,9 @@ async fn dossier_at(
             return Ok((d, event));
         }
     }
-    let dossier = ami_core::fold(
-        events
-            .iter()
-            .map(|e| &e.event)
-            .take_while(|e| e.seq <= seq),
-    )
-    .context("relecture du journal")?
-    .with_context(|| format!("dossier {id} introuvable"))?;
+    let dossier = ami_core::fold(events.iter().map(|e| &e.event).take_while(|e| e.seq <= seq))
+        .context("relecture du journal")?
+        .with_context(|| format!("dossier {id} introuvable"))?;
     Ok((dossier, event))
 }
 
