@@ -180,7 +180,7 @@ async fn run(
         }
         if let Some(sender) = &settings.sender {
             loop {
-                match send_due(&*store, &def, &settings, sender, clock.now(), &stop).await {
+                match send_due(&*store, &def, &settings, sender, clock, &stop).await {
                     Ok(n) if n == BATCH as usize && !stop.is_cancelled() => continue,
                     Ok(_) => break,
                     Err(e) => {
@@ -234,21 +234,26 @@ async fn send_due(
     def: &Definition,
     settings: &OutboxSettings,
     sender: &SmtpSender,
-    now: DateTime<Utc>,
+    clock: Clock,
     stop: &CancellationToken,
 ) -> anyhow::Result<usize> {
+    let now = clock.now();
     let claimed = store.claim_outgoing(now, LEASE, BATCH).await?;
     let n = claimed.len();
     for row in claimed {
-        if stop.is_cancelled() {
-            // Left claimed: sent by the next instance once the lease ends.
-            break;
-        }
         let Some(claim) = row.claim_token else {
             continue;
         };
+        if stop.is_cancelled() {
+            // Given back rather than left claimed until the lease ends.
+            let _ = store
+                .mark_failed(row.id, claim, "service arrêté avant l'envoi", Some(now))
+                .await;
+            continue;
+        }
         let outcome = send_one(store, def, settings, sender, &row, now).await;
-        let at = Utc::now().max(now);
+        // The service's clock: a test's fixed instant stays fixed.
+        let at = clock.now();
         let recorded = match outcome {
             Ok(()) => {
                 tracing::info!(message.id = %row.id, kind = %row.kind, "outbox: letter sent");
