@@ -501,6 +501,47 @@ async fn ami_mail_preview_prints_the_accuse_of_a_demo_dossier(backend: Backend) 
     );
 }
 
+async fn ami_serve_given_a_relay_sends_the_accuse_of_a_deposit(backend: Backend) {
+    // Arrange
+    let sink = SmtpSink::start().expect("smtp sink");
+    let db = TestDb::new(backend).await;
+    let mut ami = ami_tests::process::Program::new(env!("CARGO_BIN_EXE_ami-under-test"));
+    ami.env.extend([
+        ("AMI_SMTP_URL".to_string(), sink.url()),
+        ("AMI_MAIL_FROM".to_string(), FROM.to_string()),
+        ("AMI_MAIL_CONTACT".to_string(), CONTACT.to_string()),
+    ]);
+    let server = ami_tests::process::AmiProcess::start(&ami, &db.url)
+        .await
+        .expect("ami serve");
+    let (_, token) = ami
+        .create_token(&db.url, "Camille Martin", "dar", "agent")
+        .expect("token");
+    let mut body = new_dossier("Nevers", &["acv"]);
+    body["porteur"]["email"] = json!("mairie@nevers.example");
+
+    // Act
+    let res = reqwest::Client::new()
+        .post(format!("{}/dossiers", server.api()))
+        .bearer_auth(&token)
+        .multipart(ami_tests::deposit_multipart(&body))
+        .send()
+        .await
+        .expect("deposit");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let received = sink.wait_for(1, WAIT).await.expect("the accusé");
+
+    // Assert
+    let mail = read_mail(&received[0]);
+    assert!(
+        mail.subject.starts_with("Accusé de réception"),
+        "{}",
+        mail.subject
+    );
+    assert!(mail.text.contains(CONTACT), "{}", mail.text);
+    drop(server);
+}
+
 on_both_backends!(
     a_deposit_with_an_email_sends_one_accuse_de_reception_in_french,
     a_dossier_without_an_email_keeps_its_letter_sans_destinataire,
@@ -511,6 +552,7 @@ on_both_backends!(
     two_instances_send_each_letter_once,
     the_digest_is_enqueued_once_per_agency_and_day_by_two_instances,
     ami_mail_preview_prints_the_accuse_of_a_demo_dossier,
+    ami_serve_given_a_relay_sends_the_accuse_of_a_deposit,
 );
 
 #[test]
