@@ -32,6 +32,7 @@ fn outbox_of(app: &TestApp, settings: OutboxSettings) -> Outbox {
         app.definition.clone(),
         settings,
         Clock::System,
+        app.letters.clone(),
     )
 }
 
@@ -350,6 +351,7 @@ async fn two_instances_send_each_letter_once(backend: Backend) {
         Arc::clone(&app.definition),
         settings(&sink),
         Clock::System,
+        Arc::new(tokio::sync::Notify::new()),
     );
     sink.wait_for(n, WAIT).await.expect("every letter");
     for d in &dossiers {
@@ -395,6 +397,7 @@ async fn the_digest_is_enqueued_once_per_agency_and_day_by_two_instances(backend
         Arc::clone(&app.definition),
         digests(&sink),
         Clock::System,
+        Arc::new(tokio::sync::Notify::new()),
     );
     sink.wait_for(2, WAIT).await.expect("two digests");
     // A few more looks of both workers: nothing more may come.
@@ -542,6 +545,24 @@ async fn ami_serve_given_a_relay_sends_the_accuse_of_a_deposit(backend: Backend)
     drop(server);
 }
 
+async fn a_deposit_wakes_the_worker_without_waiting_for_its_tick(backend: Backend) {
+    // Arrange: a worker that would look again only in an hour.
+    let sink = SmtpSink::start().expect("smtp sink");
+    let app = TestApp::spawn(backend).await;
+    let team = app.team().await;
+    let mut s = settings(&sink);
+    s.tick = Duration::from_secs(3600);
+    let outbox = outbox_of(&app, s);
+
+    // Act
+    deposit_with_email(&app, &team.dar, Some("mairie@nevers.example")).await;
+
+    // Assert
+    sink.wait_for(1, WAIT).await.expect("sent at once");
+    outbox.stop().await;
+    app.stop().await;
+}
+
 on_both_backends!(
     a_deposit_with_an_email_sends_one_accuse_de_reception_in_french,
     a_dossier_without_an_email_keeps_its_letter_sans_destinataire,
@@ -553,6 +574,7 @@ on_both_backends!(
     the_digest_is_enqueued_once_per_agency_and_day_by_two_instances,
     ami_mail_preview_prints_the_accuse_of_a_demo_dossier,
     ami_serve_given_a_relay_sends_the_accuse_of_a_deposit,
+    a_deposit_wakes_the_worker_without_waiting_for_its_tick,
 );
 
 #[test]

@@ -755,12 +755,14 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     .as_deref()
                     .is_some_and(|u| u.starts_with("https://")),
                 clock: http::Clock::System,
+                letters: Arc::new(tokio::sync::Notify::new()),
             };
             let outbox = crate::mail::outbox::Outbox::spawn(
                 store.clone(),
                 state.definition.clone(),
                 mail,
                 http::Clock::System,
+                state.letters.clone(),
             );
             let served = http::serve(listener, state, shutdown_signal()).await;
             outbox.stop().await;

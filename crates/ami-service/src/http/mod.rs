@@ -54,6 +54,9 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// What time it is: whether an avis is late depends on it.
     pub clock: Clock,
+    /// Poked when a transition commits (its letters are in the outbox): the
+    /// outbox worker then looks at once rather than at its next tick.
+    pub letters: Arc<tokio::sync::Notify>,
 }
 
 /// The service's clock: the system's, or an instant fixed by whoever

@@ -23,6 +23,7 @@ use ami_core::{Definition, Dossier, DossierId, Payload};
 use ami_mail::{AccuseReception, Decision, Digest, DigestLine, Letter};
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, NaiveDate, Timelike as _, Utc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::smtp::SmtpSender;
@@ -132,15 +133,18 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Starts the worker on `store`.
+    /// Starts the worker on `store`; it looks at the outbox every
+    /// `settings.tick`, and at once when `wake` is notified (the
+    /// service's [`crate::http::AppState::letters`]).
     pub fn spawn(
         store: Arc<dyn Store>,
         definition: Arc<Definition>,
         settings: OutboxSettings,
         clock: Clock,
+        wake: Arc<Notify>,
     ) -> Outbox {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(store, definition, settings, clock, stop.clone()));
+        let task = tokio::spawn(run(store, definition, settings, clock, wake, stop.clone()));
         Outbox { stop, task }
     }
 
@@ -156,6 +160,7 @@ async fn run(
     def: Arc<Definition>,
     settings: OutboxSettings,
     clock: Clock,
+    wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
     match &settings.sender {
@@ -193,6 +198,7 @@ async fn run(
         tokio::select! {
             () = stop.cancelled() => break,
             () = tokio::time::sleep(settings.tick) => {}
+            () = wake.notified() => {}
         }
     }
     tracing::info!("outbox stopped");
