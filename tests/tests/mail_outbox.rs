@@ -461,6 +461,17 @@ async fn ami_mail_preview_prints_the_accuse_of_a_demo_dossier(backend: Backend) 
         .expect("list")
         .items
         .remove(0);
+    let laureat = ami_service::store::DossierFilter {
+        states: vec!["laureat".into()],
+        limit: 1,
+        ..Default::default()
+    };
+    let decided = store
+        .list_dossiers(&laureat)
+        .await
+        .expect("list")
+        .items
+        .remove(0);
     store.close().await;
     let reference = d.reference.to_string();
 
@@ -489,6 +500,27 @@ async fn ami_mail_preview_prints_the_accuse_of_a_demo_dossier(backend: Backend) 
         ])
         .expect("ami mail preview --html");
 
+    let decision = ami
+        .run(&[
+            "mail",
+            "preview",
+            "decision",
+            decided.reference.as_str(),
+            "--database-url",
+            &db.url,
+        ])
+        .expect("ami mail preview decision");
+    let digest = ami
+        .run(&[
+            "mail",
+            "preview",
+            "digest",
+            "dar",
+            "--database-url",
+            &db.url,
+        ])
+        .expect("ami mail preview digest");
+
     // Assert
     assert!(
         text.starts_with(&format!(
@@ -502,6 +534,17 @@ async fn ami_mail_preview_prints_the_accuse_of_a_demo_dossier(backend: Backend) 
         html.contains("<html") && html.contains(&reference),
         "{html}"
     );
+    assert!(
+        decision.starts_with(&format!("Votre candidature {}", decided.reference))
+            && decision
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .ends_with("est retenue"),
+        "{decision}"
+    );
+    assert!(digest.starts_with("AMI – "), "{digest}");
+    assert!(digest.contains("Cnam"), "{digest}");
 }
 
 async fn ami_serve_given_a_relay_sends_the_accuse_of_a_deposit(backend: Backend) {
