@@ -788,12 +788,14 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 .or(mail_from)
                 .unwrap_or_else(|| "(adresse de contact : --mail-contact)".to_string());
             let letter = preview(&*store, &def, kind, &target, &contact).await?;
-            if html {
-                print!("{}", letter.html);
+            let body = if html {
+                &letter.html
             } else {
                 println!("{}\n", letter.subject);
-                print!("{}", letter.text);
-            }
+                &letter.text
+            };
+            // The templates end without a newline; a terminal wants one.
+            println!("{}", body.trim_end_matches('\n'));
         }
         Cmd::Migrate { db } => {
             connect(&db.url()?).await?;
