@@ -606,6 +606,40 @@ async fn a_deposit_wakes_the_worker_without_waiting_for_its_tick(backend: Backen
     app.stop().await;
 }
 
+async fn letters_wait_while_the_relay_is_down_then_go_once_it_is_back(backend: Backend) {
+    // Arrange: a relay nobody listens at.
+    let app = TestApp::spawn(backend).await;
+    let team = app.team().await;
+    let port = ami_tests::process::free_port().expect("port");
+    let down = SmtpSender::from_url(&format!("smtp://127.0.0.1:{port}"), FROM).expect("sender");
+    let mut s = OutboxSettings::new(Some(down), FROM, CONTACT);
+    s.tick = Duration::from_millis(50);
+    s.first_retry = chrono::Duration::seconds(1);
+    let outbox = outbox_of(&app, s);
+    let first = deposit_with_email(&app, &team.dar, Some("mairie@une.example")).await;
+    let second = deposit_with_email(&app, &team.dar, Some("mairie@deux.example")).await;
+
+    // Act: both tried once and kept…
+    for d in [&first, &second] {
+        let items = messages_until(&app, &team.dar, d, |m| m[0]["last_error"].is_string()).await;
+        assert_eq!(items[0]["status"], "en_attente");
+        assert_eq!(items[0]["attempts"], 1);
+    }
+    outbox.stop().await;
+    // …then a relay that answers.
+    let sink = SmtpSink::start().expect("smtp sink");
+    let outbox = outbox_of(&app, settings(&sink));
+
+    // Assert
+    sink.wait_for(2, WAIT).await.expect("both letters");
+    for d in [&first, &second] {
+        let items = messages_until(&app, &team.dar, d, |m| m[0]["status"] == "envoye").await;
+        assert_eq!(items[0]["attempts"], 2);
+    }
+    outbox.stop().await;
+    app.stop().await;
+}
+
 on_both_backends!(
     a_deposit_with_an_email_sends_one_accuse_de_reception_in_french,
     a_dossier_without_an_email_keeps_its_letter_sans_destinataire,
@@ -618,6 +652,7 @@ on_both_backends!(
     ami_mail_preview_prints_the_accuse_of_a_demo_dossier,
     ami_serve_given_a_relay_sends_the_accuse_of_a_deposit,
     a_deposit_wakes_the_worker_without_waiting_for_its_tick,
+    letters_wait_while_the_relay_is_down_then_go_once_it_is_back,
 );
 
 #[test]

@@ -186,7 +186,10 @@ async fn run(
         if let Some(sender) = &settings.sender {
             loop {
                 match send_due(&*store, &def, &settings, sender, clock, &stop).await {
-                    Ok(n) if n == BATCH as usize && !stop.is_cancelled() => continue,
+                    Ok(Batch {
+                        claimed,
+                        relay_down: false,
+                    }) if claimed == BATCH as usize && !stop.is_cancelled() => continue,
                     Ok(_) => break,
                     Err(e) => {
                         tracing::warn!(error = %format!("{e:#}"), "outbox: claiming letters failed; retrying");
@@ -234,7 +237,18 @@ pub async fn enqueue_digests(
     Ok(Some(today))
 }
 
-/// Claims the letters due and sends each; how many were claimed.
+/// What one batch did.
+struct Batch {
+    claimed: usize,
+    /// The relay could not be reached: the rest of the batch was given
+    /// back untried, and the next batch waits for the next look.
+    relay_down: bool,
+}
+
+/// Claims the letters due and sends each. Once the relay cannot be
+/// reached (no reply at all), the batch's other letters are not tried:
+/// with each connection taking up to its timeout, a batch would outlast its
+/// lease.
 async fn send_due(
     store: &dyn Store,
     def: &Definition,
@@ -242,10 +256,11 @@ async fn send_due(
     sender: &SmtpSender,
     clock: Clock,
     stop: &CancellationToken,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Batch> {
     let now = clock.now();
     let claimed = store.claim_outgoing(now, LEASE, BATCH).await?;
     let n = claimed.len();
+    let mut relay_down: Option<String> = None;
     for row in claimed {
         let Some(claim) = row.claim_token else {
             continue;
@@ -257,7 +272,19 @@ async fn send_due(
                 .await;
             continue;
         }
-        let outcome = send_one(store, def, settings, sender, &row, now).await;
+        let outcome = match &relay_down {
+            Some(error) => Err(Failure {
+                error: error.clone(),
+                permanent: false,
+                unreachable: true,
+            }),
+            None => send_one(store, def, settings, sender, &row, now).await,
+        };
+        if let Err(f) = &outcome {
+            if f.unreachable && relay_down.is_none() {
+                relay_down = Some(f.error.clone());
+            }
+        }
         // The service's clock: a test's fixed instant stays fixed.
         let at = clock.now();
         let recorded = match outcome {
@@ -265,7 +292,9 @@ async fn send_due(
                 tracing::info!(message.id = %row.id, kind = %row.kind, "outbox: letter sent");
                 store.mark_sent(row.id, claim, at).await
             }
-            Err(Failure { error, permanent }) => {
+            Err(Failure {
+                error, permanent, ..
+            }) => {
                 let retry = if permanent {
                     None
                 } else {
@@ -292,12 +321,17 @@ async fn send_due(
             }
         }
     }
-    Ok(n)
+    Ok(Batch {
+        claimed: n,
+        relay_down: relay_down.is_some(),
+    })
 }
 
 struct Failure {
     error: String,
     permanent: bool,
+    /// No reply from the relay (connection refused, timeout).
+    unreachable: bool,
 }
 
 async fn send_one(
@@ -312,6 +346,7 @@ async fn send_one(
     let permanent = |e: anyhow::Error| Failure {
         error: format!("{e:#}"),
         permanent: true,
+        unreachable: false,
     };
     let Some(to) = row.recipient.as_deref() else {
         return Err(permanent(anyhow::anyhow!("pas de destinataire")));
@@ -331,6 +366,7 @@ async fn send_one(
     sender.send(message).await.map_err(|e| Failure {
         error: e.to_string(),
         permanent: e.is_permanent(),
+        unreachable: e.is_transient() && e.code().is_none(),
     })
 }
 
