@@ -172,6 +172,9 @@ pub struct TestApp {
     pub test_files: TestFiles,
     pub definition: Arc<Definition>,
     pub clock: http::Clock,
+    /// Poked by the service after each transition: give it to an outbox
+    /// worker ([`ami_service::mail::outbox::Outbox::spawn`]).
+    pub letters: Arc<tokio::sync::Notify>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -227,6 +230,7 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let letters = Arc::new(tokio::sync::Notify::new());
         let state = AppState {
             store: store.clone(),
             files: files.clone(),
@@ -234,6 +238,7 @@ impl TestApp {
             max_piece_size: http::pieces::DEFAULT_MAX_PIECE_SIZE,
             secure_cookies: false,
             clock,
+            letters: letters.clone(),
         };
         let server = tokio::spawn(async move {
             http::serve(listener, state, async {
@@ -252,6 +257,7 @@ impl TestApp {
             test_files,
             definition,
             clock,
+            letters,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -315,6 +321,7 @@ impl TestApp {
             max_piece_size: http::pieces::DEFAULT_MAX_PIECE_SIZE,
             secure_cookies: false,
             clock: self.clock,
+            letters: self.letters.clone(),
         }
     }
 

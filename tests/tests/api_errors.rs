@@ -614,12 +614,13 @@ async fn sql_and_html_in_text_fields_are_stored_and_returned_byte_for_byte(backe
 
 // ---- What the API says about itself ------------------------------------------------------------
 
-const DOCUMENTED_PATHS: [&str; 12] = [
+const DOCUMENTED_PATHS: [&str; 13] = [
     "/dossiers",
     "/dossiers/{id}",
     "/dossiers/{id}/transitions",
     "/dossiers/{id}/pieces/{kind}",
     "/dossiers/{id}/history",
+    "/dossiers/{id}/messages",
     "/dossiers/{id}/receipt",
     "/exports/dossiers.csv",
     "/exports/dossiers.xlsx",

@@ -79,6 +79,59 @@ impl FilesArgs {
     }
 }
 
+/// Sending letters (`ami serve`): the relay, the sender, the contact and
+/// the agencies' digests.
+#[derive(Args, Clone)]
+struct MailArgs {
+    /// The SMTP relay, in lettre's form: smtp://host:25,
+    /// smtp://host:587?tls=required, smtps://user:password@host:465.
+    /// Without it the letters wait in the outbox and none is sent.
+    #[arg(long, env = "AMI_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The sender of the letters (`AMI <ami@ville.fr>`); needed with --smtp-url.
+    #[arg(long, env = "AMI_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// The address the letters give to write to; default: --mail-from.
+    #[arg(long, env = "AMI_MAIL_CONTACT")]
+    mail_contact: Option<String>,
+    /// An agency's digest address, AGENCY=ADDRESS (`dar=dar@cnam.fr`);
+    /// repeatable, or several separated by commas.
+    #[arg(long, env = "AMI_DIGEST_TO", value_delimiter = ',')]
+    digest_to: Vec<String>,
+    /// The hour (0-23, the campaign's time zone: Europe/Paris) from which
+    /// the day's digests are sent.
+    #[arg(long, env = "AMI_DIGEST_HOUR", default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..24))]
+    digest_hour: u32,
+}
+
+impl MailArgs {
+    /// The worker's settings; both --smtp-url and --mail-from, or neither.
+    fn settings(
+        &self,
+        def: &Definition,
+        public_url: Option<&str>,
+    ) -> anyhow::Result<crate::mail::outbox::OutboxSettings> {
+        use crate::mail::{outbox::OutboxSettings, smtp::SmtpSender};
+        let sender = match (&self.smtp_url, &self.mail_from) {
+            (Some(url), Some(from)) => Some(SmtpSender::from_url(url, from)?),
+            (None, None) => None,
+            (Some(_), None) => bail!(
+                "--smtp-url donné sans --mail-from : indiquez l'adresse d'expédition des courriers (AMI_MAIL_FROM)"
+            ),
+            (None, Some(_)) => bail!(
+                "--mail-from donné sans --smtp-url : indiquez le serveur SMTP qui envoie les courriers (AMI_SMTP_URL)"
+            ),
+        };
+        let from = self.mail_from.clone().unwrap_or_default();
+        let contact = self.mail_contact.clone().unwrap_or_else(|| from.clone());
+        let mut settings = OutboxSettings::new(sender, &from, &contact);
+        settings.digest_to = crate::mail::outbox::parse_digest_to(def, &self.digest_to)?;
+        settings.digest_hour = self.digest_hour;
+        settings.public_url = public_url.map(str::to_string);
+        Ok(settings)
+    }
+}
+
 #[derive(Args, Clone)]
 struct Workflow {
     /// A workflow definition in TOML (`ami2`: the embedded second AMI). By
@@ -175,6 +228,8 @@ enum Cmd {
         /// Largest file a pièce may have, in bytes.
         #[arg(long, env = "AMI_MAX_PIECE_SIZE", default_value_t = crate::http::pieces::DEFAULT_MAX_PIECE_SIZE)]
         max_piece_size: u64,
+        #[command(flatten)]
+        mail: MailArgs,
     },
     /// Apply the database migrations.
     Migrate {
@@ -220,6 +275,11 @@ enum Cmd {
         db: Db,
         #[command(flatten)]
         workflow: Workflow,
+    },
+    /// The letters: see one as it would be sent.
+    Mail {
+        #[command(subcommand)]
+        command: MailCmd,
     },
     /// Rebuild every dossier's projection from the journal.
     Rebuild {
@@ -326,6 +386,39 @@ enum TokenCmd {
         #[command(flatten)]
         db: Db,
     },
+}
+
+#[derive(Subcommand)]
+enum MailCmd {
+    /// Print a letter (subject, then text) as the outbox would send it
+    /// now, from the database.
+    Preview {
+        #[arg(value_enum)]
+        kind: PreviewKind,
+        /// A dossier's id or reference (`AMI2-V1-0007`); for `digest`, an
+        /// agency (`dar`).
+        target: String,
+        /// Print the HTML part instead of the text.
+        #[arg(long)]
+        html: bool,
+        /// The address the letter gives to write to.
+        #[arg(long, env = "AMI_MAIL_CONTACT")]
+        mail_contact: Option<String>,
+        #[arg(long, env = "AMI_MAIL_FROM", hide = true)]
+        mail_from: Option<String>,
+        #[command(flatten)]
+        db: Db,
+        #[command(flatten)]
+        workflow: Workflow,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PreviewKind {
+    #[value(name = "accuse_reception")]
+    AccuseReception,
+    Decision,
+    Digest,
 }
 
 #[derive(Subcommand)]
@@ -530,6 +623,79 @@ async fn migrate_workflow(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `ami mail preview`: the letter of `kind` for `target`, rendered by the
+/// outbox's own functions. The accusé and the decision are those of the
+/// dossier's outbox rows when it has them (else of its deposit, of its
+/// last event when it is in a final state); the digest is today's.
+async fn preview(
+    store: &dyn Store,
+    def: &Definition,
+    kind: PreviewKind,
+    target: &str,
+    contact: &str,
+) -> anyhow::Result<ami_mail::Letter> {
+    use crate::mail::outbox;
+    use crate::store::OutgoingKind;
+    if kind == PreviewKind::Digest {
+        let today = Utc::now()
+            .with_timezone(&def.campaign().time_zone)
+            .date_naive();
+        return outbox::render_digest(store, def, target, today, None).await;
+    }
+    let dossier = find_dossier(store, target).await?;
+    let wanted = match kind {
+        PreviewKind::AccuseReception => OutgoingKind::AccuseReception,
+        _ => OutgoingKind::Decision,
+    };
+    let row_seq = store
+        .dossier_messages(dossier.id)
+        .await?
+        .into_iter()
+        .filter(|m| m.kind == wanted)
+        .filter_map(|m| m.event_seq)
+        .next_back();
+    match kind {
+        PreviewKind::AccuseReception => {
+            outbox::render_accuse(store, def, dossier.id, row_seq.unwrap_or(1), contact).await
+        }
+        _ => {
+            let seq = match row_seq {
+                Some(seq) => seq,
+                None if def.is_terminal(dossier.state.as_str()) => dossier.version,
+                None => bail!(
+                    "le dossier {} n'a pas de décision (état : {})",
+                    dossier.reference,
+                    dossier.state
+                ),
+            };
+            outbox::render_decision(store, def, dossier.id, seq, contact).await
+        }
+    }
+}
+
+/// A dossier by its id or its reference.
+async fn find_dossier(store: &dyn Store, target: &str) -> anyhow::Result<ami_core::Dossier> {
+    let target = target.trim();
+    if let Ok(id) = target.parse::<uuid::Uuid>() {
+        return store
+            .get_dossier(ami_core::DossierId(id))
+            .await?
+            .with_context(|| format!("aucun dossier d'identifiant {id}"));
+    }
+    let filter = crate::store::DossierFilter {
+        q: Some(target.to_string()),
+        limit: 50,
+        ..Default::default()
+    };
+    store
+        .list_dossiers(&filter)
+        .await?
+        .items
+        .into_iter()
+        .find(|d| d.reference.eq_ignore_ascii_case(target))
+        .with_context(|| format!("aucun dossier de référence « {target} »"))
+}
+
 async fn connect(url: &DatabaseUrl) -> anyhow::Result<Database> {
     crate::store::connect(url)
         .await
@@ -552,8 +718,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             workflow,
             public_url,
             max_piece_size,
+            mail,
         } => {
             let (definition, source) = workflow.load_with_source()?;
+            let mail = mail.settings(&definition, public_url.as_deref())?;
             let definition = Arc::new(definition);
             let url = db.url()?;
             let store = connect(&url).await?;
@@ -587,10 +755,47 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     .as_deref()
                     .is_some_and(|u| u.starts_with("https://")),
                 clock: http::Clock::System,
+                letters: Arc::new(tokio::sync::Notify::new()),
             };
-            http::serve(listener, state, shutdown_signal()).await?;
+            let outbox = crate::mail::outbox::Outbox::spawn(
+                store.clone(),
+                state.definition.clone(),
+                mail,
+                http::Clock::System,
+                state.letters.clone(),
+            );
+            let served = http::serve(listener, state, shutdown_signal()).await;
+            outbox.stop().await;
+            served?;
             store.close().await;
             tracing::info!("ami stopped");
+        }
+        Cmd::Mail {
+            command:
+                MailCmd::Preview {
+                    kind,
+                    target,
+                    html,
+                    mail_contact,
+                    mail_from,
+                    db,
+                    workflow,
+                },
+        } => {
+            let store = connect_existing(&db.url()?).await?;
+            let def = workflow.or_active(&*store).await?;
+            let contact = mail_contact
+                .or(mail_from)
+                .unwrap_or_else(|| "(adresse de contact : --mail-contact)".to_string());
+            let letter = preview(&*store, &def, kind, &target, &contact).await?;
+            let body = if html {
+                &letter.html
+            } else {
+                println!("{}\n", letter.subject);
+                &letter.text
+            };
+            // The templates end without a newline; a terminal wants one.
+            println!("{}", body.trim_end_matches('\n'));
         }
         Cmd::Migrate { db } => {
             connect(&db.url()?).await?;

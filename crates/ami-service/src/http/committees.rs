@@ -309,6 +309,9 @@ pub async fn record(
         .store
         .hold_committee(&session, requests, dry_run)
         .await?;
+    if !dry_run {
+        state.letters.notify_one();
+    }
     for (&i, executed) in asked.iter().zip(outcome.decisions.iter()) {
         let decision = &body.decisions[i];
         let reference = dossiers[i].as_ref().map(|d| d.reference.to_string());

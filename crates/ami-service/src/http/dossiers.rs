@@ -210,6 +210,7 @@ pub(crate) async fn run(
     };
     match state.store.execute(req).await? {
         Executed::Applied { dossier, body } => {
+            state.letters.notify_one();
             let created = (submission.status == StatusCode::CREATED).then_some(dossier.id);
             Ok(answer(submission.status, body, created))
         }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod feed;
+pub mod messages;
 pub mod pieces;
 pub mod receipt;
 pub mod views;
@@ -53,6 +54,9 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// What time it is: whether an avis is late depends on it.
     pub clock: Clock,
+    /// Poked when a transition commits (its letters are in the outbox): the
+    /// outbox worker then looks at once rather than at its next tick.
+    pub letters: Arc<tokio::sync::Notify>,
 }
 
 /// The service's clock: the system's, or an instant fixed by whoever
@@ -193,6 +197,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(pieces::put_piece, pieces::get_piece))
         .routes(routes!(pieces::get_piece_version))
         .routes(routes!(dossiers::history))
+        .routes(routes!(messages::list))
         .routes(routes!(receipt::receipt))
         .routes(routes!(exports::csv))
         .routes(routes!(exports::xlsx))

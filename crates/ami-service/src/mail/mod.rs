@@ -1,13 +1,16 @@
-//! Mail in and mail out: the transports, without the messages' meaning.
+//! Mail in and mail out: the transports, and the outbox worker that sends
+//! the letters.
 //!
 //! - [`imap`] follows the mailbox towns write to (IMAP IDLE, polling when
 //!   the server has no IDLE), gives each message's raw bytes to an importer
 //!   and marks it imported once the importer has taken it.
 //! - [`smtp`] sends letters through a relay with `lettre`, telling a
 //!   permanent refusal (5xx) from a failure worth retrying.
+//! - [`outbox`] renders the letters of the store's outbox and sends them
+//!   with [`smtp`], retrying with a growing wait; `ami serve` runs it.
 //!
-//! Reading a message and keeping it (arrivals, outbox) belong to others;
-//! these modules only move bytes to and from the mail servers.
+//! Keeping messages (arrivals, the outbox's rows) belongs to the store;
+//! `imap` and `smtp` only move bytes to and from the mail servers.
 //!
 //! Wiring them into `ami serve` (flags `--imap-url`, `--imap-done-folder`,
 //! `--smtp-url`, `--mail-from`; env `AMI_IMAP_PASSWORD`, `AMI_SMTP_URL`,
@@ -40,6 +43,7 @@
 //! ```
 
 pub mod imap;
+pub mod outbox;
 pub mod smtp;
 
 /// An error and its sources, on one line, for logs and error details.
