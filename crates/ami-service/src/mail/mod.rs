@@ -40,6 +40,7 @@
 //! ```
 
 pub mod imap;
+pub mod import;
 pub mod smtp;
 
 /// An error and its sources, on one line, for logs and error details.
