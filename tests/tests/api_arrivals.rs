@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 
 use ami_service::mail::import::Importer;
-use ami_tests::process::Program;
-use ami_tests::{piece_of, sha256_hex, Backend, Person, Reply, StatusCode, TestApp};
+use ami_tests::dovecot::{self, Dovecot};
+use ami_tests::process::{AmiProcess, Program};
+use ami_tests::{piece_of, sha256_hex, Backend, Person, Reply, StatusCode, TestApp, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -528,7 +529,68 @@ async fn a_bad_request_is_refused_naming_the_parameter_or_field(backend: Backend
     app.stop().await;
 }
 
+async fn ami_serve_with_an_imap_url_imports_what_arrives_in_the_mailbox(backend: Backend) {
+    let server = Dovecot::start().expect("dovecot");
+    let db = TestDb::new(backend).await;
+    let mut program = Program::new(env!("CARGO_BIN_EXE_ami-under-test"));
+    program
+        .env
+        .push(("AMI_IMAP_URL".into(), server.url("INBOX")));
+    program
+        .env
+        .push(("AMI_IMAP_PASSWORD".into(), dovecot::PASSWORD.into()));
+    let mut ami = AmiProcess::start(&program, &db.url)
+        .await
+        .expect("ami serve");
+    let (_, token) = program
+        .create_token(&db.url, "Camille Martin", "dar", "agent")
+        .expect("token");
+    let raw = std::fs::read(corpus("01-candidature-nevers.eml")).expect("corpus");
+    let mut imap = server.client().await.expect("imap client");
+
+    imap.append("INBOX", None, None, &raw).await.expect("append");
+
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let items = loop {
+        let page: Value = client
+            .get(format!("{}/arrivals", ami.api()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if !items.is_empty() {
+            break items;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing imported: {}",
+            ami.log_tail()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["subject"], "Candidature AMI – Ville de Nevers");
+    assert_eq!(items[0]["state"], "nouveau");
+    let raw_back = client
+        .get(format!("{}/arrivals/{}/raw", ami.api(), items[0]["id"].as_str().expect("id")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(sha256_hex(&raw_back), sha256_hex(&raw));
+    ami.kill();
+}
+
 ami_tests::on_both_backends!(
+    ami_serve_with_an_imap_url_imports_what_arrives_in_the_mailbox,
     importing_the_corpus_lists_each_message_once_with_its_fields,
     importing_the_same_mbox_twice_and_from_two_processes_at_once_gives_each_arrival_once,
     a_message_that_cannot_be_read_is_quarantined_with_its_raw_bytes_kept,
