@@ -586,6 +586,23 @@ async fn ami_serve_with_an_imap_url_imports_what_arrives_in_the_mailbox(backend:
         .await
         .expect("body");
     assert_eq!(sha256_hex(&raw_back), sha256_hex(&raw));
+
+    // A graceful shutdown stops the follower too, promptly.
+    let pid = ami.pid().expect("running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ami.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after SIGTERM: {}",
+            ami.log_tail()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     ami.kill();
 }
 
