@@ -65,7 +65,11 @@ async fn arrivals(app: &TestApp, who: &Person, query: &str) -> Vec<Value> {
         .clone()
 }
 
-async fn download(app: &TestApp, who: &Person, path: &str) -> (StatusCode, String, String, Vec<u8>) {
+async fn download(
+    app: &TestApp,
+    who: &Person,
+    path: &str,
+) -> (StatusCode, String, String, Vec<u8>) {
     let res = app
         .client
         .get(app.url(path))
@@ -128,10 +132,26 @@ async fn importing_the_corpus_lists_each_message_once_with_its_fields(backend: B
 
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 11, "{out}");
-    assert!(lines[0].ends_with("01-candidature-nevers.eml : 1 message : 1 nouveau, 0 déjà connu, 0 en quarantaine"), "{out}");
-    assert!(lines[7].ends_with("08-pas-un-message.eml : 1 message : 0 nouveau, 0 déjà connu, 1 en quarantaine"), "{out}");
-    assert!(lines[9].ends_with("boite.mbox : 3 messages : 3 nouveaux, 0 déjà connu, 0 en quarantaine"), "{out}");
-    assert!(lines[10].ends_with("maildir : 3 messages : 3 nouveaux, 0 déjà connu, 0 en quarantaine"), "{out}");
+    assert!(
+        lines[0].ends_with(
+            "01-candidature-nevers.eml : 1 message : 1 nouveau, 0 déjà connu, 0 en quarantaine"
+        ),
+        "{out}"
+    );
+    assert!(
+        lines[7].ends_with(
+            "08-pas-un-message.eml : 1 message : 0 nouveau, 0 déjà connu, 1 en quarantaine"
+        ),
+        "{out}"
+    );
+    assert!(
+        lines[9].ends_with("boite.mbox : 3 messages : 3 nouveaux, 0 déjà connu, 0 en quarantaine"),
+        "{out}"
+    );
+    assert!(
+        lines[10].ends_with("maildir : 3 messages : 3 nouveaux, 0 déjà connu, 0 en quarantaine"),
+        "{out}"
+    );
 
     let items = arrivals(&app, &team.dar, "?limit=500").await;
     assert_eq!(items.len(), 15);
@@ -402,7 +422,11 @@ async fn an_arrival_is_set_aside_with_its_motivation(backend: Backend) {
     let path = format!("/arrivals/{}/set-aside", ids[0]);
 
     let empty = post(&app, &team.dar, &path, &json!({"motivation": "  "})).await;
-    empty.assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "motivation");
+    empty.assert_field_problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "motivation",
+    );
     let set_aside = post(
         &app,
         &team.dar,
@@ -456,9 +480,7 @@ async fn only_the_dar_reads_and_handles_arrivals(backend: Backend) {
     refused.assert_problem(StatusCode::FORBIDDEN, "wrong_agency");
     // The responsable of the DAR reads them too.
     assert_eq!(arrivals(&app, &team.boss, "").await.len(), 1);
-    let nobody = app
-        .send(Method::GET, "/arrivals", None, &[], None)
-        .await;
+    let nobody = app.send(Method::GET, "/arrivals", None, &[], None).await;
     assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
     app.stop().await;
 }
@@ -483,7 +505,9 @@ async fn a_bad_request_is_refused_naming_the_parameter_or_field(backend: Backend
         .fetch(&team.dar, &format!("/arrivals/{}", uuid::Uuid::now_v7()))
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    let no_file = app.fetch(&team.dar, &format!("/arrivals/{id}/attachments/2")).await;
+    let no_file = app
+        .fetch(&team.dar, &format!("/arrivals/{id}/attachments/2"))
+        .await;
     assert_eq!(no_file.status, StatusCode::NOT_FOUND);
 
     let events = app.journal_len().await;
@@ -548,7 +572,9 @@ async fn ami_serve_with_an_imap_url_imports_what_arrives_in_the_mailbox(backend:
     let raw = std::fs::read(corpus("01-candidature-nevers.eml")).expect("corpus");
     let mut imap = server.client().await.expect("imap client");
 
-    imap.append("INBOX", None, None, &raw).await.expect("append");
+    imap.append("INBOX", None, None, &raw)
+        .await
+        .expect("append");
 
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -577,7 +603,11 @@ async fn ami_serve_with_an_imap_url_imports_what_arrives_in_the_mailbox(backend:
     assert_eq!(items[0]["subject"], "Candidature AMI – Ville de Nevers");
     assert_eq!(items[0]["state"], "nouveau");
     let raw_back = client
-        .get(format!("{}/arrivals/{}/raw", ami.api(), items[0]["id"].as_str().expect("id")))
+        .get(format!(
+            "{}/arrivals/{}/raw",
+            ami.api(),
+            items[0]["id"].as_str().expect("id")
+        ))
         .bearer_auth(&token)
         .send()
         .await

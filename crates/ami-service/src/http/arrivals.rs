@@ -258,11 +258,7 @@ fn arrival_not_found() -> ApiError {
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<ArrivalRecord, ApiError> {
-    state
-        .store
-        .arrival(id)
-        .await?
-        .ok_or_else(arrival_not_found)
+    state.store.arrival(id).await?.ok_or_else(arrival_not_found)
 }
 
 /// The caller admitted from a token, checked to be of the DAR.
@@ -585,7 +581,10 @@ pub async fn create_dossier(
         if files.iter().any(|f| f.kind == p.kind) {
             return Err(ApiError::invalid_field(
                 &format!("{field}.kind"),
-                format!("Deux pièces jointes pour « {} » : choisissez-en une.", p.kind),
+                format!(
+                    "Deux pièces jointes pour « {} » : choisissez-en une.",
+                    p.kind
+                ),
             ));
         }
         files.push(attachment_as_piece(&state, &arrival, &p.kind, p.attachment, &field).await?);
@@ -689,7 +688,13 @@ pub async fn attach(
         status: StatusCode::OK,
         arrival: Some(id),
     };
-    run(&state, Principal::Token(credentials.0), &headers, submission).await
+    run(
+        &state,
+        Principal::Token(credentials.0),
+        &headers,
+        submission,
+    )
+    .await
 }
 
 /// Set the message aside (DAR), with a motivation: it is no dossier's.

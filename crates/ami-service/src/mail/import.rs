@@ -77,7 +77,10 @@ impl Importer {
             Ok(arrival) => {
                 let mut attachments = Vec::with_capacity(arrival.attachments.len());
                 for a in &arrival.attachments {
-                    let sha256 = self.keep(&a.data).await?.unwrap_or_else(|| a.sha256.clone());
+                    let sha256 = self
+                        .keep(&a.data)
+                        .await?
+                        .unwrap_or_else(|| a.sha256.clone());
                     attachments.push(Attachment {
                         filename: a.filename.clone(),
                         media_type: a.media_type.clone(),

@@ -325,10 +325,10 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
     ]
     .into_iter()
     .map(|(value, label)| {
-        let selected = match (value, filter.order) {
-            ("echeance", ListOrder::Due) | ("reception", ListOrder::Received) => true,
-            _ => false,
-        };
+        let selected = matches!(
+            (value, filter.order),
+            ("echeance", ListOrder::Due) | ("reception", ListOrder::Received)
+        );
         choice(value.to_string(), label.to_string(), selected)
     })
     .collect();
