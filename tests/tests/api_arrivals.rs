@@ -300,13 +300,15 @@ async fn a_dossier_is_created_from_an_arrival_once(backend: Backend) {
         .as_str()
         .is_some_and(|t| t.contains("Ville de Nevers")));
 
-    let created = post(
-        &app,
-        &team.dar,
-        &format!("/arrivals/{id}/dossier"),
-        &nevers_dossier(),
-    )
-    .await;
+    let created = app
+        .send_json(
+            Method::POST,
+            &format!("/arrivals/{id}/dossier"),
+            &team.dar,
+            &nevers_dossier(),
+            Some("depot-nevers-1"),
+        )
+        .await;
 
     let dossier = created.assert_ok(StatusCode::CREATED).clone();
     assert_eq!(dossier["received_at"], "2020-10-14T14:05:42Z");
@@ -342,6 +344,18 @@ async fn a_dossier_is_created_from_an_arrival_once(backend: Backend) {
     assert_eq!(handled["handling"]["how"], "depot");
     assert_eq!(handled["handling"]["dossier_id"], dossier_id);
     assert_eq!(handled["handling"]["by_name"], team.dar.name.as_str());
+
+    // The same request with the same key is the first answer again.
+    let replay = app
+        .send_json(
+            Method::POST,
+            &format!("/arrivals/{id}/dossier"),
+            &team.dar,
+            &nevers_dossier(),
+            Some("depot-nevers-1"),
+        )
+        .await;
+    assert_eq!(replay.assert_ok(StatusCode::CREATED)["id"], dossier_id);
 
     let events = app.journal_len().await;
     let again = post(
