@@ -394,6 +394,28 @@ async fn an_arrival_is_attached_as_a_new_budget_version(backend: Backend) {
     let arrival = app.fetch(&team.dar, &format!("/arrivals/{}", ids[1])).await;
     let budget_sha = arrival.assert_ok(StatusCode::OK)["attachments"][1]["sha256"].clone();
 
+    post(
+        &app,
+        &team.dar,
+        &format!("/arrivals/{}/attach", ids[1]),
+        &json!({"dossier_id": dossier_id, "expected_version": dossier["version"],
+                "kind": "budget_previsionnel", "attachment": 9}),
+    )
+    .await
+    .assert_field_problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "attachment",
+    );
+    post(
+        &app,
+        &team.dar,
+        &format!("/arrivals/{}/attach", ids[1]),
+        &json!({"dossier_id": dossier_id, "expected_version": 0,
+                "kind": "budget_previsionnel", "attachment": 1}),
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "version_conflict");
     let attached = post(
         &app,
         &team.dar,

@@ -491,19 +491,19 @@ async fn attachment_as_piece(
     arrival: &ArrivalRecord,
     kind: &str,
     index: usize,
-    field: &str,
+    prefix: &str,
 ) -> Result<Piece, ApiError> {
-    let piece = piece_def(state, kind).map_err(|e| rename_field(e, &format!("{field}.kind")))?;
+    let piece = piece_def(state, kind).map_err(|e| rename_field(e, &format!("{prefix}kind")))?;
+    let field = format!("{prefix}attachment");
     let file = arrival.attachments.get(index).ok_or_else(|| {
         ApiError::invalid_field(
-            &format!("{field}.attachment"),
+            &field,
             format!(
                 "Ce courrier n'a pas de pièce jointe n° {index} (il en a {}, numérotées à partir de 0).",
                 arrival.attachments.len()
             ),
         )
     })?;
-    let field = format!("{field}.attachment");
     if file.size == 0 {
         return Err(ApiError::Unprocessable {
             code: "empty_file".into(),
@@ -587,7 +587,16 @@ pub async fn create_dossier(
                 ),
             ));
         }
-        files.push(attachment_as_piece(&state, &arrival, &p.kind, p.attachment, &field).await?);
+        files.push(
+            attachment_as_piece(
+                &state,
+                &arrival,
+                &p.kind,
+                p.attachment,
+                &format!("{field}."),
+            )
+            .await?,
+        );
     }
     let deposit = NewDossierBody {
         commune: body.commune,
@@ -641,33 +650,7 @@ pub async fn attach(
     let arrival = load(&state, id).await?;
     let dossier = readable_dossier(&state, &caller, DossierId(body.dossier_id)).await?;
     let action = attach_action(&state)?;
-    let piece = attachment_as_piece(&state, &arrival, &body.kind, body.attachment, "").await;
-    // The fields of this body are top-level: `kind`, `attachment`.
-    let piece = piece.map_err(|e| match e {
-        ApiError::Unprocessable {
-            code,
-            field: Some(f),
-            detail,
-        } => ApiError::Unprocessable {
-            code,
-            field: Some(f.trim_start_matches('.').to_string()),
-            detail,
-        },
-        ApiError::Other {
-            status,
-            code,
-            title,
-            field: Some(f),
-            detail,
-        } => ApiError::Other {
-            status,
-            code,
-            title,
-            field: Some(f.trim_start_matches('.').to_string()),
-            detail,
-        },
-        other => other,
-    })?;
+    let piece = attachment_as_piece(&state, &arrival, &body.kind, body.attachment, "").await?;
     let command = Order {
         action: action.id.as_str().into(),
         comment: body
