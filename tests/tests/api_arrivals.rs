@@ -672,7 +672,55 @@ async fn ami_serve_with_an_imap_url_imports_what_arrives_in_the_mailbox(backend:
     ami.kill();
 }
 
+async fn the_files_of_arrivals_survive_a_files_gc(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let team = app.team().await;
+    let ids = import(
+        &app,
+        &["01-candidature-nevers.eml", "08-pas-un-message.eml"],
+    )
+    .await;
+    let program = Program::new(env!("CARGO_BIN_EXE_ami-under-test"));
+    let (db, files) = (app.db.url.clone(), app.test_files.url.clone());
+
+    let out = tokio::task::spawn_blocking(move || {
+        program.run(&[
+            "files",
+            "gc",
+            "--older-than",
+            "0s",
+            "--database-url",
+            &db,
+            "--files-url",
+            &files,
+        ])
+    })
+    .await
+    .expect("join")
+    .expect("ami files gc");
+
+    assert!(out.contains("0 fichier(s) non référencé(s)"), "{out}");
+    for (id, name) in ids
+        .iter()
+        .zip(["01-candidature-nevers.eml", "08-pas-un-message.eml"])
+    {
+        let (status, _, _, raw) = download(&app, &team.dar, &format!("/arrivals/{id}/raw")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(raw, std::fs::read(corpus(name)).expect("corpus"));
+    }
+    let (status, _, _, pdf) = download(
+        &app,
+        &team.dar,
+        &format!("/arrivals/{}/attachments/0", ids[0]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pdf, example("candidature.pdf"));
+    app.stop().await;
+}
+
 ami_tests::on_both_backends!(
+    the_files_of_arrivals_survive_a_files_gc,
     ami_serve_with_an_imap_url_imports_what_arrives_in_the_mailbox,
     importing_the_corpus_lists_each_message_once_with_its_fields,
     importing_the_same_mbox_twice_and_from_two_processes_at_once_gives_each_arrival_once,
