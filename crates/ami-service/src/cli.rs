@@ -132,6 +132,41 @@ impl MailArgs {
     }
 }
 
+/// The mailbox `ami serve` follows, if any.
+#[derive(Args, Clone)]
+struct ImapArgs {
+    /// Follow this mailbox and import what arrives in it:
+    /// imaps://USER@HOST[:PORT]/MAILBOX (imap:// for no TLS; the user's `@`
+    /// written %40). The password is read from AMI_IMAP_PASSWORD.
+    #[arg(long, env = "AMI_IMAP_URL")]
+    imap_url: Option<String>,
+    /// Move each imported message to this folder (created if missing)
+    /// rather than marking it with the keyword $AmiImporte.
+    #[arg(long, env = "AMI_IMAP_DONE_FOLDER", requires = "imap_url")]
+    imap_done_folder: Option<String>,
+    /// The mailbox's password (only from the environment).
+    #[arg(long, env = "AMI_IMAP_PASSWORD", hide = true, hide_env_values = true)]
+    imap_password: Option<String>,
+}
+
+impl ImapArgs {
+    /// The mailbox to follow and its password, when one is given.
+    fn source(&self) -> anyhow::Result<Option<(crate::mail::imap::ImapSource, String)>> {
+        let Some(url) = &self.imap_url else {
+            return Ok(None);
+        };
+        let source = crate::mail::imap::ImapSource::parse(url)
+            .context("--imap-url")?
+            .with_done_folder(self.imap_done_folder.as_deref())
+            .context("--imap-done-folder")?;
+        let password = self
+            .imap_password
+            .clone()
+            .context("--imap-url donné sans mot de passe : définissez AMI_IMAP_PASSWORD")?;
+        Ok(Some((source, password)))
+    }
+}
+
 #[derive(Args, Clone)]
 struct Workflow {
     /// A workflow definition in TOML (`ami2`: the embedded second AMI). By
@@ -230,6 +265,23 @@ enum Cmd {
         max_piece_size: u64,
         #[command(flatten)]
         mail: MailArgs,
+        #[command(flatten)]
+        imap: ImapArgs,
+    },
+    /// Import received messages (`.eml` files, mboxes, Maildirs) as
+    /// arrivals, each once: a message already imported is recognised (by
+    /// its Message-ID, or its bytes without one), one that cannot be read
+    /// is kept in quarantine.
+    Import {
+        /// `.eml` files, mbox files or Maildir folders.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        db: Db,
+        #[command(flatten)]
+        files: FilesArgs,
+        #[command(flatten)]
+        workflow: Workflow,
     },
     /// Apply the database migrations.
     Migrate {
@@ -696,6 +748,37 @@ async fn find_dossier(store: &dyn Store, target: &str) -> anyhow::Result<ami_cor
         .with_context(|| format!("aucun dossier de référence « {target} »"))
 }
 
+/// `ami import`: each source's messages imported, one French line per
+/// source; fails only when the files, the storage or the database do.
+async fn import(
+    paths: &[std::path::PathBuf],
+    db: &Db,
+    files: &FilesArgs,
+    workflow: &Workflow,
+) -> anyhow::Result<ExitCode> {
+    let url = db.url()?;
+    let store = connect(&url).await?;
+    let definition = Arc::new(workflow.or_active(&*store).await?);
+    let files = files.open(&url)?;
+    let importer = crate::mail::import::Importer::new(store.clone(), files, definition);
+    for path in paths {
+        let shown = path.display().to_string();
+        let messages = ami_mail::read_path(path).with_context(|| format!("lecture de {shown}"))?;
+        let mut tally = crate::mail::import::Tally::default();
+        for message in messages {
+            let message = message.with_context(|| format!("lecture de {shown}"))?;
+            let imported = importer
+                .import(&message.bytes, &message.origin)
+                .await
+                .with_context(|| format!("import de {}", message.origin))?;
+            tally.add(&imported);
+        }
+        println!("{shown} : {tally}");
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn connect(url: &DatabaseUrl) -> anyhow::Result<Database> {
     crate::store::connect(url)
         .await
@@ -719,7 +802,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             public_url,
             max_piece_size,
             mail,
+            imap,
         } => {
+            let mailbox = imap.source()?;
             let (definition, source) = workflow.load_with_source()?;
             let mail = mail.settings(&definition, public_url.as_deref())?;
             let definition = Arc::new(definition);
@@ -757,6 +842,26 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 clock: http::Clock::System,
                 letters: Arc::new(tokio::sync::Notify::new()),
             };
+            // One stop for the HTTP server and the mailbox's follower.
+            let stop = tokio_util::sync::CancellationToken::new();
+            let follower = mailbox.map(|(source, password)| {
+                let importer = crate::mail::import::Importer::new(
+                    store.clone(),
+                    state.files.clone(),
+                    state.definition.clone(),
+                );
+                tracing::info!(imap = %source, "following the mailbox");
+                tokio::spawn(crate::mail::imap::follow(
+                    source,
+                    password,
+                    move |raw: Vec<u8>| {
+                        let importer = importer.clone();
+                        async move { importer.import(&raw, "imap").await.map(|_| ()) }
+                    },
+                    stop.clone().cancelled_owned(),
+                ))
+            });
+            let stopping = stop.clone();
             let outbox = crate::mail::outbox::Outbox::spawn(
                 store.clone(),
                 state.definition.clone(),
@@ -764,8 +869,18 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 http::Clock::System,
                 state.letters.clone(),
             );
-            let served = http::serve(listener, state, shutdown_signal()).await;
+            let served = http::serve(listener, state, async move {
+                shutdown_signal().await;
+                stopping.cancel();
+            })
+            .await;
+            stop.cancel();
             outbox.stop().await;
+            if let Some(follower) = follower {
+                if let Err(e) = follower.await {
+                    tracing::warn!(error = %e, "the mailbox's follower ended badly");
+                }
+            }
             served?;
             store.close().await;
             tracing::info!("ami stopped");
@@ -797,6 +912,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             // The templates end without a newline; a terminal wants one.
             println!("{}", body.trim_end_matches('\n'));
         }
+        Cmd::Import {
+            paths,
+            db,
+            files,
+            workflow,
+        } => return import(&paths, &db, &files, &workflow).await,
         Cmd::Migrate { db } => {
             connect(&db.url()?).await?;
             println!("migrations appliquées");

@@ -129,7 +129,7 @@ fn piece_ids(def: &ami_core::Definition) -> String {
 
 /// A JSON body in RFC 8785 canonical form; the bytes as sent if they are
 /// not JSON (they were parsed before, so this does not happen).
-fn canonical_json(body: &[u8]) -> Vec<u8> {
+pub(crate) fn canonical_json(body: &[u8]) -> Vec<u8> {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| serde_jcs::to_vec(&v).ok())
@@ -175,6 +175,9 @@ pub(crate) struct Submission<'a> {
     pub body: &'a [u8],
     /// Status of a successful answer.
     pub status: StatusCode,
+    /// The received message this command handles (a deposit or a pièce
+    /// from an arrival): marked `traite` in the event's transaction.
+    pub arrival: Option<Uuid>,
 }
 
 /// Runs a command and answers with the dossier as the caller now sees it.
@@ -206,7 +209,7 @@ pub(crate) async fn run(
             ],
         )?,
         respond,
-        arrival: None,
+        arrival: submission.arrival,
     };
     match state.store.execute(req).await? {
         Executed::Applied { dossier, body } => {
@@ -432,6 +435,29 @@ pub(crate) async fn deposit(
     fingerprint: &[u8],
     files: Vec<Piece>,
 ) -> Result<Response, ApiError> {
+    deposit_from(state, principal, headers, body, fingerprint, files, None).await
+}
+
+/// A deposit made from a received message (`POST /arrivals/{id}/dossier`):
+/// the arrival it handles, the comment for the journal, and the request
+/// line its idempotency key is tied to.
+pub(crate) struct FromArrival {
+    pub id: Uuid,
+    pub comment: Option<String>,
+    pub request_line: String,
+}
+
+/// [`deposit`], from an arrival when `from` says so: the same checks and
+/// the same transition, the arrival marked `traite` with it.
+pub(crate) async fn deposit_from(
+    state: &AppState,
+    principal: Principal,
+    headers: &HeaderMap,
+    body: NewDossierBody,
+    fingerprint: &[u8],
+    files: Vec<Piece>,
+    from: Option<FromArrival>,
+) -> Result<Response, ApiError> {
     let def = &state.definition;
     let action = def
         .creation_actions()
@@ -473,15 +499,22 @@ pub(crate) async fn deposit(
             pieces: declared.into_iter().chain(files).collect(),
             doublon_confirme: body.doublon_confirme,
         })),
+        comment: from
+            .as_ref()
+            .and_then(|f| f.comment.as_deref())
+            .map(|c| nfc(c).into()),
         ..Order::default()
     };
     let submission = Submission {
         dossier_id: id,
         expected_version: None,
         command,
-        request_line: "POST /dossiers".into(),
+        request_line: from
+            .as_ref()
+            .map_or_else(|| "POST /dossiers".into(), |f| f.request_line.clone()),
         body: fingerprint,
         status: StatusCode::CREATED,
+        arrival: from.map(|f| f.id),
     };
     run(state, principal, headers, submission).await
 }
@@ -833,6 +866,7 @@ pub async fn transition(
         request_line: format!("POST /dossiers/{id}/transitions"),
         body: &raw,
         status: StatusCode::OK,
+        arrival: None,
     };
     run(
         &state,

@@ -273,15 +273,21 @@ impl From<StoreError> for ApiError {
                 field: Some("Idempotency-Key".into()),
                 detail: "Cette clé d'idempotence a déjà servi pour une requête différente. Utilisez une nouvelle clé pour une nouvelle requête.".into(),
             },
-            // TODO(#13): the mail endpoints' own codes; here so that the
-            // store's new refusals have an answer.
             StoreError::ArrivalNotFound => ApiError::NotFound {
                 detail: "Aucun courrier arrivé ne porte cet identifiant.".into(),
             },
-            StoreError::ArrivalHandled { state } => ApiError::Unprocessable {
-                code: "arrival_handled".into(),
-                field: Some("arrival".into()),
-                detail: format!("Ce courrier arrivé n'est plus à traiter (état : {state})."),
+            // A state conflict, like a stale version: the arrival changed
+            // since it was read (handled by someone else), or is in
+            // quarantine, which only a setting aside ends.
+            StoreError::ArrivalHandled { state } => ApiError::Other {
+                status: StatusCode::CONFLICT,
+                code: "arrival_handled",
+                title: "Courrier déjà traité",
+                field: None,
+                detail: match state {
+                    crate::store::ArrivalState::Quarantaine => "Ce courrier est en quarantaine (illisible) : il ne peut qu'être écarté, avec une motivation. Rien n'a été enregistré.".into(),
+                    other => format!("Ce courrier arrivé a déjà été traité (état : {other}) : rien n'a été enregistré. Relisez-le."),
+                },
             },
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");

@@ -1,5 +1,6 @@
 //! The JSON API, version 1: routes, authentication, request tracing.
 
+pub mod arrivals;
 pub mod assets;
 pub mod committees;
 pub mod dossiers;
@@ -143,7 +144,8 @@ impl FromRequestParts<AppState> for Caller {
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
     tags((name = "dossiers"), (name = "pieces"), (name = "exports"), (name = "feed"), (name = "workflow"),
-        (name = "committees", description = "A wave's selection committee: its sessions and their decisions"))
+        (name = "committees", description = "A wave's selection committee: its sessions and their decisions"),
+        (name = "arrivals", description = "Messages received in the AMI's mailbox, handled once by the DAR"))
 )]
 struct ApiDoc;
 
@@ -206,6 +208,13 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(feed::workflow))
         .routes(routes!(feed::workflow_mermaid))
         .routes(routes!(committees::record, committees::list))
+        .routes(routes!(arrivals::list))
+        .routes(routes!(arrivals::get))
+        .routes(routes!(arrivals::raw))
+        .routes(routes!(arrivals::attachment))
+        .routes(routes!(arrivals::create_dossier))
+        .routes(routes!(arrivals::attach))
+        .routes(routes!(arrivals::set_aside))
         .split_for_parts();
     problem_content_types(&mut doc);
     (router, doc)

@@ -26,7 +26,7 @@ pub const DEFAULT_MAX_PIECE_SIZE: u64 = 20 * 1024 * 1024;
 /// The file field of a form, when it is not named after the pièce's kind.
 const FILE_FIELD: &str = "fichier";
 
-fn piece_def<'a>(state: &'a AppState, kind: &str) -> Result<&'a PieceDef, ApiError> {
+pub(crate) fn piece_def<'a>(state: &'a AppState, kind: &str) -> Result<&'a PieceDef, ApiError> {
     state.definition.piece(kind).ok_or_else(|| {
         let known: Vec<&str> = state
             .definition
@@ -58,7 +58,7 @@ fn size_in_french(bytes: u64) -> String {
     }
 }
 
-fn files_error(e: FilesError, field: &str) -> ApiError {
+pub(crate) fn files_error(e: FilesError, field: &str) -> ApiError {
     match e {
         FilesError::TooLarge { limit } => ApiError::Other {
             status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -152,7 +152,7 @@ fn accepted(piece: &PieceDef) -> String {
 
 /// The checks on what the first bytes say: a type the pièce accepts, and a
 /// name whose extension does not say otherwise.
-fn check_type(
+pub(crate) fn check_type(
     piece: &PieceDef,
     head: &[u8],
     filename: &str,
@@ -316,7 +316,7 @@ fn expected_version(headers: &HeaderMap, query: &QueryPairs) -> Result<Option<u6
 }
 
 /// The action that records a pièce in this workflow.
-fn attach_action(state: &AppState) -> Result<&ami_core::ActionDef, ApiError> {
+pub(crate) fn attach_action(state: &AppState) -> Result<&ami_core::ActionDef, ApiError> {
     state
         .definition
         .actions()
@@ -474,6 +474,7 @@ pub async fn put_piece(
         request_line: format!("PUT /dossiers/{id}/pieces/{kind}"),
         body: fingerprint.as_bytes(),
         status: StatusCode::OK,
+        arrival: None,
     };
     run(
         &state,

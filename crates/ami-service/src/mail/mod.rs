@@ -4,6 +4,9 @@
 //! - [`imap`] follows the mailbox towns write to (IMAP IDLE, polling when
 //!   the server has no IDLE), gives each message's raw bytes to an importer
 //!   and marks it imported once the importer has taken it.
+//! - [`import`] turns a message's raw bytes into an arrival (files first,
+//!   then the row, once; the unreadable in quarantine): what `ami import`
+//!   and `ami serve --imap-url` give each message to.
 //! - [`smtp`] sends letters through a relay with `lettre`, telling a
 //!   permanent refusal (5xx) from a failure worth retrying.
 //! - [`outbox`] renders the letters of the store's outbox and sends them
@@ -43,6 +46,7 @@
 //! ```
 
 pub mod imap;
+pub mod import;
 pub mod outbox;
 pub mod smtp;
 

@@ -752,6 +752,7 @@ pub async fn act(
                 request_line: format!("POST /dossiers/{id}/transitions"),
                 body: fingerprint.as_bytes(),
                 status: StatusCode::OK,
+                arrival: None,
             };
             run(
                 &state,
@@ -956,6 +957,7 @@ async fn attach_form(
         ),
         body: fingerprint.as_bytes(),
         status: StatusCode::OK,
+        arrival: None,
     };
     Ok(run(
         state,
