@@ -81,7 +81,7 @@ fn new_dossier(i: u64) -> NewDossier {
             .map(|p| ami2().programme_id(p).expect("programme"))
             .collect(),
         received_at: received,
-        pieces: if i % 5 == 0 {
+        pieces: if i.is_multiple_of(5) {
             vec![piece("dossier_candidature")]
         } else {
             vec![piece("dossier_candidature"), piece("budget_previsionnel")]
@@ -148,7 +148,7 @@ fn script(i: u64) -> Vec<(Command, Actor)> {
     let ti = new.programmes.iter().any(|p| p == "ti");
     let complete = new.pieces.len() == 2;
     let mut steps = vec![(deposit(new), c.instructor.clone())];
-    let instruire = if i % 9 == 0 {
+    let instruire = if i.is_multiple_of(9) {
         with_verdict(
             "instruire",
             "reserve",

@@ -51,7 +51,7 @@ fn size_in_french(bytes: u64) -> String {
         .map(|c| std::str::from_utf8(c).unwrap_or_default())
         .collect::<Vec<_>>()
         .join("\u{202F}");
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} Mio ({grouped} octets)", bytes >> 20)
     } else {
         format!("{grouped} octets")
