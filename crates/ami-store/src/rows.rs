@@ -32,8 +32,8 @@ pub struct DossierFilter {
     /// ([`crate::due_on`]) is before it.
     pub overdue_on: Option<chrono::NaiveDate>,
     /// Only dossiers of communes in these départements (codes of the
-    /// official geographic code, `58`, `2A`, `974`; a commune's INSEE code
-    /// starts with its département's). `Some(empty)`: none.
+    /// official geographic code, `58`, `2A`, `974`: the `departement`
+    /// column, read off the code INSEE). `Some(empty)`: none.
     pub departements: Option<Vec<String>>,
     pub q: Option<String>,
     /// In reception order (the default) or by due date.

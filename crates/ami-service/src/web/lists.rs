@@ -248,13 +248,14 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
     };
     let tz = def.campaign().time_zone;
     let now = state.now();
+    // Late as the list's `retard` filter says it: the earliest last day
+    // awaited is before today, in the campaign's time zone.
+    let today = now.with_timezone(&tz).date_naive();
     let rows = page
         .items
         .iter()
-        .map(|d| (d, ami_core::deadlines(def, d)))
-        .map(|(d, deadlines)| (d, deadlines.into_iter().min_by_key(|l| l.due)))
-        .map(|(d, earliest)| (d, earliest.as_ref().map(|l| (l.due, l.overdue(now)))))
-        .map(|(d, earliest)| Row {
+        .map(|d| (d, crate::store::due_on(def, d)))
+        .map(|(d, due)| Row {
             id: d.id.to_string(),
             reference: d.reference.to_string(),
             commune: d.commune.to_string(),
@@ -264,10 +265,8 @@ async fn list(state: &AppState, signed: &SignedIn, query: ListQuery, queue: bool
             state_badge: state_badge(def, &d.state),
             received: ami_core::french_instant(d.received_at, tz),
             waiting: format::waiting_since(d.updated_at, now),
-            due: earliest
-                .map(|(due, _)| ami_core::french_date(due))
-                .unwrap_or_default(),
-            overdue: earliest.is_some_and(|(_, late)| late),
+            due: due.map(ami_core::french_date).unwrap_or_default(),
+            overdue: due.is_some_and(|due| due < today),
             awaiting: ami_core::awaiting(def, d)
                 .iter()
                 .map(|a| {
