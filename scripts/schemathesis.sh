@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Runs Schemathesis (property-based API testing from the OpenAPI document)
-# against a real `ami serve` over a fresh temporary SQLite database.
+# against a real `ami serve` over a fresh temporary SQLite database, with
+# every check and every phase (examples, coverage, fuzzing, stateful), once
+# as a DAR agent and once as an ACV agent, on the same database.
 #
 #   scripts/schemathesis.sh            # 30 examples per operation
 #   MAX_EXAMPLES=100 scripts/schemathesis.sh
 #   CHECKS=not_a_server_error scripts/schemathesis.sh
 #
 # Schemathesis is installed from PyPI into a venv under target/ the first
-# time. Exits non-zero when a check fails, the server does not start or the
-# run does not finish within its time budget (170 s).
+# time. Exits non-zero when a check fails, the server does not start, a run
+# does not finish within its time budget, or the DAR's run did not reach
+# MIN_SUCCESSES (20) successful deposits and as many successful transitions
+# (counted from the recorded exchanges): a run that never gets past the
+# business rules would test little.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 VENV="$TARGET_DIR/schemathesis/venv"
 MAX_EXAMPLES="${MAX_EXAMPLES:-30}"
-CHECKS="${CHECKS:-not_a_server_error,response_schema_conformance}"
-BUDGET="${BUDGET:-170}"
+CHECKS="${CHECKS:-all}"
+BUDGET="${BUDGET:-240}"
+MIN_SUCCESSES="${MIN_SUCCESSES:-20}"
 
 log() { printf '[schemathesis.sh] %s\n' "$*" >&2; }
 
@@ -50,11 +56,16 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 BASE="http://127.0.0.1:$PORT"
 
 "$AMI" migrate --database-url "$DB" >/dev/null
-TOKEN="$("$AMI" token create --agency dar --role agent --name "Schemathesis Robot" --email schemathesis.robot@lecnam.net --database-url "$DB" | tail -n 1)"
-case "$TOKEN" in
-    ami_*) ;;
-    *) log "could not create a token"; exit 1 ;;
-esac
+token() {
+    local t
+    t="$("$AMI" token create --agency "$1" --role agent --name "Robot $1" --email "robot.$1@example.org" --database-url "$DB" | tail -n 1)"
+    case "$t" in
+        ami_*) echo "$t" ;;
+        *) log "could not create a token for $1"; exit 1 ;;
+    esac
+}
+TOKEN_DAR="$(token dar)"
+TOKEN_ACV="$(token acv)"
 
 AMI_LOG="${AMI_LOG:-warn}" "$AMI" serve --addr "127.0.0.1:$PORT" --database-url "$DB" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
@@ -69,38 +80,74 @@ for _ in $(seq 1 100); do
 done
 log "ami serving on $BASE (database $DB)"
 
-# 3. Schemathesis. The OpenAPI `servers` entry is relative (/api/v1), so the
-# base URL is given explicitly.
+# 3. Schemathesis, once per agency. The OpenAPI `servers` entry is
+# relative (/api/v1), so the base URL is given explicitly.
+OUT="$TARGET_DIR/schemathesis"
+run_as() {
+    local who="$1" token="$2"
+    timeout "$BUDGET" "$VENV/bin/st" --config-file "$ROOT/tests/schemathesis/schemathesis.toml" \
+        run "$BASE/api/v1/openapi.json" \
+        --url "$BASE/api/v1" \
+        --header "Authorization: Bearer $token" \
+        --checks "$CHECKS" \
+        --phases examples,coverage,fuzzing,stateful \
+        --max-examples "$MAX_EXAMPLES" \
+        --workers 1 \
+        --seed "${SEED:-20201106}" \
+        --generation-database none \
+        --no-color \
+        --report junit,har \
+        --report-junit-path "$OUT/junit-$who.xml" \
+        --report-har-path "$OUT/exchanges-$who.har" \
+        2>&1 | tee "$OUT/last-run-$who.txt"
+    return "${PIPESTATUS[0]}"
+}
+
 set +e
-timeout "$BUDGET" "$VENV/bin/st" run "$BASE/api/v1/openapi.json" \
-    --url "$BASE/api/v1" \
-    --header "Authorization: Bearer $TOKEN" \
-    --checks "$CHECKS" \
-    --max-examples "$MAX_EXAMPLES" \
-    --workers 1 \
-    --seed "${SEED:-20201106}" \
-    --generation-database none \
-    --no-color \
-    --report junit --report-junit-path "$TARGET_DIR/schemathesis/junit.xml" \
-    2>&1 | tee "$TARGET_DIR/schemathesis/last-run.txt"
-STATUS=${PIPESTATUS[0]}
+run_as dar "$TOKEN_DAR"; STATUS_DAR=$?
+run_as acv "$TOKEN_ACV"; STATUS_ACV=$?
 set -e
 
 if grep -q 'internal error' "$WORK/server.log" 2>/dev/null; then
     log "the server logged internal errors:"; grep 'internal error' "$WORK/server.log" | head -20 >&2
 fi
 
+# Successful writes in the DAR's run, from its recorded exchanges.
+read -r DEPOSITS TRANSITIONS < <(python3 - "$OUT/exchanges-dar.har" <<'PY'
+import json, re, sys
+entries = json.load(open(sys.argv[1]))["log"]["entries"]
+def ok(method, pattern):
+    return sum(1 for e in entries
+               if e["request"]["method"] == method
+               and re.search(pattern, e["request"]["url"].split("?")[0])
+               and 200 <= e["response"]["status"] < 300)
+print(ok("POST", r"/api/v1/dossiers$"), ok("POST", r"/api/v1/dossiers/[^/]+/transitions$"))
+PY
+)
+
 echo
 echo "=== schemathesis summary ==="
 echo "server:   $BASE (SQLite $WORK/ami.db, removed on exit)"
-echo "checks:   $CHECKS"
-echo "examples: $MAX_EXAMPLES per operation, time budget ${BUDGET}s"
-sed -n '/^Test cases:/{n;s/^ */cases:    /;p}' "$TARGET_DIR/schemathesis/last-run.txt" || true
-grep -E '^ *(Scenarios|Operations):' "$TARGET_DIR/schemathesis/last-run.txt" | sed 's/^ */          /' || true
-grep -E '^=+ .* in [0-9.]+s =+$' "$TARGET_DIR/schemathesis/last-run.txt" | tail -n 1 || true
-case "$STATUS" in
-    0) echo "result:   PASS" ;;
-    124) echo "result:   FAIL (time budget of ${BUDGET}s exceeded)" ;;
-    *) echo "result:   FAIL (schemathesis exit status $STATUS; details above and in target/schemathesis/)" ;;
-esac
+echo "checks:   $CHECKS; phases examples, coverage, fuzzing, stateful"
+echo "examples: $MAX_EXAMPLES per operation, time budget ${BUDGET}s per agency"
+STATUS=0
+for who in dar acv; do
+    file="$OUT/last-run-$who.txt"
+    cases="$(sed -n '/^Test cases:/{n;s/^ *//;p}' "$file" | head -n 1)"
+    echo "$who:      ${cases:-no summary}"
+done
+echo "2xx:      $DEPOSITS deposits (POST /dossiers), $TRANSITIONS transitions (POST /dossiers/{id}/transitions), as DAR"
+for pair in "dar:$STATUS_DAR" "acv:$STATUS_ACV"; do
+    who="${pair%%:*}"; st="${pair#*:}"
+    case "$st" in
+        0) ;;
+        124) echo "result:   FAIL ($who: time budget of ${BUDGET}s exceeded)"; STATUS=1 ;;
+        *) echo "result:   FAIL ($who: schemathesis exit status $st; details above and in $OUT/)"; STATUS=1 ;;
+    esac
+done
+if [ "$DEPOSITS" -lt "$MIN_SUCCESSES" ] || [ "$TRANSITIONS" -lt "$MIN_SUCCESSES" ]; then
+    echo "result:   FAIL (fewer than $MIN_SUCCESSES successful deposits or transitions)"
+    STATUS=1
+fi
+[ "$STATUS" -eq 0 ] && echo "result:   PASS"
 exit "$STATUS"

@@ -47,38 +47,53 @@ pub fn has_hidden_chars(text: &str) -> bool {
 
 /// A character of [`has_hidden_chars`].
 pub fn is_hidden_char(c: char) -> bool {
-    c.is_control() || is_format_char(c)
+    HIDDEN_CHARS.iter().any(|(from, to)| (*from..=*to).contains(&c))
 }
 
-/// Unicode's format characters (general category Cf).
-fn is_format_char(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}'
-        | '\u{0600}'..='\u{0605}'
-        | '\u{061C}'
-        | '\u{06DD}'
-        | '\u{070F}'
-        | '\u{0890}'..='\u{0891}'
-        | '\u{08E2}'
-        | '\u{180E}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{206F}'
-        | '\u{FEFF}'
-        | '\u{FFF9}'..='\u{FFFB}'
-        | '\u{110BD}'
-        | '\u{110CD}'
-        | '\u{13430}'..='\u{1343F}'
-        | '\u{1BCA0}'..='\u{1BCA3}'
-        | '\u{1D173}'..='\u{1D17A}'
-        | '\u{E0001}'
-        | '\u{E0020}'..='\u{E007F}')
-}
+/// The ranges of [`is_hidden_char`]: control characters (general category
+/// Cc) and Unicode's format characters (Cf). One table for the check and for
+/// the API's published patterns, so that both refuse the same text.
+pub const HIDDEN_CHARS: &[(char, char)] = &[
+    ('\u{0000}', '\u{001F}'),
+    ('\u{007F}', '\u{009F}'),
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_is_the_control_characters_and_those_of_format() {
+        // Cc is what `char::is_control` says; the Cf list is Unicode 15's.
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            if c.is_control() {
+                assert!(is_hidden_char(c), "{:?}", c);
+            }
+        }
+        assert!(is_hidden_char('\u{202E}') && is_hidden_char('\u{FEFF}'));
+        assert!(!is_hidden_char('é') && !is_hidden_char(' ') && !is_hidden_char('œ'));
+    }
 
     #[test]
     fn decomposed_and_composed_accents_are_stored_alike() {

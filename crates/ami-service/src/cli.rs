@@ -482,6 +482,13 @@ enum WorkflowCmd {
         #[command(flatten)]
         workflow: Workflow,
     },
+    /// Print the OpenAPI document of the API of a service running the
+    /// definition (what `GET /api/v1/openapi.json` answers), e.g. to lint
+    /// it or generate a client without starting a service.
+    Openapi {
+        #[command(flatten)]
+        workflow: Workflow,
+    },
     /// Explain in French what changes from one definition to another
     /// (states, actions, rules, verdicts, pièces, waves and deadlines).
     Diff {
@@ -935,6 +942,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     None => print!("{}", ami_core::DEFAULT_DEFINITION_TOML),
                 }
             }
+        }
+        Cmd::Workflow {
+            command: WorkflowCmd::Openapi { workflow },
+        } => {
+            let doc = http::openapi(&workflow.load()?);
+            println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         Cmd::Workflow {
             command: WorkflowCmd::Diff { old, new },

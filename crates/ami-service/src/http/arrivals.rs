@@ -171,6 +171,7 @@ pub struct ArrivalPieceBody {
     /// `dossier_candidature` or `budget_previsionnel`.
     pub kind: String,
     /// The index of the attachment in the arrival's `attachments`.
+    #[serde(deserialize_with = "super::integral::unsigned")]
     pub attachment: usize,
 }
 
@@ -201,10 +202,12 @@ pub struct ArrivalDossierBody {
 pub struct ArrivalAttachBody {
     pub dossier_id: Uuid,
     /// The dossier's version as last read.
+    #[serde(deserialize_with = "super::integral::unsigned")]
     pub expected_version: u64,
     /// The pièce that gets a new version.
     pub kind: String,
     /// The index of the attachment in the arrival's `attachments`.
+    #[serde(deserialize_with = "super::integral::unsigned")]
     pub attachment: usize,
     #[serde(default)]
     pub comment: Option<String>,
@@ -275,8 +278,13 @@ async fn admit(state: &AppState, credentials: &Credentials) -> Result<Caller, Ap
     Ok(caller)
 }
 
+/// List received messages
+///
 /// Received messages in reception order, by pages.
-#[utoipa::path(get, path = "/arrivals", tag = "arrivals",
+///
+/// Filter by `state` (`nouveau` to handle, `quarantaine` could not be read).
+/// DAR only. Follow `next_cursor` for the next page.
+#[utoipa::path(get, path = "/arrivals", operation_id = "listArrivals", tag = "arrivals",
     params(
         ("state" = Option<String>, Query, description = "`nouveau`, `quarantaine`, `traite` or `ecarte`"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
@@ -307,16 +315,14 @@ pub async fn list(
         filter.limit = l
             .parse::<u32>()
             .ok()
-            .filter(|n| (1..=500).contains(n))
+            .filter(|n| (1..=super::contract::MAX_LIST_LIMIT).contains(n))
             .ok_or_else(|| ApiError::bad_field("limit", "La limite est un entier de 1 à 500."))?;
     }
     if let Some(c) = query.get("cursor") {
-        filter.cursor = Some(ArrivalCursor::decode(c).ok_or_else(|| {
-            ApiError::bad_field(
-                "cursor",
-                "Curseur invalide : reprenez le next_cursor d'une page précédente.",
-            )
-        })?);
+        filter.cursor = Some(
+            ArrivalCursor::decode(c)
+                .ok_or_else(|| super::contract::cursor_refusal("cursor", c))?,
+        );
     }
     let page = state.store.arrivals(&filter).await?;
     Ok(Json(ArrivalPage {
@@ -325,8 +331,14 @@ pub async fn list(
     }))
 }
 
+/// Read a received message
+///
 /// A received message, with its text and what `ami` guesses of it.
-#[utoipa::path(get, path = "/arrivals/{id}", tag = "arrivals",
+///
+/// Its text and attachments, and `guesses`: the attachment that looks like
+/// the budget or the dossier, the commune, a dossier reference. Guesses are
+/// proposals, never decisions. DAR only.
+#[utoipa::path(get, path = "/arrivals/{id}", operation_id = "getArrival", tag = "arrivals",
     params(("id" = Uuid, Path, description = "Arrival id")),
     responses((status = 200, body = ArrivalDetail), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
@@ -423,8 +435,13 @@ async fn download(
     Ok((StatusCode::OK, headers, body).into_response())
 }
 
+/// Download a received message as received
+///
 /// The message as received, byte for byte.
-#[utoipa::path(get, path = "/arrivals/{id}/raw", tag = "arrivals",
+///
+/// The `.eml` file, `message/rfc822`, exactly the bytes the mailbox gave. DAR
+/// only.
+#[utoipa::path(get, path = "/arrivals/{id}/raw", operation_id = "getArrivalMessage", tag = "arrivals",
     params(("id" = Uuid, Path, description = "Arrival id")),
     responses((status = 200, description = "The raw message", content_type = "message/rfc822", body = Vec<u8>),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -447,8 +464,10 @@ pub async fn raw(
     .await
 }
 
+/// Download an attachment of a received message
+///
 /// One attached file (`n` from 0, in the order of `attachments`).
-#[utoipa::path(get, path = "/arrivals/{id}/attachments/{n}", tag = "arrivals",
+#[utoipa::path(get, path = "/arrivals/{id}/attachments/{n}", operation_id = "getArrivalAttachment", tag = "arrivals",
     params(("id" = Uuid, Path, description = "Arrival id"),
         ("n" = usize, Path, description = "Index in `attachments`, from 0")),
     responses((status = 200, description = "The file, with its declared type and name", content_type = "application/octet-stream", body = Vec<u8>),
@@ -550,10 +569,12 @@ fn rename_field(e: ApiError, field: &str) -> ApiError {
     }
 }
 
+/// Create a dossier from a received message
+///
 /// Create the dossier this message brings (DAR): the deposit's checks and
 /// transition, `received_at` the arrival's, the pièces from its
 /// attachments; the arrival is marked `traite` with it.
-#[utoipa::path(post, path = "/arrivals/{id}/dossier", tag = "arrivals",
+#[utoipa::path(post, path = "/arrivals/{id}/dossier", operation_id = "createDossierFromArrival", tag = "arrivals",
     params(("id" = Uuid, Path, description = "Arrival id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
     request_body(content = ArrivalDossierBody, content_type = "application/json"),
@@ -623,10 +644,12 @@ pub async fn create_dossier(
     .await
 }
 
+/// Attach a received file to a dossier
+///
 /// Attach one of the message's files to a dossier as a new version of a
 /// pièce (DAR), as `PUT /dossiers/{id}/pieces/{kind}` would; the arrival
 /// is marked `traite` with it.
-#[utoipa::path(post, path = "/arrivals/{id}/attach", tag = "arrivals",
+#[utoipa::path(post, path = "/arrivals/{id}/attach", operation_id = "attachArrival", tag = "arrivals",
     params(("id" = Uuid, Path, description = "Arrival id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
     request_body(content = ArrivalAttachBody, content_type = "application/json"),
@@ -680,9 +703,11 @@ pub async fn attach(
     .await
 }
 
+/// Set a received message aside
+///
 /// Set the message aside (DAR), with a motivation: it is no dossier's.
 /// Once only: an arrival handled already is refused (409).
-#[utoipa::path(post, path = "/arrivals/{id}/set-aside", tag = "arrivals",
+#[utoipa::path(post, path = "/arrivals/{id}/set-aside", operation_id = "setArrivalAside", tag = "arrivals",
     params(("id" = Uuid, Path, description = "Arrival id")),
     request_body(content = SetAsideBody, content_type = "application/json"),
     responses(

@@ -59,6 +59,7 @@ pub struct MemberBody {
 pub struct DecisionBody {
     pub dossier_id: Uuid,
     /// The dossier's `version` as last read.
+    #[serde(deserialize_with = "super::integral::unsigned")]
     pub expected_version: u64,
     /// `declarer_laureat` or `refuser`.
     pub action: String,
@@ -173,9 +174,11 @@ impl FromRequestParts<AppState> for WavePath {
     }
 }
 
+/// Record a committee session
+///
 /// Record a wave's committee session: its decisions are taken all at once
 /// or none is. With `"dry_run": true`, only says whether each is possible.
-#[utoipa::path(post, path = "/waves/{n}/committees", tag = "committees",
+#[utoipa::path(post, path = "/waves/{n}/committees", operation_id = "recordCommittee", tag = "committees",
     params(("n" = u8, Path, description = "Wave number")),
     request_body = CommitteeBody,
     responses(
@@ -365,9 +368,11 @@ pub async fn record(
     Ok((status, Json(answer)).into_response())
 }
 
+/// List a wave's committee sessions
+///
 /// The sessions of a wave, with their decisions (only those on dossiers
 /// the caller may read).
-#[utoipa::path(get, path = "/waves/{n}/committees", tag = "committees",
+#[utoipa::path(get, path = "/waves/{n}/committees", operation_id = "listCommittees", tag = "committees",
     params(("n" = u8, Path, description = "Wave number")),
     responses((status = 200, body = Committees), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),

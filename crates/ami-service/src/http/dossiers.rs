@@ -20,8 +20,8 @@ use crate::store::{
     Principal, TransitionRequest,
 };
 
-const MAX_LINE: usize = 300;
-const MAX_TEXT: usize = 10_000;
+pub(crate) const MAX_LINE: usize = 300;
+pub(crate) const MAX_TEXT: usize = 10_000;
 
 /// Refuses what a one-line field must not hold: nothing, too much, or
 /// control characters (NUL among them, which PostgreSQL cannot store).
@@ -68,7 +68,7 @@ pub(crate) fn check_text(field: &str, value: Option<&str>) -> Result<(), ApiErro
 /// The largest size a client in any language reads back exactly: JSON
 /// numbers are IEEE doubles in JavaScript (2^53 − 1), and the size is part
 /// of the event whose digest clients recompute.
-const MAX_SIZE: u64 = (1 << 53) - 1;
+pub(crate) const MAX_SIZE: u64 = (1 << 53) - 1;
 
 fn check_piece(
     field: &str,
@@ -104,7 +104,10 @@ fn idempotency(headers: &HeaderMap, what: &[&[u8]]) -> Result<Option<Idempotency
     let key = value
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .filter(|k| {
+            (1..=super::contract::MAX_IDEMPOTENCY_KEY).contains(&k.len())
+                && k.bytes().all(|b| (0x20..=0x7E).contains(&b))
+        })
         .ok_or_else(|| {
             ApiError::bad_field(
                 "Idempotency-Key",
@@ -240,9 +243,18 @@ fn created_id(first_answer: &str) -> Option<DossierId> {
         .map(|c| c.id)
 }
 
+/// Deposit a dossier
+///
 /// Deposit a dossier (DAR): JSON, or `multipart/form-data` with the JSON
 /// in a `dossier` part and one file part per pièce, named by its kind.
-#[utoipa::path(post, path = "/dossiers", tag = "dossiers",
+///
+/// The commune must be the INSEE code's (422 `commune_inconnue`,
+/// `commune_incoherente`); a commune with a dossier already needs
+/// `doublon_confirme` (422 `doublon`); `received_at` decides the wave and
+/// must fall inside the campaign. The answer is the dossier, at `Location`;
+/// an accusé de réception is queued for the porteur's address in the same
+/// transaction.
+#[utoipa::path(post, path = "/dossiers", operation_id = "createDossier", tag = "dossiers",
     request_body(content(
         (NewDossierBody = "application/json"),
         (DepositForm = "multipart/form-data"))),
@@ -538,8 +550,13 @@ pub(crate) async fn readable_dossier(
         .ok_or_else(ApiError::dossier_not_found)
 }
 
+/// Read a dossier
+///
 /// A dossier, with the actions the caller may take now.
-#[utoipa::path(get, path = "/dossiers/{id}", tag = "dossiers",
+///
+/// 404 for a dossier the caller may not read (outside its programmes), as for
+/// an unknown id.
+#[utoipa::path(get, path = "/dossiers/{id}", operation_id = "getDossier", tag = "dossiers",
     params(("id" = Uuid, Path, description = "Dossier id")),
     responses((status = 200, body = DossierView), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),
@@ -558,8 +575,14 @@ pub async fn get(
     )))
 }
 
+/// List dossiers
+///
 /// Dossiers in reception order, filtered, by pages.
-#[utoipa::path(get, path = "/dossiers", tag = "dossiers",
+///
+/// Only those the caller may read. Filters combine (AND); a filter's values
+/// separated by commas are alternatives (OR). Follow `next_cursor` for the
+/// next page; a cursor keeps its order (`sort`).
+#[utoipa::path(get, path = "/dossiers", operation_id = "listDossiers", tag = "dossiers",
     params(
         ("state" = Option<String>, Query, description = "State ids, one or several separated by commas, e.g. `laureat,refuse`"),
         ("wave" = Option<String>, Query, description = "Wave numbers, one or several separated by commas, e.g. `1` or `1,3`"),
@@ -594,19 +617,14 @@ pub async fn list(
         filter.limit = l
             .parse::<u32>()
             .ok()
-            .filter(|n| (1..=500).contains(n))
+            .filter(|n| (1..=super::contract::MAX_LIST_LIMIT).contains(n))
             .ok_or_else(|| ApiError::bad_field("limit", "La limite est un entier de 1 à 500."))?;
     }
     if let Some(c) = query.get("cursor") {
         filter.after = Some(
             ListCursor::decode(c)
                 .filter(|c| c.fits(filter.order))
-                .ok_or_else(|| {
-                    ApiError::bad_field(
-                        "cursor",
-                        "Curseur invalide : reprenez le next_cursor d'une page précédente.",
-                    )
-                })?,
+                .ok_or_else(|| super::contract::cursor_refusal("cursor", c))?,
         );
     }
     let page = state.store.list_dossiers(&filter).await?;
@@ -696,7 +714,7 @@ pub(crate) fn list_filter(
         }
     };
     if let Some(q) = query.get("q") {
-        if q.chars().count() > 200 || q.chars().any(char::is_control) {
+        if q.chars().count() > super::contract::MAX_QUERY || q.chars().any(char::is_control) {
             return Err(ApiError::bad_field(
                 "q",
                 "La recherche compte au plus 200 caractères, sans caractère de contrôle.",
@@ -837,8 +855,14 @@ pub(crate) fn transition_command(
     })
 }
 
-/// Take an action on a dossier.
-#[utoipa::path(post, path = "/dossiers/{id}/transitions", tag = "dossiers",
+/// Take an action on a dossier
+///
+/// `action` is one the caller's agency and role may take (403 otherwise);
+/// `expected_version` is the dossier's `version` as last read (409 when
+/// another action came first: read again, decide again). The engine's
+/// refusals are 422 with the rule's `code` and a French `detail`. The
+/// dossier's `actions` lists what the caller may do now.
+#[utoipa::path(post, path = "/dossiers/{id}/transitions", operation_id = "takeAction", tag = "dossiers",
     params(("id" = Uuid, Path, description = "Dossier id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays give the first answer")),
     request_body = TransitionBody,
@@ -877,8 +901,13 @@ pub async fn transition(
     .await
 }
 
+/// Read a dossier's journal
+///
 /// Every event of a dossier, in order, with its chained digest.
-#[utoipa::path(get, path = "/dossiers/{id}/history", tag = "dossiers",
+///
+/// Each event's `digest` chains it to the one before; `content` is what the
+/// digest covers, so anyone can recompute the chain.
+#[utoipa::path(get, path = "/dossiers/{id}/history", operation_id = "getHistory", tag = "dossiers",
     params(("id" = Uuid, Path, description = "Dossier id")),
     responses((status = 200, body = History), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),

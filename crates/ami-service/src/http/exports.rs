@@ -23,10 +23,12 @@ impl From<ExportError> for ApiError {
     }
 }
 
+/// Export dossiers as CSV
+///
 /// The dossiers of the list, as CSV: UTF-8 with a byte order mark, `;`
 /// between cells, CRLF between rows, one row per dossier in reception
 /// order; written as the pages are read.
-#[utoipa::path(get, path = "/exports/dossiers.csv", tag = "exports",
+#[utoipa::path(get, path = "/exports/dossiers.csv", operation_id = "exportCsv", tag = "exports",
     params(
         ("state" = Option<String>, Query, description = "As the list: state ids, one or several separated by commas"),
         ("wave" = Option<String>, Query, description = "As the list: wave numbers, e.g. `1` or `1,3`"),
@@ -85,10 +87,12 @@ pub(crate) async fn send(
     }
 }
 
+/// Export dossiers as an Excel workbook
+///
 /// The dossiers of the list, as an Excel workbook: one sheet per wave (one
 /// sheet when the list picks waves), a frozen header row with filters,
 /// dates as dates.
-#[utoipa::path(get, path = "/exports/dossiers.xlsx", tag = "exports",
+#[utoipa::path(get, path = "/exports/dossiers.xlsx", operation_id = "exportXlsx", tag = "exports",
     params(
         ("state" = Option<String>, Query, description = "As the list: state ids, one or several separated by commas"),
         ("wave" = Option<String>, Query, description = "As the list: wave numbers; without it, one sheet per wave"),

@@ -13,9 +13,11 @@ use super::views::*;
 use super::{AppState, Caller};
 use crate::store::FeedCursor;
 
+/// Follow every event
+///
 /// Every event of every dossier, in an order a consumer can follow with its
 /// cursor without ever missing one.
-#[utoipa::path(get, path = "/events", tag = "feed",
+#[utoipa::path(get, path = "/events", operation_id = "listEvents", tag = "feed",
     params(("after" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
     responses((status = 200, body = EventPage), (status = 400, body = Problem),
@@ -40,7 +42,7 @@ pub async fn events(
         Some(l) => l
             .parse::<u32>()
             .ok()
-            .filter(|n| (1..=1000).contains(n))
+            .filter(|n| (1..=super::contract::MAX_FEED_LIMIT).contains(n))
             .ok_or_else(|| ApiError::bad_field("limit", "La limite est un entier de 1 à 1000."))?,
         None => 100,
     };
@@ -55,10 +57,12 @@ pub async fn events(
     }))
 }
 
+/// Count dossiers
+///
 /// Counts per wave and state, and per agency the dossiers awaiting it and
 /// those late; of some départements or régions only, and grouped by
 /// département or région, when asked.
-#[utoipa::path(get, path = "/stats", tag = "feed",
+#[utoipa::path(get, path = "/stats", operation_id = "getStats", tag = "feed",
     params(("region" = Option<String>, Query, description = "Région codes of the official geographic code, e.g. `27` or `27,44`: counts only their dossiers"),
         ("departement" = Option<String>, Query, description = "Département codes, e.g. `58` or `2A,2B`: counts only their dossiers"),
         ("group_by" = Option<String>, Query, description = "`departement` or `region`: adds the counts of each")),
@@ -184,8 +188,14 @@ pub async fn stats(
     }))
 }
 
+/// Read the workflow definition
+///
 /// The active workflow definition.
-#[utoipa::path(get, path = "/workflow", tag = "workflow",
+///
+/// The definition the service runs, with its states, actions and their rules,
+/// verdicts, pièces, programmes and the campaign's waves: the same values the
+/// document's enums list.
+#[utoipa::path(get, path = "/workflow", operation_id = "getWorkflow", tag = "workflow",
     responses((status = 200, description = "The definition as JSON", body = Object),
         (status = 401, body = Problem)),
     security(("bearer" = [])))]
@@ -196,8 +206,13 @@ pub async fn workflow(
     Json(state.definition.as_ref().clone())
 }
 
+/// Draw the workflow
+///
 /// The active workflow as a Mermaid state diagram.
-#[utoipa::path(get, path = "/workflow.mmd", tag = "workflow",
+///
+/// A Mermaid `stateDiagram-v2` of the active definition, to paste in a
+/// Markdown document.
+#[utoipa::path(get, path = "/workflow.mmd", operation_id = "getWorkflowDiagram", tag = "workflow",
     responses((status = 200, description = "Mermaid text", body = String, content_type = "text/vnd.mermaid"),
         (status = 401, body = Problem)),
     security(("bearer" = [])))]

@@ -60,9 +60,11 @@ impl From<OutgoingRecord> for MessageView {
     }
 }
 
+/// List the letters of a dossier
+///
 /// The letters of a dossier (accusé de réception, decision) and their
 /// sending: who may read the dossier may read them.
-#[utoipa::path(get, path = "/dossiers/{id}/messages", tag = "dossiers",
+#[utoipa::path(get, path = "/dossiers/{id}/messages", operation_id = "listMessages", tag = "dossiers",
     params(("id" = Uuid, Path, description = "Dossier id")),
     responses((status = 200, body = MessageList), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),

@@ -3,11 +3,13 @@
 pub mod arrivals;
 pub mod assets;
 pub mod committees;
+pub mod contract;
 pub mod dossiers;
 pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod feed;
+pub mod integral;
 pub mod messages;
 pub mod pieces;
 pub mod receipt;
@@ -140,10 +142,15 @@ impl FromRequestParts<AppState> for Caller {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "ami", description = "Instruction multi-agences des dossiers de l'AMI « Au cœur des territoires » (Cnam, ANCT). Errors are RFC 9457 problems with a stable `code`."),
+    info(title = "ami", description = "Instruction multi-agences des dossiers de l'AMI « Au cœur des territoires » (Cnam, ANCT). Errors are RFC 9457 problems with a stable `code`.",
+        contact(name = "Cnam, Direction de l'action régionale", email = "coeurterritoires@lecnam.net")),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
-    tags((name = "dossiers"), (name = "pieces"), (name = "exports"), (name = "feed"), (name = "workflow"),
+    tags((name = "dossiers", description = "Deposit dossiers, read them, take the workflow's actions on them, read their journal and their letters"),
+        (name = "pieces", description = "The files of a dossier's pièces, each version kept"),
+        (name = "exports", description = "The dossiers of a list as a CSV file or an Excel workbook"),
+        (name = "feed", description = "Every event in commit order, and the campaign's counts"),
+        (name = "workflow", description = "The workflow definition the service runs"),
         (name = "committees", description = "A wave's selection committee: its sessions and their decisions"),
         (name = "arrivals", description = "Messages received in the AMI's mailbox, handled once by the DAR"))
 )]
@@ -220,15 +227,15 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, doc)
 }
 
-/// The OpenAPI 3.1 document of the API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().1
+/// The OpenAPI 3.1 document of the API of a service running `def`.
+pub fn openapi(def: &ami_core::Definition) -> serde_json::Value {
+    contract::document(def)
 }
 
 /// The whole service: `/healthz`, `/api/v1/...`, tracing, limits.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = api();
-    let doc = Arc::new(doc);
+    let (api, _) = api();
+    let doc = Arc::new(contract::document(&state.definition));
     let api = api
         .route(
             "/openapi.json",

@@ -327,8 +327,14 @@ pub(crate) fn attach_action(state: &AppState) -> Result<&ami_core::ActionDef, Ap
         })
 }
 
+/// Send a pièce's file
+///
 /// Send a pièce's file (DAR): a new version of it.
-#[utoipa::path(put, path = "/dossiers/{id}/pieces/{kind}", tag = "pieces",
+///
+/// The body is the file; its type is read from its content and must be one
+/// the pièce accepts (415). Send the dossier's version as `expected_version`
+/// or `If-Match` (409 when stale).
+#[utoipa::path(put, path = "/dossiers/{id}/pieces/{kind}", operation_id = "putPiece", tag = "pieces",
     params(("id" = Uuid, Path, description = "Dossier id"),
         ("kind" = String, Path, description = "`dossier_candidature` or `budget_previsionnel`"),
         ("expected_version" = Option<u64>, Query, description = "The dossier's version as read; or `If-Match`"),
@@ -493,8 +499,13 @@ pub fn form_error(e: multer::Error) -> ApiError {
     }
 }
 
+/// Download a pièce
+///
 /// The latest version of a pièce's file.
-#[utoipa::path(get, path = "/dossiers/{id}/pieces/{kind}", tag = "pieces",
+///
+/// With its media type, its name in `Content-Disposition` and its SHA-256 as
+/// `ETag`; `Range` and `If-None-Match` are honoured.
+#[utoipa::path(get, path = "/dossiers/{id}/pieces/{kind}", operation_id = "getPiece", tag = "pieces",
     params(("id" = Uuid, Path, description = "Dossier id"),
         ("kind" = String, Path, description = "`dossier_candidature` or `budget_previsionnel`"),
         ("Range" = Option<String>, Header, description = "`bytes=0-1023`: one range, answered with 206"),
@@ -515,8 +526,10 @@ pub async fn get_piece(
     download(&state, &caller, id, &path.1, None, &headers).await
 }
 
+/// Download a version of a pièce
+///
 /// One version of a pièce's file (1 is the first received).
-#[utoipa::path(get, path = "/dossiers/{id}/pieces/{kind}/versions/{version}", tag = "pieces",
+#[utoipa::path(get, path = "/dossiers/{id}/pieces/{kind}/versions/{version}", operation_id = "getPieceVersion", tag = "pieces",
     params(("id" = Uuid, Path, description = "Dossier id"),
         ("kind" = String, Path, description = "`dossier_candidature` or `budget_previsionnel`"),
         ("version" = u32, Path, description = "1 for the first file received"),

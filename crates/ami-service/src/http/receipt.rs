@@ -10,10 +10,12 @@ use super::error::{ApiError, Problem};
 use super::extract::DossierPath;
 use super::{AppState, Caller};
 
+/// Print a dossier's receipt
+///
 /// A printable receipt of the dossier: its facts, every event with its
 /// digest, every version of its pièces with their SHA-256, the last digest
 /// of its chain, and when and by whom it was produced.
-#[utoipa::path(get, path = "/dossiers/{id}/receipt", tag = "dossiers",
+#[utoipa::path(get, path = "/dossiers/{id}/receipt", operation_id = "getReceipt", tag = "dossiers",
     params(("id" = Uuid, Path, description = "Dossier id")),
     responses(
         (status = 200, description = "The receipt, a standalone HTML page to print or save", content_type = "text/html", body = String),

@@ -25,7 +25,7 @@ pub struct PieceBody {
     /// `dossier_candidature` or `budget_previsionnel`.
     pub kind: String,
     pub filename: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::integral::optional")]
     pub size: Option<u64>,
     /// Hex SHA-256 of the file, 64 characters.
     #[serde(default)]
@@ -61,6 +61,7 @@ pub struct TransitionBody {
     /// An action id of the workflow, e.g. `instruire`.
     pub action: String,
     /// The dossier's `version` as last read; checked first.
+    #[serde(deserialize_with = "super::integral::unsigned")]
     pub expected_version: u64,
     /// `favorable`, `reserve` or `defavorable`, for actions that carry one.
     #[serde(default)]
