@@ -28,6 +28,8 @@ pub const MAX_FEED_LIMIT: u32 = 1000;
 pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]+$";
 /// The shape of the feed's cursors: two numbers that always fit.
 pub const FEED_CURSOR_PATTERN: &str = "^[0-9]{1,19}\\.[0-9]{1,18}$";
+/// How many valid deposits the document gives as examples.
+const DEPOSIT_EXAMPLES: usize = 30;
 /// The largest integer every JSON reader keeps exact (2^53 − 1).
 pub const MAX_JSON_INTEGER: u64 = (1 << 53) - 1;
 
@@ -222,7 +224,14 @@ fn ids<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> (Vec<Value>, String)
 
 /// The vocabularies of the definition, as schemas other schemas refer to.
 fn vocabularies(doc: &mut Value, def: &Definition) {
-    let creation: Vec<&str> = def.creation_actions().map(|a| a.id.as_str()).collect();
+    // Deposits are `POST /dossiers`, pièces `PUT …/pieces/{kind}`: neither
+    // goes through `/transitions`.
+    let elsewhere: Vec<&str> = def
+        .actions()
+        .iter()
+        .filter(|a| matches!(a.effect, ami_core::Effect::Create | ami_core::Effect::AttachPiece))
+        .map(|a| a.id.as_str())
+        .collect();
     let committee: Vec<&str> = def.committee_actions().map(|a| a.id.as_str()).collect();
     let mut add = |name: &str, schema: Value| {
         if let Some(schemas) = doc
@@ -239,12 +248,12 @@ fn vocabularies(doc: &mut Value, def: &Definition) {
     let (v, said) = ids(
         def.actions()
             .iter()
-            .filter(|a| !creation.contains(&a.id.as_str()))
+            .filter(|a| !elsewhere.contains(&a.id.as_str()))
             .map(|a| (a.id.as_str(), a.label.as_str())),
     );
     add(
         "TransitionAction",
-        enumeration(v, "string", format!("An action taken on an existing dossier (the deposit is `POST /dossiers`): {said}.")),
+        enumeration(v, "string", format!("An action taken with `POST /dossiers/{{id}}/transitions` (a deposit is `POST /dossiers`, a pièce `PUT /dossiers/{{id}}/pieces/{{kind}}`): {said}.")),
     );
     let (v, said) = ids(
         def.actions()
@@ -348,7 +357,11 @@ fn field_rules() -> Vec<(String, Value)> {
         (prop("DossierView", "wave"), s("Wave")),
         (prop("DossierView", "programmes"), array_of(s("Programme"))),
         (prop("DossierView", "awaiting"), array_of(s("Awaited"))),
-        (prop("DossierView", "actions"), array_of(s("TransitionAction"))),
+        (prop("DossierView", "actions"), array_of(s("Action"))),
+        (prop("DossierView", "next_step"), s("TransitionAction")),
+        (prop("ArrivalPieceBody", "attachment"), unsigned(Some(MAX_JSON_INTEGER), "The index of the attachment in the arrival's `attachments`, from 0.")),
+        (prop("ArrivalAttachBody", "attachment"), unsigned(Some(MAX_JSON_INTEGER), "The index of the attachment in the arrival's `attachments`, from 0.")),
+        (prop("DepositForm", "dossier"), s("NewDossierBody")),
         (prop("PieceView", "kind"), s("PieceKind")),
         (prop("ComplementView", "pieces"), array_of(s("PieceKind"))),
         (prop("ActorView", "agency"), s("Agency")),
@@ -514,6 +527,10 @@ fn refine_parameter(path: &str, p: &mut Value) {
         ("path", "kind") => set_schema(schema_ref("PieceKind"), None),
         ("path", "version") => set_schema(json!({ "type": "integer", "minimum": 1, "maximum": u32::MAX }), None),
         ("path", "n") if path.starts_with("/waves") => set_schema(schema_ref("Wave"), None),
+        ("header", "If-Match") => set_schema(
+            json!({ "type": "string", "pattern": "^\"?[0-9]{1,15}\"?$", "description": "The dossier's version as read, e.g. `\"4\"`." }),
+            None,
+        ),
         ("header", "Idempotency-Key") => set_schema(
                 json!({
                     "type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
@@ -538,6 +555,13 @@ fn responses(doc: &mut Value) {
     for (_, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else { continue };
         for (_, op) in item.iter_mut() {
+            let pages = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p.get("name").and_then(Value::as_str) == Some("cursor"))
+                });
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -548,6 +572,11 @@ fn responses(doc: &mut Value) {
                 .or_insert_with(|| problem_response("The database is unavailable; try again after `Retry-After` seconds."));
             if let Some(r) = responses.get_mut("503").and_then(Value::as_object_mut) {
                 headers_of(r).insert("Retry-After".into(), retry_after.clone());
+            }
+            if pages {
+                responses.entry("422").or_insert_with(|| {
+                    problem_response("`invalid_cursor`: a cursor of the documented shape that the service did not give, or one of a list in another order.")
+                });
             }
             if let Some(r) = responses.get_mut("201").and_then(Value::as_object_mut) {
                 headers_of(r).insert(
@@ -604,9 +633,41 @@ fn examples(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
     let first_action = def
         .actions()
         .iter()
-        .find(|a| !a.from.is_empty() && def.creation_actions().all(|c| c.id != a.id))
+        .find(|a| a.next_step)
         .map_or("", |a| a.id.as_str());
     let transition = json!({ "action": first_action, "expected_version": 1 });
+    // Named examples on the request: the Nièvre's first communes, each a
+    // valid deposit of its own (a generator sends each once).
+    let mut named = Map::new();
+    for c in ami_core::communes::communes()
+        .iter()
+        .filter(|c| c.departement == "58")
+        .take(DEPOSIT_EXAMPLES)
+    {
+        let mut body = deposit.clone();
+        body["commune"] = json!(c.name);
+        body["code_insee"] = json!(c.code);
+        body["porteur"] = json!({ "nom": format!("Commune de {}", c.name), "email": null });
+        named.insert(
+            format!("depot_{}", c.code),
+            json!({ "summary": format!("{} ({})", c.name, c.code), "value": body }),
+        );
+    }
+    match doc.pointer_mut("/paths/~1dossiers/post/requestBody/content/application~1json") {
+        Some(Value::Object(media)) => {
+            media.insert("examples".into(), Value::Object(named));
+        }
+        _ => misses.push("/paths/~1dossiers/post/requestBody/content/application~1json".into()),
+    }
+    match doc.pointer_mut("/paths/~1dossiers/post/requestBody/content/multipart~1form-data") {
+        Some(Value::Object(media)) => {
+            media.insert(
+                "encoding".into(),
+                json!({ "dossier": { "contentType": "application/json" } }),
+            );
+        }
+        _ => misses.push("/paths/~1dossiers/post/requestBody/content/multipart~1form-data".into()),
+    }
     for (pointer, value) in [
         ("/components/schemas/NewDossierBody/examples", json!([deposit])),
         ("/components/schemas/TransitionBody/examples", json!([transition])),
@@ -636,10 +697,10 @@ fn links(doc: &mut Value, misses: &mut Vec<String>) {
             "operationId": "takeAction",
             "parameters": { "id": "$response.body#/id" },
             "requestBody": {
-                "action": "$response.body#/actions/0",
+                "action": "$response.body#/next_step",
                 "expected_version": "$response.body#/version"
             },
-            "description": "The first action the caller may take now, at the dossier's version."
+            "description": "The action that moves the dossier to its next step, when it is the caller's, at the dossier's version."
         },
         "GetHistory": {
             "operationId": "getHistory",
@@ -709,6 +770,6 @@ mod tests {
         let h = hidden_class(&[]);
         assert!(h.starts_with("\\u0000-\\u001F\\u007F-\\u009F"), "{h}");
         let free = hidden_class(&['\t', '\n', '\r']);
-        assert!(free.starts_with("\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F"), "{free}");
+        assert!(free.starts_with("\\u0000-\\u0008\\u000B-\\u000C\\u000E-\\u001F"), "{free}");
     }
 }

@@ -307,7 +307,8 @@ fn expected_version(headers: &HeaderMap, query: &QueryPairs) -> Result<Option<u6
         })?),
     };
     match (from_header, from_query) {
-        (Some(a), Some(b)) if a != b => Err(ApiError::bad_field(
+        // Each is well formed; that they disagree is the request's meaning.
+        (Some(a), Some(b)) if a != b => Err(ApiError::invalid_field(
             "expected_version",
             "If-Match et expected_version donnent deux versions différentes.",
         )),

@@ -233,6 +233,11 @@ pub struct DossierView {
     pub committee: Option<CommitteeRef>,
     /// Actions the caller may take now.
     pub actions: Vec<String>,
+    /// The one of `actions` that moves the dossier to its next step
+    /// (`instruire`, an avis, the decision), when it is the caller's to
+    /// take; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_step: Option<String>,
 }
 
 /// The committee session a decision was taken in.
@@ -291,6 +296,7 @@ impl DossierView {
         let commune = ami_core::commune(&d.code_insee);
         let departement = commune.and_then(|c| ami_core::departement(c.departement));
         let region = commune.and_then(|c| ami_core::region(c.region));
+        let available = available_actions(def, d, caller);
         DossierView {
             id: d.id.0,
             reference: d.reference.to_string(),
@@ -351,10 +357,11 @@ impl DossierView {
                 id: c.committee_id,
                 held_on: c.held_on,
             }),
-            actions: available_actions(def, d, caller)
-                .into_iter()
-                .map(|a| a.id.to_string())
-                .collect(),
+            actions: available.iter().map(|a| a.id.to_string()).collect(),
+            next_step: available
+                .iter()
+                .find(|a| a.next_step)
+                .map(|a| a.id.to_string()),
         }
     }
 }

@@ -1,0 +1,259 @@
+//! The OpenAPI document says what the service checks (issue 14): its enums
+//! are the running definition's, its bounds are the checks' bounds, and
+//! what it declares valid is not refused with 400. On both backends.
+
+use std::sync::Arc;
+
+use ami_core::{Definition, DEFAULT_DEFINITION_TOML};
+use ami_tests::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn document(app: &TestApp) -> Value {
+    app.send(Method::GET, "/openapi.json", None, &[], None)
+        .await
+        .assert_ok(StatusCode::OK)
+        .clone()
+}
+
+fn enum_of(doc: &Value, schema: &str) -> Vec<Value> {
+    doc["components"]["schemas"][schema]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{schema} has no enum"))
+        .clone()
+}
+
+async fn the_enums_are_those_of_the_running_definition(backend: Backend) {
+    // Arrange: the second AMI with two waves and a third programme.
+    let toml = DEFAULT_DEFINITION_TOML
+        .replace("  { number = 3, closes_on = \"2021-06-25\" },\n", "")
+        .replace("version = \"", "version = \"contract-");
+    let def = Definition::from_toml(&toml).expect("a valid variant");
+    let standard = TestApp::spawn(backend).await;
+    let variant = TestApp::spawn_on(TestDb::new(backend).await, Arc::new(def)).await;
+
+    // Act
+    let standard_doc = document(&standard).await;
+    let variant_doc = document(&variant).await;
+
+    // Assert
+    assert_eq!(enum_of(&standard_doc, "Wave"), vec![json!(1), json!(2), json!(3)]);
+    assert_eq!(enum_of(&variant_doc, "Wave"), vec![json!(1), json!(2)]);
+    let states: Vec<Value> = Definition::ami2()
+        .states()
+        .iter()
+        .map(|s| json!(s.id.as_str()))
+        .collect();
+    assert_eq!(enum_of(&standard_doc, "State"), states);
+    let actions = enum_of(&standard_doc, "TransitionAction");
+    assert!(actions.contains(&json!("instruire")), "{actions:?}");
+    assert!(
+        !actions.contains(&json!("deposer")) && !actions.contains(&json!("ajouter_piece")),
+        "deposits and pièces do not go through /transitions: {actions:?}"
+    );
+    // The list filters take the vocabularies, several at once.
+    let state = standard_doc["paths"]["/dossiers"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "state")
+        .expect("state")
+        .clone();
+    assert_eq!(state["schema"]["items"]["$ref"], "#/components/schemas/State");
+    assert_eq!(state["explode"], false);
+    standard.stop().await;
+    variant.stop().await;
+}
+
+async fn the_bounds_published_are_the_bounds_checked(backend: Backend) {
+    // Arrange
+    let app = TestApp::spawn(backend).await;
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+    let doc = document(&app).await;
+    let limit = |path: &str| -> u64 {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .expect("limit")["schema"]["maximum"]
+            .as_u64()
+            .expect("a maximum")
+    };
+
+    // Act + Assert: at the bound, accepted; past it, 400.
+    for path in ["/dossiers", "/events", "/arrivals"] {
+        let max = limit(path);
+        app.fetch(&dar, &format!("{path}?limit={max}"))
+            .await
+            .assert_ok(StatusCode::OK);
+        app.fetch(&dar, &format!("{path}?limit={}", max + 1))
+            .await
+            .assert_field_problem(StatusCode::BAD_REQUEST, "invalid_parameter", "limit");
+    }
+    let nom = &doc["components"]["schemas"]["PorteurBody"]["properties"]["nom"];
+    let longest = nom["maxLength"].as_u64().expect("maxLength") as usize;
+    let mut body = new_dossier("Bornes", &["acv"]);
+    body["porteur"]["nom"] = json!("é".repeat(longest));
+    app.send_json(Method::POST, "/dossiers", &dar, &body, None)
+        .await
+        .assert_ok(StatusCode::CREATED);
+    let mut body = new_dossier("Bornes", &["acv"]);
+    body["porteur"]["nom"] = json!("é".repeat(longest + 1));
+    app.send_json(Method::POST, "/dossiers", &dar, &body, None)
+        .await
+        .assert_field_problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "porteur.nom",
+        );
+    app.stop().await;
+}
+
+async fn an_integral_json_number_is_an_integer(backend: Backend) {
+    // Arrange
+    let app = TestApp::spawn(backend).await;
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+    let d = app.deposit(&dar, &["acv"]).await;
+    let id = d["id"].as_str().expect("id");
+    let version = d["version"].as_u64().expect("version") as f64;
+
+    // Act
+    let fraction = app
+        .transition(
+            &dar,
+            id,
+            &json!({"action": "instruire", "expected_version": version + 0.5}),
+        )
+        .await;
+    let integral = app
+        .transition(
+            &dar,
+            id,
+            &json!({"action": "instruire", "expected_version": version}),
+        )
+        .await;
+
+    // Assert: `1.0` is the integer 1 (JSON Schema), `1.5` is not.
+    fraction.assert_field_problem(
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        "expected_version",
+    );
+    assert_eq!(integral.assert_ok(StatusCode::OK)["state"], "instruit");
+    app.stop().await;
+}
+
+async fn idempotency_keys_follow_the_published_rule(backend: Backend) {
+    // Arrange
+    let app = TestApp::spawn(backend).await;
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+    let before = app.journal_len().await;
+    let longest = "k".repeat(200);
+
+    // Act
+    let too_long = app
+        .send_json(
+            Method::POST,
+            "/dossiers",
+            &dar,
+            &new_dossier("Clés", &["acv"]),
+            Some(&"k".repeat(201)),
+        )
+        .await;
+    let at_bound = app
+        .send_json(
+            Method::POST,
+            "/dossiers",
+            &dar,
+            &new_dossier("Clés", &["acv"]),
+            Some(&longest),
+        )
+        .await;
+
+    // Assert
+    too_long.assert_field_problem(
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+        "Idempotency-Key",
+    );
+    at_bound.assert_ok(StatusCode::CREATED);
+    assert_eq!(app.journal_len().await, before + 1);
+    let doc = document(&app).await;
+    let key = doc["paths"]["/dossiers"]["post"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .expect("Idempotency-Key")
+        .clone();
+    assert_eq!(key["schema"]["type"], "string", "never `string | null`");
+    assert_eq!(key["schema"]["maxLength"], 200);
+    app.stop().await;
+}
+
+async fn a_cursor_of_the_right_shape_not_given_is_422(backend: Backend) {
+    // Arrange
+    let app = TestApp::spawn(backend).await;
+    let dar = app.person("Camille Martin", "dar", "agent").await;
+
+    // Act
+    let misshapen = app.fetch(&dar, "/dossiers?cursor=a%2Bb").await;
+    let not_given = app.fetch(&dar, "/dossiers?cursor=AAAA").await;
+
+    // Assert
+    misshapen.assert_field_problem(StatusCode::BAD_REQUEST, "invalid_parameter", "cursor");
+    not_given.assert_field_problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_cursor",
+        "cursor",
+    );
+    app.stop().await;
+}
+
+async fn every_operation_declares_503_and_a_201_its_location(backend: Backend) {
+    // Arrange
+    let app = TestApp::spawn(backend).await;
+
+    // Act
+    let doc = document(&app).await;
+
+    // Assert
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            operations += 1;
+            let responses = &op["responses"];
+            assert!(
+                responses["503"]["headers"]["Retry-After"].is_object(),
+                "{method} {path} does not declare 503 with Retry-After"
+            );
+            if responses.get("201").is_some() {
+                assert!(
+                    responses["201"]["headers"]["Location"].is_object(),
+                    "{method} {path}"
+                );
+            }
+            assert!(op["operationId"].is_string(), "{method} {path}");
+            assert!(op["description"].is_string(), "{method} {path}");
+        }
+    }
+    assert!(operations >= 25, "{operations}");
+    let links = &doc["paths"]["/dossiers"]["post"]["responses"]["201"]["links"];
+    assert_eq!(links["TakeAction"]["operationId"], "takeAction");
+    assert_eq!(
+        doc["paths"]["/workflow"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/Workflow"
+    );
+    app.stop().await;
+}
+
+on_both_backends!(
+    the_enums_are_those_of_the_running_definition,
+    the_bounds_published_are_the_bounds_checked,
+    an_integral_json_number_is_an_integer,
+    idempotency_keys_follow_the_published_rule,
+    a_cursor_of_the_right_shape_not_given_is_422,
+    every_operation_declares_503_and_a_201_its_location,
+);
