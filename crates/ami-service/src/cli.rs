@@ -143,8 +143,8 @@ impl MailArgs {
         settings.digest_hour = self.digest_hour;
         settings.public_url = public_url.map(str::to_string);
         settings.tick = self.mail_tick;
-        settings.first_retry = chrono::Duration::from_std(self.mail_first_retry)
-            .context("--mail-first-retry")?;
+        settings.first_retry =
+            chrono::Duration::from_std(self.mail_first_retry).context("--mail-first-retry")?;
         settings.lease = chrono::Duration::from_std(self.mail_lease).context("--mail-lease")?;
         Ok(settings)
     }
