@@ -105,7 +105,7 @@ async fn walk_one(
         decided: None,
     };
     let mut version = d["version"].as_u64().context("version")?;
-    let laureat = n % 2 == 0;
+    let laureat = n.is_multiple_of(2);
     let steps: Vec<(&String, &str, Value)> = if laureat {
         vec![
             (&crew.dar, "instruire", json!({"verdict": "favorable"})),
