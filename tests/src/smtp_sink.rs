@@ -8,6 +8,14 @@
 //! starting with `refuse-5` gets `550` (permanent), `refuse-4` gets `451`
 //! (try later); see [`REFUSED_FOR_GOOD`] and [`REFUSED_FOR_NOW`].
 //!
+//! For the crash tests, a sink can be stopped and started again on its
+//! port ([`SmtpSink::stop`], [`SmtpSink::start_again`]), frozen
+//! ([`SmtpSink::freeze`]: connections are accepted by the kernel but never
+//! greeted), made to keep a message and hold back its `250`
+//! ([`SmtpSink::hold_replies`]), or to wait a while before each `250`
+//! ([`SmtpSink::start_slow`]): the message is kept before the client
+//! knows it was accepted, which is the window of a second sending.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! let sink = ami_tests::smtp_sink::SmtpSink::start()?;
@@ -29,12 +37,15 @@ pub const REFUSED_FOR_NOW: &str = "refuse-4xx@ville.example";
 
 /// The handler, written next to the messages and given to `aiosmtpd -c`.
 const HANDLER: &str = r#"# Written by ami-tests (tests/src/smtp_sink.rs).
-import json, os, time
+import asyncio, json, os, time
 
 
 class Sink:
-    def __init__(self, directory):
+    def __init__(self, directory, delay="0"):
         self.directory = directory
+        self.delay = float(delay)
+        # While this file exists, a kept message's 250 is held back.
+        self.hold = os.path.join(os.path.dirname(directory), "hold")
         self.count = 0
 
     @classmethod
@@ -59,6 +70,10 @@ class Sink:
         with open(path + ".json", "w") as f:
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
         os.rename(path + ".tmp", path + ".eml")
+        if self.delay > 0:
+            await asyncio.sleep(self.delay)
+        while os.path.exists(self.hold):
+            await asyncio.sleep(0.02)
         return "250 Message accepted"
 "#;
 
@@ -75,38 +90,110 @@ pub struct Received {
 pub struct SmtpSink {
     dir: tempfile::TempDir,
     port: u16,
+    /// Seconds the handler waits after keeping a message, before its 250.
+    delay: f64,
     child: Option<Child>,
 }
 
 impl SmtpSink {
     /// Starts a sink on a free port; returns once it greets.
     pub fn start() -> anyhow::Result<SmtpSink> {
-        let python = python()?;
+        SmtpSink::start_slow(Duration::ZERO)
+    }
+
+    /// Like [`SmtpSink::start`], but each message is kept, then its `250`
+    /// waits `delay`: a client killed meanwhile never learns that the
+    /// message arrived.
+    pub fn start_slow(delay: Duration) -> anyhow::Result<SmtpSink> {
         let dir = tempfile::Builder::new().prefix("smtp-sink").tempdir()?;
-        let messages = dir.path().join("messages");
-        std::fs::create_dir(&messages)?;
+        std::fs::create_dir(dir.path().join("messages"))?;
         std::fs::write(dir.path().join("ami_sink.py"), HANDLER)?;
         let port = crate::process::free_port()?;
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "ami_sink.Sink"])
-            .arg(&messages)
-            .env("PYTHONPATH", dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(
-                dir.path().join("stderr.log"),
-            )?))
-            .spawn()
-            .with_context(|| format!("starting {} -m aiosmtpd", python.display()))?;
         let mut sink = SmtpSink {
             dir,
             port,
-            child: Some(child),
+            delay: delay.as_secs_f64(),
+            child: None,
         };
-        sink.wait_until_greeting()?;
+        sink.spawn()?;
         Ok(sink)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let python = python()?;
+        let child = Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-c", "ami_sink.Sink"])
+            .arg(self.dir.path().join("messages"))
+            .arg(self.delay.to_string())
+            .env("PYTHONPATH", self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join("stderr.log"))?,
+            ))
+            .spawn()
+            .with_context(|| format!("starting {} -m aiosmtpd", python.display()))?;
+        self.child = Some(child);
+        self.wait_until_greeting()
+    }
+
+    /// Kills the sink (SIGKILL) and waits until its port refuses
+    /// connections: a relay gone. What it received stays.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts the sink again on the same port, after [`SmtpSink::stop`].
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// SIGSTOP: the port still accepts connections (the kernel completes
+    /// them) but nobody greets; a client waits.
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// SIGCONT, after [`SmtpSink::freeze`].
+    pub fn thaw(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.as_ref().context("sink not running")?.id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill {signal} {pid}: {status}");
+        Ok(())
+    }
+
+    /// From now on each message is kept, then its `250` waits until
+    /// [`SmtpSink::release_replies`].
+    pub fn hold_replies(&self) -> anyhow::Result<()> {
+        std::fs::write(self.dir.path().join("hold"), b"")?;
+        Ok(())
+    }
+
+    /// Lets the held `250`s go.
+    pub fn release_replies(&self) -> anyhow::Result<()> {
+        std::fs::remove_file(self.dir.path().join("hold"))?;
+        Ok(())
     }
 
     pub fn port(&self) -> u16 {

@@ -1,7 +1,9 @@
 //! Mail in: `mail::imap::follow` against a real Dovecot (one per test):
 //! every message imported once with its exact bytes, then marked or moved;
 //! news through IDLE; a refused import tried again; a server killed and
-//! restarted; a prompt shutdown.
+//! restarted; a prompt shutdown. And the real `ami serve --imap-url`, on
+//! both databases: each message one arrival although Dovecot and `ami`
+//! are killed and restarted.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -420,4 +422,223 @@ async fn shutdown_ends_following_promptly_while_idle_or_waiting_to_reconnect() {
     // Assert
     assert!(idle_took < Duration::from_secs(1), "{idle_took:?}");
     assert!(waiting_took < Duration::from_secs(1), "{waiting_took:?}");
+}
+
+/// The Message-IDs (without `<>`) of every arrival `ami serve` answers
+/// with, one entry per arrival.
+async fn arrival_ids(
+    client: &reqwest::Client,
+    ami: &ami_tests::process::AmiProcess,
+    token: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/arrivals?limit=500", ami.api());
+        if let Some(c) = &cursor {
+            url += &format!("&cursor={c}");
+        }
+        let res = client.get(url).bearer_auth(token).send().await?;
+        anyhow::ensure!(res.status() == 200, "arrivals: {}", res.status());
+        let page: serde_json::Value = res.json().await?;
+        for item in page["items"].as_array().into_iter().flatten() {
+            ids.push(item["message_id"].as_str().unwrap_or("(none)").to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// The Message-ID of one of [`letter`]'s messages, without `<>`.
+fn message_id_of(raw: &[u8]) -> String {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.message_id().map(str::to_string))
+        .expect("a Message-ID")
+}
+
+/// Polls the arrivals until each of `expected` is there; then every one
+/// must be there exactly once, and nothing else.
+async fn arrivals_exactly(
+    client: &reqwest::Client,
+    ami: &ami_tests::process::AmiProcess,
+    token: &str,
+    expected: &[String],
+    within: Duration,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let ids = arrival_ids(client, ami, token).await?;
+        if expected.iter().all(|e| ids.contains(e)) {
+            let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+            for id in &ids {
+                *counts.entry(id.as_str()).or_default() += 1;
+            }
+            let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+            anyhow::ensure!(doubled.is_empty(), "arrivals counted twice: {doubled:?}");
+            anyhow::ensure!(
+                ids.len() == expected.len(),
+                "{} arrivals, {} messages delivered",
+                ids.len(),
+                expected.len()
+            );
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > within {
+            let missing: Vec<_> = expected.iter().filter(|e| !ids.contains(e)).collect();
+            anyhow::bail!(
+                "after {within:?}, {} arrivals; missing {missing:?}",
+                ids.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `ami serve --imap-url` follows a Dovecot mailbox: messages appended
+/// become arrivals within seconds; Dovecot is killed, messages are
+/// delivered into its maildir while it is down, it comes back on the same
+/// port; `ami` itself is killed (SIGKILL) while it imports and restarted.
+/// Every message is an arrival exactly once (by Message-ID) and marked
+/// imported in the mailbox.
+async fn ami_serve_imports_each_message_once_through_restarts(
+    backend: ami_tests::Backend,
+) -> anyhow::Result<()> {
+    use ami_tests::process::{AmiProcess, Program};
+    let started = Instant::now();
+    let mut server = Dovecot::start()?;
+    let db = ami_tests::TestDb::new(backend).await;
+    let mut program = Program::new(env!("CARGO_BIN_EXE_ami-under-test"));
+    program.env.extend([
+        ("AMI_IMAP_URL".to_string(), server.url("INBOX")),
+        (
+            "AMI_IMAP_PASSWORD".to_string(),
+            dovecot::PASSWORD.to_string(),
+        ),
+    ]);
+    let (_, token) = program.create_token(&db.url, "Camille Martin", "dar", "agent")?;
+    let mut ami = AmiProcess::start(&program, &db.url).await?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut delivered: Vec<Vec<u8>> = Vec::new();
+    let ids = |d: &[Vec<u8>]| d.iter().map(|r| message_id_of(r)).collect::<Vec<_>>();
+
+    // While following: each appended message is an arrival within seconds.
+    for i in 0..3 {
+        let raw = letter(&format!("Candidature {i}"));
+        append(&server, "INBOX", &raw).await;
+        delivered.push(raw);
+    }
+    let first = arrivals_exactly(&client, &ami, &token, &ids(&delivered), ARRIVAL).await?;
+
+    // Dovecot killed; three messages reach its maildir while it is down.
+    server.kill();
+    for i in 0..3 {
+        let raw = letter(&format!("Pendant la panne {i}"));
+        server.deliver(&raw)?;
+        delivered.push(raw);
+    }
+    // Down long enough for the follower to fail and wait to reconnect.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.restart()?;
+    for i in 0..2 {
+        let raw = letter(&format!("Après la panne {i}"));
+        append(&server, "INBOX", &raw).await;
+        delivered.push(raw);
+    }
+    let back = arrivals_exactly(
+        &client,
+        &ami,
+        &token,
+        &ids(&delivered),
+        Duration::from_secs(20),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{}\n{}", ami.log_tail(), server.log_tail()))?;
+
+    // `ami` killed while it imports a batch, one more while it is down.
+    let batch: Vec<Vec<u8>> = (0..5).map(|i| letter(&format!("Lot {i}"))).collect();
+    for raw in &batch {
+        append(&server, "INBOX", raw).await;
+    }
+    let batch_ids = ids(&batch);
+    let deadline = Instant::now() + ARRIVAL;
+    // As soon as the first of them is an arrival: the others are being
+    // imported, or flagged.
+    let at_kill = loop {
+        let now = arrival_ids(&client, &ami, &token).await?;
+        let there = batch_ids.iter().filter(|b| now.contains(b)).count();
+        if there > 0 {
+            break there;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the batch never came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    ami.kill();
+    delivered.extend(batch);
+    let raw = letter("Pendant l'arrêt d'ami");
+    append(&server, "INBOX", &raw).await;
+    delivered.push(raw);
+    ami.restart().await?;
+    let last = arrivals_exactly(
+        &client,
+        &ami,
+        &token,
+        &ids(&delivered),
+        Duration::from_secs(20),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{}", ami.log_tail()))?;
+
+    // Every message still in the INBOX, each marked imported.
+    let inbox = until(&server, "INBOX", |m| {
+        m.len() == delivered.len() && m.iter().all(|(_, marked, _)| *marked)
+    })
+    .await;
+    assert_eq!(
+        sorted(inbox.into_iter().map(|m| m.0).collect()),
+        sorted(delivered.clone())
+    );
+    ami.kill();
+    println!(
+        "ami serve --imap-url {backend:?}: {} messages, each one arrival; first ones in {:.1} s, \
+         after Dovecot's restart in {:.1} s, after ami's SIGKILL (with {at_kill} of a batch of {} \
+         imported) in {:.1} s; {:.1} s in all",
+        delivered.len(),
+        first.as_secs_f64(),
+        back.as_secs_f64(),
+        batch_ids.len(),
+        last.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn ami_serve_bounded(backend: ami_tests::Backend) {
+    let bound = Duration::from_secs(55);
+    match tokio::time::timeout(
+        bound,
+        ami_serve_imports_each_message_once_through_restarts(backend),
+    )
+    .await
+    {
+        Ok(result) => result.unwrap_or_else(|e| panic!("{backend:?}: {e:#}")),
+        Err(_) => panic!("{backend:?}: not finished within {bound:?}"),
+    }
+}
+
+// Named at the top level (not `sqlite::…`) so that `.ci/run` counts them
+// with the other mail transport tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_ami_serve_imports_each_message_once_through_dovecot_and_ami_restarts() {
+    ami_serve_bounded(ami_tests::Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ami_serve_imports_each_message_once_through_dovecot_and_ami_restarts() {
+    ami_serve_bounded(ami_tests::Backend::Postgres).await
 }

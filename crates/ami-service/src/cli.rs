@@ -102,6 +102,20 @@ struct MailArgs {
     /// the day's digests are sent.
     #[arg(long, env = "AMI_DIGEST_HOUR", default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..24))]
     digest_hour: u32,
+    /// For drills and tests (hidden): how often the worker looks at the
+    /// outbox when nothing wakes it.
+    #[arg(long, env = "AMI_MAIL_TICK", default_value = "5s", value_parser = humantime::parse_duration, hide = true)]
+    mail_tick: std::time::Duration,
+    /// For drills and tests (hidden): the wait before a letter's first
+    /// retry, doubled at each attempt.
+    #[arg(long, env = "AMI_MAIL_FIRST_RETRY", default_value = "1m", value_parser = humantime::parse_duration, hide = true)]
+    mail_first_retry: std::time::Duration,
+    /// For drills and tests (hidden): how long a claim on a letter holds,
+    /// i.e. how long a letter claimed by an instance that died waits before
+    /// another sends it. It must outlast a send (SMTP commands time out
+    /// after 60 s) when several instances share the database.
+    #[arg(long, env = "AMI_MAIL_LEASE", default_value = "10m", value_parser = humantime::parse_duration, hide = true)]
+    mail_lease: std::time::Duration,
 }
 
 impl MailArgs {
@@ -128,6 +142,10 @@ impl MailArgs {
         settings.digest_to = crate::mail::outbox::parse_digest_to(def, &self.digest_to)?;
         settings.digest_hour = self.digest_hour;
         settings.public_url = public_url.map(str::to_string);
+        settings.tick = self.mail_tick;
+        settings.first_retry =
+            chrono::Duration::from_std(self.mail_first_retry).context("--mail-first-retry")?;
+        settings.lease = chrono::Duration::from_std(self.mail_lease).context("--mail-lease")?;
         Ok(settings)
     }
 }

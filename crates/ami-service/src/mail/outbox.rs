@@ -5,8 +5,9 @@
 //! Guarantees, with the store's:
 //! - a letter is written in the same transaction as the event that causes
 //!   it: no event without its letter, no letter without its event;
-//! - a sender claims letters for a lease ([`LEASE`]): two instances never
-//!   send the same letter while a claim holds;
+//! - a sender claims letters for a lease ([`LEASE`] unless
+//!   [`OutboxSettings::lease`] says otherwise): two instances never send
+//!   the same letter while a claim holds;
 //! - sending is at least once: an instance that stops between the relay's
 //!   « 250 » and `mark_sent` (a crash, a lost database) leaves the letter
 //!   claimed; once the lease runs out another attempt sends it again. It
@@ -59,6 +60,10 @@ pub struct OutboxSettings {
     pub max_retry: chrono::Duration,
     /// Attempts after which a letter is given up (`echec`).
     pub max_attempts: u32,
+    /// How long a claim holds ([`LEASE`]): a letter claimed by a sender
+    /// that died is sent by another once it runs out. Shorter than a send
+    /// may take, two instances could send one letter twice.
+    pub lease: chrono::Duration,
     /// The service's address, for the links of the digest.
     pub public_url: Option<String>,
 }
@@ -77,6 +82,7 @@ impl OutboxSettings {
             first_retry: chrono::Duration::minutes(1),
             max_retry: chrono::Duration::hours(6),
             max_attempts: 12,
+            lease: LEASE,
             public_url: None,
         }
     }
@@ -258,7 +264,7 @@ async fn send_due(
     stop: &CancellationToken,
 ) -> anyhow::Result<Batch> {
     let now = clock.now();
-    let claimed = store.claim_outgoing(now, LEASE, BATCH).await?;
+    let claimed = store.claim_outgoing(now, settings.lease, BATCH).await?;
     let n = claimed.len();
     let mut relay_down: Option<String> = None;
     for row in claimed {
