@@ -964,7 +964,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Workflow {
             command: WorkflowCmd::Openapi { workflow },
         } => {
-            let doc = http::openapi(&workflow.load()?);
+            let def = workflow.load()?;
+            let today = Utc::now()
+                .with_timezone(&def.campaign().time_zone)
+                .date_naive();
+            let doc = http::openapi(&def, today);
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         Cmd::Workflow {

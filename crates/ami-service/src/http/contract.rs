@@ -11,6 +11,7 @@
 //! renamed field cannot silently lose its rule.
 
 use ami_core::Definition;
+use chrono::NaiveDate;
 use serde_json::{json, Map, Value};
 
 use super::dossiers::{MAX_LINE, MAX_SIZE, MAX_TEXT};
@@ -28,6 +29,8 @@ pub const MAX_FEED_LIMIT: u32 = 1000;
 pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]+$";
 /// The shape of the feed's cursors: two numbers that always fit.
 pub const FEED_CURSOR_PATTERN: &str = "^[0-9]{1,19}\\.[0-9]{1,18}$";
+/// The delay the document's example « demande de complément » gives.
+const COMPLEMENT_DAYS: u64 = 30;
 /// How many valid deposits the document gives as examples.
 const DEPOSIT_EXAMPLES: usize = 30;
 /// The largest integer every JSON reader keeps exact (2^53 − 1).
@@ -53,8 +56,8 @@ pub fn cursor_refusal(name: &str, raw: &str) -> ApiError {
 }
 
 /// The document of the service running `def`.
-pub fn document(def: &Definition) -> Value {
-    let (doc, misses) = build(def);
+pub fn document(def: &Definition, today: NaiveDate) -> Value {
+    let (doc, misses) = build(def, today);
     for miss in misses {
         // A build defect, caught by the tests; the document is still
         // served without that refinement rather than not at all.
@@ -64,13 +67,21 @@ pub fn document(def: &Definition) -> Value {
 }
 
 /// The document, and the places a refinement did not find.
-fn build(def: &Definition) -> (Value, Vec<String>) {
+fn build(def: &Definition, today: NaiveDate) -> (Value, Vec<String>) {
     let mut doc = serde_json::to_value(super::api().1).unwrap_or_else(|_| json!({}));
     let mut misses = Vec::new();
     vocabularies(&mut doc, def);
     for (pointer, schema) in field_rules() {
         set(&mut doc, &pointer, schema, &mut misses);
     }
+    // The form's parts are its fields: any other part is refused.
+    put(
+        &mut doc,
+        "/components/schemas/DepositForm",
+        "additionalProperties",
+        json!(false),
+        &mut misses,
+    );
     set(
         &mut doc,
         "/paths/~1workflow/get/responses/200/content/application~1json/schema",
@@ -79,7 +90,9 @@ fn build(def: &Definition) -> (Value, Vec<String>) {
     );
     parameters(&mut doc, def, &mut misses);
     responses(&mut doc);
-    links(&mut doc, &mut misses);
+    binary_bodies(&mut doc);
+    piece_media_types(&mut doc, def, &mut misses);
+    links(&mut doc, def, today, &mut misses);
     examples(&mut doc, def, &mut misses);
     (doc, misses)
 }
@@ -88,6 +101,16 @@ fn set(doc: &mut Value, pointer: &str, value: Value, misses: &mut Vec<String>) {
     match doc.pointer_mut(pointer) {
         Some(place) => *place = value,
         None => misses.push(pointer.to_string()),
+    }
+}
+
+/// Adds `key` to the object at `pointer`.
+fn put(doc: &mut Value, pointer: &str, key: &str, value: Value, misses: &mut Vec<String>) {
+    match doc.pointer_mut(pointer) {
+        Some(Value::Object(place)) => {
+            place.insert(key.into(), value);
+        }
+        _ => misses.push(format!("{pointer}/{key}")),
     }
 }
 
@@ -531,6 +554,10 @@ fn refine_parameter(path: &str, p: &mut Value) {
             json!({ "type": "string", "pattern": "^\"?[0-9]{1,15}\"?$", "description": "The dossier's version as read, e.g. `\"4\"`." }),
             None,
         ),
+        ("header", "Content-Disposition") => set_schema(
+            json!({ "type": "string", "pattern": "^[\\x20-\\x7E]*$", "description": "`attachment; filename*=UTF-8''budget%20v2.ods` (RFC 6266): the file's name." }),
+            None,
+        ),
         ("header", "Idempotency-Key") => set_schema(
                 json!({
                     "type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
@@ -653,41 +680,87 @@ fn examples(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
             json!({ "summary": format!("{} ({})", c.name, c.code), "value": body }),
         );
     }
-    match doc.pointer_mut("/paths/~1dossiers/post/requestBody/content/application~1json") {
-        Some(Value::Object(media)) => {
-            media.insert("examples".into(), Value::Object(named));
-        }
-        _ => misses.push("/paths/~1dossiers/post/requestBody/content/application~1json".into()),
-    }
-    match doc.pointer_mut("/paths/~1dossiers/post/requestBody/content/multipart~1form-data") {
-        Some(Value::Object(media)) => {
-            media.insert(
-                "encoding".into(),
-                json!({ "dossier": { "contentType": "application/json" } }),
-            );
-        }
-        _ => misses.push("/paths/~1dossiers/post/requestBody/content/multipart~1form-data".into()),
-    }
-    for (pointer, value) in [
-        ("/components/schemas/NewDossierBody/examples", json!([deposit])),
-        ("/components/schemas/TransitionBody/examples", json!([transition])),
-        (
-            "/components/schemas/NewDossierBody/properties/received_at/examples",
-            json!([received_at]),
-        ),
-    ] {
-        match doc.pointer_mut(pointer.rsplit_once('/').map_or("", |(p, _)| p)) {
-            Some(Value::Object(parent)) => {
-                parent.insert("examples".into(), value);
+    put(
+        doc,
+        "/paths/~1dossiers/post/requestBody/content/application~1json",
+        "examples",
+        Value::Object(named),
+        misses,
+    );
+    put(
+        doc,
+        "/paths/~1dossiers/post/requestBody/content/multipart~1form-data",
+        "encoding",
+        json!({ "dossier": { "contentType": "application/json" } }),
+        misses,
+    );
+    put(doc, "/components/schemas/NewDossierBody", "examples", json!([deposit]), misses);
+    put(doc, "/components/schemas/TransitionBody", "examples", json!([transition]), misses);
+    put(
+        doc,
+        "/components/schemas/NewDossierBody/properties/received_at",
+        "examples",
+        json!([received_at]),
+        misses,
+    );
+}
+
+/// Files are bytes: utoipa writes `Vec<u8>` as an array of integers, which
+/// is the JSON of a file, not the file.
+fn binary_bodies(doc: &mut Value) {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                let is_bytes = map.get("type") == Some(&json!("array"))
+                    && map
+                        .get("items")
+                        .and_then(|i| i.get("type"))
+                        .is_some_and(|t| t == "integer")
+                    && map
+                        .get("items")
+                        .and_then(|i| i.get("format"))
+                        .is_some_and(|f| f == "int32");
+                if is_bytes {
+                    map.clear();
+                    map.insert("type".into(), json!("string"));
+                    map.insert("format".into(), json!("binary"));
+                    return;
+                }
+                for (_, child) in map.iter_mut() {
+                    walk(child);
+                }
             }
-            _ => misses.push(pointer.to_string()),
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Some(paths) = doc.get_mut("paths") {
+        walk(paths);
+    }
+}
+
+/// A pièce's file may be sent with its own media type: each one a pièce
+/// of the definition accepts is listed (the type is still read from the
+/// bytes, whatever the header says).
+fn piece_media_types(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
+    let pointer = "/paths/~1dossiers~1{id}~1pieces~1{kind}/put/requestBody/content";
+    let Some(Value::Object(content)) = doc.pointer_mut(pointer) else {
+        misses.push(pointer.into());
+        return;
+    };
+    for piece in def.pieces() {
+        for t in piece.accepted_types() {
+            content
+                .entry(t.media_type)
+                .or_insert_with(|| json!({ "schema": { "type": "string", "format": "binary" } }));
         }
     }
 }
 
 /// From the deposit's answer to what a client does next with the dossier.
-fn links(doc: &mut Value, misses: &mut Vec<String>) {
-    let dossier_links = json!({
+fn links(doc: &mut Value, def: &Definition, today: NaiveDate, misses: &mut Vec<String>) {
+    let due_on = today + chrono::Days::new(COMPLEMENT_DAYS);
+    let mut dossier_links = json!({
         "GetDossier": {
             "operationId": "getDossier",
             "parameters": { "id": "$response.body#/id" },
@@ -707,21 +780,51 @@ fn links(doc: &mut Value, misses: &mut Vec<String>) {
             "parameters": { "id": "$response.body#/id" },
             "description": "Its journal."
         },
-        "PutPiece": {
-            "operationId": "putPiece",
-            "parameters": { "id": "$response.body#/id", "expected_version": "$response.body#/version" },
-            "description": "Sends a file of one of its pièces."
-        },
-        "ListMessages": {
-            "operationId": "listMessages",
-            "parameters": { "id": "$response.body#/id" },
-            "description": "The letters sent about it."
-        },
     });
+    if let Some(links) = dossier_links.as_object_mut() {
+        for piece in def.pieces() {
+            links.insert(
+                format!("Put_{}", piece.id),
+                json!({
+                    "operationId": "putPiece",
+                    "parameters": {
+                        "id": "$response.body#/id",
+                        "kind": piece.id.as_str(),
+                        "expected_version": "$response.body#/version",
+                        "If-Match": "$response.body#/version"
+                    },
+                    "description": format!("Sends the file of its « {} », at the dossier's version.", piece.label),
+                }),
+            );
+        }
+        if let Some(ask) = def
+            .actions()
+            .iter()
+            .find(|a| a.effect == ami_core::Effect::RequestPieces)
+        {
+            let first = def.pieces().first().map_or("", |p| p.id.as_str());
+            links.insert(
+                "RequestPieces".into(),
+                json!({
+                    "operationId": "takeAction",
+                    "parameters": { "id": "$response.body#/id" },
+                    "requestBody": {
+                        "action": ask.id.as_str(),
+                        "expected_version": "$response.body#/version",
+                        "pieces": [first],
+                        "due_on": due_on.to_string(),
+                        "motivation": "Pièce illisible : merci de la renvoyer.",
+                    },
+                    "description": format!("« {} »: asks the town for a pièce, due in {COMPLEMENT_DAYS} days.", ask.label),
+                }),
+            );
+        }
+    }
     for (pointer, status) in [
         ("/paths/~1dossiers/post/responses", "201"),
         ("/paths/~1dossiers~1{id}~1transitions/post/responses", "200"),
         ("/paths/~1dossiers~1{id}/get/responses", "200"),
+        ("/paths/~1dossiers~1{id}~1pieces~1{kind}/put/responses", "200"),
     ] {
         match doc
             .pointer_mut(&format!("{pointer}/{status}"))
@@ -741,14 +844,14 @@ mod tests {
 
     #[test]
     fn every_refinement_lands() {
-        let (_, misses) = build(&Definition::ami2());
+        let (_, misses) = build(&Definition::ami2(), NaiveDate::from_ymd_opt(2020, 10, 1).expect("a date"));
         assert!(misses.is_empty(), "refinements that found nothing: {misses:#?}");
     }
 
     #[test]
     fn vocabularies_are_the_definitions() {
         let def = Definition::ami2();
-        let (doc, _) = build(&def);
+        let (doc, _) = build(&def, NaiveDate::from_ymd_opt(2020, 10, 1).expect("a date"));
         let values = |name: &str| -> Vec<String> {
             doc.pointer(&format!("/components/schemas/{name}/enum"))
                 .and_then(Value::as_array)

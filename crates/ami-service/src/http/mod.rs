@@ -228,14 +228,19 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The OpenAPI 3.1 document of the API of a service running `def`.
-pub fn openapi(def: &ami_core::Definition) -> serde_json::Value {
-    contract::document(def)
+/// `today` dates its examples (a « demande de complément » due after it).
+pub fn openapi(def: &ami_core::Definition, today: chrono::NaiveDate) -> serde_json::Value {
+    contract::document(def, today)
 }
 
 /// The whole service: `/healthz`, `/api/v1/...`, tracing, limits.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api();
-    let doc = Arc::new(contract::document(&state.definition));
+    let today = state
+        .now()
+        .with_timezone(&state.definition.campaign().time_zone)
+        .date_naive();
+    let doc = Arc::new(contract::document(&state.definition, today));
     let api = api
         .route(
             "/openapi.json",
