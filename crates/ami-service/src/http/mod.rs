@@ -13,12 +13,13 @@ pub mod pieces;
 pub mod receipt;
 pub mod views;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ami_core::{Actor, Definition};
 use axum::extract::{FromRequestParts, MatchedPath, Request};
-use axum::http::{header, request::Parts};
+use axum::http::{header, request::Parts, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -189,6 +190,84 @@ fn problem_content_types(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The query parameters each route accepts, per method: those its operation
+/// declares in the OpenAPI document, none for a route the document does not
+/// describe (`/healthz`, `/openapi.json`). One rule read from one place, so
+/// that no handler can forget to refuse an unknown or repeated parameter and
+/// the document cannot promise a parameter the service refuses.
+#[derive(Clone, Default)]
+struct QueryRules(Arc<HashMap<(Method, String), Vec<String>>>);
+
+impl QueryRules {
+    fn of(doc: &utoipa::openapi::OpenApi) -> QueryRules {
+        use utoipa::openapi::path::ParameterIn;
+        let mut rules = HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let shared = item.parameters.iter().flatten();
+            let operations = [
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+            ];
+            for (method, op) in operations {
+                let Some(op) = op else { continue };
+                let names = shared
+                    .clone()
+                    .chain(op.parameters.iter().flatten())
+                    .filter(|p| p.parameter_in == ParameterIn::Query)
+                    .map(|p| p.name.clone())
+                    .collect();
+                rules.insert((method, format!("{API_PREFIX}{path}")), names);
+            }
+        }
+        QueryRules(Arc::new(rules))
+    }
+
+    fn allowed(&self, method: &Method, route: &str) -> Vec<&str> {
+        // HEAD is answered by the GET route.
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        self.0
+            .get(&(method.clone(), route.to_string()))
+            .map(|names| names.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Where the API is mounted.
+const API_PREFIX: &str = "/api/v1";
+
+/// 400 `invalid_parameter` for a query parameter the matched route does not
+/// declare, or one given twice, before any handler runs.
+async fn refuse_undeclared_query(
+    axum::extract::State(rules): axum::extract::State<QueryRules>,
+    route: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = route.as_ref().map_or("", MatchedPath::as_str);
+    // A router nested under the prefix may see its routes without it.
+    let route = if route.starts_with(API_PREFIX) || route == "/healthz" {
+        route.to_string()
+    } else {
+        format!("{API_PREFIX}{route}")
+    };
+    let (mut parts, body) = req.into_parts();
+    let checked = match extract::QueryPairs::from_request_parts(&mut parts, &()).await {
+        Ok(query) => query.check(&rules.allowed(&parts.method, &route)),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 /// The API routes and their OpenAPI description, built together so that they
 /// cannot drift apart.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -228,7 +307,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole service: `/healthz`, `/api/v1/...`, tracing, limits.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api();
+    let rules = QueryRules::of(&doc);
     let doc = Arc::new(doc);
+    let check_query = middleware::from_fn_with_state(rules, refuse_undeclared_query);
     let api = api
         .route(
             "/openapi.json",
@@ -237,10 +318,15 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        // After every route is added: a route_layer covers only those.
+        .route_layer(check_query.clone())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    Router::new()
+    let health = Router::new()
         .route("/healthz", get(feed::healthz))
+        .route_layer(check_query);
+    Router::new()
+        .merge(health)
         .route("/static/dsfr/{version}/{*path}", get(assets::dsfr))
         .merge(crate::web::routes())
         .nest("/api/v1", api)
