@@ -131,6 +131,19 @@ async fn every_route_refuses_unknown_and_repeated_parameters_and_takes_its_own(b
         .clone();
     let operations = operations(&doc);
     assert!(operations.len() > 20, "{} operations", operations.len());
+    // What the rule refuses, the document declares.
+    for (route, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            assert!(
+                op["responses"]["400"].is_object(),
+                "{method} {route}: no 400"
+            );
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                let unavailable = &op["responses"]["503"];
+                assert!(unavailable.is_object(), "{method} {route}: no 503");
+            }
+        }
+    }
     let events_before = app.event_count().await;
 
     for op in &operations {
