@@ -154,9 +154,16 @@ impl PgStore {
 #[async_trait]
 impl ami_store::Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query!("select 1 as one")
-            .fetch_one(&self.pool)
-            .await?;
+        // The service's own tables, not `select 1`: a database that answers
+        // but lost or cannot read them is not healthy.
+        sqlx::query_scalar!(
+            r#"select (select count(*) from (select 1 from api_token limit 1) t)
+                    + (select count(*) from (select 1 from dossier limit 1) d)
+                    + (select count(*) from (select 1 from dossier_event limit 1) e)
+                    + (select count(*) from (select 1 from journal_head limit 1) h) as "n!: i64""#
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -191,9 +191,25 @@ fn present<T>(column: &str, value: Option<T>) -> Result<T, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar!("select 1 as one")
-            .fetch_one(&self.reader)
-            .await?;
+        // On a connection of its own, opened for this read: the pools'
+        // connections keep the pages they read and may answer from memory
+        // what the file no longer holds; a new one reads the file's header,
+        // the schema and the tables' first pages from the disk. Never
+        // creating the file: one deleted under the service is away, not empty.
+        let options = (*self.reader.connect_options())
+            .clone()
+            .create_if_missing(false);
+        let mut conn = <SqliteConnection as sqlx::Connection>::connect_with(&options).await?;
+        let read = sqlx::query_scalar!(
+            r#"select (select count(*) from (select 1 from api_token limit 1))
+                    + (select count(*) from (select 1 from dossier limit 1))
+                    + (select count(*) from (select 1 from dossier_event limit 1))
+                    + (select count(*) from (select 1 from journal_head limit 1)) as "n!: i64""#
+        )
+        .fetch_one(&mut conn)
+        .await;
+        let _ = sqlx::Connection::close(conn).await;
+        read?;
         Ok(())
     }
 

@@ -67,13 +67,7 @@ impl From<sqlx::Error> for StoreError {
                     StoreError::Duplicate
                 } else if code == "40P01" || code == "40001" {
                     StoreError::Contention
-                // Connection exceptions (08), shutdown (57P0x), SQLite busy/locked.
-                } else if code.starts_with("08")
-                    || code.starts_with("57P")
-                    || code == "53300"
-                    || code == "5"
-                    || code == "6"
-                {
+                } else if unavailable(&code) {
                     StoreError::Unavailable(e.to_string())
                 } else {
                     StoreError::Other(e.to_string())
@@ -85,6 +79,39 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Other(e.to_string()),
         }
     }
+}
+
+/// Whether a database error code says the database cannot serve now
+/// (unreachable, gone, out of resources, or its storage damaged or failing)
+/// rather than that the statement is wrong: the caller is told to retry
+/// later (503), not that the service has a bug (500).
+fn unavailable(code: &str) -> bool {
+    // PostgreSQL's SQLSTATEs are five characters.
+    if code.len() == 5 {
+        return code.starts_with("08") // connection exception
+            || code.starts_with("53") // insufficient resources: disk full, out of memory, too many connections
+            || code.starts_with("57P") // shutdown, crash, database dropped
+            || code.starts_with("58") // system error: I/O error
+            || code == "3D000" // the database does not exist (dropped)
+            || code == "XX001" // data_corrupted
+            || code == "XX002"; // index_corrupted
+    }
+    // SQLite's extended result codes, whose low byte is the primary code.
+    let Ok(extended) = code.parse::<i32>() else {
+        return false;
+    };
+    matches!(
+        extended & 0xff,
+        5 // SQLITE_BUSY
+        | 6 // SQLITE_LOCKED
+        | 8 // SQLITE_READONLY: read-only file system, file moved or deleted
+        | 10 // SQLITE_IOERR
+        | 11 // SQLITE_CORRUPT: "database disk image is malformed"
+        | 13 // SQLITE_FULL
+        | 14 // SQLITE_CANTOPEN
+        | 15 // SQLITE_PROTOCOL: the WAL's locks or index cannot be trusted
+        | 26 // SQLITE_NOTADB: "file is not a database"
+    )
 }
 
 impl StoreError {
@@ -113,5 +140,33 @@ impl StoreError {
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         StoreError::Corrupt(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unavailable;
+
+    #[test]
+    fn damaged_unreachable_or_busy_databases_are_unavailable_not_bugs() {
+        // SQLite: corrupt, not a database, I/O errors (extended codes), busy.
+        for code in [
+            "11", "267", "779", "26", "10", "266", "522", "14", "13", "5", "517", "1032",
+        ] {
+            assert!(unavailable(code), "{code}");
+        }
+        // PostgreSQL: connection lost, database dropped or gone, disk full,
+        // corruption, I/O error, too many connections.
+        for code in [
+            "08006", "57P01", "57P04", "3D000", "53100", "53300", "XX001", "58030",
+        ] {
+            assert!(unavailable(code), "{code}");
+        }
+        // A statement that is wrong is a bug: syntax, constraint, missing table.
+        for code in [
+            "1", "19", "2067", "787", "42601", "23502", "42P01", "XX000", "", "abc",
+        ] {
+            assert!(!unavailable(code), "{code}");
+        }
     }
 }

@@ -127,7 +127,9 @@ pub const SESSION_TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 /// writes are durable when they return `Ok`.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Answers when the database does.
+    /// Answers when the database does and its tables read: the journal,
+    /// the dossiers and the tokens (one row of each at most, from the
+    /// storage itself rather than a cache where the backend keeps one).
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Closes the connections; the store is not used after.

@@ -298,7 +298,6 @@ pub async fn list(
     query: QueryPairs,
 ) -> Result<Json<ArrivalPage>, ApiError> {
     dar_only(&state, &caller)?;
-    query.check(&["state", "limit", "cursor"])?;
     let mut filter = ArrivalFilter {
         limit: 50,
         ..ArrivalFilter::default()

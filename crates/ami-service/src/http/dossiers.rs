@@ -665,6 +665,8 @@ pub(crate) fn list_filter(
     others: &[&str],
     today: chrono::NaiveDate,
 ) -> Result<DossierFilter, ApiError> {
+    // The API's routes are checked against their documented parameters
+    // before this runs; `ami export` reads its filters here only.
     let allowed: Vec<&str> = LIST_FILTERS.iter().chain(others).copied().collect();
     query.check(&allowed)?;
     let mut filter = DossierFilter::default();

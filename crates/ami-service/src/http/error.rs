@@ -304,6 +304,10 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// `Retry-After` of a 503, in seconds: long enough for a restarted
+/// database or a failover, short enough for a person waiting on a page.
+pub const RETRY_AFTER_SECONDS: &str = "5";
+
 /// The challenge of a 401 (RFC 6750 §3): `error="invalid_token"` when a
 /// token was presented but is refused (revoked ones included); no error
 /// code when none was sent.
@@ -329,6 +333,14 @@ impl IntoResponse for ApiError {
             body,
         )
             .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Nothing was written and the cause is on the server's side:
+            // a client may send the same request again after this.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         if let ApiError::Unauthorized(refusal) = self {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -567,18 +567,23 @@ impl QueryPairs {
     pub fn check(&self, allowed: &[&str]) -> Result<(), ApiError> {
         for (i, (name, _)) in self.0.iter().enumerate() {
             if !allowed.contains(&name.as_str()) {
+                let accepted = if allowed.is_empty() {
+                    "cette adresse n'en prend aucun".to_string()
+                } else {
+                    format!("paramètres acceptés : {}", allowed.join(", "))
+                };
                 return Err(ApiError::bad_field(
                     name,
-                    format!(
-                        "Paramètre inconnu « {name} » ; paramètres acceptés : {}.",
-                        allowed.join(", ")
-                    ),
+                    format!("Paramètre inconnu « {} » ; {accepted}.", shorten(name)),
                 ));
             }
             if self.0[..i].iter().any(|(n, _)| n == name) {
                 return Err(ApiError::bad_field(
                     name,
-                    format!("Paramètre « {name} » répété."),
+                    format!(
+                        "Paramètre « {} » répété ; donnez-le une seule fois (plusieurs valeurs se séparent par des virgules).",
+                        shorten(name)
+                    ),
                 ));
             }
         }

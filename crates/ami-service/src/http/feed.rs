@@ -28,7 +28,6 @@ pub async fn events(
     caller: Caller,
     query: QueryPairs,
 ) -> Result<Json<EventPage>, ApiError> {
-    query.check(&["after", "limit"])?;
     let after = match query.get("after") {
         Some(c) => Some(FeedCursor::decode(c).ok_or_else(|| {
             ApiError::bad_field(
@@ -74,7 +73,6 @@ pub async fn stats(
     caller: Caller,
     query: QueryPairs,
 ) -> Result<Json<StatsView>, ApiError> {
-    query.check(&["region", "departement", "group_by"])?;
     let departements = super::dossiers::departements_of(&query)?;
     let group_by = match query.get("group_by") {
         None => None,

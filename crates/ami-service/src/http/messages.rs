@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::dossiers::readable_dossier;
 use super::error::{ApiError, Problem};
-use super::extract::{DossierPath, QueryPairs};
+use super::extract::DossierPath;
 use super::{AppState, Caller};
 use crate::store::OutgoingRecord;
 
@@ -73,14 +73,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     DossierPath(id): DossierPath,
-    query: QueryPairs,
 ) -> Result<Json<MessageList>, ApiError> {
-    if let Some((name, _)) = query.0.first() {
-        return Err(ApiError::bad_field(
-            name,
-            format!("Paramètre inconnu « {name} » : cette adresse n'en prend aucun."),
-        ));
-    }
     readable_dossier(&state, &caller, DossierId(id)).await?;
     let items = state.store.dossier_messages(DossierId(id)).await?;
     Ok(Json(MessageList {

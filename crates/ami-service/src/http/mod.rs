@@ -15,12 +15,13 @@ pub mod pieces;
 pub mod receipt;
 pub mod views;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ami_core::{Actor, Definition};
 use axum::extract::{FromRequestParts, MatchedPath, Request};
-use axum::http::{header, request::Parts};
+use axum::http::{header, request::Parts, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -196,6 +197,133 @@ fn problem_content_types(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The query parameters each route accepts, per method: those its operation
+/// declares in the OpenAPI document, none for a route the document does not
+/// describe (`/healthz`, `/openapi.json`). One rule read from one place, so
+/// that no handler can forget to refuse an unknown or repeated parameter and
+/// the document cannot promise a parameter the service refuses.
+#[derive(Clone, Default)]
+struct QueryRules(Arc<HashMap<(Method, String), Vec<String>>>);
+
+impl QueryRules {
+    fn of(doc: &utoipa::openapi::OpenApi) -> QueryRules {
+        use utoipa::openapi::path::ParameterIn;
+        let mut rules = HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let shared = item.parameters.iter().flatten();
+            let operations = [
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+            ];
+            for (method, op) in operations {
+                let Some(op) = op else { continue };
+                let names = shared
+                    .clone()
+                    .chain(op.parameters.iter().flatten())
+                    .filter(|p| p.parameter_in == ParameterIn::Query)
+                    .map(|p| p.name.clone())
+                    .collect();
+                rules.insert((method, format!("{API_PREFIX}{path}")), names);
+            }
+        }
+        QueryRules(Arc::new(rules))
+    }
+
+    fn allowed(&self, method: &Method, route: &str) -> Vec<&str> {
+        // HEAD is answered by the GET route.
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        self.0
+            .get(&(method.clone(), route.to_string()))
+            .map(|names| names.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Where the API is mounted.
+const API_PREFIX: &str = "/api/v1";
+
+/// 400 `invalid_parameter` for a query parameter the matched route does not
+/// declare, or one given twice, before any handler runs.
+async fn refuse_undeclared_query(
+    axum::extract::State(rules): axum::extract::State<QueryRules>,
+    route: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = route.as_ref().map_or("", MatchedPath::as_str);
+    // A router nested under the prefix may see its routes without it.
+    let route = if route.starts_with(API_PREFIX) || route == "/healthz" {
+        route.to_string()
+    } else {
+        format!("{API_PREFIX}{route}")
+    };
+    let (mut parts, body) = req.into_parts();
+    let checked = match extract::QueryPairs::from_request_parts(&mut parts, &()).await {
+        Ok(query) => query.check(&rules.allowed(&parts.method, &route)),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Declares the refusals any operation can give whatever its handler does,
+/// where its annotation does not already: 400 (the query rule, checked by
+/// [`refuse_undeclared_query`] before the handler) and, for an
+/// authenticated operation, 503 with `Retry-After` (the token is looked up
+/// in the database first).
+fn declare_common_refusals(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, Type};
+    let problem = |description: &str| {
+        ResponseBuilder::new().description(description).content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            responses.entry("400".into()).or_insert_with(|| {
+                problem("Unknown or repeated query parameter (`invalid_parameter`)")
+                    .build()
+                    .into()
+            });
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                responses.entry("503".into()).or_insert_with(|| {
+                    problem("The database does not answer or is damaged (`database_unavailable`); nothing was written")
+                        .header(
+                            "Retry-After",
+                            HeaderBuilder::new()
+                                .schema(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
+                                .description(Some("Seconds to wait before retrying"))
+                                .build(),
+                        )
+                        .build()
+                        .into()
+                });
+            }
+        }
+    }
+}
+
 /// The API routes and their OpenAPI description, built together so that they
 /// cannot drift apart.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -224,6 +352,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(arrivals::set_aside))
         .split_for_parts();
     problem_content_types(&mut doc);
+    declare_common_refusals(&mut doc);
     (router, doc)
 }
 
@@ -235,12 +364,14 @@ pub fn openapi(def: &ami_core::Definition, today: chrono::NaiveDate) -> serde_js
 
 /// The whole service: `/healthz`, `/api/v1/...`, tracing, limits.
 pub fn router(state: AppState) -> Router {
-    let (api, _) = api();
+    let (api, described) = api();
+    let rules = QueryRules::of(&described);
     let today = state
         .now()
         .with_timezone(&state.definition.campaign().time_zone)
         .date_naive();
     let doc = Arc::new(contract::document(&state.definition, today));
+    let check_query = middleware::from_fn_with_state(rules, refuse_undeclared_query);
     let api = api
         .route(
             "/openapi.json",
@@ -249,10 +380,15 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        // After every route is added: a route_layer covers only those.
+        .route_layer(check_query.clone())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    Router::new()
+    let health = Router::new()
         .route("/healthz", get(feed::healthz))
+        .route_layer(check_query);
+    Router::new()
+        .merge(health)
         .route("/static/dsfr/{version}/{*path}", get(assets::dsfr))
         .merge(crate::web::routes())
         .nest("/api/v1", api)

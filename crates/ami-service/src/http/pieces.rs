@@ -362,7 +362,6 @@ pub async fn put_piece(
     body: Body,
 ) -> Result<Response, ApiError> {
     let kind = path.1;
-    query.check(&["expected_version", "comment"])?;
     let piece = piece_def(&state, &kind)?;
     let mut expected = expected_version(&headers, &query)?;
     let mut comment = query.get("comment").map(str::to_string);
