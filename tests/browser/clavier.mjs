@@ -39,6 +39,8 @@ const XLSX = path.join(EXAMPLES, 'budget.xlsx');
 
 const COMMUNE = 'Saint-Dié-des-Vosges';
 const MOTIVATION_TI = 'Les partenariats industriels restent à préciser.';
+// The message web_browser.rs imports (tests/mail-corpus/01-candidature-nevers.eml).
+const ARRIVAL_SUBJECT = 'Candidature AMI – Ville de Nevers';
 
 const pathOf = (page) => new URL(page.url()).pathname;
 
@@ -160,6 +162,32 @@ await run.main(async (run) => {
   await sendAction(run, dar, 'instruire');
   await expectState(dar, 'Instruit par la DAR', 'clavier : après l\'instruction');
   await run.check(dar, 'dossier-instruit');
+
+  // A dossier from the imported message: « Courrier arrivé », the message,
+  // the porteur and a programme typed, the rest as guessed.
+  run.log('dossier depuis le courrier au clavier');
+  await tabTo(run, dar, 'le lien « Courrier arrivé »', isLink('Courrier arrivé'));
+  await enterAndWait(run, dar);
+  assert(pathOf(dar) === '/courrier', `clavier : « Courrier arrivé » mène à ${dar.url()}`);
+  await run.check(dar, 'courrier');
+  await tabTo(run, dar, `le lien « ${ARRIVAL_SUBJECT} »`, isLink(ARRIVAL_SUBJECT));
+  await enterAndWait(run, dar);
+  const arrival = pathOf(dar).match(/^\/courrier\/([0-9a-f-]{36})$/);
+  assert(arrival, `clavier : le courrier mène à ${dar.url()}`);
+  run.summary.arrival_id = arrival[1];
+  await run.check(dar, 'courrier-message');
+  await tabTo(run, dar, 'le champ #depot-porteur_nom', isId('depot-porteur_nom'));
+  await typeHere(dar, 'Ville de Nevers');
+  await tabTo(run, dar, 'la case #depot-programme-acv', isId('depot-programme-acv'));
+  await dar.keyboard.press('Space');
+  assert(await dar.locator('#depot-programme-acv').isChecked(), 'clavier : #depot-programme-acv non cochée après Espace');
+  await tabTo(run, dar, 'le bouton « Créer le dossier »', isButton('Créer le dossier'));
+  await enterAndWait(run, dar);
+  const fromArrival = dossierIdOf(dar.url());
+  assert(fromArrival, `clavier : après « Créer le dossier », ${dar.url()} n'est pas une page de dossier`);
+  run.summary.arrival_dossier_id = fromArrival;
+  await expectState(dar, 'Reçu', 'clavier : le dossier créé depuis le courrier');
+  await run.check(dar, 'dossier-depuis-courrier');
 
   // Avis ACV, favorable.
   run.log('avis ACV au clavier');

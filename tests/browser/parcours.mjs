@@ -59,6 +59,8 @@ const LABELS = {
   laureat: 'Lauréat',
 };
 const STALE = 'Ce dossier a été modifié depuis votre lecture';
+// The message web_browser.rs imports (tests/mail-corpus/01-candidature-nevers.eml).
+const ARRIVAL_SUBJECT = 'Candidature AMI – Ville de Nevers';
 
 const pathOf = (page) => new URL(page.url()).pathname;
 const visible = (locator) => locator.filter({ visible: true }).first();
@@ -212,6 +214,24 @@ await run.main(async (run) => {
   found = await rows(dar);
   assert(found.some((r) => r.reference === reference) && found.some((r) => r.href === `/dossiers/${TI_ONLY}`), `« Tous les dossiers » : ${JSON.stringify(found)}`);
   await run.check(dar, 'dossiers');
+
+  // 3 bis. « Courrier arrivé »: the imported message in the list, its page
+  // with the guesses, « Écarter » without a motivation refused (nothing
+  // written: the keyboard scenario makes a dossier of it).
+  run.log('3 bis. courrier arrivé');
+  await run.submit(dar, () => navLink(dar, 'Courrier arrivé').click());
+  assert(pathOf(dar) === '/courrier', `« Courrier arrivé » mène à ${dar.url()}`);
+  const message = dar.getByRole('link', { name: ARRIVAL_SUBJECT, exact: true });
+  assert((await message.count()) === 1, `« Courrier arrivé » : pas de lien « ${ARRIVAL_SUBJECT} »`);
+  await run.check(dar, 'courrier');
+  await run.submit(dar, () => message.click());
+  assert(/^\/courrier\/[0-9a-f-]{36}$/.test(pathOf(dar)), `le courrier mène à ${dar.url()}`);
+  assert((await dar.locator('#depot-commune').inputValue()) === 'Nevers', 'courrier : la commune devinée n\'est pas proposée');
+  assert((await dar.locator('#depot-piece_1').inputValue()) === 'budget_previsionnel', 'courrier : le budget deviné n\'est pas proposé');
+  await run.check(dar, 'courrier-message');
+  await run.submit(dar, () => dar.getByRole('button', { name: 'Écarter ce courrier', exact: true }).click());
+  await fieldError(dar, 'ecarter-motivation', '« Écarter » sans motivation');
+  await run.check(dar, 'courrier-ecarter-refus');
 
   // 4. The DAR agent instructs it: « Favorable ».
   run.log('4. instruction');

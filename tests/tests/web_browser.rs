@@ -2,10 +2,13 @@
 //! scenarios of `tests/browser/` (playwright-core), axe-core on every page,
 //! screenshots at 1280 and 375 px under `target/ui-screenshots/`. Each
 //! scenario runs against the real service on each database; afterwards the
-//! API and the journal say whether the browser did what it claims.
+//! API and the journal say whether the browser did what it claims. Each
+//! service first imports one message of the mail corpus, for the pages of
+//! « Courrier arrivé ».
 
 use std::time::Duration;
 
+use ami_service::mail::import::Importer;
 use ami_tests::browser;
 use ami_tests::*;
 use serde_json::Value;
@@ -43,6 +46,19 @@ fn scenario_env(
 fn example(name: &str) -> Vec<u8> {
     let path = browser::examples_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Imports the Nevers application (`01-candidature-nevers.eml`) as `ami
+/// import` does: the arrival the scenarios find in « Courrier arrivé ».
+async fn import_nevers(app: &TestApp) -> String {
+    let name = "01-candidature-nevers.eml";
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("mail-corpus")
+        .join(name);
+    let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let importer = Importer::new(app.store.clone(), app.files.clone(), app.definition.clone());
+    let imported = importer.import(&raw, name).await.expect("import");
+    imported.id.to_string()
 }
 
 /// The events of a dossier's history, oldest first.
@@ -109,6 +125,7 @@ async fn a_dossier_goes_from_deposit_to_laureat_in_the_browser(backend: Backend)
     let team = app.team().await;
     let ti_only = app.deposit(&team.dar, &["ti"]).await;
     let ti_only_id = ti_only["id"].as_str().expect("id").to_string();
+    let arrival = import_nevers(&app).await;
     let events_before = app.journal_len().await;
     let shots = browser::screenshot_dir(&format!("{}/parcours", backend_name(backend)));
     let mut vars = scenario_env(&app, &team, &shots);
@@ -200,6 +217,13 @@ async fn a_dossier_goes_from_deposit_to_laureat_in_the_browser(backend: Backend)
     assert_eq!(history(&app, &team.dar, &ti_only_id).await.len(), 1);
     // The receipt, opened once the dossier was lauréat, listed every event.
     assert_eq!(summary["receipt_events"], events.len());
+    // « Écarter » without a motivation wrote nothing.
+    let message = app
+        .fetch(&team.dar, &format!("/arrivals/{arrival}"))
+        .await
+        .assert_ok(StatusCode::OK)
+        .clone();
+    assert_eq!(message["state"], "nouveau");
 
     assert_screenshots(summary, &shots, 2 * 20);
     println!(
@@ -215,6 +239,7 @@ async fn the_whole_path_works_with_the_keyboard_only_in_the_browser(backend: Bac
     let _browser = browser::exclusive().await;
     let app = TestApp::spawn(backend).await;
     let team = app.team().await;
+    let arrival = import_nevers(&app).await;
     let shots = browser::screenshot_dir(&format!("{}/clavier", backend_name(backend)));
     let vars = scenario_env(&app, &team, &shots);
 
@@ -250,7 +275,43 @@ async fn the_whole_path_works_with_the_keyboard_only_in_the_browser(backend: Bac
     );
     assert_eq!(events[3]["verdict"], "reserve");
     assert_eq!(events[3]["motivation"], summary["motivation_ti"]);
-    assert_eq!(app.journal_len().await, events.len());
+    // The dossier made from the message, with the keyboard: the message's
+    // instant and files, the message handled by it.
+    assert_eq!(summary["arrival_id"], arrival.as_str());
+    let from_arrival = summary["arrival_dossier_id"]
+        .as_str()
+        .expect("arrival_dossier_id")
+        .to_string();
+    let made = app
+        .fetch(&team.dar, &format!("/dossiers/{from_arrival}"))
+        .await
+        .assert_ok(StatusCode::OK)
+        .clone();
+    assert_eq!(made["commune"], "Nevers");
+    assert_eq!(made["code_insee"], "58194");
+    assert_eq!(made["porteur"]["nom"], "Ville de Nevers");
+    assert_eq!(made["programmes"], serde_json::json!(["acv"]));
+    assert_eq!(made["received_at"], "2020-10-14T14:05:42Z");
+    assert_eq!(
+        piece_of(&made, "dossier_candidature")["sha256"],
+        sha256_hex(&example("candidature.pdf"))
+    );
+    assert_eq!(
+        piece_of(&made, "budget_previsionnel")["sha256"],
+        sha256_hex(&example("budget.xlsx"))
+    );
+    let message = app
+        .fetch(&team.dar, &format!("/arrivals/{arrival}"))
+        .await
+        .assert_ok(StatusCode::OK)
+        .clone();
+    assert_eq!(message["handling"]["dossier_id"], from_arrival.as_str());
+    let made_events = history(&app, &team.dar, &from_arrival).await;
+    assert_eq!(
+        actions_of(&made_events),
+        vec![pair("deposer", "Camille Martin")]
+    );
+    assert_eq!(app.journal_len().await, events.len() + made_events.len());
     assert_screenshots(summary, &shots, 2 * 10);
     println!(
         "{}: clavier in {:.1} s",

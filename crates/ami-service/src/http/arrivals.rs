@@ -222,7 +222,7 @@ pub struct SetAsideBody {
 }
 
 /// The caller, if of the agency that deposits (the DAR); 403 otherwise.
-fn dar_only(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+pub(crate) fn dar_only(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     let def = &state.definition;
     let depositor = def
         .creation_actions()
@@ -504,7 +504,7 @@ pub async fn attachment(
 
 /// An attachment as a pièce of `kind`: its type read from its first bytes
 /// and checked as an upload's, its name made safe.
-async fn attachment_as_piece(
+pub(crate) async fn attachment_as_piece(
     state: &AppState,
     arrival: &ArrivalRecord,
     kind: &str,

@@ -24,6 +24,7 @@ use crate::http::{assets, AppState};
 use crate::store::PresentedToken;
 
 mod board;
+mod courrier;
 mod deposit;
 mod dossier;
 mod format;
@@ -77,6 +78,31 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/dossiers/{id}/pieces/{kind}/versions/{version}",
             get(dossier::download_version),
+        )
+        .route("/courrier", get(courrier::list))
+        .route("/courrier/{id}", get(courrier::page))
+        .route("/courrier/{id}/original", get(courrier::raw))
+        .route(
+            "/courrier/{id}/pieces-jointes/{n}",
+            get(courrier::attachment),
+        )
+        .route(
+            "/courrier/{id}/dossier",
+            get(courrier::back_to_arrival)
+                .post(courrier::create_dossier)
+                .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT)),
+        )
+        .route(
+            "/courrier/{id}/rattacher",
+            get(courrier::back_to_arrival)
+                .post(courrier::attach)
+                .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT)),
+        )
+        .route(
+            "/courrier/{id}/ecarter",
+            get(courrier::back_to_arrival)
+                .post(courrier::set_aside)
+                .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT)),
         )
         .route("/tableau-de-bord", get(board::dashboard))
         .route("/circuit", get(board::circuit))
@@ -151,6 +177,8 @@ pub struct PersonView {
     pub reads_all: bool,
     /// May deposit: « Nouveau dossier ».
     pub deposits: bool,
+    /// Handles the mailbox's arrivals (the DAR): « Courrier arrivé ».
+    pub handles_mail: bool,
 }
 
 /// A page of a signed-in person: their session, read from its cookie. A
@@ -171,6 +199,7 @@ impl SignedIn {
                 csrf: self.csrf.clone(),
                 reads_all: self.reads_all(state),
                 deposits: self.deposits(state),
+                handles_mail: self.handles_mail(state),
             }),
             current,
         }
@@ -187,6 +216,14 @@ impl SignedIn {
         let def = &state.definition;
         def.creation_actions()
             .any(|a| ami_core::authorize(def, &a.id, &self.actor).is_ok())
+    }
+
+    /// Of the agency that handles the arrivals, by the API's own rule.
+    fn handles_mail(&self, state: &AppState) -> bool {
+        let caller = crate::http::Caller {
+            actor: self.actor.clone(),
+        };
+        crate::http::arrivals::dar_only(state, &caller).is_ok()
     }
 
     /// The programmes whose dossiers this person may read (`None`: all).
