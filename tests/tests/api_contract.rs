@@ -37,7 +37,10 @@ async fn the_enums_are_those_of_the_running_definition(backend: Backend) {
     let variant_doc = document(&variant).await;
 
     // Assert
-    assert_eq!(enum_of(&standard_doc, "Wave"), vec![json!(1), json!(2), json!(3)]);
+    assert_eq!(
+        enum_of(&standard_doc, "Wave"),
+        vec![json!(1), json!(2), json!(3)]
+    );
     assert_eq!(enum_of(&variant_doc, "Wave"), vec![json!(1), json!(2)]);
     let states: Vec<Value> = Definition::ami2()
         .states()
@@ -59,7 +62,10 @@ async fn the_enums_are_those_of_the_running_definition(backend: Backend) {
         .find(|p| p["name"] == "state")
         .expect("state")
         .clone();
-    assert_eq!(state["schema"]["items"]["$ref"], "#/components/schemas/State");
+    assert_eq!(
+        state["schema"]["items"]["$ref"],
+        "#/components/schemas/State"
+    );
     assert_eq!(state["explode"], false);
     standard.stop().await;
     variant.stop().await;
@@ -135,11 +141,7 @@ async fn an_integral_json_number_is_an_integer(backend: Backend) {
         .await;
 
     // Assert: `1.0` is the integer 1 (JSON Schema), `1.5` is not.
-    fraction.assert_field_problem(
-        StatusCode::BAD_REQUEST,
-        "invalid_body",
-        "expected_version",
-    );
+    fraction.assert_field_problem(StatusCode::BAD_REQUEST, "invalid_body", "expected_version");
     assert_eq!(integral.assert_ok(StatusCode::OK)["state"], "instruit");
     app.stop().await;
 }
@@ -203,11 +205,7 @@ async fn a_cursor_of_the_right_shape_not_given_is_422(backend: Backend) {
 
     // Assert
     misshapen.assert_field_problem(StatusCode::BAD_REQUEST, "invalid_parameter", "cursor");
-    not_given.assert_field_problem(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_cursor",
-        "cursor",
-    );
+    not_given.assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor", "cursor");
     app.stop().await;
 }
 

@@ -47,7 +47,9 @@ pub fn has_hidden_chars(text: &str) -> bool {
 
 /// A character of [`has_hidden_chars`].
 pub fn is_hidden_char(c: char) -> bool {
-    HIDDEN_CHARS.iter().any(|(from, to)| (*from..=*to).contains(&c))
+    HIDDEN_CHARS
+        .iter()
+        .any(|(from, to)| (*from..=*to).contains(&c))
 }
 
 /// The ranges of [`is_hidden_char`]: control characters (general category

@@ -319,8 +319,7 @@ pub async fn list(
     }
     if let Some(c) = query.get("cursor") {
         filter.cursor = Some(
-            ArrivalCursor::decode(c)
-                .ok_or_else(|| super::contract::cursor_refusal("cursor", c))?,
+            ArrivalCursor::decode(c).ok_or_else(|| super::contract::cursor_refusal("cursor", c))?,
         );
     }
     let page = state.store.arrivals(&filter).await?;

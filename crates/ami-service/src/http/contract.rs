@@ -42,8 +42,10 @@ pub const MAX_JSON_INTEGER: u64 = (1 << 53) - 1;
 /// but cannot be served, a 422 `invalid_cursor`.
 pub fn cursor_refusal(name: &str, raw: &str) -> ApiError {
     let detail = "Curseur invalide : reprenez le next_cursor d'une page précédente.";
-    let well_formed =
-        !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let well_formed = !raw.is_empty()
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if well_formed {
         ApiError::Unprocessable {
             code: "invalid_cursor".into(),
@@ -252,7 +254,12 @@ fn vocabularies(doc: &mut Value, def: &Definition) {
     let elsewhere: Vec<&str> = def
         .actions()
         .iter()
-        .filter(|a| matches!(a.effect, ami_core::Effect::Create | ami_core::Effect::AttachPiece))
+        .filter(|a| {
+            matches!(
+                a.effect,
+                ami_core::Effect::Create | ami_core::Effect::AttachPiece
+            )
+        })
         .map(|a| a.id.as_str())
         .collect();
     let committee: Vec<&str> = def.committee_actions().map(|a| a.id.as_str()).collect();
@@ -264,58 +271,120 @@ fn vocabularies(doc: &mut Value, def: &Definition) {
             schemas.insert(name.to_string(), schema);
         }
     };
-    let (v, said) = ids(def.states().iter().map(|s| (s.id.as_str(), s.label.as_str())));
-    add("State", enumeration(v, "string", format!("A state of the workflow: {said}.")));
-    let (v, said) = ids(def.actions().iter().map(|a| (a.id.as_str(), a.label.as_str())));
-    add("Action", enumeration(v, "string", format!("An action of the workflow: {said}.")));
-    let (v, said) = ids(
-        def.actions()
-            .iter()
-            .filter(|a| !elsewhere.contains(&a.id.as_str()))
-            .map(|a| (a.id.as_str(), a.label.as_str())),
+    let (v, said) = ids(def
+        .states()
+        .iter()
+        .map(|s| (s.id.as_str(), s.label.as_str())));
+    add(
+        "State",
+        enumeration(v, "string", format!("A state of the workflow: {said}.")),
     );
+    let (v, said) = ids(def
+        .actions()
+        .iter()
+        .map(|a| (a.id.as_str(), a.label.as_str())));
+    add(
+        "Action",
+        enumeration(v, "string", format!("An action of the workflow: {said}.")),
+    );
+    let (v, said) = ids(def
+        .actions()
+        .iter()
+        .filter(|a| !elsewhere.contains(&a.id.as_str()))
+        .map(|a| (a.id.as_str(), a.label.as_str())));
     add(
         "TransitionAction",
         enumeration(v, "string", format!("An action taken with `POST /dossiers/{{id}}/transitions` (a deposit is `POST /dossiers`, a pièce `PUT /dossiers/{{id}}/pieces/{{kind}}`): {said}.")),
     );
-    let (v, said) = ids(
-        def.actions()
-            .iter()
-            .filter(|a| committee.contains(&a.id.as_str()))
-            .map(|a| (a.id.as_str(), a.label.as_str())),
-    );
+    let (v, said) = ids(def
+        .actions()
+        .iter()
+        .filter(|a| committee.contains(&a.id.as_str()))
+        .map(|a| (a.id.as_str(), a.label.as_str())));
     add(
         "CommitteeAction",
-        enumeration(v, "string", format!("A decision a committee takes: {said}.")),
+        enumeration(
+            v,
+            "string",
+            format!("A decision a committee takes: {said}."),
+        ),
     );
-    let (v, said) = ids(def.verdicts().iter().map(|x| (x.id.as_str(), x.label.as_str())));
-    add("Verdict", enumeration(v, "string", format!("A verdict of an avis: {said}.")));
-    let (v, said) = ids(def.agencies().iter().map(|x| (x.id.as_str(), x.label.as_str())));
-    add("Agency", enumeration(v, "string", format!("An agency: {said}.")));
-    let (mut v, said) = ids(def.agencies().iter().map(|x| (x.id.as_str(), x.label.as_str())));
+    let (v, said) = ids(def
+        .verdicts()
+        .iter()
+        .map(|x| (x.id.as_str(), x.label.as_str())));
+    add(
+        "Verdict",
+        enumeration(v, "string", format!("A verdict of an avis: {said}.")),
+    );
+    let (v, said) = ids(def
+        .agencies()
+        .iter()
+        .map(|x| (x.id.as_str(), x.label.as_str())));
+    add(
+        "Agency",
+        enumeration(v, "string", format!("An agency: {said}.")),
+    );
+    let (mut v, said) = ids(def
+        .agencies()
+        .iter()
+        .map(|x| (x.id.as_str(), x.label.as_str())));
     v.push(json!(ami_core::PORTEUR));
     add(
         "Awaited",
         enumeration(v, "string", format!("Who a dossier waits on: an agency ({said}), or `porteur`, the town, while a « demande de complément » is open.")),
     );
-    let (v, said) = ids(def.roles().iter().map(|x| (x.id.as_str(), x.label.as_str())));
-    add("Role", enumeration(v, "string", format!("A role in an agency: {said}.")));
-    let (v, said) = ids(def.programmes().iter().map(|x| (x.id.as_str(), x.label.as_str())));
-    add("Programme", enumeration(v, "string", format!("A programme of the ANCT: {said}.")));
-    let (v, said) = ids(def.pieces().iter().map(|x| (x.id.as_str(), x.label.as_str())));
-    add("PieceKind", enumeration(v, "string", format!("A pièce of the dossier: {said}.")));
-    let waves: Vec<Value> = def.campaign().waves.iter().map(|w| json!(w.number)).collect();
+    let (v, said) = ids(def
+        .roles()
+        .iter()
+        .map(|x| (x.id.as_str(), x.label.as_str())));
+    add(
+        "Role",
+        enumeration(v, "string", format!("A role in an agency: {said}.")),
+    );
+    let (v, said) = ids(def
+        .programmes()
+        .iter()
+        .map(|x| (x.id.as_str(), x.label.as_str())));
+    add(
+        "Programme",
+        enumeration(v, "string", format!("A programme of the ANCT: {said}.")),
+    );
+    let (v, said) = ids(def
+        .pieces()
+        .iter()
+        .map(|x| (x.id.as_str(), x.label.as_str())));
+    add(
+        "PieceKind",
+        enumeration(v, "string", format!("A pièce of the dossier: {said}.")),
+    );
+    let waves: Vec<Value> = def
+        .campaign()
+        .waves
+        .iter()
+        .map(|w| json!(w.number))
+        .collect();
     let said: Vec<String> = def
         .campaign()
         .waves
         .iter()
         .map(|w| format!("{} (until {})", w.number, w.closes_on))
         .collect();
-    add("Wave", enumeration(waves, "integer", format!("A wave of the campaign: {}.", said.join(", "))));
+    add(
+        "Wave",
+        enumeration(
+            waves,
+            "integer",
+            format!("A wave of the campaign: {}.", said.join(", ")),
+        ),
+    );
     add(
         "Departement",
         enumeration(
-            ami_core::communes::departements().iter().map(|d| json!(d.code)).collect(),
+            ami_core::communes::departements()
+                .iter()
+                .map(|d| json!(d.code))
+                .collect(),
             "string",
             "A département of the official geographic code (`58`, `2A`, `974`).".into(),
         ),
@@ -323,7 +392,10 @@ fn vocabularies(doc: &mut Value, def: &Definition) {
     add(
         "Region",
         enumeration(
-            ami_core::communes::regions().iter().map(|r| json!(r.code)).collect(),
+            ami_core::communes::regions()
+                .iter()
+                .map(|r| json!(r.code))
+                .collect(),
             "string",
             "A région of the official geographic code (`27`).".into(),
         ),
@@ -480,7 +552,9 @@ fn parameters(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
         return;
     };
     for (path, item) in paths.iter_mut() {
-        let Some(item) = item.as_object_mut() else { continue };
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
         for (_, op) in item.iter_mut() {
             let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
                 continue;
@@ -498,8 +572,16 @@ fn comma_list(items: Value) -> Value {
 }
 
 fn refine_parameter(path: &str, p: &mut Value) {
-    let name = p.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-    let place = p.get("in").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = p
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let place = p
+        .get("in")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let Some(obj) = p.as_object_mut() else { return };
     let mut set_schema = |schema: Value, explode: Option<bool>| {
         obj.insert("schema".into(), schema);
@@ -528,8 +610,14 @@ fn refine_parameter(path: &str, p: &mut Value) {
         ("query", "departement") => set_schema(comma_list(schema_ref("Departement")), Some(false)),
         ("query", "region") => set_schema(comma_list(schema_ref("Region")), Some(false)),
         ("query", "overdue") => set_schema(json!({ "type": "string", "enum": ["true"] }), None),
-        ("query", "sort") => set_schema(json!({ "type": "string", "enum": ["received", "due"], "default": "received" }), None),
-        ("query", "group_by") => set_schema(json!({ "type": "string", "enum": ["departement", "region"] }), None),
+        ("query", "sort") => set_schema(
+            json!({ "type": "string", "enum": ["received", "due"], "default": "received" }),
+            None,
+        ),
+        ("query", "group_by") => set_schema(
+            json!({ "type": "string", "enum": ["departement", "region"] }),
+            None,
+        ),
         ("query", "q") => set_schema(
             json!({ "type": "string", "maxLength": MAX_QUERY, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*$" }),
             None,
@@ -540,7 +628,10 @@ fn refine_parameter(path: &str, p: &mut Value) {
             } else {
                 MAX_LIST_LIMIT
             };
-            set_schema(json!({ "type": "integer", "minimum": 1, "maximum": max }), None)
+            set_schema(
+                json!({ "type": "integer", "minimum": 1, "maximum": max }),
+                None,
+            )
         }
         ("query", "expected_version") => set_schema(
             json!({ "type": "integer", "minimum": 0, "maximum": MAX_JSON_INTEGER }),
@@ -548,7 +639,10 @@ fn refine_parameter(path: &str, p: &mut Value) {
         ),
         ("query", "comment") => set_schema(text(false, "A note for the journal."), None),
         ("path", "kind") => set_schema(schema_ref("PieceKind"), None),
-        ("path", "version") => set_schema(json!({ "type": "integer", "minimum": 1, "maximum": u32::MAX }), None),
+        ("path", "version") => set_schema(
+            json!({ "type": "integer", "minimum": 1, "maximum": u32::MAX }),
+            None,
+        ),
         ("path", "n") if path.starts_with("/waves") => set_schema(schema_ref("Wave"), None),
         ("header", "If-Match") => set_schema(
             json!({ "type": "string", "pattern": "^\"?[0-9]{1,15}\"?$", "description": "The dossier's version as read, e.g. `\"4\"`." }),
@@ -559,13 +653,13 @@ fn refine_parameter(path: &str, p: &mut Value) {
             None,
         ),
         ("header", "Idempotency-Key") => set_schema(
-                json!({
-                    "type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
-                    "pattern": "^[\\x20-\\x7E]+$",
-                    "description": "Printable ASCII, 1 to 200 characters; a UUID is a good key.",
-                }),
-                None,
-            ),
+            json!({
+                "type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
+                "pattern": "^[\\x20-\\x7E]+$",
+                "description": "Printable ASCII, 1 to 200 characters; a UUID is a good key.",
+            }),
+            None,
+        ),
         _ => {}
     }
 }
@@ -580,7 +674,9 @@ fn responses(doc: &mut Value) {
         return;
     };
     for (_, item) in paths.iter_mut() {
-        let Some(item) = item.as_object_mut() else { continue };
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
         for (_, op) in item.iter_mut() {
             let pages = op
                 .get("parameters")
@@ -594,9 +690,11 @@ fn responses(doc: &mut Value) {
             };
             // Every operation authenticates its caller against the
             // database: each may find it away.
-            responses
-                .entry("503")
-                .or_insert_with(|| problem_response("The database is unavailable; try again after `Retry-After` seconds."));
+            responses.entry("503").or_insert_with(|| {
+                problem_response(
+                    "The database is unavailable; try again after `Retry-After` seconds.",
+                )
+            });
             if let Some(r) = responses.get_mut("503").and_then(Value::as_object_mut) {
                 headers_of(r).insert("Retry-After".into(), retry_after.clone());
             }
@@ -694,8 +792,20 @@ fn examples(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
         json!({ "dossier": { "contentType": "application/json" } }),
         misses,
     );
-    put(doc, "/components/schemas/NewDossierBody", "examples", json!([deposit]), misses);
-    put(doc, "/components/schemas/TransitionBody", "examples", json!([transition]), misses);
+    put(
+        doc,
+        "/components/schemas/NewDossierBody",
+        "examples",
+        json!([deposit]),
+        misses,
+    );
+    put(
+        doc,
+        "/components/schemas/TransitionBody",
+        "examples",
+        json!([transition]),
+        misses,
+    );
     put(
         doc,
         "/components/schemas/NewDossierBody/properties/received_at",
@@ -824,7 +934,10 @@ fn links(doc: &mut Value, def: &Definition, today: NaiveDate, misses: &mut Vec<S
         ("/paths/~1dossiers/post/responses", "201"),
         ("/paths/~1dossiers~1{id}~1transitions/post/responses", "200"),
         ("/paths/~1dossiers~1{id}/get/responses", "200"),
-        ("/paths/~1dossiers~1{id}~1pieces~1{kind}/put/responses", "200"),
+        (
+            "/paths/~1dossiers~1{id}~1pieces~1{kind}/put/responses",
+            "200",
+        ),
     ] {
         match doc
             .pointer_mut(&format!("{pointer}/{status}"))
@@ -844,8 +957,14 @@ mod tests {
 
     #[test]
     fn every_refinement_lands() {
-        let (_, misses) = build(&Definition::ami2(), NaiveDate::from_ymd_opt(2020, 10, 1).expect("a date"));
-        assert!(misses.is_empty(), "refinements that found nothing: {misses:#?}");
+        let (_, misses) = build(
+            &Definition::ami2(),
+            NaiveDate::from_ymd_opt(2020, 10, 1).expect("a date"),
+        );
+        assert!(
+            misses.is_empty(),
+            "refinements that found nothing: {misses:#?}"
+        );
     }
 
     #[test]
@@ -873,6 +992,9 @@ mod tests {
         let h = hidden_class(&[]);
         assert!(h.starts_with("\\u0000-\\u001F\\u007F-\\u009F"), "{h}");
         let free = hidden_class(&['\t', '\n', '\r']);
-        assert!(free.starts_with("\\u0000-\\u0008\\u000B-\\u000C\\u000E-\\u001F"), "{free}");
+        assert!(
+            free.starts_with("\\u0000-\\u0008\\u000B-\\u000C\\u000E-\\u001F"),
+            "{free}"
+        );
     }
 }
