@@ -457,6 +457,8 @@ fn field_rules() -> Vec<(String, Value)> {
         (prop("ArrivalPieceBody", "attachment"), unsigned(Some(MAX_JSON_INTEGER), "The index of the attachment in the arrival's `attachments`, from 0.")),
         (prop("ArrivalAttachBody", "attachment"), unsigned(Some(MAX_JSON_INTEGER), "The index of the attachment in the arrival's `attachments`, from 0.")),
         (prop("DepositForm", "dossier"), s("NewDossierBody")),
+        (prop("DepositForm", "dossier_candidature"), json!({ "type": "string", "format": "binary", "description": "The file of the dossier de candidature." })),
+        (prop("DepositForm", "budget_previsionnel"), json!({ "type": "string", "format": "binary", "description": "The file of the budget prévisionnel." })),
         (prop("PieceView", "kind"), s("PieceKind")),
         (prop("ComplementView", "pieces"), array_of(s("PieceKind"))),
         (prop("ActorView", "agency"), s("Agency")),
@@ -685,6 +687,11 @@ fn responses(doc: &mut Value) {
                     ps.iter()
                         .any(|p| p.get("name").and_then(Value::as_str) == Some("cursor"))
                 });
+            let has_body = op.get("requestBody").is_some();
+            let downloads = matches!(
+                op.get("operationId").and_then(Value::as_str),
+                Some("getPiece" | "getPieceVersion" | "getArrivalAttachment")
+            );
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -702,6 +709,22 @@ fn responses(doc: &mut Value) {
                 responses.entry("422").or_insert_with(|| {
                     problem_response("`invalid_cursor`: a cursor of the documented shape that the service did not give, or one of a list in another order.")
                 });
+            }
+            if has_body {
+                responses.entry("413").or_insert_with(|| {
+                    problem_response("`body_too_large`: a JSON body over 64 KiB, or a file over the service's `--max-piece-size`.")
+                });
+            }
+            // A file is answered with its own media type, whatever it is.
+            if downloads {
+                for status in ["200", "206"] {
+                    if let Some(Value::Object(r)) = responses.get_mut(status) {
+                        r.insert(
+                            "content".into(),
+                            json!({ "*/*": { "schema": { "type": "string", "format": "binary" } } }),
+                        );
+                    }
+                }
             }
             if let Some(r) = responses.get_mut("201").and_then(Value::as_object_mut) {
                 headers_of(r).insert(
@@ -879,11 +902,7 @@ fn links(doc: &mut Value, def: &Definition, today: NaiveDate, misses: &mut Vec<S
         "TakeAction": {
             "operationId": "takeAction",
             "parameters": { "id": "$response.body#/id" },
-            "requestBody": {
-                "action": "$response.body#/next_step",
-                "expected_version": "$response.body#/version"
-            },
-            "description": "The action that moves the dossier to its next step, when it is the caller's, at the dossier's version."
+            "description": "An action on the dossier: `next_step` names the one that moves it on when it is the caller's, `version` is the `expected_version` to send."
         },
         "GetHistory": {
             "operationId": "getHistory",
