@@ -95,7 +95,8 @@ python3 -c "import urllib.request,sys; sys.stdout.buffer.write(urllib.request.ur
 mkdir -p "$WORK/client"
 set +e
 (cd "$WORK" && "$VENV/bin/openapi-python-client" generate \
-    --path "$WORK/openapi.json" --output-path "$WORK/client/ami_client" --meta none) \
+    --path "$WORK/openapi.json" --output-path "$WORK/client/ami_client" --meta none \
+    --config "$ROOT/tests/generated-client/config.yml") \
     >"$WORK/generate.log" 2>&1
 GEN_STATUS=$?
 set -e

@@ -42,6 +42,14 @@ EXAMPLES = Path(os.environ["AMI_EXAMPLES"])
 
 STEPS: list[str] = []
 NOTES: list[str] = []
+# What the document leaves untyped or types wrong, as the generated client
+# shows it: each fails the run unless ALLOW_TYPE_DEFECTS=1.
+DEFECTS: list[str] = []
+ALLOW_TYPE_DEFECTS = os.environ.get("ALLOW_TYPE_DEFECTS") == "1"
+
+
+def defect(what: str) -> None:
+    DEFECTS.append(what)
 
 
 class Failure(Exception):
@@ -106,7 +114,7 @@ def field_type(cls: type, field: str):
     """The generated annotation of a model's field, Unset and None aside."""
     hints = typing.get_type_hints(cls, vars(M) | vars(sys.modules[cls.__module__]))
     t = hints[field]
-    args = [a for a in typing.get_args(t) if a not in (Unset, type(None))] if typing.get_origin(t) in (typing.Union, getattr(__import__("types"), "UnionType", None)) else [t]
+    args = [a for a in hint_args(t) if a not in (Unset, type(None))]
     return args[0] if len(args) == 1 else t
 
 
@@ -135,11 +143,13 @@ def check_typed(instance, schema_name: str, fields: list[str]) -> None:
     props = schema(schema_name).get("properties", {})
     for f in fields:
         v = getattr(instance, f)
-        if isinstance(v, list):
-            vs = v
-        else:
-            vs = [v]
-        if f in props and declares_enum(props[f] if "items" not in props[f] else props[f]["items"]):
+        vs = [x for x in (v if isinstance(v, list) else [v]) if x is not None and not isinstance(x, Unset)]
+        prop = props.get(f, {})
+        if "items" in prop:
+            prop = prop["items"]
+        elif "items" in (alts := [a for a in prop.get("oneOf", prop.get("anyOf", [])) if "items" in a] or [{}])[0]:
+            prop = alts[0]["items"]
+        if declares_enum(prop):
             t = field_type(type(instance), f)
             if typing.get_origin(t) in (list, typing.List):
                 t = typing.get_args(t)[0]
@@ -150,7 +160,56 @@ def check_typed(instance, schema_name: str, fields: list[str]) -> None:
                 check(all(isinstance(x, t) for x in vs), f"{schema_name}.{f}: {vs!r} not {t.__name__} members")
             NOTES.append(f"{schema_name}.{f}: typed {getattr(t, '__name__', t)}")
         else:
-            NOTES.append(f"{schema_name}.{f}: a plain string in the document (no enum)")
+            defect(f"{schema_name}.{f} is a plain string in the document (no enum): {props.get(f)}")
+
+
+def hint_args(t) -> list:
+    if typing.get_origin(t) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return list(typing.get_args(t))
+    return [t]
+
+
+def sync_hints(module) -> dict:
+    return typing.get_type_hints(module.sync_detailed, vars(M) | vars(module))
+
+
+def check_signatures() -> None:
+    """The generated functions' types where the document decides them: file
+    bodies and downloads are files (not `list[int]`), optional headers are
+    strings (a header cannot be null: a client that sends None crashes)."""
+    for path, item in DOC.get("paths", {}).items():
+        for method, o in item.items():
+            if not isinstance(o, dict):
+                continue
+            method = method.upper()
+            module = OPS.get((method, re.sub(r"\{[^}]*\}", "{}", path)))
+            if module is None:
+                defect(f"{method} {path}: no operation in the generated client")
+                continue
+            hints = sync_hints(module)
+            if list[int] in hint_args(hints.get("body")):
+                defect(f"{method} {path}: the request body (a file) is typed list[int] in the client "
+                       "(document: type array of integer under application/octet-stream; wants type string, "
+                       "contentMediaType/format binary)")
+            if any(list[int] in hint_args(a) for a in typing.get_args(hints.get("return"))):
+                defect(f"{method} {path}: the answer (a file) is typed list[int] in the client "
+                       "(document: type array of integer; wants type string, contentMediaType/format binary)")
+            for prm in o.get("parameters", []):
+                if prm.get("in") != "header":
+                    continue
+                py = re.sub(r"[^a-z0-9]+", "_", prm["name"].lower())
+                t = hints.get(py, hints.get(py + "_"))
+                if t is None:
+                    defect(f"{method} {path}: header {prm['name']} missing from the client")
+                elif type(None) in hint_args(t):
+                    defect(f"{method} {path}: header {prm['name']} typed {t} (document: "
+                           f"{json.dumps(prm.get('schema'))}; a header is a string, never null)")
+    form = getattr(M, "DepositForm", None)
+    if form is not None:
+        hints = typing.get_type_hints(form, vars(M) | vars(sys.modules[form.__module__]))
+        for f in ("dossier_candidature", "budget_previsionnel"):
+            if f in hints and File not in hint_args(hints[f]):
+                defect(f"DepositForm.{f} (a file) is typed {hints[f]} in the client, not File")
 
 
 # --- The story --------------------------------------------------------------
@@ -185,6 +244,14 @@ def transition(token_var: str, dossier, action: str, **extra):
     return d
 
 
+def value_for_param(module, name: str, value):
+    """`value` as the generated function wants its parameter `name`."""
+    for t in hint_args(sync_hints(module).get(name)):
+        if isinstance(t, type) and issubclass(t, enum.Enum):
+            return t(value)
+    return value
+
+
 def put_piece(dossier, kind: str, path: Path, media_type: str):
     module = op("PUT", "/dossiers/{id}/pieces/{kind}")
     kwargs = {
@@ -193,12 +260,7 @@ def put_piece(dossier, kind: str, path: Path, media_type: str):
         "expected_version": dossier.version,
         "content_disposition": f"attachment; filename*=UTF-8''{path.name}",
     }
-    sig = typing.get_type_hints(module.sync_detailed, vars(M))
-    kind_arg = kind
-    kt = sig.get("kind")
-    if isinstance(kt, type) and issubclass(kt, enum.Enum):
-        kind_arg = kt(kind)
-    resp = module.sync_detailed(dossier.id, kind_arg, **kwargs)
+    resp = module.sync_detailed(dossier.id, value_for_param(module, "kind", kind), **kwargs)
     d = expect(resp, 200, M.DossierView, f"PUT pièce {kind}")
     check(d.version == dossier.version + 1, f"PUT pièce {kind}: version {d.version} after {dossier.version}")
     STEPS.append(f"pièce {kind} ({path.name}) by AMI_DAR_AGENT (v{d.version})")
@@ -219,7 +281,17 @@ def deposit_body(code_insee: str, commune: str, nom: str):
 
 
 def main() -> None:
+    check_signatures()
     deposit = op("POST", "/dossiers")
+
+    # The workflow, as the client types it.
+    resp = op("GET", "/workflow").sync_detailed(client=client("AMI_DAR_AGENT"))
+    check(resp.status_code == 200 and resp.parsed is not None, f"GET /workflow: {int(resp.status_code)}")
+    declared = [f.name for f in attrs.fields(type(resp.parsed)) if f.name != "additional_properties"]
+    if not declared:
+        defect(f"GET /workflow: the answer is an untyped object in the client ({type(resp.parsed).__name__} "
+               "has only additional_properties; document: {\"type\": \"object\"}, while components has Workflow)")
+    STEPS.append(f"GET /workflow: {type(resp.parsed).__name__} ({len(declared)} typed fields)")
 
     # Deposit (DAR agent).
     resp = deposit.sync_detailed(client=client("AMI_DAR_AGENT"),
@@ -231,6 +303,10 @@ def main() -> None:
     check(d.reference == "AMI2-V1-0001", f"deposit: reference {d.reference}")
     STEPS.append(f"deposit by AMI_DAR_AGENT: {d.reference}, {plain(d.state)} (v{d.version})")
     check_typed(d, "DossierView", ["state", "programmes", "actions", "awaiting"])
+    check_typed(deposit_body("58194", "Nevers", "Ville de Nevers"), "NewDossierBody", ["programmes"])
+    check_typed(M.TransitionBody(action=value_for(M.TransitionBody, "action", "avis_ti"), expected_version=1,
+                                 verdict=value_for(M.TransitionBody, "verdict", "favorable")),
+                "TransitionBody", ["action", "verdict"])
 
     # Typed error: an unknown INSEE code (99999 is no commune).
     resp = deposit.sync_detailed(client=client("AMI_DAR_AGENT"),
@@ -260,6 +336,16 @@ def main() -> None:
         verdict=value_for(M.TransitionBody, "verdict", "favorable")))
     p = expect_problem(resp, 409, "version_conflict", "stale expected_version")
     check(p.current_version == d.version, f"409: current_version {p.current_version!r}, expected {d.version}")
+
+    # The ACV agent reads the budget before giving its avis.
+    budget = (EXAMPLES / "budget.xlsx").read_bytes()
+    resp = op("GET", "/dossiers/{id}/pieces/{kind}").sync_detailed(
+        d.id, value_for_param(op("GET", "/dossiers/{id}/pieces/{kind}"), "kind", "budget_previsionnel"),
+        client=client("AMI_ACV_AGENT"))
+    check(resp.status_code == 200, f"download: {int(resp.status_code)} {resp.content[:200]!r}")
+    got = resp.parsed.payload.read() if isinstance(resp.parsed, File) else resp.parsed
+    check(got == budget, f"download: {len(got or b'')} bytes parsed, {len(budget)} sent")
+    STEPS.append(f"budget downloaded by AMI_ACV_AGENT: {len(budget)} bytes, parsed as {type(resp.parsed).__name__}")
 
     # Each reader reads the dossier before acting: the version it sends is
     # the one it read.
@@ -304,4 +390,13 @@ if __name__ == "__main__":
         print("types:")
         for n in NOTES:
             print(f"  - {n}")
+    if DEFECTS:
+        print(f"type defects of the document, as the generated client shows them ({len(DEFECTS)}):")
+        for n in DEFECTS:
+            print(f"  - {n}")
+        if ALLOW_TYPE_DEFECTS:
+            print("(ALLOW_TYPE_DEFECTS=1: not failing on them)")
+        else:
+            ok = False
+    print(f"drive.py: {'PASS' if ok else 'FAIL'}")
     sys.exit(0 if ok else 1)
