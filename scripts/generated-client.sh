@@ -7,11 +7,15 @@
 #   scripts/generated-client.sh                      # builds ami with cargo
 #   AMI_BIN=target/debug/ami scripts/generated-client.sh
 #   ALLOW_WARNINGS=1 scripts/generated-client.sh     # generator warnings do not fail
+#   ALLOW_TYPE_DEFECTS=1 scripts/generated-client.sh # nor do the type defects drive.py finds
 #
 # openapi-python-client is installed from PyPI into a venv under target/ the
-# first time. Exits non-zero when the generator warns about the document
-# (a warning means an endpoint skipped or a type degraded to `Any`), when
-# the generated client cannot drive the dossier, or when the server does not
+# first time; its configuration is tests/generated-client/config.yml. Exits
+# non-zero when the generator warns about the document (a warning means an
+# endpoint or an answer skipped, or a type degraded to `Any`), when the
+# generated client cannot drive the dossier, when it types what the document
+# should have typed as a plain string, an untyped object or a list of
+# integers for a file (drive.py lists them), or when the server does not
 # start.
 set -euo pipefail
 

@@ -293,15 +293,22 @@ def main() -> None:
                "has only additional_properties; document: {\"type\": \"object\"}, while components has Workflow)")
     STEPS.append(f"GET /workflow: {type(resp.parsed).__name__} ({len(declared)} typed fields)")
 
-    # Deposit (DAR agent).
-    resp = deposit.sync_detailed(client=client("AMI_DAR_AGENT"),
+    # Deposit (DAR agent), with an Idempotency-Key; sent again with the same
+    # key, the first answer comes back and nothing is appended.
+    key = str(uuid.uuid4())
+    resp = deposit.sync_detailed(client=client("AMI_DAR_AGENT"), idempotency_key=key,
                                  body=deposit_body("58194", "Nevers", "Ville de Nevers"))
     d = expect(resp, 201, M.DossierView, "deposit")
+    again = expect(deposit.sync_detailed(client=client("AMI_DAR_AGENT"), idempotency_key=key,
+                                         body=deposit_body("58194", "Nevers", "Ville de Nevers")),
+                   201, M.DossierView, "deposit replayed")
+    check(again.id == d.id and again.version == 1, f"replay: {again.id} v{again.version}, first {d.id}")
     check(isinstance(d.id, uuid.UUID), f"DossierView.id is {type(d.id).__name__}, not UUID")
     check(isinstance(d.received_at, dt.datetime), f"DossierView.received_at is {type(d.received_at).__name__}")
     check(plain(d.state) == "recu" and d.version == 1 and d.wave == 1, f"deposit: {plain(d.state)} v{d.version} wave {d.wave}")
     check(d.reference == "AMI2-V1-0001", f"deposit: reference {d.reference}")
-    STEPS.append(f"deposit by AMI_DAR_AGENT: {d.reference}, {plain(d.state)} (v{d.version})")
+    STEPS.append(f"deposit by AMI_DAR_AGENT: {d.reference}, {plain(d.state)} (v{d.version}); "
+                 "replayed with its Idempotency-Key: the same dossier")
     check_typed(d, "DossierView", ["state", "programmes", "actions", "awaiting"])
     check_typed(deposit_body("58194", "Nevers", "Ville de Nevers"), "NewDossierBody", ["programmes"])
     check_typed(M.TransitionBody(action=value_for(M.TransitionBody, "action", "avis_ti"), expected_version=1,
