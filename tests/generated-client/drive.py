@@ -321,6 +321,26 @@ def main() -> None:
     p = expect_problem(resp, 422, "commune_inconnue", "deposit with an unknown INSEE code")
     check(plain(p.field) == "code_insee", f"commune_inconnue: field {p.field!r}")
 
+    # A deposit with its files in one request (multipart), when the client
+    # types the form's files as files (check_signatures says when not).
+    form = getattr(M, "DepositForm", None)
+    hints = typing.get_type_hints(form, vars(M) | vars(sys.modules[form.__module__])) if form else {}
+    kinds = ("dossier_candidature", "budget_previsionnel")
+    if form is not None and all(File in hint_args(hints.get(k)) for k in kinds):
+        files = {"dossier_candidature": (EXAMPLES / "candidature.pdf", "application/pdf"),
+                 "budget_previsionnel": (EXAMPLES / "budget.xlsx",
+                                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")}
+        body = form(
+            dossier=json.dumps({"commune": "Bourges", "code_insee": "18033",
+                                "porteur": {"nom": "Ville de Bourges"}, "programmes": ["acv"],
+                                "received_at": "2020-10-02T08:00:00Z"}),
+            **{k: File(payload=path.open("rb"), file_name=path.name, mime_type=mt) for k, (path, mt) in files.items()})
+        d2 = expect(deposit.sync_detailed(client=client("AMI_DAR_AGENT"), body=body), 201, M.DossierView,
+                    "multipart deposit")
+        check(sorted(plain(pc.kind) for pc in d2.pieces if pc.received) == sorted(kinds),
+              f"multipart deposit: pièces {[(plain(pc.kind), pc.received) for pc in d2.pieces]}")
+        STEPS.append(f"multipart deposit by AMI_DAR_AGENT: {d2.reference}, both files received (v{d2.version})")
+
     # The two files, then the instruction (DAR agent).
     d = put_piece(d, "dossier_candidature", EXAMPLES / "candidature.pdf", "application/pdf")
     d = put_piece(d, "budget_previsionnel", EXAMPLES / "budget.xlsx",
