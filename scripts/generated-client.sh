@@ -28,13 +28,15 @@ START=$SECONDS
 log() { printf '[generated-client.sh] %s\n' "$*" >&2; }
 
 # 1. openapi-python-client, in its own venv (the generated client runs there
-# too: it needs httpx and attrs, which the generator depends on).
-if [ ! -x "$VENV/bin/openapi-python-client" ]; then
-    log "installing openapi-python-client into $VENV"
+# too: it needs httpx and attrs, which the generator depends on). Pinned:
+# another version may name or type things otherwise.
+OPC_VERSION="${OPC_VERSION:-0.29.1}"
+if ! "$VENV/bin/openapi-python-client" --version 2>/dev/null | grep -qF "version: $OPC_VERSION"; then
+    log "installing openapi-python-client $OPC_VERSION into $VENV"
     mkdir -p "$(dirname "$VENV")"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet openapi-python-client
+    "$VENV/bin/pip" install --quiet "openapi-python-client==$OPC_VERSION"
 fi
 log "$("$VENV/bin/openapi-python-client" --version)"
 
