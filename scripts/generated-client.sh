@@ -25,20 +25,21 @@ VENV="$TARGET_DIR/generated-client/venv"
 ALLOW_WARNINGS="${ALLOW_WARNINGS:-0}"
 START=$SECONDS
 
-log() { printf '[generated-client.sh] %s\n' "$*" >&2; }
+log() { printf "[generated-client.sh %3ds] %s\n" "$((SECONDS - START))" "$*" >&2; }
 
 # 1. openapi-python-client, in its own venv (the generated client runs there
 # too: it needs httpx and attrs, which the generator depends on). Pinned:
 # another version may name or type things otherwise.
 OPC_VERSION="${OPC_VERSION:-0.29.1}"
-if ! "$VENV/bin/openapi-python-client" --version 2>/dev/null | grep -qF "version: $OPC_VERSION"; then
+installed() { "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("openapi-python-client"))' 2>/dev/null || true; }
+if [ "$(installed)" != "$OPC_VERSION" ]; then
     log "installing openapi-python-client $OPC_VERSION into $VENV"
     mkdir -p "$(dirname "$VENV")"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
     "$VENV/bin/pip" install --quiet "openapi-python-client==$OPC_VERSION"
 fi
-log "$("$VENV/bin/openapi-python-client" --version)"
+log "openapi-python-client $(installed)"
 
 # 2. The service.
 if [ -n "${AMI_BIN:-}" ]; then
@@ -65,6 +66,7 @@ trap cleanup EXIT
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 BASE="http://127.0.0.1:$PORT"
 
+log "temporary database in $WORK"
 "$AMI" migrate --database-url "$DB" >/dev/null
 token() { # agency role name email
     local t
@@ -127,6 +129,7 @@ set +e
 PYTHONPATH="$WORK/client" AMI_BASE_URL="$BASE/api/v1" AMI_OPENAPI="$WORK/openapi.json" AMI_EXAMPLES="$ROOT/docs/examples" \
     "$VENV/bin/python" "$ROOT/tests/generated-client/drive.py"
 STATUS=$?
+log "drive.py done (exit status $STATUS)"
 set -e
 
 if grep -q 'internal error' "$WORK/server.log" 2>/dev/null; then
@@ -137,7 +140,7 @@ fi
 echo
 echo "=== generated client summary ==="
 echo "server:    $BASE (SQLite $WORK/ami.db, removed on exit)"
-echo "generator: $("$VENV/bin/openapi-python-client" --version), warnings: $WARNINGS"
+echo "generator: openapi-python-client $(installed), warnings: $WARNINGS"
 echo "time:      $((SECONDS - START)) s"
 if [ "$STATUS" -eq 0 ]; then echo "result:    PASS"; else echo "result:    FAIL (drive.py exit status $STATUS)"; fi
 exit "$STATUS"
