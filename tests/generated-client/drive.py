@@ -403,6 +403,12 @@ def main() -> None:
     check(h.events[3].actor.id != h.events[-1].actor.id, "four-eyes: the same person instructed and declared")
     STEPS.append(f"history: {len(h.events)} events, {' > '.join(actions)}")
     check_typed(h.events[-1], "HistoryItem", ["action", "to", "agency", "verdict"])
+    check_typed(h.events[-1].actor, "ActorView", ["agency", "role"])
+    check_typed(d.pieces[0], "PieceView", ["kind"])
+    avis = d.avis.additional_properties if hasattr(d.avis, "additional_properties") else d.avis
+    check(sorted(avis) == ["acv", "dar", "ti"], f"avis of {sorted(avis)}")
+    check(isinstance(avis["acv"], M.AvisView), f"avis acv parsed as {type(avis['acv']).__name__}")
+    check_typed(avis["acv"], "AvisView", ["action", "verdict"])
     print(f"final state: {plain(d.state)} (version {d.version}, {d.reference})")
 
 
