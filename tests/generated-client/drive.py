@@ -207,6 +207,10 @@ def check_signatures() -> None:
                 elif type(None) in hint_args(t):
                     defect(f"{method} {path}: header {prm['name']} typed {t} (document: "
                            f"{json.dumps(prm.get('schema'))}; a header is a string, never null)")
+    ids = [o.get("operationId") for item in DOC.get("paths", {}).values()
+           for o in item.values() if isinstance(o, dict) and "responses" in o]
+    for i in sorted({i for i in ids if ids.count(i) > 1 or i is None}, key=str):
+        defect(f"operationId {i!r} on {ids.count(i)} operations (the generator names functions after it)")
     form = getattr(M, "DepositForm", None)
     if form is not None:
         hints = typing.get_type_hints(form, vars(M) | vars(sys.modules[form.__module__]))
