@@ -8,6 +8,7 @@
 #   AMI_BIN=target/debug/ami scripts/generated-client.sh
 #   ALLOW_WARNINGS=1 scripts/generated-client.sh     # generator warnings do not fail
 #   ALLOW_TYPE_DEFECTS=1 scripts/generated-client.sh # nor do the type defects drive.py finds
+#   KEEP_WORK=1 scripts/generated-client.sh          # keeps the document and the generated client
 #
 # openapi-python-client is installed from PyPI into a venv under target/ the
 # first time; its configuration is tests/generated-client/config.yml. Exits
@@ -59,7 +60,7 @@ cleanup() {
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
-    rm -rf "$WORK"
+    if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $WORK (the document, the client, the server's log)"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
