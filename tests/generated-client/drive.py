@@ -443,7 +443,7 @@ if __name__ == "__main__":
     for s in STEPS:
         print(f"  - {s}")
     if NOTES:
-        print("types:")
+        print("types and notes:")
         for n in NOTES:
             print(f"  - {n}")
     if DEFECTS:
