@@ -353,10 +353,16 @@ def main() -> None:
         files = {"dossier_candidature": (EXAMPLES / "candidature.pdf", "application/pdf"),
                  "budget_previsionnel": (EXAMPLES / "budget.xlsx",
                                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")}
+        # The JSON part: the deposit's model when the document types it so.
+        json_part = M.NewDossierBody(
+            commune="Bourges", code_insee="18033", porteur=M.PorteurBody(nom="Ville de Bourges"),
+            programmes=value_for(M.NewDossierBody, "programmes", ["acv"]),
+            received_at=dt.datetime(2020, 10, 2, 8, 0, tzinfo=dt.timezone.utc))
+        if M.NewDossierBody not in hint_args(hints.get("dossier")):
+            defect(f"DepositForm.dossier is typed {hints.get('dossier')} in the client, not NewDossierBody")
+            json_part = json.dumps(json_part.to_dict())
         body = form(
-            dossier=json.dumps({"commune": "Bourges", "code_insee": "18033",
-                                "porteur": {"nom": "Ville de Bourges"}, "programmes": ["acv"],
-                                "received_at": "2020-10-02T08:00:00Z"}),
+            dossier=json_part,
             **{k: File(payload=path.open("rb"), file_name=path.name, mime_type=mt) for k, (path, mt) in files.items()})
         d2 = expect(deposit.sync_detailed(client=client("AMI_DAR_AGENT"), body=body), 201, M.DossierView,
                     "multipart deposit")
@@ -438,6 +444,11 @@ if __name__ == "__main__":
         ok = True
     except Failure as e:
         print(f"FAIL: {e}", file=sys.stderr)
+        ok = False
+    except Exception:  # the generated client itself failed
+        import traceback
+        traceback.print_exc()
+        print(f"FAIL: the generated client raised (above), after {len(STEPS)} steps", file=sys.stderr)
         ok = False
     print("steps done:")
     for s in STEPS:
