@@ -158,6 +158,15 @@ def check_typed(instance, schema_name: str, fields: list[str]) -> None:
                 t = typing.get_args(t)[0]
             if typing.get_origin(t) is typing.Literal:
                 check(all(x in typing.get_args(t) for x in vs), f"{schema_name}.{f}: {vs} outside {t}")
+            elif typing.get_origin(t) is typing.Union:
+                # An enum or named constants (a history's `action`: the
+                # workflow's actions or `migration`): every member typed.
+                members = typing.get_args(t)
+                typed = all(
+                    (isinstance(m, type) and issubclass(m, enum.Enum)) or typing.get_origin(m) is typing.Literal
+                    for m in members
+                )
+                check(typed, f"{schema_name}.{f} is an enum in the document but {t} in the client")
             else:
                 check(isinstance(t, type) and issubclass(t, enum.Enum), f"{schema_name}.{f} is an enum in the document but {t} in the client")
                 check(all(isinstance(x, t) for x in vs), f"{schema_name}.{f}: {vs!r} not {t.__name__} members")

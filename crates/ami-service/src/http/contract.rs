@@ -93,7 +93,6 @@ fn build(def: &Definition, today: NaiveDate) -> (Value, Vec<String>) {
     parameters(&mut doc, def, &mut misses);
     responses(&mut doc);
     binary_bodies(&mut doc);
-    piece_media_types(&mut doc, def, &mut misses);
     links(&mut doc, def, today, &mut misses);
     examples(&mut doc, def, &mut misses);
     (doc, misses)
@@ -466,7 +465,16 @@ fn field_rules() -> Vec<(String, Value)> {
         (prop("AvisView", "verdict"), s("Verdict")),
         (prop("DeadlineView", "agency"), s("Agency")),
         (prop("DeadlineView", "action"), s("Action")),
-        (prop("HistoryItem", "action"), json!({ "type": "string", "description": "An action of the workflow the event was written under (`migration` for a change of definition)." })),
+        // A journal keeps what was written: after a change of definition
+        // (`ami workflow migrate`), older events name the values of the
+        // definition they were written under, and `migration` events record
+        // the change itself.
+        (prop("HistoryItem", "action"), json!({ "anyOf": [s("Action"), { "const": ami_core::definition::MIGRATION_ACTION }] })),
+        (prop("HistoryItem", "from"), nullable(s("State"))),
+        (prop("HistoryItem", "to"), s("State")),
+        (prop("HistoryItem", "agency"), s("Agency")),
+        (prop("HistoryItem", "verdict"), nullable(s("Verdict"))),
+        (prop("ActorView", "role"), s("Role")),
         (prop("WaveStats", "wave"), s("Wave")),
         (prop("CommitteeAnswer", "wave"), s("Wave")),
         (prop("Committees", "wave"), s("Wave")),
@@ -574,6 +582,12 @@ fn comma_list(items: Value) -> Value {
 }
 
 fn refine_parameter(path: &str, p: &mut Value) {
+    // A parameter is sent or not; it is never `null`.
+    if let Some(schema) = p.get_mut("schema").and_then(Value::as_object_mut) {
+        if schema.get("type") == Some(&json!(["string", "null"])) {
+            schema.insert("type".into(), json!("string"));
+        }
+    }
     let name = p
         .get("name")
         .and_then(Value::as_str)
@@ -869,24 +883,6 @@ fn binary_bodies(doc: &mut Value) {
     }
     if let Some(paths) = doc.get_mut("paths") {
         walk(paths);
-    }
-}
-
-/// A pièce's file may be sent with its own media type: each one a pièce
-/// of the definition accepts is listed (the type is still read from the
-/// bytes, whatever the header says).
-fn piece_media_types(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
-    let pointer = "/paths/~1dossiers~1{id}~1pieces~1{kind}/put/requestBody/content";
-    let Some(Value::Object(content)) = doc.pointer_mut(pointer) else {
-        misses.push(pointer.into());
-        return;
-    };
-    for piece in def.pieces() {
-        for t in piece.accepted_types() {
-            content
-                .entry(t.media_type)
-                .or_insert_with(|| json!({ "schema": { "type": "string", "format": "binary" } }));
-        }
     }
 }
 
