@@ -90,7 +90,7 @@ fn build(def: &Definition, today: NaiveDate) -> (Value, Vec<String>) {
         schema_ref("Workflow"),
         &mut misses,
     );
-    parameters(&mut doc, def, &mut misses);
+    parameters(&mut doc);
     responses(&mut doc);
     binary_bodies(&mut doc);
     links(&mut doc, def, today, &mut misses);
@@ -556,8 +556,7 @@ fn workflow_schema() -> Value {
 }
 
 /// Query and header parameters, by name, wherever they appear.
-fn parameters(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
-    let _ = (def, misses);
+fn parameters(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
