@@ -531,12 +531,16 @@ async fn a_bad_request_is_refused_naming_the_parameter_or_field(backend: Backend
         ("?state=lu", "state"),
         ("?state=nouveau&state=traite", "state"),
         ("?limit=0", "limit"),
-        ("?cursor=nope", "cursor"),
+        ("?cursor=no%2Bpe", "cursor"),
         ("?sort=due", "sort"),
     ] {
         let reply = app.fetch(&team.dar, &format!("/arrivals{query}")).await;
         reply.assert_field_problem(StatusCode::BAD_REQUEST, "invalid_parameter", field);
     }
+    // Of the documented shape, but no position the service gave: 422.
+    app.fetch(&team.dar, "/arrivals?cursor=nope")
+        .await
+        .assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor", "cursor");
     let unknown = app
         .fetch(&team.dar, &format!("/arrivals/{}", uuid::Uuid::now_v7()))
         .await;

@@ -129,14 +129,14 @@ async fn an_integral_json_number_is_an_integer(backend: Backend) {
         .transition(
             &dar,
             id,
-            &json!({"action": "instruire", "expected_version": version + 0.5}),
+            &json!({"action": "instruire", "verdict": "favorable", "expected_version": version + 0.5}),
         )
         .await;
     let integral = app
         .transition(
             &dar,
             id,
-            &json!({"action": "instruire", "expected_version": version}),
+            &json!({"action": "instruire", "verdict": "favorable", "expected_version": version}),
         )
         .await;
 

@@ -249,9 +249,10 @@ async fn lists_sort_by_due_date_page_after_page(backend: Backend) {
         .await;
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "a cursor of another order: {problem}"
     );
+    assert_eq!(problem["code"], "invalid_cursor");
     assert_eq!(problem["field"], "cursor");
     let (status, problem) = app.get(&team.dar, "/dossiers?sort=echeance").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -674,8 +674,8 @@ async fn a_bad_list_parameter_is_400_naming_it(backend: Backend) {
         ("/dossiers?limit=501", "limit"),
         ("/dossiers?limit=-1", "limit"),
         ("/dossiers?limit=dix", "limit"),
-        ("/dossiers?cursor=pas-un-curseur", "cursor"),
-        ("/dossiers?cursor=MTIz", "cursor"),
+        ("/dossiers?cursor=pas%20un%20curseur", "cursor"),
+        ("/dossiers?cursor=", "cursor"),
         ("/dossiers?state=recu&state=instruit", "state"),
         ("/dossiers?q=a%00b", "q"),
     ];
@@ -692,6 +692,12 @@ async fn a_bad_list_parameter_is_400_naming_it(backend: Backend) {
             reply.text
         );
         reply.assert_field_problem(StatusCode::BAD_REQUEST, "invalid_parameter", field);
+    }
+    // Of the documented shape (base64url) but no position given: 422.
+    for cursor in ["pas-un-curseur", "MTIz"] {
+        app.fetch(&dar, &format!("/dossiers?cursor={cursor}"))
+            .await
+            .assert_field_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor", "cursor");
     }
     let long_q = format!("/dossiers?q={}", "a".repeat(201));
     app.fetch(&dar, &long_q).await.assert_field_problem(

@@ -791,12 +791,13 @@ fn examples(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
         "pieces": pieces,
         "doublon_confirme": true,
     });
-    let first_action = def
-        .actions()
-        .iter()
-        .find(|a| a.next_step)
-        .map_or("", |a| a.id.as_str());
-    let transition = json!({ "action": first_action, "expected_version": 1 });
+    let mut transition = json!({ "expected_version": 1 });
+    if let Some(first) = def.actions().iter().find(|a| a.next_step) {
+        transition["action"] = json!(first.id.as_str());
+        if let (true, Some(v)) = (first.verdict, def.verdicts().first()) {
+            transition["verdict"] = json!(v.id.as_str());
+        }
+    }
     // Named examples on the request: the Nièvre's first communes, each a
     // valid deposit of its own (a generator sends each once).
     let mut named = Map::new();
