@@ -916,7 +916,8 @@ fn links(doc: &mut Value, def: &Definition, today: NaiveDate, misses: &mut Vec<S
                         "id": "$response.body#/id",
                         "kind": piece.id.as_str(),
                         "expected_version": "$response.body#/version",
-                        "If-Match": "$response.body#/version"
+                        // A header is text: the version as an ETag, `"4"`.
+                        "If-Match": "\"{$response.body#/version}\""
                     },
                     "description": format!("Sends the file of its « {} », at the dossier's version.", piece.label),
                 }),
