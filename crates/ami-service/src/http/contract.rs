@@ -708,6 +708,10 @@ fn responses(doc: &mut Value) {
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
+            // The query rule holds on every route (`refuse_undeclared_query`).
+            responses.entry("400").or_insert_with(|| {
+                problem_response("`invalid_parameter`: an unknown or repeated query parameter, or a value outside the document's.")
+            });
             // Every operation authenticates its caller against the
             // database: each may find it away.
             responses.entry("503").or_insert_with(|| {

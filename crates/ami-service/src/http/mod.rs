@@ -275,55 +275,6 @@ async fn refuse_undeclared_query(
     }
 }
 
-/// Declares the refusals any operation can give whatever its handler does,
-/// where its annotation does not already: 400 (the query rule, checked by
-/// [`refuse_undeclared_query`] before the handler) and, for an
-/// authenticated operation, 503 with `Retry-After` (the token is looked up
-/// in the database first).
-fn declare_common_refusals(openapi: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::header::HeaderBuilder;
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, Type};
-    let problem = |description: &str| {
-        ResponseBuilder::new().description(description).content(
-            "application/problem+json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
-    };
-    for item in openapi.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in operations.into_iter().flatten() {
-            let responses = &mut op.responses.responses;
-            responses.entry("400".into()).or_insert_with(|| {
-                problem("Unknown or repeated query parameter (`invalid_parameter`)")
-                    .build()
-                    .into()
-            });
-            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                responses.entry("503".into()).or_insert_with(|| {
-                    problem("The database does not answer or is damaged (`database_unavailable`); nothing was written")
-                        .header(
-                            "Retry-After",
-                            HeaderBuilder::new()
-                                .schema(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
-                                .description(Some("Seconds to wait before retrying"))
-                                .build(),
-                        )
-                        .build()
-                        .into()
-                });
-            }
-        }
-    }
-}
-
 /// The API routes and their OpenAPI description, built together so that they
 /// cannot drift apart.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -352,7 +303,6 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(arrivals::set_aside))
         .split_for_parts();
     problem_content_types(&mut doc);
-    declare_common_refusals(&mut doc);
     (router, doc)
 }
 
