@@ -247,6 +247,126 @@ async fn every_operation_declares_503_and_a_201_its_location(backend: Backend) {
     app.stop().await;
 }
 
+/// A link's value, evaluated against the answer it hangs on as a
+/// stateful client does: `$response.body#/x` is the value at `/x`, objects
+/// and arrays are evaluated member by member, anything else is a literal.
+fn evaluate_link(value: &Value, answer: &Value) -> Value {
+    const BODY: &str = "$response.body#";
+    match value {
+        Value::String(s) if s.starts_with(BODY) => {
+            let pointer = &s[BODY.len()..];
+            answer
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("{pointer} not in the answer {answer}"))
+                .clone()
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), evaluate_link(v, answer)))
+                .collect(),
+        ),
+        Value::Array(items) => items.iter().map(|v| evaluate_link(v, answer)).collect(),
+        other => other.clone(),
+    }
+}
+
+/// Follows the link `name` of `answer` (to `putPiece` or `takeAction`) and
+/// returns the service's reply.
+async fn follow(app: &TestApp, dar: &Person, links: &Value, name: &str, answer: &Value) -> Reply {
+    let link = &links[name];
+    let params = evaluate_link(&link["parameters"], answer);
+    let body = evaluate_link(&link["requestBody"], answer);
+    let id = params["id"].as_str().expect("an id");
+    match link["operationId"].as_str() {
+        Some("putPiece") => {
+            let kind = params["kind"].as_str().expect("a kind");
+            let path = format!(
+                "/dossiers/{id}/pieces/{kind}?expected_version={}",
+                params["expected_version"]
+            );
+            let file = body.as_str().expect("a file").as_bytes().to_vec();
+            app.send(Method::PUT, &path, Some(dar), &[], Some(file))
+                .await
+        }
+        Some("takeAction") => {
+            app.send_json(
+                Method::POST,
+                &format!("/dossiers/{id}/transitions"),
+                dar,
+                &body,
+                None,
+            )
+            .await
+        }
+        other => panic!("link {name} to {other:?}"),
+    }
+}
+
+async fn following_the_links_takes_a_dossier_to_its_next_step(backend: Backend) {
+    // Arrange: the document's first JSON deposit, sent as it is.
+    let app = TestApp::spawn(backend).await;
+    let dar = app.person("Dana Robert", "dar", "agent").await;
+    let doc = document(&app).await;
+    let deposit = doc["paths"]["/dossiers"]["post"]["requestBody"]["content"]["application/json"]
+        ["examples"]
+        .as_object()
+        .and_then(|e| e.values().next())
+        .map(|e| e["value"].clone())
+        .expect("a deposit example");
+    let links = doc["paths"]["/dossiers"]["post"]["responses"]["201"]["links"].clone();
+    for (op, status) in [
+        ("/dossiers/{id}/pieces/{kind}", "put"),
+        ("/dossiers/{id}/transitions", "post"),
+    ] {
+        assert_eq!(
+            doc["paths"][op][status]["responses"]["200"]["links"], links,
+            "{op} leads on with the same links"
+        );
+    }
+
+    // Act: deposit, then only what the links say.
+    let created = app
+        .send_json(Method::POST, "/dossiers", &dar, &deposit, None)
+        .await
+        .assert_ok(StatusCode::CREATED)
+        .clone();
+    assert!(
+        created.get("next_step").is_none(),
+        "no step before the files: {created}"
+    );
+    let first = follow(&app, &dar, &links, "Put_dossier_candidature", &created)
+        .await
+        .assert_ok(StatusCode::OK)
+        .clone();
+    let second = follow(&app, &dar, &links, "Put_budget_previsionnel", &first)
+        .await
+        .assert_ok(StatusCode::OK)
+        .clone();
+    let instruit = follow(&app, &dar, &links, "TakeNextStep", &second)
+        .await
+        .assert_ok(StatusCode::OK)
+        .clone();
+    let complement = follow(&app, &dar, &links, "RequestPieces", &instruit)
+        .await
+        .assert_ok(StatusCode::OK)
+        .clone();
+
+    // Assert
+    assert_eq!(second["next_step"], "instruire", "{second}");
+    assert_eq!(instruit["state"], "instruit", "{instruit}");
+    assert_eq!(instruit["version"], 4, "{instruit}");
+    assert_eq!(complement["complement_demande"], true, "{complement}");
+    let kinds: Vec<&str> = second["pieces"]
+        .as_array()
+        .expect("pièces")
+        .iter()
+        .filter(|p| p["media_type"] == "application/pdf")
+        .filter_map(|p| p["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["dossier_candidature", "budget_previsionnel"]);
+    app.stop().await;
+}
+
 on_both_backends!(
     the_enums_are_those_of_the_running_definition,
     the_bounds_published_are_the_bounds_checked,
@@ -254,4 +374,5 @@ on_both_backends!(
     idempotency_keys_follow_the_published_rule,
     a_cursor_of_the_right_shape_not_given_is_422,
     every_operation_declares_503_and_a_201_its_location,
+    following_the_links_takes_a_dossier_to_its_next_step,
 );

@@ -803,27 +803,51 @@ fn examples(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
         }
     }
     // Named examples on the request: the Nièvre's first communes, each a
-    // valid deposit of its own (a generator sends each once).
-    let mut named = Map::new();
-    for c in ami_core::communes::communes()
+    // valid deposit of its own (a generator sends each once); the JSON ones
+    // declare their pièces, the form's send both files, so that the
+    // transition's example (the next step) holds on those.
+    let mut json_named = Map::new();
+    let mut form_named = Map::new();
+    let nievre = ami_core::communes::communes()
         .iter()
-        .filter(|c| c.departement == "58")
-        .take(DEPOSIT_EXAMPLES)
-    {
+        .filter(|c| c.departement == "58");
+    for (i, c) in nievre.take(2 * DEPOSIT_EXAMPLES).enumerate() {
         let mut body = deposit.clone();
         body["commune"] = json!(c.name);
         body["code_insee"] = json!(c.code);
         body["porteur"] = json!({ "nom": format!("Commune de {}", c.name), "email": null });
-        named.insert(
-            format!("depot_{}", c.code),
-            json!({ "summary": format!("{} ({})", c.name, c.code), "value": body }),
-        );
+        let summary = format!("{} ({})", c.name, c.code);
+        if i < DEPOSIT_EXAMPLES {
+            json_named.insert(
+                format!("depot_{}", c.code),
+                json!({ "summary": summary, "value": body }),
+            );
+        } else {
+            if let Some(b) = body.as_object_mut() {
+                b.remove("pieces");
+            }
+            let mut form = json!({ "dossier": body });
+            for p in def.pieces() {
+                form[p.id.as_str()] = json!(LINK_PDF);
+            }
+            form_named.insert(
+                format!("depot_{}_avec_fichiers", c.code),
+                json!({ "summary": format!("{summary}, avec ses fichiers"), "value": form }),
+            );
+        }
     }
     put(
         doc,
         "/paths/~1dossiers/post/requestBody/content/application~1json",
         "examples",
-        Value::Object(named),
+        Value::Object(json_named),
+        misses,
+    );
+    put(
+        doc,
+        "/paths/~1dossiers/post/requestBody/content/multipart~1form-data",
+        "examples",
+        Value::Object(form_named),
         misses,
     );
     put(
@@ -890,66 +914,104 @@ fn binary_bodies(doc: &mut Value) {
     }
 }
 
-/// From the deposit's answer to what a client does next with the dossier.
-fn links(doc: &mut Value, def: &Definition, today: NaiveDate, misses: &mut Vec<String>) {
+/// The smallest file every pièce of the default definition accepts: a
+/// one-page PDF (the type is read from the first bytes). The links that send
+/// a pièce carry it so that a client walking the links (a stateful tester)
+/// sends a file the service takes, as a town's would be.
+const LINK_PDF: &str = "%PDF-1.4\n%ami\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
+
+/// What a client does next with a dossier it has just read or written.
+fn dossier_links(def: &Definition, today: NaiveDate) -> Value {
     let due_on = today + chrono::Days::new(COMPLEMENT_DAYS);
-    let mut dossier_links = json!({
-        "GetDossier": {
+    let id = "$response.body#/id";
+    let version = "$response.body#/version";
+    let mut links = serde_json::Map::new();
+    links.insert(
+        "GetDossier".into(),
+        json!({
             "operationId": "getDossier",
-            "parameters": { "id": "$response.body#/id" },
-            "description": "The dossier just written."
-        },
-        "TakeAction": {
-            "operationId": "takeAction",
-            "parameters": { "id": "$response.body#/id" },
-            "description": "An action on the dossier: `next_step` names the one that moves it on when it is the caller's, `version` is the `expected_version` to send."
-        },
-        "GetHistory": {
+            "parameters": { "id": id },
+            "description": "The dossier, as it is now.",
+        }),
+    );
+    links.insert(
+        "GetHistory".into(),
+        json!({
             "operationId": "getHistory",
-            "parameters": { "id": "$response.body#/id" },
-            "description": "Its journal."
-        },
-    });
-    if let Some(links) = dossier_links.as_object_mut() {
-        for piece in def.pieces() {
-            links.insert(
-                format!("Put_{}", piece.id),
-                json!({
-                    "operationId": "putPiece",
-                    "parameters": {
-                        "id": "$response.body#/id",
-                        "kind": piece.id.as_str(),
-                        "expected_version": "$response.body#/version",
-                        // A header is text: the version as an ETag, `"4"`.
-                        "If-Match": "\"{$response.body#/version}\""
-                    },
-                    "description": format!("Sends the file of its « {} », at the dossier's version.", piece.label),
-                }),
-            );
-        }
-        if let Some(ask) = def
-            .actions()
-            .iter()
-            .find(|a| a.effect == ami_core::Effect::RequestPieces)
-        {
-            let first = def.pieces().first().map_or("", |p| p.id.as_str());
-            links.insert(
-                "RequestPieces".into(),
-                json!({
-                    "operationId": "takeAction",
-                    "parameters": { "id": "$response.body#/id" },
-                    "requestBody": {
-                        "action": ask.id.as_str(),
-                        "expected_version": "$response.body#/version",
-                        "pieces": [first],
-                        "due_on": due_on.to_string(),
-                        "motivation": "Pièce illisible : merci de la renvoyer.",
-                    },
-                    "description": format!("« {} »: asks the town for a pièce, due in {COMPLEMENT_DAYS} days.", ask.label),
-                }),
-            );
-        }
+            "parameters": { "id": id },
+            "description": "Its journal.",
+        }),
+    );
+    links.insert(
+        "TakeAction".into(),
+        json!({
+            "operationId": "takeAction",
+            "parameters": { "id": id },
+            "description": "An action on the dossier: `next_step` names the one that moves it on, `version` is the `expected_version` to send.",
+        }),
+    );
+    // The step that moves the dossier on: `next_step` is only there when it
+    // is the caller's to take now (pièces received, the right agency).
+    links.insert(
+        "TakeNextStep".into(),
+        json!({
+            "operationId": "takeAction",
+            "parameters": { "id": id },
+            "requestBody": {
+                "action": "$response.body#/next_step",
+                "expected_version": version,
+                "verdict": "favorable",
+            },
+            "description": "Takes the dossier's `next_step`, with a favourable verdict, at the version read. A dossier with no step for the caller has no `next_step`: the link then does not apply.",
+        }),
+    );
+    for piece in def.pieces() {
+        links.insert(
+            format!("Put_{}", piece.id),
+            json!({
+                "operationId": "putPiece",
+                "parameters": {
+                    "id": id,
+                    "kind": piece.id.as_str(),
+                    // The version once: a client that also sent `If-Match`
+                    // would have to send the same one.
+                    "expected_version": version,
+                },
+                "requestBody": LINK_PDF,
+                "description": format!("Sends the file of its « {} » (here a one-page PDF), at the version read.", piece.label),
+            }),
+        );
     }
+    if let Some(ask) = def
+        .actions()
+        .iter()
+        .find(|a| a.effect == ami_core::Effect::RequestPieces)
+    {
+        let first = def.pieces().first().map_or("", |p| p.id.as_str());
+        links.insert(
+            "RequestPieces".into(),
+            json!({
+                "operationId": "takeAction",
+                "parameters": { "id": id },
+                "requestBody": {
+                    "action": ask.id.as_str(),
+                    "expected_version": version,
+                    "pieces": [first],
+                    "due_on": due_on.to_string(),
+                    "motivation": "Pièce illisible : merci de la renvoyer.",
+                },
+                "description": format!("« {} »: asks the town for a pièce, due in {COMPLEMENT_DAYS} days.", ask.label),
+            }),
+        );
+    }
+    Value::Object(links)
+}
+
+/// From each answer that carries a dossier to what a
+/// client does next with it: enough for a client that only follows links to
+/// deposit, send both pièces and take the next step.
+fn links(doc: &mut Value, def: &Definition, today: NaiveDate, misses: &mut Vec<String>) {
+    let dossier_links = dossier_links(def, today);
     for (pointer, status) in [
         ("/paths/~1dossiers/post/responses", "201"),
         ("/paths/~1dossiers~1{id}~1transitions/post/responses", "200"),
