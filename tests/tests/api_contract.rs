@@ -239,6 +239,19 @@ async fn every_operation_declares_503_and_a_201_its_location(backend: Backend) {
     assert!(operations >= 25, "{operations}");
     let links = &doc["paths"]["/dossiers"]["post"]["responses"]["201"]["links"];
     assert_eq!(links["TakeAction"]["operationId"], "takeAction");
+    let piece = &doc["paths"]["/dossiers/{id}/pieces/{kind}"]["get"]["responses"];
+    for (status, header) in [
+        ("200", "ETag"),
+        ("200", "Accept-Ranges"),
+        ("206", "Content-Range"),
+        ("304", "ETag"),
+        ("416", "Content-Range"),
+    ] {
+        assert!(
+            piece[status]["headers"][header].is_object(),
+            "a pièce's {status} declares {header}"
+        );
+    }
     assert_eq!(
         doc["paths"]["/workflow"]["get"]["responses"]["200"]["content"]["application/json"]
             ["schema"]["$ref"],

@@ -701,10 +701,17 @@ fn responses(doc: &mut Value) {
                         .any(|p| p.get("name").and_then(Value::as_str) == Some("cursor"))
                 });
             let has_body = op.get("requestBody").is_some();
+            let operation = op
+                .get("operationId")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let operation = operation.as_deref();
             let downloads = matches!(
-                op.get("operationId").and_then(Value::as_str),
+                operation,
                 Some("getPiece" | "getPieceVersion" | "getArrivalAttachment")
             );
+            let ranges = matches!(operation, Some("getPiece" | "getPieceVersion"));
+            let files = downloads || operation == Some("getArrivalMessage");
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -743,6 +750,34 @@ fn responses(doc: &mut Value) {
                     }
                 }
             }
+            // A file's headers: its digest as `ETag` (`If-None-Match` with
+            // it is 304), its name, and for a pièce one range of bytes.
+            if files {
+                for (status, names) in [
+                    ("200", &["ETag", "Content-Disposition", "Accept-Ranges"][..]),
+                    ("206", &["ETag", "Content-Disposition", "Content-Range"][..]),
+                    ("304", &["ETag"][..]),
+                    ("416", &["Content-Range"][..]),
+                ] {
+                    let Some(r) = responses.get_mut(status).and_then(Value::as_object_mut) else {
+                        continue;
+                    };
+                    for name in names {
+                        if *name == "Accept-Ranges" && !ranges {
+                            continue;
+                        }
+                        headers_of(r).insert((*name).into(), file_header(name));
+                    }
+                }
+            }
+            if matches!(operation, Some("exportCsv" | "exportXlsx")) {
+                if let Some(r) = responses.get_mut("200").and_then(Value::as_object_mut) {
+                    headers_of(r).insert(
+                        "Content-Disposition".into(),
+                        file_header("Content-Disposition"),
+                    );
+                }
+            }
             if let Some(r) = responses.get_mut("201").and_then(Value::as_object_mut) {
                 headers_of(r).insert(
                     "Location".into(),
@@ -751,6 +786,29 @@ fn responses(doc: &mut Value) {
             }
         }
     }
+}
+
+/// The headers of an answer that is a file.
+fn file_header(name: &str) -> Value {
+    let (description, schema) = match name {
+        "ETag" => (
+            "The file's SHA-256, quoted: send it back in `If-None-Match`.",
+            json!({ "type": "string", "pattern": "^\"[0-9a-f]{64}\"$" }),
+        ),
+        "Content-Disposition" => (
+            "`attachment` with the file's name (RFC 6266).",
+            json!({ "type": "string" }),
+        ),
+        "Accept-Ranges" => (
+            "`bytes`: one `Range` is answered 206.",
+            json!({ "type": "string", "enum": ["bytes"] }),
+        ),
+        _ => (
+            "The bytes sent and the file's size (`bytes 0-99/1234`; `bytes */1234` on a 416).",
+            json!({ "type": "string" }),
+        ),
+    };
+    json!({ "description": description, "schema": schema })
 }
 
 fn problem_response(description: &str) -> Value {
