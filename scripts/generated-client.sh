@@ -43,60 +43,18 @@ fi
 log "openapi-python-client $(installed)"
 
 # 2. The service.
-if [ -n "${AMI_BIN:-}" ]; then
-    AMI="$AMI_BIN"
-    log "using $AMI"
-else
-    log "building ami"
-    (cd "$ROOT" && cargo build --quiet -p ami-service --bin ami)
-    AMI="$TARGET_DIR/debug/ami"
-fi
-
-WORK="$(mktemp -d)"
-DB="sqlite://$WORK/ami.db"
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $WORK (the document, the client, the server's log)"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-BASE="http://127.0.0.1:$PORT"
-
-log "temporary database in $WORK"
-"$AMI" migrate --database-url "$DB" >/dev/null
-token() { # agency role name email
-    local t
-    t="$("$AMI" token create --agency "$1" --role "$2" --name "$3" --email "$4" --database-url "$DB" | tail -n 1)"
-    case "$t" in
-        ami_*) printf '%s' "$t" ;;
-        *) log "could not create a token for $3"; exit 1 ;;
-    esac
-}
+# shellcheck source=scripts/lib/serve.sh
+. "$ROOT/scripts/lib/serve.sh"
+ami_binary
+ami_workdir
 # The DAR agent deposits and instructs; the four-eyes rule wants another
 # person, a DAR responsable, to declare the dossier lauréat.
-AMI_DAR_AGENT="$(token dar agent "Camille Martin" camille.martin@lecnam.net)"
-AMI_DAR_RESPONSABLE="$(token dar responsable "Dominique Bernard" dominique.bernard@lecnam.net)"
-AMI_ACV_AGENT="$(token acv agent "Alix Petit" alix.petit@anct.gouv.fr)"
-AMI_TI_AGENT="$(token ti agent "Sacha Leroy" sacha.leroy@anct.gouv.fr)"
+AMI_DAR_AGENT="$(ami_token dar agent "Camille Martin" camille.martin@lecnam.net)"
+AMI_DAR_RESPONSABLE="$(ami_token dar responsable "Dominique Bernard" dominique.bernard@lecnam.net)"
+AMI_ACV_AGENT="$(ami_token acv agent "Alix Petit" alix.petit@anct.gouv.fr)"
+AMI_TI_AGENT="$(ami_token ti agent "Sacha Leroy" sacha.leroy@anct.gouv.fr)"
 export AMI_DAR_AGENT AMI_DAR_RESPONSABLE AMI_ACV_AGENT AMI_TI_AGENT
-
-AMI_LOG="${AMI_LOG:-warn}" "$AMI" serve --addr "127.0.0.1:$PORT" --database-url "$DB" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    if python3 -c "import urllib.request,sys; urllib.request.urlopen('$BASE/healthz', timeout=1)" 2>/dev/null; then
-        break
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "the server stopped:"; cat "$WORK/server.log" >&2; exit 1
-    fi
-    sleep 0.1
-done
-log "ami serving on $BASE (database $DB)"
+ami_serve
 
 # 3. The client, generated from the document the service serves.
 python3 -c "import urllib.request,sys; sys.stdout.buffer.write(urllib.request.urlopen('$BASE/api/v1/openapi.json', timeout=10).read())" \
@@ -133,8 +91,7 @@ STATUS=$?
 log "drive.py done (exit status $STATUS)"
 set -e
 
-if grep -q 'internal error' "$WORK/server.log" 2>/dev/null; then
-    log "the server logged internal errors:"; grep 'internal error' "$WORK/server.log" | head -20 >&2
+if ami_internal_errors; then
     [ "$STATUS" -ne 0 ] || STATUS=1
 fi
 

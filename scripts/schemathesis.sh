@@ -39,49 +39,13 @@ fi
 log "$("$VENV/bin/st" --version)"
 
 # 2. The service.
-log "building ami"
-(cd "$ROOT" && cargo build --quiet -p ami-service --bin ami)
-AMI="$TARGET_DIR/debug/ami"
-
-WORK="$(mktemp -d)"
-DB="sqlite://$WORK/ami.db"
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-BASE="http://127.0.0.1:$PORT"
-
-"$AMI" migrate --database-url "$DB" >/dev/null
-token() {
-    local t
-    t="$("$AMI" token create --agency "$1" --role agent --name "Robot $1" --email "robot.$1@example.org" --database-url "$DB" | tail -n 1)"
-    case "$t" in
-        ami_*) echo "$t" ;;
-        *) log "could not create a token for $1"; exit 1 ;;
-    esac
-}
-TOKEN_DAR="$(token dar)"
-TOKEN_ACV="$(token acv)"
-
-AMI_LOG="${AMI_LOG:-warn}" "$AMI" serve --addr "127.0.0.1:$PORT" --database-url "$DB" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    if python3 -c "import urllib.request,sys; urllib.request.urlopen('$BASE/healthz', timeout=1)" 2>/dev/null; then
-        break
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "the server stopped:"; cat "$WORK/server.log" >&2; exit 1
-    fi
-    sleep 0.1
-done
-log "ami serving on $BASE (database $DB)"
+# shellcheck source=scripts/lib/serve.sh
+. "$ROOT/scripts/lib/serve.sh"
+ami_binary
+ami_workdir
+TOKEN_DAR="$(ami_token dar agent "Robot dar" robot.dar@example.org)"
+TOKEN_ACV="$(ami_token acv agent "Robot acv" robot.acv@example.org)"
+ami_serve
 
 # 3. Schemathesis, once per agency. The OpenAPI `servers` entry is
 # relative (/api/v1), so the base URL is given explicitly.
@@ -111,9 +75,7 @@ run_as dar "$TOKEN_DAR"; STATUS_DAR=$?
 run_as acv "$TOKEN_ACV"; STATUS_ACV=$?
 set -e
 
-if grep -q 'internal error' "$WORK/server.log" 2>/dev/null; then
-    log "the server logged internal errors:"; grep 'internal error' "$WORK/server.log" | head -20 >&2
-fi
+ami_internal_errors || true
 
 # Successful writes in the DAR's run, from its recorded exchanges.
 read -r DEPOSITS TRANSITIONS < <(python3 - "$OUT/exchanges-dar.har" <<'PY'
