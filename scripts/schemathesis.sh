@@ -29,12 +29,16 @@ MIN_TRANSITIONS="${MIN_TRANSITIONS:-20}"
 
 log() { printf '[schemathesis.sh] %s\n' "$*" >&2; }
 
-# 1. Schemathesis, in its own venv.
-if [ ! -x "$VENV/bin/st" ]; then
-    log "installing schemathesis into $VENV"
+# 1. Schemathesis, in its own venv. Pinned: another version generates other
+# cases, and the figures in docs/api.md are this one's.
+ST_VERSION="${ST_VERSION:-4.32.5}"
+installed() { "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true; }
+if [ "$(installed)" != "$ST_VERSION" ]; then
+    log "installing schemathesis $ST_VERSION into $VENV"
+    mkdir -p "$(dirname "$VENV")"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet schemathesis
+    "$VENV/bin/pip" install --quiet "schemathesis==$ST_VERSION"
 fi
 log "$("$VENV/bin/st" --version)"
 

@@ -164,7 +164,8 @@ await run.main(async (run) => {
   await run.check(dar, 'dossier-instruit');
 
   // A dossier from the imported message: « Courrier arrivé », the message,
-  // the porteur and a programme typed, the rest as guessed.
+  // the porteur typed over the sender's name, a programme ticked, the
+  // rest as guessed.
   run.log('dossier depuis le courrier au clavier');
   await tabTo(run, dar, 'le lien « Courrier arrivé »', isLink('Courrier arrivé'));
   await enterAndWait(run, dar);

@@ -143,6 +143,12 @@ async fn the_list_shows_an_imported_message_and_its_page_the_guesses(backend: Ba
         depot.contains("value=\"dgs@mairie-nevers.fr\""),
         "the sender"
     );
+    assert!(
+        depot.contains(
+            "id=\"depot-porteur_nom\" name=\"porteur_nom\" value=\"Élodie Marchand – Mairie de Nevers\""
+        ),
+        "the sender's name as the porteur: {depot}"
+    );
     assert_eq!(selected(&page, "depot-piece_0"), "dossier_candidature");
     assert_eq!(selected(&page, "depot-piece_1"), "budget_previsionnel");
     assert_eq!(selected(&page, "rattacher-piece_1"), "budget_previsionnel");

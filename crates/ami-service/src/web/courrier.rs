@@ -503,6 +503,14 @@ fn guessed(d: &ArrivalDetail) -> (DepotTyped, AttachTyped) {
     let n = d.arrival.attachments.len();
     let mut depot = DepotTyped {
         pieces: vec![String::new(); n],
+        // Who wrote is the best guess of who applies (« Mairie de
+        // Nevers »); the agent corrects a person's name.
+        porteur_nom: d
+            .from_name
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string(),
         porteur_email: d.arrival.from.clone(),
         ..DepotTyped::default()
     };
