@@ -1010,19 +1010,21 @@ fn dossier_links(def: &Definition, today: NaiveDate) -> Value {
     );
     // The step that moves the dossier on: `next_step` is only there when it
     // is the caller's to take now (pièces received, the right agency).
-    links.insert(
-        "TakeNextStep".into(),
-        json!({
-            "operationId": "takeAction",
-            "parameters": { "id": id },
-            "requestBody": {
-                "action": "$response.body#/next_step",
-                "expected_version": version,
-                "verdict": "favorable",
-            },
-            "description": "Takes the dossier's `next_step`, with a favourable verdict, at the version read. A dossier with no step for the caller has no `next_step`: the link then does not apply.",
-        }),
-    );
+    if let Some(verdict) = def.verdicts().first() {
+        links.insert(
+            "TakeNextStep".into(),
+            json!({
+                "operationId": "takeAction",
+                "parameters": { "id": id },
+                "requestBody": {
+                    "action": "$response.body#/next_step",
+                    "expected_version": version,
+                    "verdict": verdict.id.as_str(),
+                },
+                "description": format!("Takes the dossier's `next_step` with the verdict « {} », at the version read: for the steps that take a verdict (the instruction, the avis); a step that takes none, the decision, refuses it (422 `verdict_not_expected`) and goes through `TakeAction`. A dossier with no step for the caller has no `next_step`: the link does not apply.", verdict.label),
+            }),
+        );
+    }
     for piece in def.pieces() {
         links.insert(
             format!("Put_{}", piece.id),
@@ -1065,9 +1067,9 @@ fn dossier_links(def: &Definition, today: NaiveDate) -> Value {
     Value::Object(links)
 }
 
-/// From each answer that carries a dossier to what a
-/// client does next with it: enough for a client that only follows links to
-/// deposit, send both pièces and take the next step.
+/// From each answer that carries a dossier to what a client does next with
+/// it: enough for a client that only follows links to deposit, send both
+/// pièces and take the next step.
 fn links(doc: &mut Value, def: &Definition, today: NaiveDate, misses: &mut Vec<String>) {
     let dossier_links = dossier_links(def, today);
     for (pointer, status) in [
