@@ -32,14 +32,10 @@ log() { printf "[generated-client.sh %3ds] %s\n" "$((SECONDS - START))" "$*" >&2
 # too: it needs httpx and attrs, which the generator depends on). Pinned:
 # another version may name or type things otherwise.
 OPC_VERSION="${OPC_VERSION:-0.29.1}"
-installed() { "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("openapi-python-client"))' 2>/dev/null || true; }
-if [ "$(installed)" != "$OPC_VERSION" ]; then
-    log "installing openapi-python-client $OPC_VERSION into $VENV"
-    mkdir -p "$(dirname "$VENV")"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet "openapi-python-client==$OPC_VERSION"
-fi
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
+pinned_venv "$VENV" openapi-python-client "$OPC_VERSION"
+installed() { venv_version "$VENV" openapi-python-client; }
 log "openapi-python-client $(installed)"
 
 # 2. The service.

@@ -32,14 +32,9 @@ log() { printf '[schemathesis.sh] %s\n' "$*" >&2; }
 # 1. Schemathesis, in its own venv. Pinned: another version generates other
 # cases, and the figures in docs/api.md are this one's.
 ST_VERSION="${ST_VERSION:-4.32.5}"
-installed() { "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true; }
-if [ "$(installed)" != "$ST_VERSION" ]; then
-    log "installing schemathesis $ST_VERSION into $VENV"
-    mkdir -p "$(dirname "$VENV")"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet "schemathesis==$ST_VERSION"
-fi
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
+pinned_venv "$VENV" schemathesis "$ST_VERSION"
 log "$("$VENV/bin/st" --version)"
 
 # 2. The service.

@@ -28,7 +28,7 @@ ami_cleanup() {
     fi
     if [ -n "${WORK:-}" ]; then
         if [ "${KEEP_WORK:-0}" = 1 ]; then
-            log "kept $WORK (the database and the server's log)"
+            log "kept $WORK"
         else
             rm -rf "$WORK"
         fi

@@ -886,7 +886,7 @@ fn examples(doc: &mut Value, def: &Definition, misses: &mut Vec<String>) {
             }
             let mut form = json!({ "dossier": body });
             for p in def.pieces() {
-                form[p.id.as_str()] = json!(LINK_PDF);
+                form[p.id.as_str()] = json!(ONE_PAGE_PDF);
             }
             form_named.insert(
                 format!("depot_{}_avec_fichiers", c.code),
@@ -973,10 +973,10 @@ fn binary_bodies(doc: &mut Value) {
 }
 
 /// The smallest file every pièce of the default definition accepts: a
-/// one-page PDF (the type is read from the first bytes). The links that send
-/// a pièce carry it so that a client walking the links (a stateful tester)
-/// sends a file the service takes, as a town's would be.
-const LINK_PDF: &str = "%PDF-1.4\n%ami\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
+/// one-page PDF (the type is read from the first bytes). The deposit forms'
+/// examples and the links that send a pièce carry it, so that a client
+/// copying them (a stateful tester) sends a file the service takes.
+const ONE_PAGE_PDF: &str = "%PDF-1.4\n%ami\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
 
 /// What a client does next with a dossier it has just read or written.
 fn dossier_links(def: &Definition, today: NaiveDate) -> Value {
@@ -1037,7 +1037,7 @@ fn dossier_links(def: &Definition, today: NaiveDate) -> Value {
                     // would have to send the same one.
                     "expected_version": version,
                 },
-                "requestBody": LINK_PDF,
+                "requestBody": ONE_PAGE_PDF,
                 "description": format!("Sends the file of its « {} » (here a one-page PDF), at the version read.", piece.label),
             }),
         );
